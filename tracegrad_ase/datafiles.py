@@ -1,0 +1,128 @@
+"""On-disk formats of a :class:`RealSpaceHamiltonian`: our HDF5 file (one structure per file) and the
+DeepH folder format. Writes are atomic (temporary name, then rename), so a killed job leaves no half file.
+
+HDF5 layout (``format = "tracegrad-ase/hamiltonian"``, ``format_version = 1``), documented in
+``docs/data-format.md``:
+
+=================  ==========  ===============================================================
+dataset            shape       meaning
+=================  ==========  ===============================================================
+numbers            (N,)        atomic numbers
+positions          (N, 3)      Cartesian positions, Å
+cell               (3, 3)      lattice vectors as rows, Å
+pbc                (3,)        periodic directions
+edges              (E, 5)      Rx, Ry, Rz, i, j (0-based atoms)
+block_offsets      (E+1,)      start of each edge's block in the flat arrays
+hamiltonian        (sum,)      H_ij(R) blocks, row-major, eV, e3nn orbital order
+overlap            (sum,)      S_ij(R) blocks, same layout
+=================  ==========  ===============================================================
+
+Attributes: ``basis`` and ``meta`` (JSON), ``energy_unit = "eV"``, ``length_unit = "Angstrom"``,
+``orbital_order = "e3nn"``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from .basis import OrbitalBasis
+from .errors import DataFormatError
+from .hamiltonian import RealSpaceHamiltonian
+
+FORMAT = "tracegrad-ase/hamiltonian"
+FORMAT_VERSION = 1
+_DATASETS = ("numbers", "positions", "cell", "pbc", "edges", "block_offsets", "hamiltonian", "overlap")
+
+
+def save_h5(ham: RealSpaceHamiltonian, path: str | os.PathLike) -> Path:
+    """Write ``ham`` to ``path`` atomically; returns the path."""
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sizes = [h.size for h in ham.hamiltonian]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    flat = lambda blocks: np.concatenate([b.ravel() for b in blocks]) if blocks else np.zeros(0)  # noqa: E731
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["energy_unit"] = "eV"
+            f.attrs["length_unit"] = "Angstrom"
+            f.attrs["orbital_order"] = "e3nn"
+            f.attrs["basis"] = json.dumps(ham.basis.to_dict())
+            f.attrs["meta"] = json.dumps(ham.meta, default=_json_default)
+            f["numbers"] = ham.atoms.numbers.astype(np.int64)
+            f["positions"] = ham.atoms.get_positions()
+            f["cell"] = np.asarray(ham.atoms.cell[:], dtype=float)
+            f["pbc"] = np.asarray(ham.atoms.pbc, dtype=bool)
+            f["edges"] = ham.edges
+            f["block_offsets"] = offsets
+            f.create_dataset("hamiltonian", data=flat(ham.hamiltonian), compression="gzip", shuffle=True)
+            f.create_dataset("overlap", data=flat(ham.overlap), compression="gzip", shuffle=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_h5(path: str | os.PathLike) -> RealSpaceHamiltonian:
+    """Read a file written by :func:`save_h5`; a clear :class:`DataFormatError` for anything else."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataFormatError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with f:
+        fmt = f.attrs.get("format")
+        if fmt != FORMAT:
+            raise DataFormatError(f"{path}: not a tracegrad-ase Hamiltonian file (format attribute {fmt!r})")
+        version = int(f.attrs.get("format_version", -1))
+        if version > FORMAT_VERSION:
+            raise DataFormatError(f"{path}: format version {version} is newer than this package reads ({FORMAT_VERSION})")
+        missing = [k for k in _DATASETS if k not in f]
+        if missing:
+            raise DataFormatError(f"{path}: missing datasets {missing}")
+        try:
+            data = {k: f[k][()] for k in _DATASETS}
+            basis = OrbitalBasis.from_dict(json.loads(f.attrs["basis"]))
+            meta = json.loads(f.attrs.get("meta", "{}"))
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataFormatError(f"{path}: corrupt content ({exc})") from None
+    atoms = Atoms(numbers=data["numbers"], positions=data["positions"], cell=data["cell"], pbc=data["pbc"])
+    off = data["block_offsets"]
+    edges = np.asarray(data["edges"], dtype=np.int64).reshape(-1, 5)
+    if len(off) != len(edges) + 1 or off[-1] != len(data["hamiltonian"]) or off[-1] != len(data["overlap"]):
+        raise DataFormatError(f"{path}: block offsets do not match the stored blocks")
+    try:
+        shapes = [(basis.norb(atoms.numbers[i]), basis.norb(atoms.numbers[j])) for i, j in edges[:, 3:]]
+    except IndexError:
+        raise DataFormatError(f"{path}: an edge refers to an atom that is not in the structure") from None
+    if any(off[e + 1] - off[e] != a * b for e, (a, b) in enumerate(shapes)):
+        raise DataFormatError(f"{path}: block sizes do not match the basis {basis.name!r}")
+    h = [data["hamiltonian"][off[e] : off[e + 1]].reshape(s) for e, s in enumerate(shapes)]
+    s_ = [data["overlap"][off[e] : off[e + 1]].reshape(s) for e, s in enumerate(shapes)]
+    return RealSpaceHamiltonian(atoms=atoms, basis=basis, edges=edges, hamiltonian=h, overlap=s_, meta=meta)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in metadata")
