@@ -1,0 +1,85 @@
+"""The command line through a subprocess, as a script would use it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from ase.build import molecule
+from ase.io import write
+
+from tracegrad_ase.datafiles import load_h5, read_deeph
+
+
+def tracegrad(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tracegrad_ase.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+def test_help_lists_commands():
+    r = tracegrad("--help")
+    assert r.returncode == 0
+    for cmd in ("demo", "truth", "generate"):
+        assert cmd in r.stdout
+
+
+def test_truth_molecule_writes_hdf5_and_deeph(tmp_path):
+    xyz = tmp_path / "water.xyz"
+    water = molecule("H2O")
+    water.cell = [8.0, 8.0, 8.0]  # a box for the DeepH files; pbc stays False, so it is a molecule
+    write(xyz, water, format="extxyz")
+    r = tracegrad("truth", xyz, "--basis", "sto-3g", "--deeph", tmp_path / "deeph")
+    assert r.returncode == 0, r.stderr
+    ham = load_h5(tmp_path / "water.h5")
+    assert ham.atoms.get_chemical_formula() == "H2O" and ham.norb == 7
+    back = read_deeph(tmp_path / "deeph")
+    assert back.norb == 7
+
+
+@pytest.mark.parametrize("content,code,message", [
+    (None, 2, "no such file"),
+    ("O 0 0 0\n", 2, "cannot read a structure"),
+    ("2\n\nH 0 0 0\nH 0 0 0.2\n", 2, "closer than the minimum"),
+    ("2\n\nOg 0 0 0\nOg 0 0 3\n", 2, "'Og' is not in basis"),
+])
+def test_truth_bad_input_exit_codes(tmp_path, content, code, message):
+    f = tmp_path / "in.xyz"
+    if content is not None:
+        f.write_text(content)
+    r = tracegrad("truth", f)
+    assert r.returncode == code
+    assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unconverged_scf_exit_code(tmp_path):
+    xyz = tmp_path / "water.xyz"
+    write(xyz, molecule("H2O"))
+    # the CLI has no max_cycle option; an absurd smearing-free molecule cannot fail, so use the API's setting
+    r = subprocess.run([sys.executable, "-c", (
+        "import sys; from tracegrad_ase import cli; from tracegrad_ase import pyscf_truth as p;"
+        "orig = p.GroundTruthSettings.for_atoms;"
+        "p.GroundTruthSettings.for_atoms = lambda s, a: __import__('dataclasses').replace(orig(s, a), max_cycle=1, conv_tol=1e-14);"
+        f"sys.exit(cli.main(['truth', r'{xyz}', '--basis', 'sto-3g']))")], capture_output=True, text=True)
+    assert r.returncode == 3 and "did not converge" in r.stderr
+
+
+def test_generate_recipe_resumes(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "out_dir: ds\nworkers: 1\nsettings: {basis: sto-3g}\nstructures:\n"
+        "  - base: {build: molecule, args: [H2]}\n    perturb: {n: 2, displacement: 0.02, seed: 1}\n"
+        "  - base: {build: molecule, args: [H2O]}\n"
+    )
+    r = tracegrad("generate", recipe)
+    assert r.returncode == 0, r.stderr
+    assert "done 3, skipped 0, failed 0" in r.stdout
+    r = tracegrad("generate", recipe)
+    assert "done 0, skipped 3, failed 0" in r.stdout
+    assert json.loads((tmp_path / "ds" / "settings.json").read_text())["basis"] == "sto-3g"
+
+
+def test_generate_bad_recipe(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("out_dir: ds\nsettings: {basiss: sto-3g}\nstructures: []\n")
+    r = tracegrad("generate", recipe)
+    assert r.returncode == 2 and "unknown settings ['basiss']" in r.stderr

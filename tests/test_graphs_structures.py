@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk, graphene, molecule
+from ase.neighborlist import neighbor_list as ase_neighbor_list
+
+from tracegrad_ase.errors import StructureError
+from tracegrad_ase.graphs import neighbor_list
+from tracegrad_ase.structures import validate_atoms
+
+
+@pytest.mark.parametrize("atoms", [bulk("Si", "diamond", a=5.43), graphene(a=2.46, vacuum=5.0), molecule("CH3CH2OH")])
+def test_neighbor_list_matches_ase_and_edge_convention(atoms):
+    if len(atoms.cell.array.nonzero()[0]) == 0:
+        atoms.pbc = False
+    nl = neighbor_list(atoms, 5.0)
+    i, j, s = ase_neighbor_list("ijS", atoms, 5.0)
+    ours = sorted(zip(nl.i.tolist(), nl.j.tolist(), map(tuple, nl.shifts.tolist())))
+    theirs = sorted(zip(i.tolist(), j.tolist(), map(tuple, s.tolist())))
+    assert ours == theirs
+    cell = atoms.cell.array
+    expect = atoms.positions[nl.j] + nl.shifts @ cell - atoms.positions[nl.i]
+    assert np.allclose(nl.vectors, expect)
+    # every edge has its reverse (j, i, -R): what Hermiticity H_ji(-R) = H_ij(R)^T needs
+    edges = set(ours)
+    assert all((b, a, tuple(-np.array(r))) in edges for a, b, r in ours)
+
+
+def test_self_edges_carry_on_site_blocks():
+    nl = neighbor_list(molecule("H2O"), 2.0, self_edges=True)
+    onsite = [(i, j) for i, j, r in zip(nl.i, nl.j, nl.shifts) if i == j and not r.any()]
+    assert onsite == [(0, 0), (1, 1), (2, 2)]
+
+
+def test_validate_atoms_periodic_image_too_close():
+    atoms = Atoms("H", positions=[[0, 0, 0]], cell=[0.4, 5, 5], pbc=True)
+    with pytest.raises(StructureError, match="atoms 0 \\(H\\) and 0 \\(H\\) are 0.400 Å apart"):
+        validate_atoms(atoms)
+
+
+def test_validate_atoms_degenerate_cell_and_empty():
+    with pytest.raises(StructureError, match="linearly dependent"):
+        validate_atoms(Atoms("H", positions=[[0, 0, 0]], cell=[[1, 0, 0], [2, 0, 0], [0, 0, 3]], pbc=True))
+    with pytest.raises(StructureError, match="no atoms"):
+        validate_atoms(Atoms())
+    validate_atoms(graphene(a=2.46, vacuum=5.0))  # a good one passes
