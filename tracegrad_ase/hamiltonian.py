@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import scipy.linalg
 from ase import Atoms
 
 from .basis import OrbitalBasis
+
+
+#: Overlap eigenvalues below this are treated as linear dependencies of the basis (see generalized_eigh).
+LINDEP_THRESHOLD = 1e-6
 
 
 @dataclass
@@ -86,13 +89,16 @@ class RealSpaceHamiltonian:
             sk[:, rows, cols] += phase[:, e, None, None] * self.overlap[e]
         return hk, sk
 
-    def eigenvalues(self, kpts: np.ndarray) -> np.ndarray:
-        """Band energies (eV), shape (nk, norb), from the generalized eigenproblem H(k) c = e S(k) c."""
+    def eigenvalues(self, kpts: np.ndarray, lindep: float = LINDEP_THRESHOLD) -> np.ndarray:
+        """Band energies (eV), shape (nk, nbands), from H(k) c = e S(k) c (see :func:`generalized_eigh`).
+
+        ``nbands`` is ``norb`` minus the most overlap directions dropped at any of the k-points as linearly
+        dependent, so the array is rectangular and band n is the n-th lowest everywhere.
+        """
         hk, sk = self.bloch(kpts)
-        out = np.empty((len(hk), self.norb))
-        for n in range(len(hk)):
-            out[n] = scipy.linalg.eigh(hk[n], sk[n], eigvals_only=True)
-        return out
+        energies = [generalized_eigh(hk[n], sk[n], lindep)[0] for n in range(len(hk))]
+        nbands = min(len(e) for e in energies)
+        return np.array([e[:nbands] for e in energies])
 
     # -- selection --------------------------------------------------------------------------------
     def within(self, cutoff: float) -> "RealSpaceHamiltonian":
@@ -115,6 +121,33 @@ class RealSpaceHamiltonian:
 
     def edge_lengths(self) -> np.ndarray:
         return np.linalg.norm(self.edge_vectors(), axis=1)
+
+
+def generalized_eigh(h: np.ndarray, s: np.ndarray, lindep: float = LINDEP_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """Solve ``H c = e S c`` by canonical orthogonalization; returns (energies, coefficients).
+
+    Eigen-directions of S with eigenvalue below ``lindep`` are dropped before solving. Diffuse bases are
+    nearly linearly dependent in a crystal (graphene with gth-dzvp: smallest eigenvalue of S(k) ~1e-8), so
+    the error of S(R) truncated at a finite cutoff (~1e-6 to 1e-5) would otherwise make S(k) indefinite or
+    add spurious states. ``lindep=0`` keeps every direction (and fails like Cholesky on an indefinite S).
+    """
+    sval, svec = np.linalg.eigh(s)
+    keep = sval > lindep
+    if not keep.any():
+        raise np.linalg.LinAlgError("the overlap matrix has no eigenvalue above the linear-dependence threshold")
+    x = svec[:, keep] / np.sqrt(sval[keep])
+    e, c = np.linalg.eigh(x.conj().T @ h @ x)
+    return e, x @ c
+
+
+def near_band_edges(energies: np.ndarray, fermi_level: float, margin: float = 2.0) -> np.ndarray:
+    """Mask of the levels within ``margin`` eV of the band edges: from ``margin`` below the valence-band maximum
+    (or E_F) to ``margin`` above the conduction-band minimum (or E_F). For a metal that is E_F ± margin; for an
+    insulator, whose E_F sits in the gap, it still covers the bands on either side."""
+    occupied = energies <= fermi_level
+    vbm = energies[occupied].max() if occupied.any() else fermi_level
+    cbm = energies[~occupied].min() if (~occupied).any() else fermi_level
+    return (energies >= min(vbm, fermi_level) - margin) & (energies <= max(cbm, fermi_level) + margin)
 
 
 def blocks_from_dense(
