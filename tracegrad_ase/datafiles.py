@@ -30,6 +30,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from ase import Atoms
@@ -40,6 +41,7 @@ from .errors import DataFormatError
 from .hamiltonian import RealSpaceHamiltonian
 
 FORMAT = "tracegrad-ase/hamiltonian"
+STRUCTURES_DIR = "structures"  # a data set folder keeps one file per structure here
 FORMAT_VERSION = 1
 _DATASETS = ("numbers", "positions", "cell", "pbc", "edges", "block_offsets", "hamiltonian", "overlap")
 
@@ -450,3 +452,28 @@ def _read_blocks(path: Path, norb: list[int]) -> dict[tuple[int, int, int, int, 
                 raise DataFormatError(f"{path}: block {name!r} contains NaN or infinite values")
             out[edge] = block
     return out
+
+
+# -- data set folders (written by datasets.generate_dataset) ---------------------------------------------------------------------------------------------
+def load_dataset(out_dir: str | os.PathLike) -> list[Path]:
+    """The ``.h5`` files of a data set folder, sorted by name."""
+    h5_dir = Path(out_dir) / STRUCTURES_DIR
+    if not h5_dir.is_dir():
+        raise FileNotFoundError(f"{out_dir} is not a data set folder (no {STRUCTURES_DIR}/ in it)")
+    return sorted(h5_dir.glob("*.h5"), key=lambda p: p.name)
+
+
+def split_dataset(
+    paths: Sequence[str | os.PathLike], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> tuple[list, list, list]:
+    """Train/validation/test split, the same for the same files and seed whatever their input order."""
+    fractions = np.asarray(fractions, dtype=float)
+    if fractions.shape != (3,) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions.tolist()}")
+    items = sorted(paths, key=lambda p: (Path(p).name, str(p)))
+    order = np.random.default_rng(seed).permutation(len(items))
+    # Cumulative rounding: the three parts always add up to all the files.
+    cuts = np.rint(np.cumsum(fractions) * len(items)).astype(int)
+    cuts[-1] = len(items)
+    shuffled = [items[i] for i in order]
+    return shuffled[: cuts[0]], shuffled[cuts[0] : cuts[1]], shuffled[cuts[1] :]

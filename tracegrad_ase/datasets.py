@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 from ase import Atoms
 
-from .datafiles import load_h5, save_h5
+from .datafiles import STRUCTURES_DIR, load_dataset, load_h5, save_h5, split_dataset  # noqa: F401 (re-exported)
 from .errors import DataFormatError, StructureError, TraceGradError
 from .hamiltonian import RealSpaceHamiltonian
 from .pyscf_truth import GroundTruthSettings, ground_truth
@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 SETTINGS_FILE = "settings.json"
 STRUCTURES_FILE = "structures.extxyz"
 FAILURES_FILE = "failures.jsonl"
-STRUCTURES_DIR = "structures"
 
 #: Settings fields that change how fast a result is made, not what it is.
 _NON_PHYSICAL_SETTINGS = ("threads",)
@@ -478,31 +477,6 @@ def _logged_failures(path: Path) -> set[str]:
         except (ValueError, KeyError, TypeError):
             continue  # a line cut by a killed run
     return names
-
-
-# -- reading ---------------------------------------------------------------------------------------------
-def load_dataset(out_dir: str | os.PathLike) -> list[Path]:
-    """The ``.h5`` files of a data set folder, sorted by name."""
-    h5_dir = Path(out_dir) / STRUCTURES_DIR
-    if not h5_dir.is_dir():
-        raise FileNotFoundError(f"{out_dir} is not a data set folder (no {STRUCTURES_DIR}/ in it)")
-    return sorted(h5_dir.glob("*.h5"), key=lambda p: p.name)
-
-
-def split_dataset(
-    paths: Sequence[str | os.PathLike], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
-) -> tuple[list, list, list]:
-    """Train/validation/test split, the same for the same files and seed whatever their input order."""
-    fractions = np.asarray(fractions, dtype=float)
-    if fractions.shape != (3,) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
-        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions.tolist()}")
-    items = sorted(paths, key=lambda p: (Path(p).name, str(p)))
-    order = np.random.default_rng(seed).permutation(len(items))
-    # Cumulative rounding: the three parts always add up to all the files.
-    cuts = np.rint(np.cumsum(fractions) * len(items)).astype(int)
-    cuts[-1] = len(items)
-    shuffled = [items[i] for i in order]
-    return shuffled[: cuts[0]], shuffled[cuts[0] : cuts[1]], shuffled[cuts[1] :]
 
 
 __all__ = [

@@ -1,0 +1,142 @@
+"""Graphs as tensors for the model: nodes, directed edges with lattice offsets, padded target blocks.
+
+No ASE import: a graph is built from arrays (numbers, positions, cell, edges) or from a stored
+:class:`~tracegrad_ase.hamiltonian.RealSpaceHamiltonian`, whose edges and blocks it reuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import UnknownElementError
+from .layout import BlockLayout
+
+
+@dataclass
+class GraphBatch:
+    """One or several structures as one disconnected graph.
+
+    ``edge_index[:, e] = (i, j)``: block H_ij(R) for atom j in the cell shifted by R; ``edge_offset[e] = R @ cell``
+    (Å), so the edge vector is ``pos[j] + edge_offset - pos[i]``. ``reverse[e]`` is the edge (j, i, -R);
+    on-site edges (i, i, 0) are their own reverse. ``target``/``mask`` are padded blocks (eV) in the layout.
+    """
+
+    species: torch.Tensor  # (N,) long, index into layout.elements
+    pos: torch.Tensor  # (N, 3)
+    edge_index: torch.Tensor  # (2, E) long
+    edge_offset: torch.Tensor  # (E, 3)
+    reverse: torch.Tensor  # (E,) long
+    node_graph: torch.Tensor  # (N,) long, which structure
+    edge_graph: torch.Tensor  # (E,) long
+    mask: torch.Tensor  # (E, n_orb, n_orb) bool
+    target: torch.Tensor | None = None  # (E, n_orb, n_orb) eV
+    n_graphs: int = 1
+
+    def to(self, device=None, dtype=None) -> "GraphBatch":
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor):
+                v = v.to(device=device, dtype=dtype if (dtype is not None and v.is_floating_point()) else None)
+            out[f.name] = v
+        return GraphBatch(**out)
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.edge_index.shape[1])
+
+
+def reverse_index(edges: np.ndarray) -> np.ndarray:
+    """For edges ``(Rx, Ry, Rz, i, j)``, the position of each edge's reverse ``(-R, j, i)``."""
+    where = {tuple(int(x) for x in e): n for n, e in enumerate(edges)}
+    rev = np.empty(len(edges), dtype=np.int64)
+    for n, (rx, ry, rz, i, j) in enumerate(edges):
+        m = where.get((-rx, -ry, -rz, j, i))
+        if m is None:
+            raise ValueError(f"edge (R={rx, ry, rz}, i={i}, j={j}) has no reverse edge; blocks must come in pairs")
+        rev[n] = m
+    return rev
+
+
+def graph_from_arrays(
+    layout: BlockLayout,
+    numbers: Sequence[int],
+    positions: np.ndarray,
+    cell: np.ndarray,
+    edges: np.ndarray,
+    blocks: Sequence[np.ndarray] | None = None,
+) -> GraphBatch:
+    """A graph for ``edges`` (rows ``Rx, Ry, Rz, i, j``), with target ``blocks`` (eV, e3nn order) if given."""
+    numbers = np.asarray(numbers)
+    try:
+        species = np.array([layout.species_index(int(z)) for z in numbers], dtype=np.int64)
+    except ValueError:
+        missing = sorted({int(z) for z in numbers} - {_z(e) for e in layout.elements})
+        raise UnknownElementError(
+            f"elements {missing} (atomic numbers) are not covered by the model (it knows {', '.join(layout.elements)})"
+        ) from None
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 5)
+    rev = reverse_index(edges)
+    masks = {e: layout.orbital_mask(e) for e in layout.elements}
+    el = [layout.elements[s] for s in species]
+    mask = np.stack([np.outer(masks[el[i]], masks[el[j]]) for i, j in edges[:, 3:]]) if len(edges) else \
+        np.zeros((0, layout.n_orb, layout.n_orb), dtype=bool)
+    target = None
+    if blocks is not None:
+        target = torch.as_tensor(np.stack([layout.pad_block(np.asarray(b), el[i], el[j])
+                                           for b, (i, j) in zip(blocks, edges[:, 3:])]))
+    n, e = len(numbers), len(edges)
+    return GraphBatch(
+        species=torch.as_tensor(species),
+        pos=torch.as_tensor(np.asarray(positions, dtype=float)),
+        edge_index=torch.as_tensor(edges[:, 3:].T.copy()),
+        edge_offset=torch.as_tensor(edges[:, :3].astype(float) @ np.asarray(cell, dtype=float)),
+        reverse=torch.as_tensor(rev),
+        node_graph=torch.zeros(n, dtype=torch.long),
+        edge_graph=torch.zeros(e, dtype=torch.long),
+        mask=torch.as_tensor(mask),
+        target=target,
+    )
+
+
+def graph_from_hamiltonian(layout: BlockLayout, ham, cutoff: float | None = None) -> GraphBatch:
+    """A training graph from a stored Hamiltonian, keeping its edges up to ``cutoff`` Å."""
+    if cutoff is not None:
+        ham = ham.within(cutoff)
+    atoms = ham.atoms
+    return graph_from_arrays(layout, atoms.numbers, atoms.get_positions(), np.asarray(atoms.cell[:]),
+                             ham.edges, ham.hamiltonian)
+
+
+def collate(graphs: Sequence[GraphBatch]) -> GraphBatch:
+    """Concatenate graphs into one batch, shifting node and edge indices."""
+    if len(graphs) == 1:
+        return graphs[0]
+    node_off = np.cumsum([0] + [len(g.species) for g in graphs])
+    edge_off = np.cumsum([0] + [g.num_edges for g in graphs])
+    has_target = all(g.target is not None for g in graphs)
+    return GraphBatch(
+        species=torch.cat([g.species for g in graphs]),
+        pos=torch.cat([g.pos for g in graphs]),
+        edge_index=torch.cat([g.edge_index + int(o) for g, o in zip(graphs, node_off)], dim=1),
+        edge_offset=torch.cat([g.edge_offset for g in graphs]),
+        reverse=torch.cat([g.reverse + int(o) for g, o in zip(graphs, edge_off)]),
+        node_graph=torch.cat([torch.full((len(g.species),), k, dtype=torch.long) for k, g in enumerate(graphs)]),
+        edge_graph=torch.cat([torch.full((g.num_edges,), k, dtype=torch.long) for k, g in enumerate(graphs)]),
+        mask=torch.cat([g.mask for g in graphs]),
+        target=torch.cat([g.target for g in graphs]) if has_target else None,
+        n_graphs=len(graphs),
+    )
+
+
+def _z(symbol: str) -> int:
+    from ..basis import atomic_numbers
+
+    return atomic_numbers[symbol]
+
+
+__all__ = ["GraphBatch", "collate", "graph_from_arrays", "graph_from_hamiltonian", "reverse_index"]

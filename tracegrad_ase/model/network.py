@@ -1,0 +1,257 @@
+"""The TraceGrad network: an E(3)-equivariant message-passing backbone (DeepH-E3 family) whose edge features
+get TraceGrad's non-linear equivariant update v = dz/df from invariant features z supervised by trace labels.
+
+Per interaction layer k:
+
+    h_i  <- h_i + Gate(Linear(h_i) + Linear(sum_j TP(h_j, Y(r_ij); w(|r_ij|)) / sqrt(avg_neighbours)))
+    f_ij <- f_ij + Gate(Linear(TP(Linear(h_i) + Linear(h_j), Y(r_ij); w(|r_ij|))))
+    z_k  =  MLP(FCTP(f_ij, f_ij -> n x 0e))                 # invariant, any non-linearity
+    f_ij <- f_ij + alpha * d(sum z_k)/d f_ij                 # equivariant, H's physical dimension
+
+then H_ij = CG(Linear(f_ij)) on every edge (on-site blocks are the self edges i->i, R=0), made Hermitian by
+H_ij(R) <- (H_ij(R) + H_ji(-R)^T) / 2, and the invariant decoder T_hat = MLP(z_1..z_K) predicts the trace
+labels. ``tracegrad=False`` gives the identical backbone without the z branch, the update and the decoder.
+
+Inference needs autograd (v is a gradient): the module enables it itself, so never mind ``torch.no_grad()``.
+No ASE here; inputs are :class:`~tracegrad_ase.model.data.GraphBatch` tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from e3nn import o3
+from e3nn.math import soft_one_hot_linspace
+from e3nn.nn import FullyConnectedNet, Gate
+from torch import nn
+
+from ..basis import OrbitalBasis
+from .data import GraphBatch
+from .layout import BlockLayout
+
+
+@dataclass
+class ModelConfig:
+    """Everything that defines a network's shape; stored with every checkpoint."""
+
+    elements: list[str]
+    basis: dict  # OrbitalBasis.to_dict()
+    cutoff: float = 8.0  # Å: edges (and predicted blocks) up to this distance
+    num_layers: int = 3
+    muls: list[int] = field(default_factory=lambda: [32, 16, 8, 8, 4])  # channels per l of hidden features
+    lmax_sh: int = 4
+    num_radial: int = 16
+    radial_hidden: int = 32
+    avg_neighbors: float = 20.0
+    tracegrad: bool = True
+    tg_hidden: int = 64  # invariants from f (x) f -> tg_hidden x 0e
+    tg_z: int = 32  # invariant features z per layer
+    tg_alpha: str = "adaptive"  # "unit": f + v; "adaptive": f + 0.2 sg(|f|/|v|) v (per edge)
+    trace_granularity: str = "shell_pair"  # or "degree"
+    target_scale: float = 1.0  # eV; the network works in units of this
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model settings {sorted(unknown)}")
+        return cls(**d)
+
+
+def _hidden_irreps(muls: list[int], needed: o3.Irreps, lmax_sh: int) -> o3.Irreps:
+    """Hidden irreps: every (l, parity) the output needs, plus the spherical harmonics' own, ``muls[l]`` each."""
+    keys = {(ir.l, ir.p) for _, ir in needed} | {(l, (-1) ** l) for l in range(lmax_sh + 1)}
+    keys |= {(0, 1)}
+    items = [(muls[min(l, len(muls) - 1)], (l, p)) for l, p in sorted(keys, key=lambda k: (k[0], -k[1]))]
+    return o3.Irreps(items)
+
+
+def _tp_with_sh(irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_target: o3.Irreps):
+    """A 'uvu' tensor product with per-edge weights, keeping only outputs the target has."""
+    wanted = {ir for _, ir in irreps_target}
+    mid, instructions = [], []
+    for i, (mul, ir_in) in enumerate(irreps_in):
+        for j, (_, ir_sh) in enumerate(irreps_sh):
+            for ir_out in ir_in * ir_sh:
+                if ir_out in wanted:
+                    instructions.append((i, j, len(mid), "uvu", True))
+                    mid.append((mul, ir_out))
+    mid = o3.Irreps(mid)
+    tp = o3.TensorProduct(irreps_in, irreps_sh, mid, instructions, shared_weights=False, internal_weights=False)
+    return tp, mid
+
+
+class GatedLinear(nn.Module):
+    """Linear to ``irreps_out`` followed by a gated non-linearity (SiLU on scalars, sigmoid gates on the rest)."""
+
+    def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps):
+        super().__init__()
+        scalars = o3.Irreps([(m, ir) for m, ir in irreps_out if ir.l == 0])
+        gated = o3.Irreps([(m, ir) for m, ir in irreps_out if ir.l > 0])
+        gates = o3.Irreps([(gated.num_irreps, "0e")]) if gated.num_irreps else o3.Irreps("")
+        acts = [torch.nn.functional.silu if ir.p == 1 else torch.tanh for _, ir in scalars]
+        self.gate = Gate(scalars, acts, gates, [torch.sigmoid] * len(gates), gated)
+        self.linear = o3.Linear(irreps_in, self.gate.irreps_in)
+        self.irreps_out = self.gate.irreps_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gate(self.linear(x))
+
+
+class TraceGradBlock(nn.Module):
+    """z = MLP(FCTP(f, f -> n x 0e)) and v = d(sum z)/df: invariant features and their equivariant gradient."""
+
+    def __init__(self, irreps: o3.Irreps, n_hidden: int, n_z: int):
+        super().__init__()
+        self.tp = o3.FullyConnectedTensorProduct(irreps, irreps, f"{n_hidden}x0e")
+        self.mlp = nn.Sequential(
+            nn.Linear(n_hidden, n_hidden), nn.LayerNorm(n_hidden), nn.SiLU(),
+            nn.Linear(n_hidden, n_z), nn.LayerNorm(n_z), nn.SiLU(),
+        )
+
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():  # v is a gradient: needed at inference too
+            if not f.requires_grad:
+                f = f.detach().requires_grad_(True)
+            z = self.mlp(self.tp(f, f))
+            (v,) = torch.autograd.grad(z.sum(), f, create_graph=self.training)
+        return z, v
+
+
+class TraceGradNet(nn.Module):
+    """Predicts padded H blocks (eV) on every edge of a :class:`GraphBatch`; see the module docstring."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.basis = OrbitalBasis.from_dict(config.basis)
+        self.layout = BlockLayout.build(self.basis, config.elements)
+        irreps_out = o3.Irreps(self.layout.irreps_out)
+        self.irreps_sh = o3.Irreps.spherical_harmonics(config.lmax_sh)
+        self.irreps_hidden = _hidden_irreps(config.muls, irreps_out, config.lmax_sh)
+        n_species = len(self.layout.elements)
+        n_radial_in = config.num_radial + 1  # + the on-site flag
+        self.embed = o3.Linear(f"{n_species}x0e", self.irreps_hidden)
+        self.node_tp, self.edge_tp, self.node_update, self.edge_update = (nn.ModuleList() for _ in range(4))
+        self.node_self, self.edge_src, self.edge_dst, self.node_radial, self.edge_radial = (
+            nn.ModuleList() for _ in range(5))
+        self.tracegrad_blocks = nn.ModuleList()
+        for _ in range(config.num_layers):
+            tp, mid = _tp_with_sh(self.irreps_hidden, self.irreps_sh, self.irreps_hidden)
+            self.node_tp.append(tp)
+            self.node_radial.append(FullyConnectedNet([n_radial_in, config.radial_hidden, tp.weight_numel], torch.nn.functional.silu))
+            self.node_self.append(o3.Linear(self.irreps_hidden, mid))
+            self.node_update.append(GatedLinear(mid, self.irreps_hidden))
+            self.edge_src.append(o3.Linear(self.irreps_hidden, self.irreps_hidden))
+            self.edge_dst.append(o3.Linear(self.irreps_hidden, self.irreps_hidden))
+            tp, mid = _tp_with_sh(self.irreps_hidden, self.irreps_sh, self.irreps_hidden)
+            self.edge_tp.append(tp)
+            self.edge_radial.append(FullyConnectedNet([n_radial_in, config.radial_hidden, tp.weight_numel], torch.nn.functional.silu))
+            self.edge_update.append(GatedLinear(mid, self.irreps_hidden))
+            if config.tracegrad:
+                self.tracegrad_blocks.append(TraceGradBlock(self.irreps_hidden, config.tg_hidden, config.tg_z))
+        self.edge_init = o3.Linear(f"{n_species * 2}x0e", self.irreps_hidden)
+        self.output = o3.Linear(self.irreps_hidden, irreps_out)
+        dtype = torch.get_default_dtype()
+        self.register_buffer("cg", torch.as_tensor(self.layout.cg, dtype=dtype))
+        trace_map = self.layout.shell_pair_matrix() if config.trace_granularity == "shell_pair" else None
+        if config.trace_granularity not in ("shell_pair", "degree"):
+            raise ValueError(f"trace_granularity must be 'shell_pair' or 'degree', got {config.trace_granularity!r}")
+        self.register_buffer("trace_blocks", torch.as_tensor(
+            trace_map if trace_map is not None else np.zeros((0, 0)), dtype=dtype))
+        self.register_buffer("degree_map", torch.as_tensor(self.layout.degree_matrix(), dtype=dtype))
+        self.n_trace = len(self.layout.shell_pairs) if config.trace_granularity == "shell_pair" else len(self.layout.degrees)
+        if config.tracegrad:
+            width = 4 * config.tg_z
+            self.decoder = nn.Sequential(
+                nn.Linear(config.num_layers * config.tg_z, width), nn.LayerNorm(width), nn.SiLU(),
+                nn.Linear(width, width), nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, self.n_trace))
+
+    # -- pieces -----------------------------------------------------------------------------------
+    def _edge_geometry(self, batch: GraphBatch):
+        i, j = batch.edge_index
+        vec = batch.pos[j] + batch.edge_offset - batch.pos[i]
+        dist = vec.norm(dim=-1)
+        onsite = (i == j) & (dist < 1e-8)
+        # On-site edges have no direction: Y = (1, 0, ..., 0), which any rotation leaves as it is.
+        safe = torch.where(onsite[:, None], torch.tensor([0.0, 0.0, 1.0], dtype=vec.dtype, device=vec.device), vec)
+        sh = o3.spherical_harmonics(self.irreps_sh, safe, normalize=True, normalization="component")
+        sh = torch.cat([sh[:, :1], sh[:, 1:] * (~onsite)[:, None].to(sh.dtype)], dim=1)
+        c = self.config.cutoff
+        radial = soft_one_hot_linspace(dist, 0.0, c, self.config.num_radial, basis="gaussian", cutoff=False)
+        envelope = torch.where(dist < c, (1 - (dist / c) ** 2) ** 2, torch.zeros_like(dist))
+        radial = torch.cat([radial * envelope[:, None] * math.sqrt(self.config.num_radial),
+                            onsite[:, None].to(radial.dtype)], dim=1)
+        return sh, radial
+
+    def _alpha(self, f: torch.Tensor, v: torch.Tensor) -> torch.Tensor | float:
+        if self.config.tg_alpha == "unit":
+            return 1.0
+        ratio = f.norm(dim=-1, keepdim=True) / (v.norm(dim=-1, keepdim=True) + 1e-5)
+        return 0.2 * ratio.detach()
+
+    # -- forward ----------------------------------------------------------------------------------
+    def forward(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
+        """Returns ``H`` (E, n_orb, n_orb) in eV, Hermitian over edge pairs, and with TraceGrad ``trace_hat``
+        (E, n_trace, in units of target_scale**2) and ``z`` (E, K*tg_z)."""
+        i, j = batch.edge_index
+        n_species = len(self.layout.elements)
+        onehot = torch.nn.functional.one_hot(batch.species, n_species).to(batch.pos.dtype)
+        h = self.embed(onehot)
+        f = self.edge_init(torch.cat([onehot[i], onehot[j]], dim=1))
+        sh, radial = self._edge_geometry(batch)
+        norm = 1.0 / math.sqrt(self.config.avg_neighbors)
+        zs = []
+        for k in range(self.config.num_layers):
+            msg = self.node_tp[k](h[j], sh, self.node_radial[k](radial))
+            agg = torch.zeros(h.shape[0], msg.shape[1], dtype=msg.dtype, device=msg.device).index_add_(0, i, msg)
+            h = h + self.node_update[k](self.node_self[k](h) + agg * norm)
+            u = self.edge_src[k](h)[i] + self.edge_dst[k](h)[j]
+            f = f + self.edge_update[k](self.edge_tp[k](u, sh, self.edge_radial[k](radial)))
+            if self.config.tracegrad:
+                z, v = self.tracegrad_blocks[k](f)
+                f = f + self._alpha(f, v) * v
+                zs.append(z)
+        out = self.output(f)  # (E, dim_out), CG components h^(l)
+        blocks = (out @ self.cg.T).reshape(-1, self.layout.n_orb, self.layout.n_orb)
+        blocks = 0.5 * (blocks + blocks[batch.reverse].transpose(1, 2))
+        blocks = blocks * batch.mask.to(blocks.dtype)
+        result = {"H": blocks * self.config.target_scale}
+        if self.config.tracegrad:
+            z = torch.cat(zs, dim=1)
+            result["z"] = z
+            result["trace_hat"] = self.decoder(z)
+        return result
+
+    def trace_labels(self, blocks: torch.Tensor) -> torch.Tensor:
+        """Trace labels T of padded blocks (eV), in units of target_scale**2: per shell pair or per degree."""
+        x = blocks.reshape(blocks.shape[0], -1) / self.config.target_scale
+        if self.config.trace_granularity == "shell_pair":
+            return (x * x) @ self.trace_blocks.T
+        comps = x @ self.cg  # the CG map is orthogonal: components h^(l) of the block
+        return (comps * comps) @ self.degree_map.T
+
+    def trace_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """Which trace labels exist for each edge (shell pairs present in both atoms' bases)."""
+        m = mask.reshape(mask.shape[0], -1).to(self.cg.dtype)
+        if self.config.trace_granularity == "shell_pair":
+            return (m @ self.trace_blocks.T) > 0
+        return ((m @ self.cg.abs()) @ self.degree_map.T) > 0
+
+
+def build_model(config: ModelConfig, dtype: torch.dtype = torch.float32) -> TraceGradNet:
+    """Construct a model in ``dtype``. e3nn computes its Clebsch-Gordan buffers in the default dtype at
+    construction, so float64 models are built under a float64 default to be equivariant to round-off."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        return TraceGradNet(config)
+    finally:
+        torch.set_default_dtype(previous)
