@@ -69,6 +69,24 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a local cluster)")
     g.add_argument("--workers", type=int, default=None, help="local workers (default: from the recipe, else 1)")
     g.set_defaults(func=_cmd_generate)
+
+    tr = sub.add_parser("train", help="train a TraceGrad (or baseline) model from a YAML config",
+                        description="Trains on data set folders (see examples/train_molecules.yaml). Checkpoints "
+                        "go to OUT/checkpoints/{last,best}; rerunning the same command resumes from 'last'. "
+                        "For data parallelism launch with torchrun: "
+                        "`torchrun --nproc_per_node 2 -m tracegrad_ase.cli train CONFIG.yaml`.")
+    tr.add_argument("config", help="training YAML (keys: data, out, model, epochs, batch_size, lr, ...)")
+    tr.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("evaluate", help="errors of a model on data: MAE by block type and degree, eigenvalues",
+                        description="Writes a JSON of the metrics (meV) and, with --parity, a parity plot.")
+    ev.add_argument("model", help="model folder (model.json + model.safetensors)")
+    ev.add_argument("data", nargs="+", help="data set folders or .h5 files")
+    ev.add_argument("--split", choices=["all", "test", "val", "train"], default="all",
+                    help="with a training run's split.json beside the model's run folder, evaluate that part")
+    ev.add_argument("--json", default="evaluation.json", help="output JSON (default: %(default)s)")
+    ev.add_argument("--parity", default=None, metavar="PNG", help="parity plot of matrix elements")
+    ev.set_defaults(func=_cmd_evaluate)
     return p
 
 
@@ -188,6 +206,38 @@ def _cmd_generate(args) -> int:
     print(f"done {len(report.done)}, skipped {len(report.skipped)}, failed {len(report.failed)} "
           f"in {report.wall_time:.0f} s")
     return 0 if not report.failed else 1
+
+
+def _cmd_train(args) -> int:
+    from .model.train import TrainConfig, train
+
+    state = train(TrainConfig.from_yaml(args.config))
+    last = state["history"][-1] if state["history"] else {}
+    print(f"stopped after epoch {state['epoch']} ({state.get('stop_reason')}); best validation epoch "
+          f"{state['best_epoch']}; last validation MAE {last.get('val_mae_mev', float('nan')):.2f} meV")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .datafiles import load_dataset
+    from .model.evaluate import evaluate_to_files
+
+    paths = []
+    for d in args.data:
+        paths += [Path(d)] if Path(d).is_file() else load_dataset(d)
+    if args.split != "all":
+        split_file = Path(args.model).parent.parent / "split.json"
+        if not split_file.is_file():
+            raise FileNotFoundError(f"--split {args.split} needs {split_file} (written by tracegrad train)")
+        names = set(json.loads(split_file.read_text())[args.split])
+        paths = [p for p in paths if p.name in names]
+    if not paths:
+        raise ValueError("no structures to evaluate")
+    res = evaluate_to_files(args.model, paths, args.json, parity_png=args.parity)
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    print(f"{res['n_structures']} structures: H MAE {fmt(res['mae_mev'])} meV (on-site {fmt(res['mae_onsite_mev'])}, "
+          f"off-site {fmt(res['mae_offsite_mev'])}); eigenvalue MAE {fmt(res.get('eig_mae_mev'))} meV -> {args.json}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,136 @@
+"""Training, checkpoints, resume and data parallelism, on a tiny synthetic data set (a teacher network's H)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from ase.build import molecule
+
+from tracegrad_ase.basis import OrbitalBasis
+from tracegrad_ase.datafiles import STRUCTURES_DIR, save_h5
+from tracegrad_ase.errors import DataFormatError
+from tracegrad_ase.graphs import neighbor_list
+from tracegrad_ase.hamiltonian import RealSpaceHamiltonian
+from tracegrad_ase.model import ModelConfig, build_model, graph_from_arrays
+from tracegrad_ase.model.checkpoint import load_model, save_model
+from tracegrad_ase.model.train import TrainConfig, train
+
+BASIS = OrbitalBasis(name="mini", shells={"H": (0,), "O": (0, 1)}, valence={"H": 1, "O": 6})
+SMALL = {"cutoff": 3.0, "num_layers": 1, "muls": [4, 2, 2], "lmax_sh": 2, "num_radial": 6, "radial_hidden": 8,
+         "tg_hidden": 8, "tg_z": 4}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    torch.manual_seed(1)
+    teacher = build_model(ModelConfig(elements=["H", "O"], basis=BASIS.to_dict(), **SMALL), torch.float64)
+    rng = np.random.default_rng(0)
+    for k in range(8):
+        atoms = molecule("H2O")
+        atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
+        nl = neighbor_list(atoms, 3.0, self_edges=True)
+        edges = np.column_stack([nl.shifts, nl.i, nl.j])
+        g = graph_from_arrays(teacher.layout, atoms.numbers, atoms.positions, np.zeros((3, 3)), edges)
+        padded = teacher(g)["H"].detach().numpy()
+        sym = atoms.get_chemical_symbols()
+        h = [teacher.layout.unpad_block(p, sym[i], sym[j]) for p, (i, j) in zip(padded, edges[:, 3:])]
+        s = [np.eye(len(b)) if i == j else 0.1 * np.ones_like(b) for b, (i, j) in zip(h, edges[:, 3:])]
+        save_h5(RealSpaceHamiltonian(atoms, BASIS, edges, h, s), root / STRUCTURES_DIR / f"w{k}.h5")
+    return root
+
+
+def _config(tmp_path, dataset, **kw):
+    base = dict(data=[str(dataset)], out=str(tmp_path / "run"), model=dict(SMALL), epochs=2, batch_size=2,
+                split=[0.5, 0.25, 0.25], dtype="float64", progress=False, lr=5e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_writes_checkpoints_and_learns(tmp_path, dataset):
+    state = train(_config(tmp_path, dataset, epochs=6))
+    run = tmp_path / "run"
+    assert (run / "checkpoints" / "best" / "model.safetensors").is_file()
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3, 4, 5, 6]
+    assert log[-1]["train_loss_h"] < log[0]["train_loss_h"]
+    assert set(json.loads((run / "split.json").read_text())) == {"train", "val", "test"}
+    model = load_model(run / "checkpoints" / "last")
+    assert model.config.tracegrad and model.config.elements == ["H", "O"]
+    assert state["epoch"] == 6
+
+
+def test_resume_is_identical_to_an_uninterrupted_run(tmp_path, dataset):
+    straight = train(_config(tmp_path / "a", dataset, epochs=3))
+    train(_config(tmp_path / "b", dataset, epochs=2))  # "killed" after epoch 2
+    resumed = train(_config(tmp_path / "b", dataset, epochs=3))
+    assert resumed["epoch"] == 3
+    assert [r["train_loss_h"] for r in resumed["history"]] == pytest.approx(
+        [r["train_loss_h"] for r in straight["history"]], rel=1e-10)
+    wa = load_model(tmp_path / "a" / "run" / "checkpoints" / "last").state_dict()
+    wb = load_model(tmp_path / "b" / "run" / "checkpoints" / "last").state_dict()
+    assert all(torch.allclose(wa[k], wb[k], rtol=0, atol=1e-12) for k in wa)
+    assert len((tmp_path / "b" / "run" / "log.jsonl").read_text().splitlines()) == 3
+
+
+def test_baseline_switch_trains_the_same_backbone(tmp_path, dataset):
+    model = dict(SMALL, tracegrad=False)
+    state = train(_config(tmp_path, dataset, model=model, epochs=1))
+    m = load_model(tmp_path / "run" / "checkpoints" / "last")
+    assert not m.config.tracegrad and state["history"][0]["train_loss_t"] == 0.0
+    names = {k.split(".")[0] for k in m.state_dict()}
+    assert "tracegrad_blocks" not in names and "decoder" not in names
+
+
+def test_corrupt_or_foreign_model_files_are_named(tmp_path, dataset):
+    train(_config(tmp_path, dataset, epochs=1))
+    folder = tmp_path / "run" / "checkpoints" / "last"
+    (folder / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(DataFormatError, match="unreadable weights"):
+        load_model(folder)
+    (folder / "model.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(DataFormatError, match="not a tracegrad-ase model"):
+        load_model(folder)
+    with pytest.raises(DataFormatError, match="not a tracegrad-ase model folder"):
+        load_model(tmp_path)
+    (folder / "trainer.pt").write_bytes(b"garbage")
+    from tracegrad_ase.model.checkpoint import load_training_state
+
+    with pytest.raises(DataFormatError, match="unreadable training state"):
+        load_training_state(folder)
+
+
+def test_save_model_refuses_to_overwrite_other_folders(tmp_path):
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    model = build_model(ModelConfig(elements=["H"], basis=BASIS.to_dict(), **SMALL))
+    with pytest.raises(DataFormatError, match="refusing"):
+        save_model(model, other)
+    assert (other / "notes.txt").read_text() == "keep"
+
+
+def test_two_processes_give_the_same_loss_as_one(tmp_path, dataset):
+    import yaml
+
+    def run(folder, nproc):
+        cfg = dict(data=[str(dataset)], out=str(folder), model=dict(SMALL), epochs=2, batch_size=2,
+                   split=[0.5, 0.25, 0.25], dtype="float64", progress=False, lr=5e-3)
+        path = folder.parent / f"{folder.name}.yaml"
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(cfg))
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "tracegrad_ase.cli", "train", str(path)]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()]
+
+    one, two = run(tmp_path / "one", 1), run(tmp_path / "two", 2)
+    for a, b in zip(one, two):
+        assert a["train_loss_h"] == pytest.approx(b["train_loss_h"], rel=1e-9)
+        assert a["val_loss_h"] == pytest.approx(b["val_loss_h"], rel=1e-9)

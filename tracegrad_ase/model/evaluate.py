@@ -1,0 +1,430 @@
+"""How good is a model: block errors, error by element pair and by CG degree, eigenvalue errors, parity plot.
+
+Every metric compares the model with the stored truth on the same edges: the truth's edges up to the
+model's cutoff (the model predicts nothing beyond it). Eigenvalues are compared on those edges too, with the
+true overlap on both sides, so they measure the model's H alone and not the truncation of the data (the
+number of stored edges beyond the cutoff is reported as ``n_edges_beyond_cutoff``).
+
+Errors are pooled over all files: an MAE is the sum of absolute errors over the number of values, in meV.
+No ASE import here; structures arrive as :class:`~tracegrad_ase.hamiltonian.RealSpaceHamiltonian` objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..basis import OrbitalBasis, symbol_of
+from ..datafiles import load_h5
+from ..hamiltonian import RealSpaceHamiltonian, near_band_edges
+from .data import GraphBatch, graph_from_hamiltonian
+from .network import TraceGradNet
+
+EV_TO_MEV = 1000.0
+
+#: Default k-points (fractional) for crystals: Γ, a zone-boundary point, K-like and two generic points. Components
+#: along non-periodic directions are set to zero (see :func:`default_kpoints`).
+DEFAULT_KPTS = np.array([
+    [0.0, 0.0, 0.0],
+    [0.1, 0.2, 0.3],
+    [1.0 / 3.0, 1.0 / 3.0, 0.0],
+    [0.5, 0.0, 0.0],
+    [0.0, 0.5, 0.5],
+])
+
+
+# -- prediction -----------------------------------------------------------------------------------------------
+def _model_graph(model: TraceGradNet, ham: RealSpaceHamiltonian) -> tuple[RealSpaceHamiltonian, GraphBatch]:
+    """The truth restricted to the model's cutoff and its graph, on the model's device and dtype."""
+    _check_basis(model.basis, ham)
+    sub = ham.within(model.config.cutoff)
+    graph = graph_from_hamiltonian(model.layout, sub)
+    p = next(model.parameters())
+    return sub, graph.to(device=p.device, dtype=p.dtype)
+
+
+def _check_basis(model_basis: OrbitalBasis, ham: RealSpaceHamiltonian) -> None:
+    # Blocks of another basis would fit the padded layout silently wherever the shell counts happen to agree.
+    for z in sorted(set(int(z) for z in ham.atoms.numbers)):
+        if tuple(ham.basis.shells_of(z)) != tuple(model_basis.shells_of(z)):
+            raise ValueError(f"the data's basis {ham.basis.name!r} has shells {list(ham.basis.shells_of(z))} for "
+                             f"atomic number {z}, the model's basis {model_basis.name!r} has "
+                             f"{list(model_basis.shells_of(z))}")
+
+
+def _forward(model: TraceGradNet, graph: GraphBatch) -> np.ndarray:
+    """Padded predicted blocks (E, n_orb, n_orb) in eV, float64 on the CPU.
+
+    No torch.no_grad(): TraceGrad's update is a gradient, computed with autograd at inference too.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        h = model(graph)["H"]
+    finally:
+        model.train(was_training)
+    return h.detach().to("cpu", torch.float64).numpy()
+
+
+def predict_hamiltonian(model: TraceGradNet, ham: RealSpaceHamiltonian) -> RealSpaceHamiltonian:
+    """The model's H on ``ham``'s structure and edges (those within the model's cutoff), overlap copied.
+
+    S is not learned: its blocks are ``ham``'s own on the same edges. ``meta["source"]`` is ``"model"``.
+    """
+    sub, graph = _model_graph(model, ham)
+    padded = _forward(model, graph)
+    numbers = sub.atoms.numbers
+    layout = model.layout
+    blocks = [np.array(layout.unpad_block(padded[e], int(numbers[i]), int(numbers[j])))
+              for e, (i, j) in enumerate(sub.edges[:, 3:])]
+    meta = {
+        "source": "model",
+        "cutoff": float(model.config.cutoff),
+        "model": {"tracegrad": bool(model.config.tracegrad), "num_layers": int(model.config.num_layers),
+                  "elements": list(model.layout.elements)},
+        "overlap_from": ham.meta.get("source", "data"),
+    }
+    # Keep what describes the structure's electrons, so the prediction can be diagonalised and filled alike.
+    for key in ("nelectron", "fermi_level_ev", "name"):
+        if key in ham.meta:
+            meta[key] = ham.meta[key]
+    return RealSpaceHamiltonian(atoms=sub.atoms.copy(), basis=sub.basis, edges=sub.edges.copy(),
+                                hamiltonian=blocks, overlap=[np.array(s) for s in sub.overlap], meta=meta)
+
+
+# -- helpers --------------------------------------------------------------------------------------------------
+@dataclass
+class _Sum:
+    """Running sum of absolute errors (eV) and their count."""
+
+    total: float = 0.0
+    count: int = 0
+
+    def add(self, errors: np.ndarray) -> None:
+        self.total += float(np.sum(errors))
+        self.count += int(np.size(errors))
+
+    def add_sum(self, total: float, count: int) -> None:
+        self.total += float(total)
+        self.count += int(count)
+
+    def mev(self) -> float | None:
+        return self.total / self.count * EV_TO_MEV if self.count else None
+
+
+def is_molecule(ham: RealSpaceHamiltonian) -> bool:
+    """No periodic direction: a molecule, whose only k-point is Γ."""
+    return not bool(np.any(ham.atoms.pbc))
+
+
+def default_kpoints(pbc: Sequence[bool]) -> np.ndarray:
+    """:data:`DEFAULT_KPTS` with the components along non-periodic directions set to zero (duplicates dropped)."""
+    k = DEFAULT_KPTS * np.asarray(pbc, dtype=float)[None, :]
+    _, first = np.unique(np.round(k, 12), axis=0, return_index=True)
+    return k[np.sort(first)]
+
+
+def electron_count(ham: RealSpaceHamiltonian) -> int:
+    """``meta["nelectron"]`` if stored, else the neutral valence count of the basis."""
+    if ham.meta.get("nelectron") is not None:
+        return int(ham.meta["nelectron"])
+    return int(sum(ham.basis.valence[symbol_of(int(z))] for z in ham.atoms.numbers))
+
+
+def _slot_presence(model: TraceGradNet) -> np.ndarray:
+    """(n_species, n_slots) bool: which slot shells each element of the layout fills."""
+    layout = model.layout
+    start = layout.slot_start[:-1]
+    return np.stack([layout.orbital_mask(e)[start] for e in layout.elements])
+
+
+def _degree_columns(model: TraceGradNet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slot shells (a, b) and degree l of every output component (column of the CG map)."""
+    degrees = np.asarray(model.layout.degrees, dtype=np.int64).reshape(-1, 3)
+    d = degrees[model.layout.degree_of_output]
+    return d[:, 0], d[:, 1], d[:, 2]
+
+
+# -- evaluation -----------------------------------------------------------------------------------------------
+@dataclass
+class _Accumulator:
+    """Everything :func:`evaluate` sums over the files, plus an optional uniform sample for the parity plot."""
+
+    model: TraceGradNet
+    sample_size: int = 0
+    seed: int = 0
+    overall: _Sum = field(default_factory=_Sum)
+    onsite: _Sum = field(default_factory=_Sum)
+    offsite: _Sum = field(default_factory=_Sum)
+    pairs: dict[str, _Sum] = field(default_factory=dict)
+    degrees: dict[int, _Sum] = field(default_factory=dict)
+    eig: _Sum = field(default_factory=_Sum)
+    eig_occ: _Sum = field(default_factory=_Sum)
+    eig_edges: _Sum = field(default_factory=_Sum)
+    gap: _Sum = field(default_factory=_Sum)
+    per_structure: list[dict[str, Any]] = field(default_factory=list)
+    n_edges: int = 0
+    n_beyond: int = 0
+    n_molecules: int = 0
+    n_crystals: int = 0
+    # parity sample: true, predicted (eV), on-site flag and the random key that decides which values are kept
+    sample: dict[str, np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        self.cg = self.model.layout.cg  # float64, orthonormal columns
+        self.presence = _slot_presence(self.model)
+        self.col_a, self.col_b, self.col_l = _degree_columns(self.model)
+        for l in sorted(set(self.col_l.tolist())):
+            self.degrees[int(l)] = _Sum()
+        self.rng = np.random.default_rng(self.seed)
+
+    def add_blocks(self, name: str, graph: GraphBatch, pred: np.ndarray) -> None:
+        """Block errors of one structure (padded blocks, eV)."""
+        true = graph.target.detach().to("cpu", torch.float64).numpy()
+        mask = graph.mask.cpu().numpy()
+        i, j = graph.edge_index.cpu().numpy()
+        species = graph.species.cpu().numpy()
+        offset = graph.edge_offset.cpu().numpy()
+        onsite = (i == j) & (np.abs(offset).max(axis=1) < 1e-12)
+        err = np.abs(pred - true)
+        self.n_edges += len(i)
+
+        s = _Sum()
+        s.add(err[mask])
+        self.overall.add_sum(s.total, s.count)
+        self.per_structure.append({"name": name, "mae_mev": s.mev(), "n_edges": int(len(i))})
+        self.onsite.add(err[onsite][mask[onsite]])
+        self.offsite.add(err[~onsite][mask[~onsite]])
+
+        elements = self.model.layout.elements
+        si, sj = species[i], species[j]
+        per_edge_sum = (err * mask).reshape(len(i), -1).sum(axis=1)
+        per_edge_cnt = mask.reshape(len(i), -1).sum(axis=1)
+        for a in range(len(elements)):
+            for b in range(a, len(elements)):
+                sel = ((si == a) & (sj == b)) | ((si == b) & (sj == a))
+                if sel.any():
+                    key = "-".join(sorted((elements[a], elements[b])))
+                    self.pairs.setdefault(key, _Sum()).add_sum(per_edge_sum[sel].sum(), per_edge_cnt[sel].sum())
+
+        # CG components of the error: the map is orthonormal, so components = flattened block @ cg. Blocks are
+        # masked (the model masks its output, the padded truth is zero outside), so a component whose shell pair
+        # an edge lacks is exactly 0; it is left out rather than counted as a perfect prediction.
+        diff = ((pred - true) * mask).reshape(len(i), -1)
+        comp_err = np.abs(diff @ self.cg)
+        exists = self.presence[si][:, self.col_a] & self.presence[sj][:, self.col_b]
+        for l, acc in self.degrees.items():
+            cols = self.col_l == l
+            acc.add(comp_err[:, cols][exists[:, cols]])
+
+        if self.sample_size > 0:
+            self._add_sample(true[mask], pred[mask], np.broadcast_to(onsite[:, None, None], mask.shape)[mask])
+
+    def _add_sample(self, true: np.ndarray, pred: np.ndarray, onsite: np.ndarray) -> None:
+        # A uniform random sample of all values in bounded memory: every value gets a random key and the
+        # sample_size smallest keys seen so far are kept.
+        new = {"true": true, "pred": pred, "onsite": onsite, "key": self.rng.random(len(true))}
+        if self.sample is not None:
+            new = {k: np.concatenate([self.sample[k], new[k]]) for k in new}
+        if len(new["key"]) > self.sample_size:
+            keep = np.argpartition(new["key"], self.sample_size - 1)[: self.sample_size]
+            new = {k: v[keep] for k, v in new.items()}
+        self.sample = new
+
+    def add_eigenvalues(self, true_ham: RealSpaceHamiltonian, pred_ham: RealSpaceHamiltonian,
+                        kpts: np.ndarray | None) -> None:
+        """Eigenvalue errors of one structure: orbital energies at Γ (molecule) or bands on ``kpts`` (crystal)."""
+        molecule = is_molecule(true_ham)
+        if molecule:
+            k = np.zeros((1, 3))
+        else:
+            k = default_kpoints(true_ham.atoms.pbc) if kpts is None else np.atleast_2d(np.asarray(kpts, float))
+        e_true = true_ham.eigenvalues(k)
+        e_pred = pred_ham.eigenvalues(k)
+        nb = min(e_true.shape[1], e_pred.shape[1])  # canonical orthogonalization may drop different directions
+        e_true, e_pred = e_true[:, :nb], e_pred[:, :nb]
+        err = np.abs(e_pred - e_true)
+        self.eig.add(err)
+        nelec = electron_count(true_ham)
+        nocc = min((nelec + 1) // 2, nb)  # a singly occupied level counts as occupied
+        record = self.per_structure[-1]
+        record["eig_mae_mev"] = float(err.mean() * EV_TO_MEV) if err.size else None
+        if molecule:
+            self.n_molecules += 1
+            self.eig_occ.add(err[:, :nocc])
+            if 0 < nocc < nb:
+                gap_true = e_true[0, nocc] - e_true[0, nocc - 1]
+                gap_pred = e_pred[0, nocc] - e_pred[0, nocc - 1]
+                self.gap.add(np.array([abs(gap_pred - gap_true)]))
+                record["homo_lumo_gap_error_mev"] = float(abs(gap_pred - gap_true) * EV_TO_MEV)
+        else:
+            self.n_crystals += 1
+            fermi = true_ham.meta.get("fermi_level_ev")
+            if fermi is None:
+                # Without a stored Fermi level, the top of the lowest nelectron/2 bands (the valence band
+                # maximum of an insulator) stands in for it.
+                fermi = float(e_true[:, nocc - 1].max()) if nocc > 0 else float(e_true.min())
+            near = near_band_edges(e_true, float(fermi))
+            self.eig_edges.add(err[near])
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "n_structures": len(self.per_structure),
+            "n_molecules": self.n_molecules,
+            "n_crystals": self.n_crystals,
+            "n_edges": self.n_edges,
+            "n_values": self.overall.count,
+            "n_edges_beyond_cutoff": self.n_beyond,
+            "mae_mev": self.overall.mev(),
+            "mae_onsite_mev": self.onsite.mev(),
+            "mae_offsite_mev": self.offsite.mev(),
+            "mae_by_element_pair_mev": {k: v.mev() for k, v in sorted(self.pairs.items())},
+            "mae_by_degree_mev": {str(l): v.mev() for l, v in sorted(self.degrees.items())},
+            "eig_mae_mev": self.eig.mev(),
+            "eig_occupied_mae_mev": self.eig_occ.mev(),
+            "homo_lumo_gap_error_mev": self.gap.mev(),
+            "eig_near_edges_mae_mev": self.eig_edges.mev(),
+            "per_structure": self.per_structure,
+        }
+
+
+def _run(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.ndarray | None, progress: bool,
+         sample_size: int = 0, seed: int = 0, eigenvalues: bool = True) -> _Accumulator:
+    from tqdm.auto import tqdm
+
+    acc = _Accumulator(model, sample_size=sample_size, seed=seed)
+    for path in tqdm(list(paths), desc="evaluate", unit="structure", disable=not progress):
+        ham = load_h5(path)
+        sub, graph = _model_graph(model, ham)
+        acc.n_beyond += len(ham.edges) - len(sub.edges)
+        pred = _forward(model, graph)
+        acc.add_blocks(Path(path).stem, graph, pred)
+        if eigenvalues:
+            numbers = sub.atoms.numbers
+            blocks = [model.layout.unpad_block(pred[e], int(numbers[i]), int(numbers[j]))
+                      for e, (i, j) in enumerate(sub.edges[:, 3:])]
+            pred_ham = RealSpaceHamiltonian(atoms=sub.atoms, basis=sub.basis, edges=sub.edges,
+                                            hamiltonian=blocks, overlap=sub.overlap, meta={})
+            acc.add_eigenvalues(sub, pred_ham, kpts)
+    return acc
+
+
+def evaluate(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.ndarray | None = None,
+             progress: bool = True) -> dict[str, Any]:
+    """Errors of ``model`` against the data files ``paths`` (HDF5 from :func:`~tracegrad_ase.datafiles.save_h5`).
+
+    Keys (meV; ``None`` where nothing was counted, e.g. no molecule in the set):
+    ``mae_mev``, ``mae_onsite_mev`` (edges i -> i, R = 0), ``mae_offsite_mev``; ``mae_by_element_pair_mev``
+    (``"C-H"``: unordered pair, sorted symbols); ``mae_by_degree_mev`` (``"0"``, ``"1"``, ...: errors of the CG
+    components h^(l), counted where the shell pair exists); ``eig_mae_mev`` (all levels/bands),
+    ``eig_occupied_mae_mev`` and ``homo_lumo_gap_error_mev`` (molecules, Γ), ``eig_near_edges_mae_mev``
+    (crystals on ``kpts``, default :func:`default_kpoints`, within 2 eV of the band edges);
+    ``n_structures``, ``n_molecules``, ``n_crystals``, ``n_edges``, ``n_values``, ``n_edges_beyond_cutoff``;
+    ``per_structure``: ``[{"name", "mae_mev", "n_edges", "eig_mae_mev", ...}]``.
+    """
+    return _run(model, paths, kpts, progress).result()
+
+
+# -- parity plot ----------------------------------------------------------------------------------------------
+def _parity_figure(acc: _Accumulator, png_path: str | os.PathLike, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    sample = acc.sample or {"true": np.zeros(0), "pred": np.zeros(0), "onsite": np.zeros(0, bool)}
+    true, pred, onsite = sample["true"], sample["pred"], sample["onsite"].astype(bool)
+
+    fig, (ax, hx) = plt.subplots(1, 2, figsize=(8.4, 4.0), dpi=150, gridspec_kw={"width_ratios": [1.35, 1.0]})
+    for sel, colour, label, mae in ((~onsite, "tab:blue", "off-site", acc.offsite.mev()),
+                                    (onsite, "tab:orange", "on-site", acc.onsite.mev())):
+        text = f"{label} (MAE {mae:.2f} meV)" if mae is not None else label
+        ax.plot(true[sel], pred[sel], ".", color=colour, ms=2.0, alpha=0.6, label=text, rasterized=True)
+    if true.size:
+        lo, hi = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
+        pad = 0.03 * (hi - lo) if hi > lo else 1.0
+        lo, hi = lo - pad, hi + pad
+    else:
+        lo, hi = -1.0, 1.0
+    ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8, ls="--", label="y = x")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    ax.set_xlabel("true H element (eV)")
+    ax.set_ylabel("predicted H element (eV)")
+    mae = acc.overall.mev()
+    ax.set_title(title or (f"MAE {mae:.2f} meV over {acc.overall.count} values" if mae is not None else "no values"),
+                 fontsize=9)
+    ax.legend(loc="upper left", fontsize=7, framealpha=0.9, markerscale=4)
+
+    err = (pred - true) * EV_TO_MEV
+    if err.size:
+        # Symmetric range around 0 that drops the worst 0.5 % so one outlier does not squash the histogram.
+        span = float(np.quantile(np.abs(err), 0.995)) or 1e-6
+        hx.hist(np.clip(err, -span, span), bins=60, range=(-span, span), color="tab:blue", alpha=0.8)
+    hx.axvline(0.0, color="0.3", lw=0.8, ls="--")
+    hx.set_xlabel("predicted − true (meV)")
+    hx.set_ylabel("count")
+    hx.set_title(f"errors ({err.size} sampled values)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
+    return png_path
+
+
+def parity_plot(model: TraceGradNet, paths: Sequence[str | os.PathLike], png_path: str | os.PathLike,
+                max_points: int = 20000, seed: int = 0, progress: bool = False) -> Path:
+    """Predicted vs true matrix elements (eV), on-site and off-site in two colours, with the error histogram.
+
+    At most ``max_points`` values (a uniform random sample, reproducible with ``seed``) are drawn; the MAEs in
+    the legend and title are over all values. Returns ``png_path``.
+    """
+    acc = _run(model, paths, None, progress, sample_size=max_points, seed=seed, eigenvalues=False)
+    return _parity_figure(acc, png_path)
+
+
+# -- files ----------------------------------------------------------------------------------------------------
+def _write_json_atomic(data: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def evaluate_to_files(model_folder: str | os.PathLike, paths: Sequence[str | os.PathLike],
+                      out_json: str | os.PathLike, parity_png: str | os.PathLike | None = None,
+                      kpts: np.ndarray | None = None, progress: bool = True, max_points: int = 20000) -> dict[str, Any]:
+    """Load the model in ``model_folder``, evaluate it on ``paths``, write the results to ``out_json``
+    (atomically) and, if asked, the parity plot to ``parity_png``; returns the results.
+
+    One pass over the data serves both: the parity sample is drawn while the metrics are summed.
+    """
+    from .checkpoint import load_model
+
+    model = load_model(model_folder)
+    acc = _run(model, paths, kpts, progress, sample_size=max_points if parity_png is not None else 0)
+    result = acc.result()
+    result["model"] = str(model_folder)
+    if parity_png is not None:
+        result["parity_png"] = str(_parity_figure(acc, parity_png))
+    _write_json_atomic(result, Path(out_json))
+    return result
+
+
+__all__ = ["DEFAULT_KPTS", "default_kpoints", "electron_count", "evaluate", "evaluate_to_files", "is_molecule",
+           "parity_plot", "predict_hamiltonian"]
