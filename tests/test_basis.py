@@ -8,7 +8,7 @@ from e3nn import o3
 from pyscf import gto, scf
 
 from conftest import random_rotation
-from tracegrad_ase.basis import OrbitalBasis, orbital_rotation, shell_transform, wigner_d
+from tracegrad_ase.basis import OrbitalBasis, shell_transform, wigner_d
 from tracegrad_ase.errors import UnknownElementError
 
 
@@ -100,17 +100,6 @@ def _to_e3nn(matrix, atoms, basis):
     return full
 
 
-def _rotation_for(atoms, basis, r):
-    blocks = [orbital_rotation(basis.shells_of(z), r) for z in atoms.numbers]
-    n = sum(b.shape[0] for b in blocks)
-    d = np.zeros((n, n))
-    o = 0
-    for b in blocks:
-        d[o : o + len(b), o : o + len(b)] = b
-        o += len(b)
-    return d
-
-
 @pytest.mark.parametrize("name,basis_name", [("H2O", "def2-svp"), ("CH4", "cc-pvtz")])
 def test_rotated_molecule_fock_is_d_f_dt(rng, name, basis_name):
     """F(R x) = D(R) F(x) D(R)^T in e3nn order, for s, p, d (water/def2-SVP) and f (methane/cc-pVTZ)."""
@@ -122,7 +111,7 @@ def test_rotated_molecule_fock_is_d_f_dt(rng, name, basis_name):
     rotated.positions = atoms.positions @ r.T
     f0, s0, h0 = (_to_e3nn(m, atoms, basis) for m in _hf_matrices(atoms, basis_name))
     f1, s1, h1 = (_to_e3nn(m, rotated, basis) for m in _hf_matrices(rotated, basis_name))
-    d = _rotation_for(atoms, basis, r)
+    d = basis.rotation(atoms.numbers, r)
     assert np.abs(d @ s0 @ d.T - s1).max() < 1e-10
     assert np.abs(d @ h0 @ d.T - h1).max() < 1e-9  # Hartree
     assert np.abs(d @ f0 @ d.T - f1).max() < 1e-6  # Hartree, bounded by SCF convergence

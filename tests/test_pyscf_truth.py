@@ -6,7 +6,6 @@ from ase import Atoms
 from ase.build import graphene, molecule
 
 from conftest import random_rotation
-from tracegrad_ase.basis import orbital_rotation
 from tracegrad_ase.errors import SCFNotConvergedError, StructureError, UnknownElementError
 from tracegrad_ase.pyscf_truth import (
     GroundTruthSettings,
@@ -25,16 +24,6 @@ def _dense(ham):
     return hk[0].real, sk[0].real
 
 
-def _rotation(ham, r):
-    blocks = [orbital_rotation(ham.basis.shells_of(z), r) for z in ham.atoms.numbers]
-    n = sum(len(b) for b in blocks)
-    d, o = np.zeros((n, n)), 0
-    for b in blocks:
-        d[o : o + len(b), o : o + len(b)] = b
-        o += len(b)
-    return d
-
-
 def test_molecule_pbe_blocks_rotate_with_e3nn_d(rng):
     """The engine's own output (PBE/def2-SVP, eV, e3nn order) obeys H(Rx) = D H(x) D^T to < 1e-6 Hartree."""
     water = molecule("H2O")
@@ -45,7 +34,7 @@ def test_molecule_pbe_blocks_rotate_with_e3nn_d(rng):
     ham = ground_truth(water, settings)
     h0, s0 = _dense(ham)
     h1, s1 = _dense(ground_truth(rotated, settings))
-    d = _rotation(ham, r)
+    d = ham.basis.rotation(ham.atoms.numbers, r)
     assert np.abs(d @ s0 @ d.T - s1).max() < 1e-10
     assert np.abs(d @ h0 @ d.T - h1).max() < 1e-6 * HARTREE_TO_EV
 

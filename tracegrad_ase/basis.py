@@ -182,6 +182,10 @@ class OrbitalBasis:
         """Convert an orbital block between atoms ``zi`` and ``zj`` from order ``src`` to ``dst``."""
         return self.transform(zi, src, dst) @ block @ self.transform(zj, src, dst).T
 
+    def rotation(self, numbers: Sequence[int], rotation: np.ndarray) -> np.ndarray:
+        """D(R) over a structure's orbitals (e3nn order): a cell-sized matrix transforms as ``D @ H @ D.T``."""
+        return _block_diag([orbital_rotation(self.shells_of(z), rotation) for z in numbers])
+
     def atom_offsets(self, numbers: Sequence[int]) -> np.ndarray:
         """Start index of each atom's orbitals in a structure's orbital list (length N+1)."""
         return np.concatenate([[0], np.cumsum([self.norb(z) for z in numbers])]).astype(int)

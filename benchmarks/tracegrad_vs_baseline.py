@@ -1,0 +1,86 @@
+"""TraceGrad against its own backbone (tracegrad=False): same data, split, seed, epochs and architecture.
+
+    python benchmarks/tracegrad_vs_baseline.py data/molecules-svp --epochs 12
+    python benchmarks/tracegrad_vs_baseline.py data/graphene-2x2-szv --cutoff 8 --epochs 12
+
+Data sets come from benchmarks/recipes/*.yaml (`tracegrad generate RECIPE`). Runs resume if killed (rerun the
+same command). Prints a table and writes benchmarks/results/tracegrad_vs_baseline.json (merged by data set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from tracegrad_ase.datafiles import load_dataset
+from tracegrad_ase.model.checkpoint import load_model
+from tracegrad_ase.model.evaluate import evaluate
+from tracegrad_ase.model.train import TrainConfig, train
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data")
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--cutoff", type=float, default=6.0)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--muls", type=int, nargs="+", default=[16, 8, 4, 4, 2])
+    ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--runs", default="runs/benchmark")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "tracegrad_vs_baseline.json"))
+    args = ap.parse_args()
+    name = Path(args.data).name
+    rows = {}
+    for variant, tracegrad in (("baseline", False), ("tracegrad", True)):
+        run = Path(args.runs) / name / variant
+        cfg = TrainConfig(data=[args.data], out=str(run), epochs=args.epochs, batch_size=args.batch_size,
+                          lr=args.lr, seed=args.seed, early_stopping=args.epochs, lr_patience=4,
+                          model={"cutoff": args.cutoff, "num_layers": args.layers, "muls": args.muls,
+                                 "tg_hidden": 32, "tg_z": 16, "tracegrad": tracegrad})
+        t0 = time.perf_counter()
+        state = train(cfg)
+        model = load_model(run / "checkpoints" / "best")
+        split = json.loads((run / "split.json").read_text())
+        test = [p for p in load_dataset(args.data) if p.name in set(split["test"])]
+        metrics = evaluate(model, test, progress=False)
+        rows[variant] = {
+            "test_mae_mev": metrics["mae_mev"], "test_onsite_mev": metrics["mae_onsite_mev"],
+            "test_offsite_mev": metrics["mae_offsite_mev"], "test_eig_mae_mev": metrics.get("eig_mae_mev"),
+            "test_mae_by_degree_mev": metrics["mae_by_degree_mev"],
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "train_time_s": state["wall_time_s"], "epochs": state["epoch"], "best_epoch": state["best_epoch"],
+            "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(test),
+            "this_call_s": time.perf_counter() - t0,
+        }
+        print(f"{name}/{variant}: test MAE {metrics['mae_mev']:.3f} meV after {state['epoch']} epochs", flush=True)
+    rows["ratio_tracegrad_over_baseline"] = rows["tracegrad"]["test_mae_mev"] / rows["baseline"]["test_mae_mev"]
+    rows["settings"] = vars(args)
+    rows["machine"] = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                       "platform": platform.platform()}
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    results[name] = rows
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    os.replace(tmp, out)
+    print(f"\n{'data set':22} {'model':10} {'test MAE meV':>12} {'on-site':>9} {'off-site':>9} {'eig MAE':>9} "
+          f"{'params':>8} {'train s':>8}")
+    for v in ("baseline", "tracegrad"):
+        r = rows[v]
+        eig = "n/a" if r["test_eig_mae_mev"] is None else f"{r['test_eig_mae_mev']:.2f}"
+        print(f"{name:22} {v:10} {r['test_mae_mev']:12.3f} {r['test_onsite_mev']:9.3f} {r['test_offsite_mev']:9.3f} "
+              f"{eig:>9} {r['parameters']:8d} {r['train_time_s']:8.0f}")
+    print(f"ratio TraceGrad / baseline: {rows['ratio_tracegrad_over_baseline']:.3f}\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
