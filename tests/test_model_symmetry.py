@@ -17,8 +17,10 @@ BASIS = OrbitalBasis(name="mini", shells={"C": (0, 0, 1, 1, 2), "H": (0, 1), "O"
 @pytest.fixture(scope="module", params=[False, True], ids=["baseline", "tracegrad"])
 def model(request):
     torch.manual_seed(0)
+    reference = np.random.default_rng(5).normal(size=(5, 5)).tolist()  # on-site identity blocks, C and O
     cfg = ModelConfig(elements=["C", "H", "O"], basis=BASIS.to_dict(), cutoff=4.0, num_layers=2,
-                      muls=[8, 4, 4, 2, 2], tg_hidden=16, tg_z=8, tracegrad=request.param)
+                      muls=[8, 4, 4, 2, 2], tg_hidden=16, tg_z=8, tracegrad=request.param,
+                      onsite_reference={"C": reference, "O": reference})
     return build_model(cfg, torch.float64).eval()
 
 

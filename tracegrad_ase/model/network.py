@@ -52,6 +52,10 @@ class ModelConfig:
     tg_alpha: str = "adaptive"  # "unit": f + v; "adaptive": f + 0.2 sg(|f|/|v|) v (per edge)
     trace_granularity: str = "shell_pair"  # or "degree"
     target_scale: float = 1.0  # eV; the network works in units of this
+    # Per element, per same-l slot-shell pair (a, b): mean on-site tr(H_ab)/(2l+1) of the training set (eV),
+    # added as that times the identity to on-site blocks. Identity blocks commute with every rotation, so the
+    # network stays exactly equivariant while it learns only the deviation (core levels are ~-500 eV).
+    onsite_reference: dict[str, list[list[float]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -167,12 +171,30 @@ class TraceGradNet(nn.Module):
         self.register_buffer("trace_blocks", torch.as_tensor(
             trace_map if trace_map is not None else np.zeros((0, 0)), dtype=dtype))
         self.register_buffer("degree_map", torch.as_tensor(self.layout.degree_matrix(), dtype=dtype))
+        self.register_buffer("onsite_ref", torch.as_tensor(self._onsite_reference_blocks(), dtype=dtype))
         self.n_trace = len(self.layout.shell_pairs) if config.trace_granularity == "shell_pair" else len(self.layout.degrees)
         if config.tracegrad:
             width = 4 * config.tg_z
             self.decoder = nn.Sequential(
                 nn.Linear(config.num_layers * config.tg_z, width), nn.LayerNorm(width), nn.SiLU(),
                 nn.Linear(width, width), nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, self.n_trace))
+
+    def _onsite_reference_blocks(self) -> np.ndarray:
+        """(n_species, n_orb, n_orb) padded reference blocks from ``config.onsite_reference``."""
+        n, start = self.layout.n_orb, self.layout.slot_start
+        out = np.zeros((len(self.layout.elements), n, n))
+        for s, element in enumerate(self.layout.elements):
+            table = self.config.onsite_reference.get(element)
+            if table is None:
+                continue
+            table = 0.5 * (np.asarray(table) + np.asarray(table).T)  # on-site blocks are symmetric
+            mask = self.layout.orbital_mask(element)
+            for a, la in enumerate(self.layout.slot_ls):
+                for b, lb in enumerate(self.layout.slot_ls):
+                    if la == lb and table[a][b]:
+                        out[s, start[a] : start[a + 1], start[b] : start[b + 1]] = table[a][b] * np.eye(2 * la + 1)
+            out[s] *= np.outer(mask, mask)
+        return out
 
     # -- pieces -----------------------------------------------------------------------------------
     def _edge_geometry(self, batch: GraphBatch):
@@ -222,16 +244,24 @@ class TraceGradNet(nn.Module):
         out = self.output(f)  # (E, dim_out), CG components h^(l)
         blocks = (out @ self.cg.T).reshape(-1, self.layout.n_orb, self.layout.n_orb)
         blocks = 0.5 * (blocks + blocks[batch.reverse].transpose(1, 2))
+        blocks = blocks * self.config.target_scale
+        onsite = (i == j) & (batch.edge_offset.abs().sum(dim=1) == 0)
+        blocks = blocks + self.onsite_ref[batch.species[i]] * onsite[:, None, None].to(blocks.dtype)
         blocks = blocks * batch.mask.to(blocks.dtype)
-        result = {"H": blocks * self.config.target_scale}
+        result = {"H": blocks}
         if self.config.tracegrad:
             z = torch.cat(zs, dim=1)
             result["z"] = z
             result["trace_hat"] = self.decoder(z)
         return result
 
-    def trace_labels(self, blocks: torch.Tensor) -> torch.Tensor:
-        """Trace labels T of padded blocks (eV), in units of target_scale**2: per shell pair or per degree."""
+    def trace_labels(self, blocks: torch.Tensor, species: torch.Tensor | None = None,
+                     onsite: torch.Tensor | None = None) -> torch.Tensor:
+        """Trace labels T of padded blocks (eV), in units of target_scale**2: per shell pair or per degree.
+        With ``species`` (of each edge's first atom) and ``onsite``, the on-site reference is removed first, so
+        the labels describe what the network itself must produce."""
+        if species is not None and onsite is not None:
+            blocks = blocks - self.onsite_ref[species] * onsite[:, None, None].to(blocks.dtype)
         x = blocks.reshape(blocks.shape[0], -1) / self.config.target_scale
         if self.config.trace_granularity == "shell_pair":
             return (x * x) @ self.trace_blocks.T

@@ -133,16 +133,45 @@ def _model_config(cfg: TrainConfig, hams: dict[Path, Any], train_files: Sequence
                          valence=dict(sorted(valence.items())), pseudo=first.basis.pseudo)
     settings = dict(cfg.model)
     cutoff = float(settings.get("cutoff", ModelConfig.__dataclass_fields__["cutoff"].default))
+    # A layer-free model is only used for its layout and reference blocks.
+    probe = build_model(ModelConfig(elements=sorted(shells), basis=basis.to_dict(), cutoff=cutoff, num_layers=0,
+                                    tracegrad=False))
+    if "onsite_reference" not in settings:
+        settings["onsite_reference"] = _onsite_reference(probe.layout, [hams[p] for p in train_files])
+    probe = build_model(ModelConfig(elements=sorted(shells), basis=basis.to_dict(), cutoff=cutoff, num_layers=0,
+                                    tracegrad=False, onsite_reference=settings["onsite_reference"]))
     sq, count, edges, nodes = 0.0, 0, 0, 0
     for p in train_files:
-        h = hams[p].within(cutoff)
-        sq += sum(float((b**2).sum()) for b in h.hamiltonian)
-        count += sum(b.size for b in h.hamiltonian)
-        edges += len(h.edges)
-        nodes += len(h.atoms)
+        g = graph_from_hamiltonian(probe.layout, hams[p], cutoff)
+        i, j = g.edge_index
+        onsite = (i == j) & (g.edge_offset.abs().sum(dim=1) == 0)
+        rest = g.target - probe.onsite_ref.double()[g.species[i]] * onsite[:, None, None]
+        sq += float((rest * g.mask).pow(2).sum())
+        count += int(g.mask.sum())
+        edges += g.num_edges
+        nodes += len(g.species)
     settings.setdefault("target_scale", math.sqrt(sq / max(count, 1)))
     settings.setdefault("avg_neighbors", edges / max(nodes, 1))
     return ModelConfig(elements=sorted(shells), basis=basis.to_dict(), **settings)
+
+
+def _onsite_reference(layout, hams) -> dict[str, list[list[float]]]:
+    """Mean tr(H_ab)/(2l+1) of the on-site same-l shell pairs, per element (see ModelConfig)."""
+    start = layout.slot_start
+    sums = {e: np.zeros((len(layout.slot_ls),) * 2) for e in layout.elements}
+    counts = {e: 0 for e in layout.elements}
+    for h in hams:
+        sym = h.atoms.get_chemical_symbols()
+        for (rx, ry, rz, i, j), block in zip(h.edges, h.hamiltonian):
+            if i != j or rx or ry or rz:
+                continue
+            padded = layout.pad_block(block, sym[i], sym[i])
+            for a, la in enumerate(layout.slot_ls):
+                for b, lb in enumerate(layout.slot_ls):
+                    if la == lb:
+                        sums[sym[i]][a, b] += np.trace(padded[start[a] : start[a + 1], start[b] : start[b + 1]]) / (2 * la + 1)
+            counts[sym[i]] += 1
+    return {e: (sums[e] / max(counts[e], 1)).tolist() for e in layout.elements if counts[e]}
 
 
 # -- loss ------------------------------------------------------------------------------------------------
@@ -150,7 +179,7 @@ def structure_losses(model: TraceGradNet, batch: GraphBatch, out: dict[str, torc
     """Per-structure L_H and L_T (zeros when TraceGrad is off), each of shape (n_graphs,)."""
     scale = model.config.target_scale
     mask = batch.mask
-    diff = (out["H"] - batch.target) / scale
+    diff = (out["H"] - batch.target) / scale  # the on-site reference cancels in the difference
     per_edge_sq = (diff * diff * mask).flatten(1).sum(1)
     per_edge_n = mask.flatten(1).sum(1).to(diff.dtype)
     g = batch.edge_graph
@@ -158,7 +187,9 @@ def structure_losses(model: TraceGradNet, batch: GraphBatch, out: dict[str, torc
     l_h = zeros.index_add(0, g, per_edge_sq) / zeros.index_add(0, g, per_edge_n).clamp(min=1)
     if "trace_hat" not in out:
         return l_h, torch.zeros_like(l_h)
-    labels = model.trace_labels(batch.target)
+    i, j = batch.edge_index
+    onsite = (i == j) & (batch.edge_offset.abs().sum(dim=1) == 0)
+    labels = model.trace_labels(batch.target, batch.species[i], onsite)
     tmask = model.trace_mask(mask).to(diff.dtype)
     err = ((out["trace_hat"] - labels).abs() * tmask).sum(1)
     l_t = zeros.index_add(0, g, err) / zeros.index_add(0, g, tmask.sum(1)).clamp(min=1)
