@@ -24,7 +24,7 @@ def main() -> None:
 
     atoms = graphene(a=2.46, vacuum=7.5)
     atoms.pbc = [True, True, False]  # the vacuum vector stays: PySCF needs a full cell
-    run = run_scf(atoms, GroundTruthSettings(basis=args.basis, kmesh=(6, 6, 1), cutoff=8.0))
+    run = run_scf(atoms, GroundTruthSettings(basis=args.basis, kmesh=(6, 6, 1)))  # cutoff: the overlap range
     ham = extract_blocks(run)
     save_h5(ham, out / "graphene.h5")
     write_deeph(ham, out / "deeph")

@@ -121,3 +121,14 @@ def test_slab_without_vacuum_vector_is_named():
     atoms.pbc = [True, True, False]
     with pytest.raises(StructureError, match="vacuum cell vector"):
         ground_truth(atoms)
+
+
+def test_overlap_cutoff_follows_basis_range():
+    from tracegrad_ase.pyscf_truth import overlap_cutoff
+
+    szv, dzvp = overlap_cutoff("gth-szv", ["C"]), overlap_cutoff("gth-dzvp", ["C"])
+    assert szv == 9.0 and dzvp == 9.5  # the diffuse dzvp functions reach further
+    assert overlap_cutoff("gth-dzvp", ["C"], tol=1e-4) < dzvp
+    settings = GroundTruthSettings(basis="gth-szv").for_atoms(graphene(a=2.46, vacuum=4.0))
+    assert settings.cutoff == 9.0 and settings.pseudo == "gth-pbe"
+    assert GroundTruthSettings().for_atoms(molecule("H2O")).cutoff is None  # molecules keep every pair

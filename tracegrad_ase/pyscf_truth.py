@@ -29,8 +29,9 @@ from .structures import validate_atoms
 from .units import HARTREE_TO_EV
 
 MOLECULE_DEFAULTS = {"basis": "def2-svp", "pseudo": None}
-# gth-dzvp's diffuse functions reach far: h-BN needs 10 Å for sub-meV bands (|S| ~ 3e-4 at 8-9 Å).
-CRYSTAL_DEFAULTS = {"basis": "gth-dzvp", "pseudo": "gth-pbe", "cutoff": 10.0}
+CRYSTAL_DEFAULTS = {"basis": "gth-dzvp", "pseudo": "gth-pbe"}
+#: Crystal blocks are kept out to where every atom pair's overlap falls below this (see overlap_cutoff).
+OVERLAP_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class GroundTruthSettings:
     basis: str | None = None  # None: def2-svp for molecules, gth-dzvp for crystals
     pseudo: str | None = None  # None: none for molecules, gth-pbe for crystals
     charge: int = 0
-    cutoff: float | None = None  # Å; pairs farther apart are not stored. None: all pairs (molecules), 10 Å (crystals)
+    cutoff: float | None = None  # Å; pairs farther apart are not stored. None: all pairs (molecules), or for
+    # crystals the distance beyond which every pair's overlap is below OVERLAP_TOLERANCE (overlap_cutoff)
     kmesh: tuple[int, int, int] | None = None  # SCF mesh; None: from kspacing
     kspacing: float = 0.5  # 1/Å (2π included) for the automatic SCF mesh
     hr_kmesh: tuple[int, int, int] | None = None  # mesh H(R) is extracted from; None: smallest alias-free one
@@ -59,7 +61,9 @@ class GroundTruthSettings:
         pseudo = self.pseudo if self.pseudo is not None else defaults["pseudo"]
         if pseudo is None and basis.lower().startswith("gth"):
             pseudo = "gth-" + self.xc.lower()
-        cutoff = self.cutoff if self.cutoff is not None else defaults.get("cutoff")
+        cutoff = self.cutoff
+        if cutoff is None and any(atoms.pbc):
+            cutoff = overlap_cutoff(basis, sorted(set(atoms.get_chemical_symbols())))
         return replace(self, basis=basis, pseudo=pseudo, cutoff=cutoff)
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,6 +213,35 @@ def _check_crystal_cell(atoms: Atoms) -> None:
                 f"PySCF needs all three cell vectors; direction {'abc'[axis]} has none. Give a slab or a wire a "
                 "vacuum cell vector along its non-periodic directions (and set pbc False there)."
             )
+
+
+def overlap_cutoff(basis: str, elements: Sequence[str], tol: float = OVERLAP_TOLERANCE, step: float = 0.5,
+                   rmax: float = 30.0) -> float:
+    """Smallest distance (Å, a multiple of ``step``) beyond which the overlap of every pair of ``elements``
+    stays below ``tol``: the range the crystal blocks must cover.
+
+    Band errors from truncating H(R), S(R) follow the overlap's tail, and diffuse bases reach far: measured
+    with gth-dzvp (benchmarks/groundtruth_bands.py), sub-meV bands near the edges need ~9.5 Å in graphene,
+    11 Å in h-BN and 13 Å in bulk Si, which is where max |S_AB| < 1e-6.
+    """
+    from pyscf import gto
+
+    symbols = sorted(set(elements))
+    last_above = 0.0
+    for n, a in enumerate(symbols):
+        for b in symbols[n:]:
+            for d in np.arange(step, rmax + step / 2, step):
+                mol = gto.Mole()
+                mol.atom = [[a, (0.0, 0.0, 0.0)], [b, (0.0, 0.0, float(d))]]
+                mol.basis = basis
+                mol.unit = "Angstrom"
+                mol.spin = (gto.charge(a) + gto.charge(b)) % 2
+                mol.verbose = 0
+                mol.build()
+                na = mol.aoslice_by_atom()[0, 3]
+                if np.abs(mol.intor("int1e_ovlp")[:na, na:]).max() >= tol:
+                    last_above = max(last_above, float(d))
+    return last_above + step
 
 
 def _mesh_from_spacing(atoms: Atoms, spacing: float) -> tuple[int, int, int]:
