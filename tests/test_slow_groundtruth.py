@@ -19,7 +19,7 @@ def _layer(formula, a):
 @pytest.mark.parametrize("atoms", [_layer("C2", 2.46), _layer("BN", 2.50), bulk("Si", "diamond", a=5.43)],
                          ids=["graphene", "hBN", "Si"])
 def test_dzvp_bands_from_blocks_within_5_mev_near_fermi(atoms):
-    run = run_scf(atoms, GroundTruthSettings(basis="gth-dzvp"))  # default crystal cutoff, 10 Å
+    run = run_scf(atoms, GroundTruthSettings(basis="gth-dzvp"))  # default cutoff: the overlap range
     ham = extract_blocks(run)
     assert ham.hermiticity_error() < 1e-8
     path = atoms.cell.bandpath(npoints=25, pbc=atoms.pbc)

@@ -8,7 +8,8 @@ beyond ~9 Å), so images closer than twice that range fold onto each other. Inst
 operator is evaluated non-self-consistently on a second, denser mesh (``hr_kmesh``) whose Born-von Kármán
 supercell holds a sphere of twice the cutoff, so every stored edge ``(i, j, R)`` within the cutoff is the
 unique nearest image of its class and H(R) = (1/Nk) Σ_k exp(-2πi k·R) H(k) is exact up to the tail of H
-beyond ``width - cutoff``. S(R) needs no SCF and is computed directly in real space, exactly.
+beyond ``width - cutoff``. S(R) needs no SCF and is computed directly in real space, exactly
+(:mod:`tracegrad_ase.integrals`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .basis import OrbitalBasis
 from .errors import SCFNotConvergedError, StructureError
 from .graphs import neighbor_list
 from .hamiltonian import RealSpaceHamiltonian, blocks_from_dense
+from .integrals import overlap_blocks
 from .structures import validate_atoms
 from .units import HARTREE_TO_EV
 
@@ -127,9 +129,8 @@ def extract_blocks(run: ScfRun, cutoff: float | None = None) -> RealSpaceHamilto
         edges, h, s, extra = _molecule_blocks(run, cutoff)
     basis = run.basis
     numbers = run.atoms.numbers
-    # PySCF -> e3nn order, Hartree -> eV, in one place.
+    # PySCF -> e3nn order, Hartree -> eV, in one place (S comes in e3nn order already).
     h = [basis.convert_block(b, numbers[e[3]], numbers[e[4]], "pyscf", "e3nn") * HARTREE_TO_EV for b, e in zip(h, edges)]
-    s = [basis.convert_block(b, numbers[e[3]], numbers[e[4]], "pyscf", "e3nn") for b, e in zip(s, edges)]
     meta = {
         "source": "pyscf",
         "settings": run.settings.to_dict(),
@@ -201,7 +202,10 @@ def _molecule_blocks(run: ScfRun, cutoff: float | None):
         pairs = list(zip(nl.i.tolist(), nl.j.tolist()))
     off = _pyscf_offsets(run.mol)
     edges = np.array([(0, 0, 0, i, j) for i, j in pairs], dtype=np.int64).reshape(-1, 5)
-    return edges, blocks_from_dense(f, off, pairs), blocks_from_dense(s, off, pairs), {}
+    numbers = run.atoms.numbers
+    s_blocks = [run.basis.convert_block(b, numbers[i], numbers[j], "pyscf", "e3nn")
+                for b, (i, j) in zip(blocks_from_dense(s, off, pairs), pairs)]
+    return edges, blocks_from_dense(f, off, pairs), s_blocks, {}
 
 
 # -- crystals --------------------------------------------------------------------------------------------
@@ -318,17 +322,15 @@ def _crystal_blocks(run: ScfRun, cutoff: float):
     phase = np.exp(-2j * np.pi * shifts @ kfrac.T) / len(kfrac)  # (nR, nk)
     hr = np.einsum("rk,kab->rab", phase, hk)
     imag = float(np.abs(hr.imag).max())
-    sr = _overlap_real_space(cell, shifts)
     off = _pyscf_offsets(cell)
     where = {tuple(r): n for n, r in enumerate(shifts.tolist())}
-    edges, h, s = [], [], []
+    edges, h = [], []
     for i, j, r in zip(nl.i.tolist(), nl.j.tolist(), nl.shifts.tolist()):
-        n = where[tuple(r)]
         edges.append((*r, i, j))
-        h.append(np.array(hr[n].real[off[i] : off[i + 1], off[j] : off[j + 1]]))
-        s.append(np.array(sr[n][off[i] : off[i + 1], off[j] : off[j + 1]]))
+        h.append(np.array(hr[where[tuple(r)]].real[off[i] : off[i + 1], off[j] : off[j + 1]]))
+    edges = np.array(edges, dtype=np.int64).reshape(-1, 5)
     extra = {"hr_kmesh": list(mesh), "hr_max_imag_ev": imag * HARTREE_TO_EV}
-    return np.array(edges, dtype=np.int64).reshape(-1, 5), h, s, extra
+    return edges, h, overlap_blocks(atoms, run.basis, edges), extra
 
 
 def _check_alias_free(atoms: Atoms, nl, mesh: Sequence[int]) -> None:
@@ -347,23 +349,6 @@ def _check_alias_free(atoms: Atoms, nl, mesh: Sequence[int]) -> None:
         raise ValueError(
             f"hr_kmesh {tuple(mesh)} aliases edges up to {dist.max():.2f} Å; use at least {need} (or hr_kmesh=None)"
         )
-
-
-def _overlap_real_space(cell, shifts: np.ndarray) -> list[np.ndarray]:
-    """S(R) = <phi_i(r) | phi_j(r - R)> for each integer shift R, by direct (non-lattice-summed) integrals."""
-    from pyscf import gto
-
-    a = cell.lattice_vectors()  # Bohr
-    ptr = cell._atm[:, gto.PTR_COORD]
-    out = []
-    for r in shifts:
-        moved = cell.copy(deep=False)
-        moved._env = cell._env.copy()
-        disp = np.asarray(r, dtype=float) @ a
-        for k in range(3):
-            moved._env[ptr + k] += disp[k]
-        out.append(gto.intor_cross("int1e_ovlp", cell, moved))
-    return out
 
 
 def _fermi_level(mf, nelec: int) -> float:
