@@ -155,6 +155,24 @@ def _model_config(cfg: TrainConfig, hams: dict[Path, Any], train_files: Sequence
     return ModelConfig(elements=sorted(shells), basis=basis.to_dict(), **settings)
 
 
+def training_domain(hams) -> dict[str, Any]:
+    """What the model saw: elements and the shortest distance of each element pair (Å), for the calculator's
+    out-of-domain checks."""
+    shortest: dict[str, float] = {}
+    for h in hams:
+        sym = h.atoms.get_chemical_symbols()
+        lengths = h.edge_lengths()
+        for (rx, ry, rz, i, j), d in zip(h.edges, lengths):
+            if i == j and not (rx or ry or rz):
+                continue
+            key = "-".join(sorted((sym[i], sym[j])))
+            shortest[key] = min(shortest.get(key, np.inf), float(d))
+    elements = sorted({s for h in hams for s in h.atoms.get_chemical_symbols()})
+    periodic = sorted({bool(any(h.atoms.pbc)) for h in hams})
+    return {"elements": elements, "min_distance": dict(sorted(shortest.items())), "periodic": periodic,
+            "n_structures": len(hams)}
+
+
 def _onsite_reference(layout, hams) -> dict[str, list[list[float]]]:
     """Mean tr(H_ab)/(2l+1) of the on-site same-l shell pairs, per element (see ModelConfig)."""
     start = layout.slot_start
@@ -256,6 +274,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                                          "test": [p.name for p in test_files]})
         _truncate_log(out / "log.jsonl", state["epoch"])
 
+    domain = training_domain([hams[p] for p in train_files])
+
     def graphs(paths):
         return [graph_from_hamiltonian(model.layout, hams[p], model.config.cutoff).to(device, dtype) for p in paths]
 
@@ -301,7 +321,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if rank == 0:
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
-            meta = {"best_epoch": state["best_epoch"], "val_mae_mev": val["mae_mev"]}
+            meta = {"best_epoch": state["best_epoch"], "val_mae_mev": val["mae_mev"], "domain": domain}
             if improved:
                 save_model(model, best, metadata=meta)
             save_model(model, last, metadata=meta, state=state, trainer_state={

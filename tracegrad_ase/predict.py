@@ -1,0 +1,115 @@
+"""From a structure to a predicted Hamiltonian: checks, neighbour list, the model, and the basis overlap.
+
+The one path every user-facing tool (ASE calculator, CLI) takes to run a model on ``ase.Atoms``:
+H(R) comes from the network, S(R) from the basis' integrals (PySCF), never learned.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from .errors import StructureError, UnknownElementError
+from .graphs import neighbor_list
+from .hamiltonian import RealSpaceHamiltonian
+from .integrals import overlap_blocks
+from .structures import MIN_DISTANCE, validate_atoms
+
+#: Error below this fraction of the shortest distance of an element pair seen in training; warn below WARN.
+TOO_CLOSE_FRACTION = 0.75
+WARN_FRACTION = 0.95
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "calculators"
+
+
+class OutOfDomainWarning(UserWarning):
+    """A structure unlike the model's training data: the prediction may be poor."""
+
+
+def resolve_model(name_or_path: str | os.PathLike) -> Path:
+    """A model folder from a path, or the name of a shipped model (``calculators/NAME``)."""
+    p = Path(name_or_path)
+    if p.is_dir():
+        return p
+    shipped = SHIPPED_MODELS / str(name_or_path)
+    if shipped.is_dir():
+        return shipped
+    available = sorted(d.name for d in SHIPPED_MODELS.iterdir() if (d / "model.json").is_file()) \
+        if SHIPPED_MODELS.is_dir() else []
+    raise FileNotFoundError(f"no model folder {str(name_or_path)!r}, and no shipped model of that name "
+                            f"(shipped: {', '.join(available) or 'none yet'})")
+
+
+def load(name_or_path, device: str = "cpu", dtype=None):
+    """Load a model (folder or shipped name) with its card metadata."""
+    from .model.checkpoint import load_model, read_card
+
+    folder = resolve_model(name_or_path)
+    model = load_model(folder, dtype).to(device)
+    model.eval()
+    model.card = read_card(folder)  # type: ignore[attr-defined]
+    return model
+
+
+def check_domain(atoms: Atoms, model) -> None:
+    """Errors for elements the model lacks and atoms closer than it can handle; warnings for structures
+    unlike its training data."""
+    elements = list(model.layout.elements)
+    symbols = atoms.get_chemical_symbols()
+    missing = sorted(set(symbols) - set(elements))
+    if missing:
+        raise UnknownElementError(f"element(s) {', '.join(missing)} not in the model (it knows {', '.join(elements)})")
+    domain = getattr(model, "card", {}).get("metadata", {}).get("domain") or {}
+    shortest = domain.get("min_distance", {})
+    if not shortest:
+        return
+    nl = neighbor_list(atoms, max(shortest.values()) + 1e-9)
+    seen_pairs = set()
+    warned = False
+    for i, j, d in zip(nl.i, nl.j, nl.distances):
+        key = "-".join(sorted((symbols[i], symbols[j])))
+        seen_pairs.add(key)
+        ref = shortest.get(key)
+        if ref is None:
+            continue
+        if d < max(TOO_CLOSE_FRACTION * ref, MIN_DISTANCE):
+            raise StructureError(f"atoms {i} ({symbols[i]}) and {j} ({symbols[j]}) are {d:.3f} Å apart; the model "
+                                 f"saw {key} pairs no closer than {ref:.3f} Å and cannot be trusted below "
+                                 f"{TOO_CLOSE_FRACTION * ref:.3f} Å")
+        if d < WARN_FRACTION * ref and not warned:
+            warnings.warn(f"atoms {i} and {j} ({key}) are {d:.3f} Å apart, closer than any {key} pair in the "
+                          f"training data ({ref:.3f} Å): outside the training domain", OutOfDomainWarning, stacklevel=3)
+            warned = True
+    unseen = sorted(k for k in seen_pairs if k not in shortest)
+    if unseen:
+        warnings.warn(f"element pairs {unseen} are neighbours here but never were in the training data",
+                      OutOfDomainWarning, stacklevel=3)
+    periodic = domain.get("periodic")
+    if periodic and bool(any(atoms.pbc)) not in periodic:
+        kind = "crystal" if any(atoms.pbc) else "molecule"
+        warnings.warn(f"this is a {kind}; the model was trained on "
+                      f"{'crystals' if periodic == [True] else 'molecules'} only", OutOfDomainWarning, stacklevel=3)
+
+
+def predict_hamiltonian(atoms: Atoms, model) -> RealSpaceHamiltonian:
+    """Predicted H(R) (eV, e3nn order) and the basis overlap S(R) on every pair within the model's cutoff."""
+    from .model.data import graph_from_arrays
+
+    validate_atoms(atoms)
+    check_domain(atoms, model)
+    nl = neighbor_list(atoms, model.config.cutoff, self_edges=True)
+    edges = np.column_stack([nl.shifts, nl.i, nl.j]).astype(np.int64)
+    graph = graph_from_arrays(model.layout, atoms.numbers, atoms.get_positions(), np.asarray(atoms.cell[:]), edges)
+    param = next(model.parameters())
+    graph = graph.to(param.device, param.dtype)
+    padded = model(graph)["H"].detach().cpu().double().numpy()  # no torch.no_grad(): TraceGrad needs autograd
+    symbols = atoms.get_chemical_symbols()
+    h = [model.layout.unpad_block(p, symbols[i], symbols[j]) for p, (i, j) in zip(padded, edges[:, 3:])]
+    s = overlap_blocks(atoms, model.basis, edges)
+    nelec = int(sum(model.basis.valence[x] for x in symbols))
+    meta = {"source": "model", "cutoff": model.config.cutoff, "nelectron": nelec,
+            "model": getattr(model, "card", {}).get("metadata", {}).get("name")}
+    return RealSpaceHamiltonian(atoms=atoms.copy(), basis=model.basis, edges=edges, hamiltonian=h, overlap=s, meta=meta)
