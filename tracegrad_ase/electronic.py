@@ -1,0 +1,545 @@
+"""Electronic structure from a :class:`~tracegrad_ase.hamiltonian.RealSpaceHamiltonian`: the numpy/scipy core
+that the ASE calculator calls.
+
+Bloch sums (sparse), band energies at k-points (dense canonical orthogonalization, or sparse shift-invert for
+large cells), electron count, occupations and Fermi level, band gap, total and Mulliken-projected density of
+states, and molecular orbitals. Energies are in eV, lengths in Å, k-points in fractional reciprocal
+coordinates (``H(k) = sum_R exp(2 pi i k.R) H(R)``). Spin is degenerate throughout: every level holds up to
+two electrons. No torch here: this layer must work on plain arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy.optimize import brentq
+from scipy.special import erfc, expit
+
+from .basis import symbol_of
+from .errors import StructureError
+from .hamiltonian import LINDEP_THRESHOLD, RealSpaceHamiltonian, generalized_eigh
+
+__all__ = [
+    "SPARSE_THRESHOLD",
+    "SMEARINGS",
+    "BlochAssembler",
+    "KSolution",
+    "band_gap",
+    "bloch_sparse",
+    "dos",
+    "electron_count",
+    "fermi_level",
+    "molecular_orbitals",
+    "mulliken_weights",
+    "occupations",
+    "projected_dos",
+    "solve_k",
+]
+
+#: Above this many orbitals per cell, :func:`solve_k` switches from dense diagonalization (O(N^3) time,
+#: O(N^2) memory) to sparse shift-invert Lanczos/Arnoldi for a window of bands around a reference energy.
+SPARSE_THRESHOLD = 3000
+
+#: Bands computed by the sparse path when ``n_bands`` is not given.
+DEFAULT_SPARSE_BANDS = 32
+
+SMEARINGS = ("fermi-dirac", "gaussian", "none")
+
+# Two levels closer than this (eV) are treated as degenerate when filling levels without smearing.
+_DEGENERACY_TOL = 1e-8
+
+
+# -- Bloch sums ------------------------------------------------------------------------------------------------
+class BlochAssembler:
+    """Sparse H(k), S(k) of one Hamiltonian; the COO/CSR pattern is built once so each k-point is vectorized.
+
+    Every matrix element of every block is one entry ``(row, col, edge)``; entries of different edges that land
+    on the same ``(row, col)`` (periodic images in a small cell) are summed by a precomputed ``bincount`` map,
+    so ``at(k)`` is a phase multiply, two bincounts and a CSR constructor: no Python loop over edges.
+    """
+
+    def __init__(self, ham: RealSpaceHamiltonian) -> None:
+        self.ham = ham
+        self.norb = ham.norb
+        off = ham.offsets
+        edges = ham.edges
+        norb_atom = np.diff(off)
+        ni, nj = norb_atom[edges[:, 3]], norb_atom[edges[:, 4]]
+        rows, cols, eidx, hval, sval = [], [], [], [], []
+        # Edges grouped by block shape (one group per element pair, not one per edge): each group's blocks are
+        # stacked and its index arrays built by broadcasting.
+        for a, b in sorted(set(zip(ni.tolist(), nj.tolist()))):
+            sel = np.nonzero((ni == a) & (nj == b))[0]
+            hb = np.stack([np.asarray(ham.hamiltonian[e]) for e in sel])
+            sb = np.stack([np.asarray(ham.overlap[e]) for e in sel])
+            r = off[edges[sel, 3]][:, None, None] + np.arange(a)[None, :, None]
+            c = off[edges[sel, 4]][:, None, None] + np.arange(b)[None, None, :]
+            r, c = np.broadcast_arrays(r, c)
+            rows.append(r.ravel())
+            cols.append(c.ravel())
+            eidx.append(np.broadcast_to(sel[:, None, None], r.shape).ravel())
+            hval.append(hb.ravel())
+            sval.append(sb.ravel())
+        n = self.norb
+        if rows:
+            rows_a = np.concatenate(rows).astype(np.int64)
+            cols_a = np.concatenate(cols).astype(np.int64)
+            self._edge_of_entry = np.concatenate(eidx)
+            self._h = np.concatenate(hval)
+            self._s = np.concatenate(sval)
+        else:
+            rows_a = cols_a = self._edge_of_entry = np.zeros(0, dtype=np.int64)
+            self._h = self._s = np.zeros(0)
+        # Unique (row, col) in row-major order gives a canonical CSR pattern (sorted indices, no duplicates).
+        linear = rows_a * n + cols_a
+        uniq, self._slot = np.unique(linear, return_inverse=True)
+        self._nnz = len(uniq)
+        self._indices = (uniq % n).astype(np.int32 if n < 2**31 else np.int64)
+        counts = np.bincount(uniq // n, minlength=n) if n else np.zeros(0, dtype=np.int64)
+        self._indptr = np.concatenate([[0], np.cumsum(counts)]).astype(self._indices.dtype)
+        self._shifts = edges[:, :3].astype(float)
+        # Whether every stored block is real: then a k with real phases gives a real matrix (cheaper solvers).
+        self.real_blocks = not (np.iscomplexobj(self._h) or np.iscomplexobj(self._s))
+
+    def _sum(self, values: np.ndarray) -> np.ndarray:
+        if np.iscomplexobj(values):
+            return (np.bincount(self._slot, weights=values.real, minlength=self._nnz)
+                    + 1j * np.bincount(self._slot, weights=values.imag, minlength=self._nnz))
+        return np.bincount(self._slot, weights=values, minlength=self._nnz)
+
+    def _csr(self, data: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix((data, self._indices.copy(), self._indptr.copy()), shape=(self.norb, self.norb))
+
+    def at(self, k: Sequence[float]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """H(k), S(k) (eV) as complex CSR matrices at one fractional k-point."""
+        k = np.asarray(k, dtype=float).reshape(3)
+        phase = np.exp(2j * np.pi * (self._shifts @ k))[self._edge_of_entry]
+        return self._csr(self._sum(self._h * phase)), self._csr(self._sum(self._s * phase))
+
+    def at_real(self, k: Sequence[float]) -> tuple[sp.csr_matrix, sp.csr_matrix] | None:
+        """H(k), S(k) as real CSR matrices when they are real (real blocks and k.R integer or half-integer for
+        every edge, e.g. Γ); otherwise None."""
+        k = np.asarray(k, dtype=float).reshape(3)
+        if not self.real_blocks:
+            return None
+        phase = np.exp(2j * np.pi * (self._shifts @ k))
+        if np.abs(phase.imag).max(initial=0.0) > 1e-14:
+            return None
+        ph = phase.real[self._edge_of_entry]
+        return self._csr(self._sum(self._h * ph)), self._csr(self._sum(self._s * ph))
+
+
+def bloch_sparse(ham: RealSpaceHamiltonian, k: Sequence[float]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """H(k), S(k) (eV) as complex CSR matrices. For many k-points build one :class:`BlochAssembler`."""
+    return BlochAssembler(ham).at(k)
+
+
+def _assembler(ham_or_assembler: RealSpaceHamiltonian | BlochAssembler) -> BlochAssembler:
+    if isinstance(ham_or_assembler, BlochAssembler):
+        return ham_or_assembler
+    return BlochAssembler(ham_or_assembler)
+
+
+# -- diagonalization --------------------------------------------------------------------------------------------
+@dataclass
+class KSolution:
+    """Band energies (and optionally coefficients) at a set of k-points.
+
+    ``energies[k, n]`` (eV) is ascending in n. ``vectors[k]`` is ``(norb, nbands)`` with columns S(k)-orthonormal
+    (``c^H S c = 1``). ``weights`` sum to 1. ``sparse`` marks a window of bands around ``sigma`` rather than all
+    bands from the bottom: such a window cannot be used to count electrons.
+    """
+
+    kpts: np.ndarray
+    energies: np.ndarray
+    vectors: list[np.ndarray] | None
+    weights: np.ndarray
+    sparse: bool = False
+    sigma: float | None = None
+
+    @property
+    def nbands(self) -> int:
+        return int(self.energies.shape[1])
+
+    @property
+    def nkpts(self) -> int:
+        return int(self.energies.shape[0])
+
+
+def _kpts(kpts: Any) -> np.ndarray:
+    kpts = np.atleast_2d(np.asarray(kpts, dtype=float))
+    if kpts.ndim != 2 or kpts.shape[1] != 3:
+        raise ValueError(f"k-points must have shape (nk, 3), got {kpts.shape}")
+    return kpts
+
+
+def _weights(weights: Any, nk: int) -> np.ndarray:
+    if weights is None:
+        return np.full(nk, 1.0 / nk)
+    w = np.asarray(weights, dtype=float).reshape(-1)
+    if len(w) != nk:
+        raise ValueError(f"{len(w)} weights for {nk} k-points")
+    if (w < 0).any() or w.sum() <= 0:
+        raise ValueError("k-point weights must be non-negative and not all zero")
+    return w / w.sum()  # Σ_k w_k Σ_n 2 f = N needs normalized weights
+
+
+def solve_k(
+    ham_or_assembler: RealSpaceHamiltonian | BlochAssembler,
+    kpts: Any,
+    lindep: float = LINDEP_THRESHOLD,
+    vectors: bool = False,
+    sparse: bool | None = None,
+    n_bands: int | None = None,
+    sigma: float | None = None,
+    weights: Any = None,
+) -> KSolution:
+    """Solve ``H(k) c = e S(k) c`` at each k-point.
+
+    Dense path (default while ``norb <= SPARSE_THRESHOLD``): canonical orthogonalization
+    (:func:`~tracegrad_ase.hamiltonian.generalized_eigh`, directions of S(k) below ``lindep`` dropped); the band
+    count is the minimum over k so the array is rectangular. ``n_bands`` then keeps the lowest ``n_bands``, or,
+    when ``sigma`` is given, the ``n_bands`` levels nearest ``sigma``.
+
+    Sparse path (``sparse=True``, or ``sparse=None`` and ``norb > SPARSE_THRESHOLD``): ARPACK shift-invert
+    (:func:`scipy.sparse.linalg.eigsh`) for the ``n_bands`` (default 32) eigenpairs nearest ``sigma``; no dense
+    ``norb x norb`` matrix is formed. ``sigma`` is required there (use the Fermi-level guess, e.g.
+    ``ham.meta["fermi_level_ev"]``, which is taken when ``sigma`` is None). ``lindep`` is not applied: S(k)
+    must be positive definite. The returned window is then refined by Rayleigh-Ritz so degenerate vectors are
+    S-orthonormal.
+    """
+    asm = _assembler(ham_or_assembler)
+    kpts = _kpts(kpts)
+    w = _weights(weights, len(kpts))
+    use_sparse = asm.norb > SPARSE_THRESHOLD if sparse is None else bool(sparse)
+    if use_sparse:
+        if sigma is None:
+            sigma = asm.ham.meta.get("fermi_level_ev")
+        if sigma is None:
+            raise ValueError("the sparse eigensolver needs sigma, the energy (eV) around which to find bands")
+        nb = DEFAULT_SPARSE_BANDS if n_bands is None else int(n_bands)
+        if not 0 < nb < asm.norb - 1:
+            raise ValueError(f"n_bands must be between 1 and norb - 2 = {asm.norb - 2} for the sparse path, got {nb}")
+        es, vs = zip(*(_sparse_eigs(asm, k, float(sigma), nb, vectors) for k in kpts))
+        return KSolution(kpts, np.array(es), list(vs) if vectors else None, w, sparse=True, sigma=float(sigma))
+
+    es_list, vs_list = [], []
+    for k in kpts:
+        h, s = asm.at_real(k) or asm.at(k)  # real arithmetic where the phases allow (Γ, zone boundary)
+        e, c = generalized_eigh(h.toarray(), s.toarray(), lindep)
+        es_list.append(e)
+        vs_list.append(c)
+    nb = min(len(e) for e in es_list)
+    energies = np.array([e[:nb] for e in es_list])
+    vecs = [c[:, :nb] for c in vs_list]
+    if n_bands is not None and n_bands < nb:
+        if sigma is None:
+            sel = [np.arange(n_bands)] * len(kpts)
+        else:
+            # The n levels nearest sigma form a contiguous window of the sorted levels.
+            sel = [np.sort(np.argsort(np.abs(e - sigma), kind="stable")[:n_bands]) for e in energies]
+        energies = np.array([e[s] for e, s in zip(energies, sel)])
+        vecs = [c[:, s] for c, s in zip(vecs, sel)]
+    return KSolution(kpts, energies, vecs if vectors else None, w, sparse=False,
+                     sigma=None if sigma is None else float(sigma))
+
+
+def _sparse_eigs(asm: BlochAssembler, k: np.ndarray, sigma: float, nb: int, want_vectors: bool
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    pair = asm.at_real(k)
+    h, s = pair if pair is not None else asm.at(k)
+    h, s = h.tocsc(), s.tocsc()
+    # Shift-invert: ARPACK converges to the eigenvalues of (H - sigma S)^-1 S of largest modulus, i.e. e nearest
+    # sigma; the LU factorization of the sparse shifted matrix is the only factorization made.
+    e, v = spla.eigsh(h, k=nb, M=s, sigma=sigma, which="LM", tol=0.0)
+    # Rayleigh-Ritz in the found subspace (nb x nb): sorts the window, makes degenerate vectors S-orthonormal
+    # (the complex case runs through ARPACK's non-Hermitian driver, which does not guarantee that).
+    sv = s @ v
+    hs = v.conj().T @ (h @ v)
+    ss = v.conj().T @ sv
+    hs = 0.5 * (hs + hs.conj().T)
+    ss = 0.5 * (ss + ss.conj().T)
+    e2, c2 = generalized_eigh(hs, ss, lindep=0.0)
+    if len(e2) < nb:  # pragma: no cover - ARPACK returned dependent vectors
+        raise np.linalg.LinAlgError("the sparse eigensolver returned linearly dependent vectors")
+    return e2, (v @ c2 if want_vectors else None)
+
+
+# -- electrons, occupations, Fermi level -----------------------------------------------------------------------
+def electron_count(ham: RealSpaceHamiltonian) -> int:
+    """Valence electrons per cell: the basis' valence charges minus ``meta["settings"]["charge"]``."""
+    total = sum(int(ham.basis.valence[symbol_of(int(z))]) for z in ham.atoms.numbers)
+    charge = (ham.meta.get("settings") or {}).get("charge", 0)
+    n = total - charge
+    if abs(n - round(n)) > 1e-9:
+        raise ValueError(f"non-integer electron count {n}")
+    if n < 0:
+        raise ValueError(f"negative electron count {n} (charge {charge})")
+    return int(round(n))
+
+
+def _smearing_function(x: np.ndarray, smearing: str) -> np.ndarray:
+    """Occupation (0..1) per spin of a level at reduced energy x = (e - mu) / width."""
+    if smearing == "fermi-dirac":
+        return expit(-x)  # overflow-safe 1 / (1 + exp(x))
+    if smearing == "gaussian":
+        return 0.5 * erfc(x)
+    raise ValueError(f"unknown smearing {smearing!r}; choose one of {SMEARINGS}")
+
+
+def occupations(
+    energies: np.ndarray,
+    mu: float,
+    smearing: str = "fermi-dirac",
+    width: float = 0.05,
+    weights: Any = None,
+    n_electrons: float | None = None,
+) -> np.ndarray:
+    """Occupation (0..2, both spins) of every level at chemical potential ``mu`` (eV).
+
+    With ``smearing="none"`` levels below ``mu`` hold 2 and levels above 0; levels at ``mu`` (within 1e-8 eV)
+    hold 1, or, when ``n_electrons`` is given (with the k ``weights``, default uniform), share the electrons left over equally so the
+    count is exact (a metal whose Fermi level sits on a partly filled degenerate level).
+    """
+    e = np.asarray(energies, dtype=float)
+    if smearing != "none":
+        if width <= 0:
+            raise ValueError("a smearing width must be positive")
+        return 2.0 * _smearing_function((e - mu) / width, smearing)
+    occ = np.where(e < mu - _DEGENERACY_TOL, 2.0, 0.0)
+    at_mu = np.abs(e - mu) <= _DEGENERACY_TOL
+    if not at_mu.any():
+        return occ
+    if n_electrons is None:
+        return np.where(at_mu, 1.0, occ)
+    wk = _weights(weights, e.shape[0])
+    w = np.broadcast_to(wk.reshape((-1,) + (1,) * (e.ndim - 1)), e.shape)
+    left = n_electrons - float((w * occ).sum())
+    share = np.clip(left / float(w[at_mu].sum()), 0.0, 2.0)
+    return np.where(at_mu, share, occ)
+
+
+def fermi_level(
+    energies: np.ndarray,
+    weights: Any,
+    n_electrons: float,
+    smearing: str = "fermi-dirac",
+    width: float = 0.05,
+) -> float:
+    """Chemical potential (eV) that holds ``n_electrons`` per cell: ``Σ_k w_k Σ_n 2 f((e_kn - mu)/width) = N``.
+
+    Smeared: root by Brent's method (the count is monotone in mu). ``"none"``: fill the levels in order of
+    energy (any k weights); if the filling ends exactly between two distinct levels — always the case for an
+    insulator — mu is midway between them (mid-gap); otherwise mu is the partly filled highest occupied level.
+    ``weights`` None means uniform; weights are normalized to sum to 1.
+    """
+    e = np.atleast_2d(np.asarray(energies, dtype=float))
+    w = _weights(weights, e.shape[0])
+    n = float(n_electrons)
+    capacity = 2.0 * e.shape[1]
+    if smearing not in SMEARINGS:
+        raise ValueError(f"unknown smearing {smearing!r}; choose one of {SMEARINGS}")
+    if n <= 0:
+        raise ValueError(f"the electron count must be positive, got {n}")
+    if smearing == "none":
+        if n > capacity * (1 + 1e-12):
+            raise ValueError(f"{n} electrons do not fit in {e.shape[1]} bands")
+        return _fermi_level_step(e, w, n)
+    if n >= capacity:
+        raise ValueError(f"{n} electrons fill all {e.shape[1]} bands: no Fermi level with smearing")
+    if width <= 0:
+        raise ValueError("a smearing width must be positive")
+
+    def excess(mu: float) -> float:
+        return float(w @ (2.0 * _smearing_function((e - mu) / width, smearing)).sum(axis=1)) - n
+
+    # The smearing tails decay within ~40 widths (erfc(x) ~ 1e-16 at x = 8, Fermi-Dirac at x = 37).
+    lo = e.min() - 40.0 * width - 1.0
+    hi = e.max() + 40.0 * width + 1.0
+    return float(brentq(excess, lo, hi, xtol=1e-13, rtol=4 * np.finfo(float).eps, maxiter=500))
+
+
+def _fermi_level_step(e: np.ndarray, w: np.ndarray, n: float) -> float:
+    flat = e.ravel()
+    wt = 2.0 * np.broadcast_to(w[:, None], e.shape).ravel()
+    order = np.argsort(flat, kind="stable")
+    levels, wt = flat[order], wt[order]
+    cum = np.cumsum(wt)
+    tol = 1e-9 * max(1.0, n)
+    last = int(np.searchsorted(cum, n - tol))  # first level at which the count reaches n
+    last = min(last, len(levels) - 1)
+    top = levels[last]
+    # Levels degenerate with the one that completes the count belong to the same (possibly shared) level.
+    same = np.abs(levels - top) <= _DEGENERACY_TOL
+    upto = int(np.nonzero(same)[0].max())
+    if abs(cum[upto] - n) <= tol and upto + 1 < len(levels):
+        return float(0.5 * (top + levels[upto + 1]))  # integer filling: mid-gap
+    return float(top)
+
+
+# -- band gap ---------------------------------------------------------------------------------------------------
+def band_gap(energies: np.ndarray, kpts: Any, fermi: float) -> dict[str, Any]:
+    """Band gap around the Fermi level ``fermi`` (eV).
+
+    Returns ``gap``, ``direct`` (VBM and CBM at the same k), ``vbm``, ``cbm``, ``k_vbm``, ``k_cbm`` and
+    ``direct_gap`` (smallest gap at one k) plus ``metal``. A band with levels on both sides of E_F (it crosses
+    E_F), or bands that touch at E_F, make it a metal: gap and direct_gap are 0.
+    """
+    e = np.atleast_2d(np.asarray(energies, dtype=float))
+    kpts = _kpts(kpts)
+    if len(kpts) != e.shape[0]:
+        raise ValueError(f"{len(kpts)} k-points for {e.shape[0]} rows of energies")
+    occ = e <= fermi + _DEGENERACY_TOL
+    if not occ.any() or occ.all():
+        raise ValueError("the energies need levels on both sides of the Fermi level to define a gap")
+    flat_occ = np.where(occ, e, -np.inf)
+    flat_emp = np.where(occ, np.inf, e)
+    iv = np.unravel_index(np.argmax(flat_occ), e.shape)
+    ic = np.unravel_index(np.argmin(flat_emp), e.shape)
+    vbm, cbm = float(e[iv]), float(e[ic])
+    crossing = bool((occ.any(axis=0) & (~occ).any(axis=0)).any())
+    per_k = flat_emp.min(axis=1) - flat_occ.max(axis=1)  # inf where a k-point has no level on one side
+    out: dict[str, Any] = {"vbm": vbm, "cbm": cbm, "k_vbm": kpts[iv[0]].copy(), "k_cbm": kpts[ic[0]].copy()}
+    if crossing or cbm - vbm <= _DEGENERACY_TOL:
+        out.update(gap=0.0, direct_gap=0.0, direct=False, metal=True)
+        return out
+    gap = cbm - vbm
+    kd = int(np.argmin(per_k))
+    direct_gap = float(per_k[kd])
+    direct = bool(direct_gap - gap <= 1e-9 * max(1.0, abs(gap)))
+    if direct:  # VBM and CBM may be reached at several k; report one k where both are
+        out["k_vbm"] = kpts[kd].copy()
+        out["k_cbm"] = kpts[kd].copy()
+    out.update(gap=float(gap), direct_gap=direct_gap, direct=direct, metal=False)
+    return out
+
+
+# -- density of states ------------------------------------------------------------------------------------------
+def _broadening(x: np.ndarray, width: float, kind: str) -> np.ndarray:
+    """Normalized line shape (1/eV) at distance x (eV)."""
+    if width <= 0:
+        raise ValueError("the DOS width must be positive")
+    if kind == "gaussian":
+        return np.exp(-0.5 * (x / width) ** 2) / (width * np.sqrt(2 * np.pi))
+    if kind == "lorentzian":
+        return (width / np.pi) / (x**2 + width**2)
+    raise ValueError(f"unknown broadening {kind!r}; choose 'gaussian' or 'lorentzian'")
+
+
+def _weighted_dos(e: np.ndarray, wk: np.ndarray, amp: np.ndarray, grid: np.ndarray, width: float,
+                  kind: str) -> np.ndarray:
+    """Σ_k w_k Σ_n 2 amp_kn L(E - e_kn) for amp (..., nk, nb) -> (..., len(grid))."""
+    g = _broadening(grid[:, None] - e.ravel()[None, :], width, kind)  # (ngrid, nk*nb)
+    a = (2.0 * amp * wk[:, None]).reshape(amp.shape[:-2] + (-1,))
+    return a @ g.T
+
+
+def dos(energies: np.ndarray, weights: Any, grid: Any, width: float = 0.1, kind: str = "gaussian") -> np.ndarray:
+    """Total density of states (states/eV per cell, both spins) on ``grid``; integrates to 2 x nbands."""
+    e = np.atleast_2d(np.asarray(energies, dtype=float))
+    wk = _weights(weights, e.shape[0])
+    return _weighted_dos(e, wk, np.ones_like(e), np.asarray(grid, dtype=float), width, kind)
+
+
+def mulliken_weights(solution: KSolution, ham_or_assembler: RealSpaceHamiltonian | BlochAssembler
+                     ) -> list[np.ndarray]:
+    """Per k, the ``(norb, nbands)`` Mulliken weight ``Re[c_mu* (S(k) c)_mu]`` of band n on orbital mu; each
+    column sums to ``c^H S c = 1``."""
+    if solution.vectors is None:
+        raise ValueError("Mulliken projections need the coefficients: call solve_k(..., vectors=True)")
+    asm = _assembler(ham_or_assembler)
+    out = []
+    for k, c in zip(solution.kpts, solution.vectors):
+        _, s = asm.at(k)
+        out.append(np.real(c.conj() * (s @ c)))
+    return out
+
+
+def _orbital_groups(ham: RealSpaceHamiltonian, by: str) -> tuple[list[Any], np.ndarray]:
+    """Group label per orbital of the cell: (labels, index into labels for each orbital)."""
+    letters = "spdfghik"
+    per_orb: list[Any] = []
+    for a, z in enumerate(ham.atoms.numbers):
+        sym = symbol_of(int(z))
+        for l in ham.basis.shells_of(sym):
+            for _ in range(2 * l + 1):
+                if by == "atom":
+                    per_orb.append(a)
+                elif by == "element":
+                    per_orb.append(sym)
+                elif by == "l":
+                    per_orb.append(letters[l] if l < len(letters) else f"l{l}")
+                else:
+                    raise ValueError(f"unknown projection {by!r}; choose 'atom', 'element' or 'l'")
+    labels = list(dict.fromkeys(per_orb))  # first-seen order
+    lookup = {lab: n for n, lab in enumerate(labels)}
+    return labels, np.array([lookup[p] for p in per_orb], dtype=np.int64)
+
+
+def projected_dos(
+    solution: KSolution,
+    ham: RealSpaceHamiltonian | BlochAssembler,
+    grid: Any,
+    width: float = 0.1,
+    by: str = "atom",
+    kind: str = "gaussian",
+) -> dict[Any, np.ndarray]:
+    """Mulliken-projected DOS (states/eV, both spins) on ``grid``, keyed by atom index, element symbol or l
+    letter (``by="atom" | "element" | "l"``). The groups add up to :func:`dos` of the same solution."""
+    asm = _assembler(ham)
+    labels, group = _orbital_groups(asm.ham, by)
+    mw = mulliken_weights(solution, asm)
+    # amp[g, k, n]: weight of band n at k on group g.
+    amp = np.stack([np.stack([np.bincount(group, weights=m[:, n], minlength=len(labels))
+                              for n in range(m.shape[1])], axis=1) for m in mw], axis=1)
+    pd = _weighted_dos(solution.energies, solution.weights, amp, np.asarray(grid, dtype=float), width, kind)
+    return {lab: pd[g] for g, lab in enumerate(labels)}
+
+
+# -- molecules --------------------------------------------------------------------------------------------------
+def molecular_orbitals(ham: RealSpaceHamiltonian, lindep: float = LINDEP_THRESHOLD) -> dict[str, Any]:
+    """Molecular orbitals of a molecule (only R = 0 edges), in real arithmetic.
+
+    Returns ``energies`` (eV), ``coefficients`` (norb, nmo), ``occupations`` (aufbau, 2 per orbital, a single
+    electron in the last one for an odd count), ``homo``, ``lumo``, ``gap`` (None without a LUMO),
+    ``homo_index``, ``n_electrons`` and the density matrix ``density_matrix = Σ_i occ_i c_i c_i^T``
+    (``trace(D S) = N``).
+    """
+    if (ham.edges[:, :3] != 0).any():
+        raise StructureError("molecular_orbitals needs a molecule: the Hamiltonian has edges to other cells")
+    n = ham.norb
+    off = ham.offsets
+    h = np.zeros((n, n))
+    s = np.zeros((n, n))
+    for (_, _, _, i, j), hb, sb in zip(ham.edges, ham.hamiltonian, ham.overlap):
+        h[off[i]:off[i + 1], off[j]:off[j + 1]] += np.real(hb)
+        s[off[i]:off[i + 1], off[j]:off[j + 1]] += np.real(sb)
+    e, c = generalized_eigh(h, s, lindep)
+    nel = electron_count(ham)
+    if nel > 2 * len(e):
+        raise ValueError(f"{nel} electrons do not fit in {len(e)} molecular orbitals")
+    occ = np.zeros(len(e))
+    occ[: nel // 2] = 2.0
+    if nel % 2:
+        occ[nel // 2] = 1.0
+    homo_index = int(np.nonzero(occ)[0].max()) if nel else None
+    lumo_index = int(np.nonzero(occ == 0)[0].min()) if (occ == 0).any() else None
+    homo = float(e[homo_index]) if homo_index is not None else None
+    lumo = float(e[lumo_index]) if lumo_index is not None else None
+    d = (c * occ) @ c.T
+    return {
+        "energies": e,
+        "coefficients": c,
+        "occupations": occ,
+        "homo": homo,
+        "lumo": lumo,
+        "gap": (lumo - homo) if homo is not None and lumo is not None else None,
+        "homo_index": homo_index,
+        "n_electrons": nel,
+        "density_matrix": d,
+        "overlap": s,
+    }
