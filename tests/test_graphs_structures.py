@@ -26,6 +26,15 @@ def test_neighbor_list_matches_ase_and_edge_convention(atoms):
     assert all((b, a, tuple(-np.array(r))) in edges for a, b, r in ours)
 
 
+@pytest.mark.parametrize("atoms", [bulk("Si", "diamond", a=5.43), graphene(a=2.46, vacuum=5.0), molecule("CH3CH2OH")])
+def test_ase_backend_gives_the_same_edges(atoms):
+    if not atoms.cell.array.any():
+        atoms.pbc = False
+    a, b = neighbor_list(atoms, 4.5, self_edges=True), neighbor_list(atoms, 4.5, self_edges=True, backend="ase")
+    assert (a.i == b.i).all() and (a.j == b.j).all() and (a.shifts == b.shifts).all()
+    assert np.allclose(a.vectors, b.vectors)
+
+
 def test_self_edges_carry_on_site_blocks():
     nl = neighbor_list(molecule("H2O"), 2.0, self_edges=True)
     onsite = [(i, j) for i, j, r in zip(nl.i, nl.j, nl.shifts) if i == j and not r.any()]

@@ -5,9 +5,19 @@ basis -> structures, graphs -> hamiltonian, datafiles -> (model) -> (calculator)
 pyscf_truth, datasets -> cli.
 """
 
-from .basis import OrbitalBasis
-from .errors import DataFormatError, SCFNotConvergedError, StructureError, TraceGradError, UnknownElementError
-from .hamiltonian import RealSpaceHamiltonian
+from .graphs import vesin_safe
+
+vesin_safe()  # loads vesin before any PySCF library, where it still can: see graphs.vesin_safe
+
+from .basis import OrbitalBasis  # noqa: E402
+from .errors import (  # noqa: E402
+    DataFormatError,
+    SCFNotConvergedError,
+    StructureError,
+    TraceGradError,
+    UnknownElementError,
+)
+from .hamiltonian import RealSpaceHamiltonian  # noqa: E402
 
 __version__ = "0.1.0"
 

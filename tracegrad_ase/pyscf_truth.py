@@ -98,8 +98,8 @@ def ground_truth(atoms: Atoms, settings: GroundTruthSettings | None = None) -> R
 
 def run_scf(atoms: Atoms, settings: GroundTruthSettings | None = None) -> ScfRun:
     """Converge a PySCF SCF for ``atoms``; raise :class:`SCFNotConvergedError` if it does not converge."""
-    settings = (settings or GroundTruthSettings()).for_atoms(atoms)
     validate_atoms(atoms)
+    settings = (settings or GroundTruthSettings()).for_atoms(atoms)
     periodic = bool(np.any(atoms.pbc))
     if periodic:
         _check_crystal_cell(atoms)

@@ -11,7 +11,7 @@ from .errors import StructureError
 MIN_DISTANCE = 0.5
 
 
-def validate_atoms(atoms: Atoms, min_distance: float = MIN_DISTANCE) -> None:
+def validate_atoms(atoms: Atoms, min_distance: float = MIN_DISTANCE, backend: str = "auto") -> None:
     """Raise :class:`StructureError` naming the problem if ``atoms`` cannot be used.
 
     Checks: at least one atom; finite positions and cell; a non-zero, non-degenerate cell vector along every
@@ -34,7 +34,7 @@ def validate_atoms(atoms: Atoms, min_distance: float = MIN_DISTANCE) -> None:
             )
     if pbc.any() and np.linalg.matrix_rank(cell[pbc], tol=1e-6) < pbc.sum():
         raise StructureError("the periodic cell vectors are linearly dependent (zero cell volume)")
-    i, j, d = close_pairs(atoms, min_distance)
+    i, j, d = close_pairs(atoms, min_distance, backend)
     if len(d):
         k = int(np.argmin(d))
         raise StructureError(
@@ -43,10 +43,10 @@ def validate_atoms(atoms: Atoms, min_distance: float = MIN_DISTANCE) -> None:
         )
 
 
-def close_pairs(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def close_pairs(atoms: Atoms, cutoff: float, backend: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (i, j, distance) of atoms, periodic images included, closer than ``cutoff`` Å."""
     from .graphs import neighbor_list
 
-    nl = neighbor_list(atoms, cutoff)
+    nl = neighbor_list(atoms, cutoff, backend=backend)
     return nl.i, nl.j, nl.distances
 

@@ -187,7 +187,11 @@ class TraceGradNet(nn.Module):
             table = self.config.onsite_reference.get(element)
             if table is None:
                 continue
-            table = 0.5 * (np.asarray(table) + np.asarray(table).T)  # on-site blocks are symmetric
+            table = np.asarray(table, dtype=float)
+            if table.shape != (len(self.layout.slot_ls),) * 2:
+                raise ValueError(f"onsite_reference[{element!r}] has shape {table.shape}; the layout has "
+                                 f"{len(self.layout.slot_ls)} shell slots (l = {list(self.layout.slot_ls)})")
+            table = 0.5 * (table + table.T)  # on-site blocks are symmetric
             mask = self.layout.orbital_mask(element)
             for a, la in enumerate(self.layout.slot_ls):
                 for b, lb in enumerate(self.layout.slot_ls):

@@ -1,0 +1,124 @@
+"""TraceGradCalculator through ASE's own tools, compared with the electronic core computed directly."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+from ase.build import graphene, molecule
+from ase.calculators.calculator import PropertyNotImplementedError
+from ase.dft.bandgap import bandgap
+from ase.dft.dos import DOS
+
+from tracegrad_ase import electronic
+from tracegrad_ase.basis import OrbitalBasis
+from tracegrad_ase.calculator import TraceGradCalculator
+from tracegrad_ase.model import ModelConfig, build_model
+from tracegrad_ase.model.checkpoint import save_model
+from tracegrad_ase.predict import load, predict_hamiltonian
+
+
+REFERENCE = {  # plausible on-site levels (eV) per slot shell pair, so the random model has sensible bands
+    "gth-szv": {"C": [[-12.0, 0], [0, -4.0]]},
+    "sto-3g": {"H": [[-5.0, 0, 0], [0, 0, 0], [0, 0, 0]], "O": [[-500.0, 0, 0], [0, -25.0, 0], [0, 0, -8.0]]},
+}
+
+
+def _model(folder, name, elements, pseudo=None):
+    basis = OrbitalBasis.from_pyscf(name, elements, pseudo=pseudo)
+    torch.manual_seed(0)
+    cfg = ModelConfig(elements=list(elements), basis=basis.to_dict(), cutoff=5.0, num_layers=1, muls=[4, 2, 2],
+                      lmax_sh=2, tg_hidden=8, tg_z=4, target_scale=0.5,
+                      onsite_reference=REFERENCE[name])
+    return save_model(build_model(cfg), folder / name)
+
+
+@pytest.fixture(scope="module")
+def carbon(tmp_path_factory):
+    return _model(tmp_path_factory.mktemp("m"), "gth-szv", ["C"], "gth-pbe")
+
+
+@pytest.fixture
+def sheet():
+    atoms = graphene(a=2.46, vacuum=5.0)
+    atoms.pbc = [True, True, False]
+    return atoms
+
+
+def test_mesh_eigenvalues_fermi_level_and_ase_tools(carbon, sheet):
+    calc = TraceGradCalculator(carbon, kpts=(4, 4, 1))
+    sheet.calc = calc
+    ham = predict_hamiltonian(sheet, load(carbon))
+    sol = electronic.solve_k(ham, calc.get_ibz_k_points())
+    assert calc.get_ibz_k_points().shape == (16, 3)
+    assert np.allclose([calc.get_eigenvalues(k) for k in range(16)], sol.energies, atol=1e-6)
+    ef = electronic.fermi_level(sol.energies, None, 8, "fermi-dirac", 0.05)
+    assert calc.get_fermi_level() == pytest.approx(ef, abs=1e-6)
+    assert np.isclose(calc.get_k_point_weights().sum(), 1.0)
+    occ = np.array([calc.get_occupation_numbers(k) for k in range(16)])
+    assert np.isclose((occ * calc.get_k_point_weights()[:, None]).sum(), 8.0, atol=1e-6)
+    # ASE's own tools on the calculator
+    dos = DOS(calc, width=0.2, npts=8000)  # energies relative to our Fermi level, both spins
+    e, g = dos.get_energies(), dos.get_dos()
+    assert np.trapezoid(g, e) == pytest.approx(2 * calc.get_number_of_bands(), rel=1e-3)
+    assert np.trapezoid(g[e <= 0], e[e <= 0]) == pytest.approx(8.0, abs=0.1)  # 8 valence electrons below E_F
+    gap, p1, p2 = bandgap(calc, output=None)
+    assert gap == pytest.approx(calc.get_band_gap()["gap"], abs=1e-6)
+    with pytest.raises(PropertyNotImplementedError, match="predicts the Hamiltonian, not 'energy'"):
+        sheet.get_potential_energy()
+    with pytest.raises(PropertyNotImplementedError, match="not 'forces'"):
+        sheet.get_forces()
+
+
+def test_recomputes_only_when_atoms_change(carbon, sheet, monkeypatch):
+    import tracegrad_ase.calculator as module
+
+    calls = []
+    real = module.predict_hamiltonian
+    monkeypatch.setattr(module, "predict_hamiltonian", lambda a, m: calls.append(1) or real(a, m))
+    sheet.calc = TraceGradCalculator(carbon, kpts=(2, 2, 1))
+    sheet.calc.get_fermi_level()
+    sheet.calc.get_eigenvalues(0)
+    sheet.calc.get_band_gap()
+    assert len(calls) == 1
+    sheet.positions[0, 0] += 0.05
+    sheet.calc.get_fermi_level()
+    assert len(calls) == 2
+
+
+def test_bandpath_band_structure_plot(carbon, sheet, tmp_path):
+    path = sheet.cell.bandpath("GMKG", npoints=30, pbc=sheet.pbc)
+    sheet.calc = TraceGradCalculator(carbon, kpts=path, fermi_kpts=(6, 6, 1))
+    bs = sheet.calc.band_structure()
+    assert bs.energies.shape == (1, 30, sheet.calc.get_number_of_bands())
+    mesh = TraceGradCalculator(carbon, kpts=(6, 6, 1))
+    mesh.calculate(sheet.copy())
+    assert bs.reference == pytest.approx(mesh.results["fermi_level"], abs=1e-9)  # E_F from the mesh, not the path
+    ax = bs.plot(emin=-20, emax=10, filename=str(tmp_path / "bands.png"))
+    assert ax is not None and (tmp_path / "bands.png").stat().st_size > 1000
+
+
+def test_bad_kpoints_and_smearing(carbon, sheet):
+    with pytest.raises(ValueError, match="shape \\(nk, 3\\)"):
+        TraceGradCalculator(carbon, kpts=[[0, 0], [0.5, 0]]).calculate(sheet)
+    with pytest.raises(ValueError, match="3 integers"):
+        TraceGradCalculator(carbon, kpts=[4, 4]).calculate(sheet)
+    with pytest.raises(ValueError, match="smearing must be one of"):
+        TraceGradCalculator(carbon, smearing="cold")
+
+
+def test_molecule_orbitals_and_export(tmp_path):
+    folder = _model(tmp_path, "sto-3g", ["H", "O"])
+    water = molecule("H2O")
+    water.calc = TraceGradCalculator(folder)
+    mo = water.calc.get_molecular_orbitals()
+    homo, lumo = water.calc.get_homo_lumo()
+    assert mo["energies"].shape == (7,) and homo < lumo and mo["homo"] == homo
+    assert np.trace(mo["density_matrix"] @ mo["overlap"]) == pytest.approx(10.0, abs=1e-8)
+    assert np.allclose(water.calc.get_eigenvalues(), mo["energies"], atol=1e-6)
+    water.calc.write_hamiltonian(tmp_path / "water.h5")
+    from tracegrad_ase.datafiles import load_h5
+
+    assert load_h5(tmp_path / "water.h5").norb == 7

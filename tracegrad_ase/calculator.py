@@ -1,0 +1,197 @@
+"""``TraceGradCalculator``: an ASE calculator that predicts the Hamiltonian and answers ASE's
+electronic-structure interface, so ``ase.dft.dos.DOS(calc)``, ``ase.dft.bandgap.bandgap(calc)`` and
+``atoms.calc.band_structure().plot()`` work unchanged.
+
+It recomputes only when the atoms change (ASE's ``check_state``). It offers no total energy and no forces:
+the model predicts H, not E.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes, kpts2kpts
+from ase.dft.kpoints import BandPath
+
+from . import electronic
+from .predict import load, predict_hamiltonian
+
+_NOT_OFFERED = ("energy", "free_energy", "forces", "stress", "energies", "stresses", "magmom", "magmoms",
+                "dipole", "charges")
+
+
+class TraceGradCalculator(Calculator):
+    """Predicted H(R) (eV) with the basis overlap S(R), and everything that follows from them.
+
+    Parameters
+    ----------
+    model: a shipped model's name or a model folder.
+    kpts: where eigenvalues are wanted: a Monkhorst-Pack size ``(n1, n2, n3)``, ``{"density": d}``, an explicit
+        (nk, 3) list of fractional k-points, or a ``BandPath`` (``atoms.cell.bandpath()``). Molecules: Γ.
+    fermi_kpts: the mesh the Fermi level is found on when ``kpts`` is a path or a list (default: a
+        Monkhorst-Pack mesh of density 5 Å, or ``kpts`` itself when that is a mesh).
+    smearing, width: ``"fermi-dirac"``, ``"gaussian"`` or ``"none"``, width in eV.
+    device, dtype: where the network runs.
+    """
+
+    implemented_properties = ["hamiltonian", "eigenvalues", "fermi_level", "band_gap"]
+    default_parameters: dict[str, Any] = {"kpts": None, "fermi_kpts": None, "smearing": "fermi-dirac", "width": 0.05}
+    ignored_changes = {"initial_magmoms", "initial_charges"}
+
+    def __init__(self, model: str | os.PathLike, kpts=None, fermi_kpts=None, smearing: str = "fermi-dirac",
+                 width: float = 0.05, device: str = "cpu", dtype=None, **kwargs):
+        super().__init__(kpts=kpts, fermi_kpts=fermi_kpts, smearing=smearing, width=width, **kwargs)
+        if smearing not in electronic.SMEARINGS:
+            raise ValueError(f"smearing must be one of {electronic.SMEARINGS}, got {smearing!r}")
+        self.model = load(model, device=device, dtype=dtype)
+        self.model_name = str(model)
+        self._attached: Atoms | None = None
+
+    def set_atoms(self, atoms: Atoms) -> None:
+        """Called by ``atoms.calc = calc``: ASE's argument-free getters then follow these atoms' changes."""
+        self._attached = atoms
+
+    # -- ASE's Calculator protocol ---------------------------------------------------------------
+    def get_property(self, name, atoms=None, allow_calculation=True):
+        if name in _NOT_OFFERED:
+            raise PropertyNotImplementedError(
+                f"TraceGradCalculator predicts the Hamiltonian, not '{name}': it offers "
+                f"{', '.join(self.implemented_properties)}, get_eigenvalues(), get_fermi_level(), band_structure(), "
+                "ase.dft.dos.DOS(calc) and ase.dft.bandgap.bandgap(calc)")
+        return super().get_property(name, atoms, allow_calculation)
+
+    def calculate(self, atoms: Atoms | None = None, properties=("hamiltonian",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        ham = predict_hamiltonian(atoms, self.model)
+        self.asm = electronic.BlochAssembler(ham)
+        nelec = electronic.electron_count(ham)
+        periodic = bool(np.any(atoms.pbc))
+        kpts = self._kpoints(atoms, self.parameters.kpts) if periodic else np.zeros((1, 3))
+        sol = electronic.solve_k(self.asm, kpts, vectors=not periodic)
+        smearing, width = self.parameters.smearing, self.parameters.width
+        if periodic and self._is_path_or_list(self.parameters.kpts):
+            fk = self._fermi_mesh(atoms)
+            ef = electronic.fermi_level(electronic.solve_k(self.asm, fk).energies, None, nelec, smearing, width)
+        else:
+            ef = electronic.fermi_level(sol.energies, sol.weights, nelec, smearing, width)
+        ham.meta["fermi_level_ev"] = ef
+        self.solution = sol
+        self.results = {
+            "hamiltonian": ham,
+            "eigenvalues": sol.energies,
+            "fermi_level": ef,
+            "band_gap": electronic.band_gap(sol.energies, sol.kpts, ef),
+            "occupations": electronic.occupations(sol.energies, ef, smearing, width, sol.weights, nelec),
+            "n_electrons": nelec,
+        }
+
+    # -- kpoints ----------------------------------------------------------------------------------
+    @staticmethod
+    def _is_path_or_list(kpts) -> bool:
+        return isinstance(kpts, BandPath) or (kpts is not None and np.ndim(kpts) == 2)
+
+    def _kpoints(self, atoms: Atoms, kpts) -> np.ndarray:
+        if kpts is None:
+            return self._fermi_mesh(atoms)
+        if isinstance(kpts, BandPath):
+            return np.asarray(kpts.kpts, dtype=float)
+        if np.ndim(kpts) == 2:
+            k = np.asarray(kpts, dtype=float)
+            if k.shape[1] != 3:
+                raise ValueError(f"an explicit k-point list must have shape (nk, 3), got {k.shape}")
+            return k
+        if np.ndim(kpts) == 1 and len(kpts) != 3:
+            raise ValueError(f"a Monkhorst-Pack size needs 3 integers, got {list(kpts)}")
+        return kpts2kpts(kpts, atoms=atoms).kpts
+
+    def _fermi_mesh(self, atoms: Atoms) -> np.ndarray:
+        fk = self.parameters.fermi_kpts
+        if fk is None:
+            fk = {"density": 5.0, "even": False}
+        return kpts2kpts(fk, atoms=atoms).kpts
+
+    # -- ASE's electronic-structure interface -----------------------------------------------------
+    def _result(self, name):
+        atoms = self._attached if self._attached is not None else self.atoms
+        if atoms is None:
+            raise ValueError("no structure: attach the calculator (atoms.calc = calc) or call calculate(atoms)")
+        return self.get_property(name, atoms)
+
+    def get_hamiltonian(self, atoms: Atoms | None = None):
+        """The predicted :class:`~tracegrad_ase.hamiltonian.RealSpaceHamiltonian` (H and S blocks, eV)."""
+        return self.get_property("hamiltonian", atoms) if atoms is not None else self._result("hamiltonian")
+
+    def get_eigenvalues(self, kpt: int = 0, spin: int = 0) -> np.ndarray:
+        if spin != 0:
+            raise IndexError("TraceGradCalculator is spin-restricted: only spin 0 exists")
+        return np.array(self._result("eigenvalues")[kpt])
+
+    def get_fermi_level(self) -> float:
+        return float(self._result("fermi_level"))
+
+    def get_ibz_k_points(self) -> np.ndarray:
+        """The k-points the eigenvalues are given on (the full list: no symmetry reduction here)."""
+        self._result("eigenvalues")
+        return np.array(self.solution.kpts)
+
+    def get_k_point_weights(self) -> np.ndarray:
+        self._result("eigenvalues")
+        return np.array(self.solution.weights)
+
+    def get_number_of_spins(self) -> int:
+        return 1
+
+    def get_spin_polarized(self) -> bool:
+        return False
+
+    def get_number_of_bands(self) -> int:
+        return int(self._result("eigenvalues").shape[1])
+
+    def get_occupation_numbers(self, kpt: int = 0, spin: int = 0) -> np.ndarray:
+        self._result("eigenvalues")
+        return np.array(self.results["occupations"][kpt])
+
+    def get_band_gap(self) -> dict[str, Any]:
+        """Gap (eV), direct or not, band edges and their k-points."""
+        return dict(self._result("band_gap"))
+
+    def band_structure(self, reference: float | None = None):
+        """ASE's ``BandStructure`` on the calculator's k-path (``kpts`` must be a ``BandPath``)."""
+        from ase.spectrum.band_structure import BandStructure
+
+        path = self.parameters.kpts
+        if not isinstance(path, BandPath):
+            raise ValueError("band_structure() needs the calculator's kpts to be a BandPath, "
+                             "e.g. TraceGradCalculator(model, kpts=atoms.cell.bandpath(npoints=100))")
+        energies = self._result("eigenvalues")[None]
+        return BandStructure(path=path, energies=energies,
+                             reference=self.get_fermi_level() if reference is None else reference)
+
+    # -- molecules --------------------------------------------------------------------------------
+    def get_molecular_orbitals(self) -> dict[str, Any]:
+        """Orbital energies, MO coefficients (e3nn order), occupations, HOMO/LUMO, gap, density matrix."""
+        ham = self.get_hamiltonian()
+        if np.any(ham.atoms.pbc):
+            raise ValueError("molecular orbitals are for molecules (no periodic direction); use get_eigenvalues")
+        return electronic.molecular_orbitals(ham)
+
+    def get_homo_lumo(self) -> tuple[float, float]:
+        mo = self.get_molecular_orbitals()
+        return float(mo["homo"]), float(mo["lumo"])
+
+    # -- export -----------------------------------------------------------------------------------
+    def write_hamiltonian(self, path: str | os.PathLike, format: str = "h5") -> None:
+        """Write the predicted H(R), S(R): ``format="h5"`` (our HDF5) or ``"deeph"`` (a DeepH folder)."""
+        from .datafiles import save_h5, write_deeph
+
+        ham = self.get_hamiltonian()
+        if format == "h5":
+            save_h5(ham, path)
+        elif format == "deeph":
+            write_deeph(ham, path)
+        else:
+            raise ValueError(f"format must be 'h5' or 'deeph', got {format!r}")
