@@ -122,3 +122,22 @@ def test_molecule_orbitals_and_export(tmp_path):
     from tracegrad_ase.datafiles import load_h5
 
     assert load_h5(tmp_path / "water.h5").norb == 7
+
+
+def test_large_structure_uses_the_sparse_window(carbon, sheet, monkeypatch):
+    """Above the dense limit: bands nearest sigma by shift-invert, equal to the dense ones."""
+    big = sheet.repeat((2, 2, 1))
+    dense = TraceGradCalculator(carbon, kpts=[[0.1, 0.2, 0.0]])
+    dense.calculate(big)
+    e_dense = dense.results["eigenvalues"][0]
+    monkeypatch.setattr(electronic, "SPARSE_THRESHOLD", 10)  # 32 orbitals count as "large" here
+    with pytest.raises(ValueError, match="give sigma"):
+        TraceGradCalculator(carbon, kpts=[[0.1, 0.2, 0.0]]).calculate(big)
+    sigma = float(np.median(e_dense))
+    calc = TraceGradCalculator(carbon, kpts=[[0.1, 0.2, 0.0]], sigma=sigma, n_bands=6)
+    calc.calculate(big)
+    window = calc.results["eigenvalues"][0]
+    nearest = np.sort(e_dense[np.argsort(np.abs(e_dense - sigma))[:6]])
+    assert np.allclose(window, nearest, atol=1e-6)
+    with pytest.raises(PropertyNotImplementedError, match="window of bands"):
+        calc.get_occupation_numbers()
