@@ -4,7 +4,7 @@
     python benchmarks/tracegrad_vs_baseline.py data/graphene-2x2-szv --cutoff 8 --epochs 12
 
 Data sets come from benchmarks/recipes/*.yaml (`tracegrad generate RECIPE`). Runs resume if killed (rerun the
-same command). Prints a table and writes benchmarks/results/tracegrad_vs_baseline.json (merged by data set).
+same command). Prints a table and writes benchmarks/results/tracegrad_vs_baseline.json (merged by data set and epochs).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main() -> None:
     name = Path(args.data).name
     rows = {}
     for variant, tracegrad in (("baseline", False), ("tracegrad", True)):
-        run = Path(args.runs) / name / variant
+        run = Path(args.runs) / f"{name}-{args.epochs}ep" / variant
         cfg = TrainConfig(data=[args.data], out=str(run), epochs=args.epochs, batch_size=args.batch_size,
                           lr=args.lr, seed=args.seed, early_stopping=args.epochs, lr_patience=4,
                           model={"cutoff": args.cutoff, "num_layers": args.layers, "muls": args.muls,
@@ -67,7 +67,7 @@ def main() -> None:
                        "platform": platform.platform()}
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
-    results[name] = rows
+    results[f"{name}/{args.epochs} epochs"] = rows
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2))

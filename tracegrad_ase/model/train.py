@@ -276,11 +276,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     domain = training_domain([hams[p] for p in train_files])
 
-    def graphs(paths):
-        return [graph_from_hamiltonian(model.layout, hams[p], model.config.cutoff).to(device, dtype) for p in paths]
-
-    train_graphs, val_graphs = graphs(train_files), graphs(val_files)
-    del hams
+    train_graphs, val_graphs = (
+        [graph_from_hamiltonian(model.layout, hams[p], model.config.cutoff).to(device, dtype) for p in paths]
+        for paths in (train_files, val_files))
+    hams.clear()  # the graphs hold what training needs
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter() - state["wall_time_s"]
