@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from ase.build import graphene
 
-from tracegrad_ase.datafiles import save_h5, write_deeph
+from tracegrad_ase.datafiles import save_h5
+from tracegrad_ase.deeph import write_deeph
 from tracegrad_ase.plots import plot_bands
 from tracegrad_ase.pyscf_truth import GroundTruthSettings, extract_blocks, reference_bands, run_scf
 

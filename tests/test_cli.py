@@ -8,7 +8,8 @@ import pytest
 from ase.build import molecule
 from ase.io import write
 
-from tracegrad_ase.datafiles import load_h5, read_deeph
+from tracegrad_ase.datafiles import load_h5
+from tracegrad_ase.deeph import read_deeph
 
 
 def tracegrad(*args, cwd=None):

@@ -12,7 +12,7 @@ from ase import Atoms
 from e3nn import o3
 
 from tracegrad_ase.basis import OrbitalBasis, shell_transform
-from tracegrad_ase.datafiles import read_deeph, write_deeph
+from tracegrad_ase.deeph import read_deeph, write_deeph
 from tracegrad_ase.errors import DataFormatError
 from tracegrad_ase.hamiltonian import RealSpaceHamiltonian
 

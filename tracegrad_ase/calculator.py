@@ -212,7 +212,8 @@ class TraceGradCalculator(Calculator):
     # -- export -----------------------------------------------------------------------------------
     def write_hamiltonian(self, path: str | os.PathLike, format: str = "h5") -> None:
         """Write the predicted H(R), S(R): ``format="h5"`` (our HDF5) or ``"deeph"`` (a DeepH folder)."""
-        from .datafiles import save_h5, write_deeph
+        from .datafiles import save_h5
+        from .deeph import write_deeph
 
         ham = self.get_hamiltonian()
         if format == "h5":

@@ -181,7 +181,8 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_truth(args) -> int:
-    from .datafiles import save_h5, write_deeph
+    from .datafiles import save_h5
+    from .deeph import write_deeph
     from .pyscf_truth import extract_blocks, run_scf
 
     atoms = read_structure(args.structure)
