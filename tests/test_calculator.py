@@ -64,6 +64,9 @@ def test_mesh_eigenvalues_fermi_level_and_ase_tools(carbon, sheet):
     e, g = dos.get_energies(), dos.get_dos()
     assert np.trapezoid(g, e) == pytest.approx(2 * calc.get_number_of_bands(), rel=1e-3)
     assert np.trapezoid(g[e <= 0], e[e <= 0]) == pytest.approx(8.0, abs=0.1)  # 8 valence electrons below E_F
+    grid = np.linspace(-60, 30, 3000)
+    total, by_l = calc.get_dos(grid, width=0.3), calc.get_dos(grid, width=0.3, by="l")
+    assert set(by_l) == {"s", "p"} and np.allclose(by_l["s"] + by_l["p"], total, atol=1e-8)
     gap, p1, p2 = bandgap(calc, output=None)
     assert gap == pytest.approx(calc.get_band_gap()["gap"], abs=1e-6)
     with pytest.raises(PropertyNotImplementedError, match="predicts the Hamiltonian, not 'energy'"):

@@ -185,6 +185,15 @@ class TraceGradCalculator(Calculator):
         """Gap (eV), direct or not, band edges and their k-points."""
         return dict(self._result("band_gap"))
 
+    def get_dos(self, energies: np.ndarray, width: float = 0.1, by: str | None = None) -> Any:
+        """Total DOS (states/eV per cell, both spins) on ``energies`` (absolute, eV) over the calculator's
+        k-points, or with ``by="atom" | "element" | "l"`` the Mulliken-projected DOS as a dict of arrays."""
+        self._result("eigenvalues")
+        if by is None:
+            return electronic.dos(self.solution.energies, self.solution.weights, energies, width)
+        sol = electronic.solve_k(self.asm, self.solution.kpts, vectors=True, weights=self.solution.weights)
+        return electronic.projected_dos(sol, self.asm, energies, width, by=by)
+
     def band_structure(self, reference: float | None = None):
         """ASE's ``BandStructure`` on the calculator's k-path (``kpts`` must be a ``BandPath``)."""
         from ase.spectrum.band_structure import BandStructure
