@@ -84,3 +84,26 @@ def test_generate_bad_recipe(tmp_path):
     recipe.write_text("out_dir: ds\nsettings: {basiss: sto-3g}\nstructures: []\n")
     r = tracegrad("generate", recipe)
     assert r.returncode == 2 and "unknown settings ['basiss']" in r.stderr
+
+
+def test_predict_and_models(tmp_path):
+    import torch
+
+    from tracegrad_ase.basis import OrbitalBasis
+    from tracegrad_ase.model import ModelConfig, build_model
+    from tracegrad_ase.model.checkpoint import save_model
+
+    basis = OrbitalBasis.from_pyscf("sto-3g", ["H", "O"])
+    torch.manual_seed(0)
+    cfg = ModelConfig(elements=["H", "O"], basis=basis.to_dict(), cutoff=4.0, num_layers=1, muls=[4, 2, 2], lmax_sh=2,
+                      tg_hidden=8, tg_z=4)
+    save_model(build_model(cfg), tmp_path / "model")
+    xyz = tmp_path / "water.xyz"
+    write(xyz, molecule("H2O"))
+    r = tracegrad("predict", xyz, "--model", tmp_path / "model")
+    assert r.returncode == 0, r.stderr
+    assert load_h5(tmp_path / "water.pred.h5").meta["source"] == "model"
+    r = tracegrad("predict", xyz, "--model", "no-such-model")
+    assert r.returncode == 2 and "no shipped model of that name" in r.stderr
+    r = tracegrad("models")
+    assert r.returncode == 0 and ("no shipped models yet" in r.stdout or "elements" in r.stdout)

@@ -70,6 +70,17 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=int, default=None, help="local workers (default: from the recipe, else 1)")
     g.set_defaults(func=_cmd_generate)
 
+    pr = sub.add_parser("predict", help="predicted H(R), S(R) of a structure to HDF5 or a DeepH folder",
+                        description="Runs a model (a shipped name or a folder) on any structure file ASE reads.")
+    pr.add_argument("structure")
+    pr.add_argument("--model", required=True, help="shipped model name or model folder (see `tracegrad models`)")
+    pr.add_argument("-o", "--out", default=None, help="HDF5 output (default: STRUCTURE stem + .pred.h5)")
+    pr.add_argument("--deeph", default=None, metavar="DIR", help="also write a DeepH folder")
+    pr.set_defaults(func=_cmd_predict)
+
+    mo = sub.add_parser("models", help="list the shipped models and their cards")
+    mo.set_defaults(func=_cmd_models)
+
     tr = sub.add_parser("train", help="train a TraceGrad (or baseline) model from a YAML config",
                         description="Trains on data set folders (see examples/train_molecules.yaml). Checkpoints "
                         "go to OUT/checkpoints/{last,best}; rerunning the same command resumes from 'last'. "
@@ -210,6 +221,39 @@ def _cmd_generate(args) -> int:
     print(f"done {len(report.done)}, skipped {len(report.skipped)}, failed {len(report.failed)} "
           f"in {report.wall_time:.0f} s")
     return 0 if not report.failed else 1
+
+
+def _cmd_predict(args) -> int:
+    from .datafiles import save_h5
+    from .deeph import write_deeph
+    from .predict import load, predict_hamiltonian
+
+    atoms = read_structure(args.structure)
+    ham = predict_hamiltonian(atoms, load(args.model))
+    out = Path(args.out) if args.out else Path(args.structure).with_suffix(".pred.h5")
+    save_h5(ham, out)
+    print(f"{atoms.get_chemical_formula()}: {len(ham.edges)} predicted blocks, {ham.norb} orbitals -> {out}")
+    if args.deeph:
+        write_deeph(ham, args.deeph)
+        print(f"DeepH folder -> {args.deeph}")
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from .model.checkpoint import read_card
+    from .predict import SHIPPED_MODELS
+
+    folders = sorted(d for d in SHIPPED_MODELS.iterdir() if (d / "model.json").is_file()) \
+        if SHIPPED_MODELS.is_dir() else []
+    if not folders:
+        print(f"no shipped models yet in {SHIPPED_MODELS}; train one with `tracegrad train` and pass its folder")
+        return 0
+    for d in folders:
+        card = read_card(d)
+        cfg = card["config"]
+        print(f"{d.name}: elements {', '.join(cfg['elements'])}; basis {cfg['basis']['name']}; cutoff {cfg['cutoff']} Å; "
+              f"{'TraceGrad' if cfg.get('tracegrad') else 'baseline'}")
+    return 0
 
 
 def _cmd_train(args) -> int:
