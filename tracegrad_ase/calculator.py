@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes, kpts2kpts
+from ase.calculators.calculator import (Calculator, PropertyNotImplementedError, all_changes, kpts2kpts,
+                                         kpts2sizeandoffsets)
 from ase.dft.kpoints import BandPath
 
-from . import electronic
+from . import electronic, symmetry
 from .predict import load, predict_hamiltonian
 
 _NOT_OFFERED = ("energy", "free_energy", "forces", "stress", "energies", "stresses", "magmom", "magmoms",
@@ -33,6 +34,8 @@ class TraceGradCalculator(Calculator):
         (nk, 3) list of fractional k-points, or a ``BandPath`` (``atoms.cell.bandpath()``). Molecules: Γ.
     fermi_kpts: the mesh the Fermi level is found on when ``kpts`` is a path or a list (default: a
         Monkhorst-Pack mesh of density 5 Å, or ``kpts`` itself when that is a mesh).
+    symmetry: a Monkhorst-Pack size (of ``kpts`` or ``fermi_kpts``) is a Γ-centred mesh; with ``symmetry=True``
+        only its irreducible points are solved (spglib's point group and time reversal), weighted by their star.
     smearing, width: ``"fermi-dirac"``, ``"gaussian"`` or ``"none"``, width in eV.
     sigma, n_bands: for structures above ``electronic.SPARSE_THRESHOLD`` (3000) orbitals no dense matrix is
         formed: the ``n_bands`` (default 32) eigenpairs nearest ``sigma`` (eV, required there: an estimate of
@@ -43,19 +46,20 @@ class TraceGradCalculator(Calculator):
 
     implemented_properties = ["hamiltonian", "eigenvalues", "fermi_level", "band_gap"]
     default_parameters: dict[str, Any] = {"kpts": None, "fermi_kpts": None, "smearing": "fermi-dirac", "width": 0.05,
-                                          "sigma": None, "n_bands": None}
+                                          "sigma": None, "n_bands": None, "symmetry": True}
     ignored_changes = {"initial_magmoms", "initial_charges"}
 
     def __init__(self, model: str | os.PathLike, kpts=None, fermi_kpts=None, smearing: str = "fermi-dirac",
                  width: float = 0.05, sigma: float | None = None, n_bands: int | None = None, device: str = "cpu",
-                 dtype=None, **kwargs):
+                 dtype=None, symmetry: bool = True, **kwargs):
         super().__init__(kpts=kpts, fermi_kpts=fermi_kpts, smearing=smearing, width=width, sigma=sigma,
-                         n_bands=n_bands, **kwargs)
+                         n_bands=n_bands, symmetry=symmetry, **kwargs)
         if smearing not in electronic.SMEARINGS:
             raise ValueError(f"smearing must be one of {electronic.SMEARINGS}, got {smearing!r}")
         self.model = load(model, device=device, dtype=dtype)
         self.model_name = str(model)
         self._attached: Atoms | None = None
+        self._folded = False  # whether the k-points are a symmetry-reduced mesh
 
     def set_atoms(self, atoms: Atoms) -> None:
         """Called by ``atoms.calc = calc``: ASE's argument-free getters then follow these atoms' changes."""
@@ -77,15 +81,17 @@ class TraceGradCalculator(Calculator):
         self.asm = electronic.BlochAssembler(ham)
         nelec = electronic.electron_count(ham)
         periodic = bool(np.any(atoms.pbc))
-        kpts = self._kpoints(atoms, self.parameters.kpts) if periodic else np.zeros((1, 3))
+        kpts, weights = self._kpoints(atoms, self.parameters.kpts) if periodic else (np.zeros((1, 3)), None)
+        self._folded = weights is not None  # only a symmetry-reduced mesh carries weights
         if self.asm.norb > electronic.SPARSE_THRESHOLD:
-            self._calculate_window(ham, kpts, nelec)
+            self._calculate_window(ham, kpts, weights, nelec)
             return
-        sol = electronic.solve_k(self.asm, kpts, vectors=not periodic)
+        sol = electronic.solve_k(self.asm, kpts, vectors=not periodic, weights=weights)
         smearing, width = self.parameters.smearing, self.parameters.width
         if periodic and self._is_path_or_list(self.parameters.kpts):
-            fk = self._fermi_mesh(atoms)
-            ef = electronic.fermi_level(electronic.solve_k(self.asm, fk).energies, None, nelec, smearing, width)
+            fk, fw = self._fermi_mesh(atoms)
+            fsol = electronic.solve_k(self.asm, fk, weights=fw)
+            ef = electronic.fermi_level(fsol.energies, fsol.weights, nelec, smearing, width)
         else:
             ef = electronic.fermi_level(sol.energies, sol.weights, nelec, smearing, width)
         ham.meta["fermi_level_ev"] = ef
@@ -99,13 +105,14 @@ class TraceGradCalculator(Calculator):
             "n_electrons": nelec,
         }
 
-    def _calculate_window(self, ham, kpts: np.ndarray, nelec: int) -> None:
+    def _calculate_window(self, ham, kpts: np.ndarray, weights: np.ndarray | None, nelec: int) -> None:
         """Large structures: the bands nearest ``sigma`` only, by sparse shift-invert."""
         sigma = self.parameters.sigma
         if sigma is None:
             raise ValueError(f"{self.asm.norb} orbitals is above the dense limit ({electronic.SPARSE_THRESHOLD}): "
                              "give sigma=<energy near E_F in eV> (and optionally n_bands) for the sparse solver")
-        sol = electronic.solve_k(self.asm, kpts, sparse=True, sigma=sigma, n_bands=self.parameters.n_bands)
+        sol = electronic.solve_k(self.asm, kpts, sparse=True, sigma=sigma, n_bands=self.parameters.n_bands,
+                                 weights=weights)
         ham.meta["fermi_level_ev"] = float(sigma)
         self.solution = sol
         self.results = {"hamiltonian": ham, "eigenvalues": sol.energies, "fermi_level": float(sigma),
@@ -117,25 +124,44 @@ class TraceGradCalculator(Calculator):
     def _is_path_or_list(kpts) -> bool:
         return isinstance(kpts, BandPath) or (kpts is not None and np.ndim(kpts) == 2)
 
-    def _kpoints(self, atoms: Atoms, kpts) -> np.ndarray:
+    @staticmethod
+    def _is_size(kpts) -> bool:
+        return np.ndim(kpts) == 1 and len(kpts) == 3 and all(isinstance(n, (int, np.integer)) for n in kpts)
+
+    def _kpoints(self, atoms: Atoms, kpts) -> tuple[np.ndarray, np.ndarray | None]:
+        """k-points and their weights (None: uniform)."""
         if kpts is None:
             return self._fermi_mesh(atoms)
         if isinstance(kpts, BandPath):
-            return np.asarray(kpts.kpts, dtype=float)
+            return np.asarray(kpts.kpts, dtype=float), None
         if np.ndim(kpts) == 2:
             k = np.asarray(kpts, dtype=float)
             if k.shape[1] != 3:
                 raise ValueError(f"an explicit k-point list must have shape (nk, 3), got {k.shape}")
-            return k
+            return k, None
         if np.ndim(kpts) == 1 and len(kpts) != 3:
             raise ValueError(f"a Monkhorst-Pack size needs 3 integers, got {list(kpts)}")
-        return kpts2kpts(kpts, atoms=atoms).kpts
+        if self._is_size(kpts):
+            return self._mesh(atoms, kpts)
+        return kpts2kpts(kpts, atoms=atoms).kpts, None
 
-    def _fermi_mesh(self, atoms: Atoms) -> np.ndarray:
+    def _mesh(self, atoms: Atoms, size) -> tuple[np.ndarray, np.ndarray | None]:
+        """The Γ-centred mesh of ``size``: its irreducible points and weights, or with ``symmetry=False`` all of
+        it (the same points in spglib's convention either way, so the two agree)."""
+        if self.parameters.symmetry:
+            k, w, _ = symmetry.irreducible_kpoints(atoms, size)
+            return k, w
+        return symmetry.full_mesh(size), None
+
+    def _fermi_mesh(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray | None]:
         fk = self.parameters.fermi_kpts
         if fk is None:
-            fk = {"density": 5.0, "even": False}
-        return kpts2kpts(fk, atoms=atoms).kpts
+            # Rounded up to odd sizes: that Monkhorst-Pack mesh is Γ-centred, so it is reduced like any size.
+            size, _ = kpts2sizeandoffsets(density=5.0, even=False, atoms=atoms)
+            fk = tuple(int(n) for n in size)
+        if self._is_size(fk):
+            return self._mesh(atoms, fk)
+        return kpts2kpts(fk, atoms=atoms).kpts, None
 
     # -- ASE's electronic-structure interface -----------------------------------------------------
     def _result(self, name):
@@ -157,7 +183,7 @@ class TraceGradCalculator(Calculator):
         return float(self._result("fermi_level"))
 
     def get_ibz_k_points(self) -> np.ndarray:
-        """The k-points the eigenvalues are given on (the full list: no symmetry reduction here)."""
+        """The k-points the eigenvalues are given on: a mesh's irreducible points with ``symmetry=True``."""
         self._result("eigenvalues")
         return np.array(self.solution.kpts)
 
@@ -192,7 +218,12 @@ class TraceGradCalculator(Calculator):
         if by is None:
             return electronic.dos(self.solution.energies, self.solution.weights, energies, width)
         sol = electronic.solve_k(self.asm, self.solution.kpts, vectors=True, weights=self.solution.weights)
-        return electronic.projected_dos(sol, self.asm, energies, width, by=by)
+        pdos = electronic.projected_dos(sol, self.asm, energies, width, by=by)
+        if by == "atom" and self._folded:
+            # Folding k by symmetry permutes equivalent atoms: only their average is the full-mesh value.
+            orbit = symmetry.equivalent_atoms(self.atoms)
+            pdos = {a: np.mean([pdos[b] for b in np.nonzero(orbit == orbit[a])[0]], axis=0) for a in pdos}
+        return pdos
 
     def band_structure(self, reference: float | None = None):
         """ASE's ``BandStructure`` on the calculator's k-path (``kpts`` must be a ``BandPath``)."""
