@@ -322,7 +322,8 @@ def complete_dos(calc: TraceGradCalculator, energies: Any = None, width: float =
     ``get_site_spd_dos`` and ``get_element_spd_dos`` accept; m-resolved ``Orbital`` keys would need the basis'
     real-harmonic order mapped onto pymatgen's, so ``get_site_orbital_dos`` and ``CompleteDos.from_dict`` (which
     parse ``Orbital`` names) are not supported. Mulliken weights sum to one per band, so the projections add up
-    to the total.
+    to the total. On a symmetry-reduced mesh (the calculator's default) each site gets the average of its
+    crystallographic orbit, which is the full-mesh value.
     """
     efermi = calc.get_fermi_level()  # runs the calculation on the attached structure when needed
     sol, asm = calc.solution, calc.asm
@@ -355,6 +356,15 @@ def complete_dos(calc: TraceGradCalculator, energies: Any = None, width: float =
     amp = np.stack([np.stack([np.bincount(group, weights=m[:, n], minlength=len(keys)) for n in range(m.shape[1])],
                              axis=1) for m in mw], axis=1)  # (group, k, band)
     pd = _gaussian_dos(np.asarray(vec.energies, dtype=float), vec.weights, amp, grid, width)
+    if getattr(calc, "_folded", False):
+        # On a symmetry-reduced mesh only the sum over a crystallographic orbit of atoms is right (folding k
+        # permutes equivalent atoms); on the full mesh equivalent atoms have equal shares, so their average is
+        # the exact per-site value (as calc.get_dos(by="atom") does).
+        from .symmetry import equivalent_atoms
+
+        orbit = equivalent_atoms(ham.atoms)
+        pd = np.stack([np.mean([pd[keys[(b, l)]] for b in np.nonzero(orbit == orbit[a])[0]], axis=0)
+                       for (a, l) in keys])
 
     structure = _site_structure(ham.atoms)
     pdoss: dict[Any, dict[Any, dict[Spin, np.ndarray]]] = {site: {} for site in structure}
