@@ -107,3 +107,32 @@ def test_predict_and_models(tmp_path):
     assert r.returncode == 2 and "no shipped model of that name" in r.stderr
     r = tracegrad("models")
     assert r.returncode == 0 and ("no shipped models yet" in r.stdout or "elements" in r.stdout)
+
+
+def test_bands_and_dos_commands(tmp_path):
+    import sys as _sys
+
+    _sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from ase.build import graphene
+    from test_calculator import _model
+
+    model = _model(tmp_path, "gth-szv", ["C"], "gth-pbe")
+    sheet = graphene(a=2.46, vacuum=5.0)
+    sheet.pbc = [True, True, False]
+    f = tmp_path / "graphene.xyz"
+    write(f, sheet, format="extxyz")
+    r = tracegrad("bands", f, "--model", model, "-o", tmp_path / "bands.png", "--json", tmp_path / "bands.json",
+                  "--mesh", "6x6x1", "--density", "8")
+    assert r.returncode == 0, r.stderr
+    data = json.loads((tmp_path / "bands.json").read_text())
+    assert (tmp_path / "bands.png").stat().st_size > 1000 and data["energies_ev"]
+    assert {"\\Gamma", "M", "K"} <= set(data["labels"])
+    r = tracegrad("dos", f, "--model", model, "--mesh", "6x6x1", "-o", tmp_path / "dos.png", "--json",
+                  tmp_path / "dos.json")
+    assert r.returncode == 0, r.stderr
+    assert set(json.loads((tmp_path / "dos.json").read_text())["by_orbital"]) == {"s", "p"}
+    r = tracegrad("bands", tmp_path / "water.xyz", "--model", model)
+    assert r.returncode == 2
+    write(tmp_path / "water.xyz", molecule("H2O"))
+    r = tracegrad("bands", tmp_path / "water.xyz", "--model", model)
+    assert r.returncode == 2 and "need a periodic structure" in r.stderr

@@ -70,6 +70,30 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=int, default=None, help="local workers (default: from the recipe, else 1)")
     g.set_defaults(func=_cmd_generate)
 
+    bd = sub.add_parser("bands", help="predicted band structure of a crystal along a symmetry-aware k-path",
+                        description="Predicts H with a model, solves it along pymatgen's high-symmetry path for the "
+                        "crystal (the same bands whatever cell setting the file uses), and plots it with pymatgen's "
+                        "BSPlotter. Prints the Fermi level (from a k-mesh) and the gap.")
+    bd.add_argument("structure", help="any structure file ASE reads (CIF, POSCAR, extxyz, ...)")
+    bd.add_argument("--model", required=True, help="shipped model name or model folder (see `tracegrad models`)")
+    bd.add_argument("--path", default="setyawan_curtarolo", choices=["setyawan_curtarolo", "hinuma", "latimer_munro"])
+    bd.add_argument("--density", type=float, default=20, help="k-points per Å⁻¹ along the path (default: %(default)s)")
+    bd.add_argument("--mesh", default=None, help="k-mesh for the Fermi level, e.g. 12x12x1 (default: density 5 Å)")
+    bd.add_argument("-o", "--out", default="bands.png", help="PNG (default: %(default)s)")
+    bd.add_argument("--json", default=None, help="also write energies, labels, E_F and gap as JSON")
+    bd.set_defaults(func=_cmd_bands)
+
+    ds = sub.add_parser("dos", help="predicted total and projected DOS of a crystal on a k-mesh",
+                        description="Total DOS and Mulliken projections by element and orbital type, on an "
+                        "irreducible k-mesh, plotted with pymatgen's DosPlotter.")
+    ds.add_argument("structure")
+    ds.add_argument("--model", required=True)
+    ds.add_argument("--mesh", default=None, help="k-mesh, e.g. 24x24x1 (default: density 8 Å)")
+    ds.add_argument("--width", type=float, default=0.1, help="Gaussian broadening in eV (default: %(default)s)")
+    ds.add_argument("-o", "--out", default="dos.png")
+    ds.add_argument("--json", default=None)
+    ds.set_defaults(func=_cmd_dos)
+
     pr = sub.add_parser("predict", help="predicted H(R), S(R) of a structure to HDF5 or a DeepH folder",
                         description="Runs a model (a shipped name or a folder) on any structure file ASE reads.")
     pr.add_argument("structure")
@@ -221,6 +245,87 @@ def _cmd_generate(args) -> int:
     print(f"done {len(report.done)}, skipped {len(report.skipped)}, failed {len(report.failed)} "
           f"in {report.wall_time:.0f} s")
     return 0 if not report.failed else 1
+
+
+def _mesh_arg(text: str | None, atoms, density: float) -> tuple[int, int, int]:
+    if text:
+        mesh = tuple(int(x) for x in text.lower().split("x"))
+        if len(mesh) != 3:
+            raise ValueError(f"a mesh looks like 12x12x1, got {text!r}")
+        return mesh  # type: ignore[return-value]
+    from ase.calculators.calculator import kpts2sizeandoffsets
+
+    size, _ = kpts2sizeandoffsets(density=density, even=False, atoms=atoms)
+    return tuple(int(n) for n in size)  # type: ignore[return-value]
+
+
+def _periodic_structure(path: str):
+    atoms = read_structure(path)
+    if not any(atoms.pbc):
+        raise ValueError(f"{path}: bands and DOS need a periodic structure (a cell with pbc); for a molecule use "
+                         "the calculator's get_molecular_orbitals()")
+    return atoms
+
+
+def _cmd_bands(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from pymatgen.electronic_structure.plotter import BSPlotter
+
+    from .calculator import TraceGradCalculator
+    from .pymatgen_adapter import band_structure
+
+    atoms = _periodic_structure(args.structure)
+    calc = TraceGradCalculator(args.model, fermi_kpts=_mesh_arg(args.mesh, atoms, 5.0))
+    bs = band_structure(calc, atoms, path_type=args.path, line_density=args.density)
+    ax = BSPlotter(bs).get_plot(ylim=(-8, 6))
+    ax.figure.savefig(args.out, dpi=150)
+    gap = bs.get_band_gap()
+    print(f"{atoms.get_chemical_formula()}: E_F {bs.efermi:.3f} eV; "
+          + ("metal" if bs.is_metal() else f"gap {gap['energy']:.3f} eV ({'direct' if gap['direct'] else 'indirect'}, "
+                                             f"{gap['transition']})") + f" -> {args.out}")
+    if args.json:
+        import numpy as np
+        from pymatgen.electronic_structure.core import Spin
+
+        Path(args.json).write_text(json.dumps({
+            "efermi_ev": bs.efermi, "is_metal": bs.is_metal(), "gap": gap, "path": args.path,
+            "labels": {k: list(map(float, v.frac_coords)) for k, v in bs.labels_dict.items()},
+            "kpoints_frac": [list(map(float, k.frac_coords)) for k in bs.kpoints],
+            "energies_ev": np.asarray(bs.bands[Spin.up]).T.tolist()}, indent=1))
+    return 0
+
+
+def _cmd_dos(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from pymatgen.electronic_structure.plotter import DosPlotter
+
+    from .calculator import TraceGradCalculator
+    from .pymatgen_adapter import complete_dos
+
+    atoms = _periodic_structure(args.structure)
+    atoms.calc = TraceGradCalculator(args.model, kpts=_mesh_arg(args.mesh, atoms, 8.0))
+    cdos = complete_dos(atoms.calc, width=args.width)
+    plotter = DosPlotter()
+    plotter.add_dos("total", cdos)
+    plotter.add_dos_dict(cdos.get_element_dos())
+    plotter.add_dos_dict(cdos.get_spd_dos())
+    ax = plotter.get_plot(xlim=(cdos.efermi - 10, cdos.efermi + 6))
+    ax.figure.savefig(args.out, dpi=150)
+    print(f"{atoms.get_chemical_formula()}: E_F {cdos.efermi:.3f} eV on {len(atoms.calc.get_ibz_k_points())} "
+          f"irreducible k-points -> {args.out}")
+    if args.json:
+        from pymatgen.electronic_structure.core import Spin
+
+        Path(args.json).write_text(json.dumps({
+            "efermi_ev": cdos.efermi, "energies_ev": cdos.energies.tolist(),
+            "total": cdos.densities[Spin.up].tolist(),
+            "by_element": {str(k): v.densities[Spin.up].tolist() for k, v in cdos.get_element_dos().items()},
+            "by_orbital": {str(k): v.densities[Spin.up].tolist() for k, v in cdos.get_spd_dos().items()}}))
+    return 0
 
 
 def _cmd_predict(args) -> int:
