@@ -1,9 +1,9 @@
 """tracegrad-ase: machine-learned DFT Hamiltonians (TraceGrad) for ASE, with a PySCF ground-truth engine.
 
 Layers, bottom to top (no module imports one above it; docs/architecture.md):
-basis, units, errors -> structures, graphs -> hamiltonian, datafiles, deeph, electronic, integrals ->
+basis, units, errors -> structures, graphs, symmetry -> hamiltonian, datafiles, deeph, electronic, integrals ->
 model (layout, data, network, checkpoint, train, evaluate) -> predict, calculator ->
-pyscf_truth, datasets, recipes, plots -> cli.
+pyscf_truth, datasets, recipes, pymatgen_adapter, plots -> cli.
 """
 
 from .graphs import vesin_safe
