@@ -37,13 +37,16 @@ def main() -> None:
     ap.add_argument("--tg-alpha", default="adaptive", choices=["adaptive", "unit"],
                     help="TraceGrad injection: f + 0.2 sg(|f|/|v|) v (adaptive) or f + v (unit)")
     ap.add_argument("--trace-weight", type=float, default=0.3)
+    ap.add_argument("--lr-patience", type=int, default=4,
+                    help="plateau scheduler patience in epochs; a large value keeps the learning rate constant")
     ap.add_argument("--only", choices=["baseline", "tracegrad"], default=None, help="train one variant only")
     ap.add_argument("--runs", default="runs/benchmark")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "tracegrad_vs_baseline.json"))
     args = ap.parse_args()
     name = Path(args.data).name
     tag = f"{args.epochs} epochs" + ("" if args.tg_alpha == "adaptive" else f", alpha {args.tg_alpha}") + (
-        "" if args.trace_weight == 0.3 else f", lambda {args.trace_weight}")
+        "" if args.trace_weight == 0.3 else f", lambda {args.trace_weight}") + (
+        "" if args.lr_patience == 4 else f", lr patience {args.lr_patience}")
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
     rows = dict(results.get(f"{name}/{tag}", {}))
@@ -52,9 +55,10 @@ def main() -> None:
             continue
         suffix = "" if variant == "baseline" or args.tg_alpha == "adaptive" else f"-{args.tg_alpha}"
         suffix += "" if variant == "baseline" or args.trace_weight == 0.3 else f"-lambda{args.trace_weight}"
+        suffix += "" if args.lr_patience == 4 else f"-patience{args.lr_patience}"
         run = Path(args.runs) / f"{name}-{args.epochs}ep" / (variant + suffix)
         cfg = TrainConfig(data=[args.data], out=str(run), epochs=args.epochs, batch_size=args.batch_size,
-                          lr=args.lr, seed=args.seed, early_stopping=args.epochs, lr_patience=4,
+                          lr=args.lr, seed=args.seed, early_stopping=args.epochs, lr_patience=args.lr_patience,
                           trace_weight=args.trace_weight,
                           model={"cutoff": args.cutoff, "num_layers": args.layers, "muls": args.muls,
                                  "tg_hidden": 32, "tg_z": 16, "tracegrad": tracegrad, "tg_alpha": args.tg_alpha})
@@ -74,7 +78,7 @@ def main() -> None:
             "this_call_s": time.perf_counter() - t0,
         }
         print(f"{name}/{variant}: test MAE {metrics['mae_mev']:.3f} meV after {state['epoch']} epochs", flush=True)
-    if "baseline" not in rows:  # the baseline does not depend on alpha or lambda: reuse the plain run's
+    if "baseline" not in rows and args.lr_patience == 4:  # the baseline does not depend on alpha or lambda
         plain = results.get(f"{name}/{args.epochs} epochs", {}).get("baseline")
         if plain:
             rows["baseline"] = plain
