@@ -87,6 +87,7 @@ def main() -> None:
     rows["settings"] = vars(args)
     rows["machine"] = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                        "platform": platform.platform()}
+    results = json.loads(out.read_text()) if out.exists() else {}  # again: other runs may have written meanwhile
     results[f"{name}/{tag}"] = rows
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
