@@ -136,3 +136,20 @@ def test_bands_and_dos_commands(tmp_path):
     write(tmp_path / "water.xyz", molecule("H2O"))
     r = tracegrad("bands", tmp_path / "water.xyz", "--model", model)
     assert r.returncode == 2 and "need a periodic structure" in r.stderr
+
+
+def test_cif_read_through_ase_or_pymatgen(tmp_path):
+    from pymatgen.core import Lattice, Structure
+
+    from tracegrad_ase.cli import read_structure
+
+    f = tmp_path / "graphene.cif"
+    Structure(Lattice.hexagonal(2.46, 15.0), ["C", "C"], [[0, 0, 0.5], [1 / 3, 2 / 3, 0.5]]).to(filename=str(f))
+    atoms = read_structure(str(f))
+    assert atoms.get_chemical_formula() == "C2" and abs(atoms.cell.cellpar()[0] - 2.46) < 1e-6
+    bad = tmp_path / "garbage.cif"
+    bad.write_text("data_x\n_cell_length_a oops\n")
+    from tracegrad_ase.errors import TraceGradError
+
+    with pytest.raises(TraceGradError, match="cannot read a structure"):
+        read_structure(str(bad))

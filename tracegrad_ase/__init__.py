@@ -3,7 +3,7 @@
 Layers, bottom to top (no module imports one above it; docs/architecture.md):
 basis, units, errors -> structures, graphs, symmetry -> hamiltonian, datafiles, deeph, electronic, integrals ->
 model (layout, data, network, checkpoint, train, evaluate) -> predict, calculator ->
-pyscf_truth, datasets, recipes, pymatgen_adapter, plots -> cli.
+pyscf_truth, datasets, recipes, pymatgen_adapter, phonons, plots -> cli.
 """
 
 from .graphs import vesin_safe

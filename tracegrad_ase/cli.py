@@ -150,15 +150,22 @@ def _settings(args):
 
 
 def read_structure(path: str):
-    """Any structure file ASE reads; a clear error for a missing or unreadable one."""
+    """Any structure file ASE or pymatgen reads; a clear error for a missing or unreadable one."""
     from ase.io import read
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
         return read(path)
-    except Exception as exc:  # ASE raises many types for unreadable files
-        raise TraceGradError(f"{path}: cannot read a structure ({exc})") from None
+    except Exception as ase_error:  # ASE raises many types for unreadable files
+        try:
+            from pymatgen.core import Structure
+
+            from .pymatgen_adapter import to_atoms
+
+            return to_atoms(Structure.from_file(path))
+        except Exception:
+            raise TraceGradError(f"{path}: cannot read a structure ({ase_error})") from None
 
 
 def _bands_report(run, ham, out_png: Path | None, title: str, npoints: int = 40) -> dict:
