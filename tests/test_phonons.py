@@ -96,3 +96,16 @@ def test_load_phonopy_reads_saved_params(phonon, tmp_path):
     loaded = load_phonopy(path, primitive_matrix=None)
     assert loaded.force_constants is not None
     assert len(thermal_structures(loaded, 300, 2)) == 2
+
+
+def test_recipe_thermal_structures(phonon, tmp_path):
+    """A data set recipe takes thermal snapshots from a user's phonopy file."""
+    from tracegrad_ase.recipes import load_recipe, recipe_structures
+
+    phonon.save(str(tmp_path / "phonopy_params.yaml"))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("out_dir: ds\nstructures:\n"
+                      "  - thermal: {phonopy: phonopy_params.yaml, temperature: 300, n: 3, seed: 4}\n")
+    atoms = recipe_structures(load_recipe(recipe))
+    assert len(atoms) == 3 and len({a.info["name"] for a in atoms}) == 3
+    assert all(len(a) == len(atoms[0]) for a in atoms)

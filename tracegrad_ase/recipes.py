@@ -12,6 +12,8 @@ A recipe is the reproducible record of a data set (fixed seeds), so a data set n
       - base: {file: Si.cif}
         phonopy: {supercell: [[2, 0, 0], [0, 2, 0], [0, 0, 2]], distance: 0.01}
       - base: {build: molecule, args: [H2O]}           # no perturb/phonopy: the base itself
+      - thermal: {phonopy: phonopy_params.yaml, temperature: 300, n: 10, seed: 0, pbc: [true, true, false]}
+        # phonopy's thermal random displacements of the supercell in a phonopy file with its forces
 
 ``build`` names any ``ase.build`` function; ``file`` any format ASE reads.
 """
@@ -63,6 +65,9 @@ def recipe_structures(recipe: dict[str, Any]) -> list[Atoms]:
     """Every structure the recipe describes, named, in order."""
     out: list[Atoms] = []
     for n, entry in enumerate(recipe["structures"]):
+        if "thermal" in entry:
+            out += _thermal(dict(entry["thermal"]), recipe["_root"], n)
+            continue
         base = _base(entry.get("base") or {}, recipe["_root"], n)
         if "perturb" in entry:
             p = dict(entry["perturb"])
@@ -92,6 +97,17 @@ def run_recipe(path: str | os.PathLike, scheduler: str | None = None, n_workers:
         threads_per_worker=int(recipe.get("threads_per_worker", 1)),
         progress=progress,
     )
+
+
+def _thermal(spec: dict[str, Any], root: Path, n: int) -> list[Atoms]:
+    from .phonons import load_phonopy, thermal_structures
+
+    if "phonopy" not in spec or "temperature" not in spec or "n" not in spec:
+        raise DataFormatError(f"structure {n}: thermal needs 'phonopy' (a file with forces), 'temperature' and 'n'")
+    f = Path(spec["phonopy"])
+    phonon = load_phonopy(f if f.is_absolute() else root / f)
+    return thermal_structures(phonon, float(spec["temperature"]), int(spec["n"]), seed=int(spec.get("seed", 0)),
+                              pbc=spec.get("pbc", (True, True, True)), prefix=spec.get("prefix", f"s{n}-thermal"))
 
 
 def _base(spec: dict[str, Any], root: Path, n: int) -> Atoms:
