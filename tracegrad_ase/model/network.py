@@ -49,7 +49,9 @@ class ModelConfig:
     tracegrad: bool = True
     tg_hidden: int = 64  # invariants from f (x) f -> tg_hidden x 0e
     tg_z: int = 32  # invariant features z per layer
-    tg_alpha: str = "adaptive"  # "unit": f + v; "adaptive": f + 0.2 sg(|f|/|v|) v (per edge)
+    # "unit": f + v (the DeepH-E3 variant of the authors' code); "adaptive": f + 0.2 sg(|f|/|v|) v per edge
+    # (NextHAM's). Measured on the molecule benchmark (80 epochs): unit 142 meV, adaptive 289 meV test MAE.
+    tg_alpha: str = "unit"
     trace_granularity: str = "shell_pair"  # or "degree"
     target_scale: float = 1.0  # eV; the network works in units of this
     # Per element, per same-l slot-shell pair (a, b): mean on-site tr(H_ab)/(2l+1) of the training set (eV),
