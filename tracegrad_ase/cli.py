@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_cmd_demo)
 
     t = sub.add_parser("truth", help="ground-truth H(R), S(R) of one structure with PySCF",
-                       description="Reads any structure file ASE reads (CIF, POSCAR, extxyz, ...) and writes its "
+                       description="Reads any structure file ASE or pymatgen reads (CIF, POSCAR, extxyz, ...) and writes its "
                        "PySCF Hamiltonian blocks to HDF5 (and optionally a DeepH folder).")
     t.add_argument("structure", help="structure file; periodic if the file has a cell")
     t.add_argument("-o", "--out", default=None, help="HDF5 output (default: STRUCTURE stem + .h5)")
@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
                         description="Predicts H with a model, solves it along pymatgen's high-symmetry path for the "
                         "crystal (the same bands whatever cell setting the file uses), and plots it with pymatgen's "
                         "BSPlotter. Prints the Fermi level (from a k-mesh) and the gap.")
-    bd.add_argument("structure", help="any structure file ASE reads (CIF, POSCAR, extxyz, ...)")
+    bd.add_argument("structure", help="any structure file ASE or pymatgen reads (CIF, POSCAR, extxyz, ...)")
     bd.add_argument("--model", required=True, help="shipped model name or model folder (see `tracegrad models`)")
     bd.add_argument("--path", default="setyawan_curtarolo", choices=["setyawan_curtarolo", "hinuma", "latimer_munro"])
     bd.add_argument("--density", type=float, default=20, help="k-points per Å⁻¹ along the path (default: %(default)s)")
@@ -141,9 +141,7 @@ def _settings_options(p: argparse.ArgumentParser) -> None:
 def _settings(args):
     from .pyscf_truth import GroundTruthSettings
 
-    kmesh = tuple(int(x) for x in args.kmesh.lower().split("x")) if args.kmesh else None
-    if kmesh is not None and len(kmesh) != 3:
-        raise ValueError(f"--kmesh must look like 6x6x1, got {args.kmesh!r}")
+    kmesh = _parse_mesh(args.kmesh) if args.kmesh else None
     return GroundTruthSettings(xc=args.xc, basis=args.basis, pseudo=args.pseudo, kmesh=kmesh,
                                kspacing=args.kspacing, cutoff=args.cutoff, smearing=args.smearing,
                                threads=args.threads)
@@ -254,12 +252,20 @@ def _cmd_generate(args) -> int:
     return 0 if not report.failed else 1
 
 
+def _parse_mesh(text: str) -> tuple[int, int, int]:
+    """'6x6x1' -> (6, 6, 1), with an error that shows the expected form."""
+    try:
+        mesh = tuple(int(x) for x in text.lower().split("x"))
+    except ValueError:
+        mesh = ()
+    if len(mesh) != 3 or min(mesh) < 1:
+        raise ValueError(f"a k-mesh looks like 6x6x1, got {text!r}")
+    return mesh  # type: ignore[return-value]
+
+
 def _mesh_arg(text: str | None, atoms, density: float) -> tuple[int, int, int]:
     if text:
-        mesh = tuple(int(x) for x in text.lower().split("x"))
-        if len(mesh) != 3:
-            raise ValueError(f"a mesh looks like 12x12x1, got {text!r}")
-        return mesh  # type: ignore[return-value]
+        return _parse_mesh(text)
     from ase.calculators.calculator import kpts2sizeandoffsets
 
     size, _ = kpts2sizeandoffsets(density=density, even=False, atoms=atoms)
