@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--tg-alpha", default="adaptive", choices=["adaptive", "unit"],
                     help="TraceGrad injection: f + 0.2 sg(|f|/|v|) v (adaptive) or f + v (unit)")
     ap.add_argument("--trace-weight", type=float, default=0.3)
+    ap.add_argument("--granularity", default="shell_pair", choices=["shell_pair", "degree"],
+                    help="trace labels per shell pair or per CG degree")
     ap.add_argument("--lr-patience", type=int, default=4,
                     help="plateau scheduler patience in epochs; a large value keeps the learning rate constant")
     ap.add_argument("--only", choices=["baseline", "tracegrad"], default=None, help="train one variant only")
@@ -46,7 +48,8 @@ def main() -> None:
     name = Path(args.data).name
     tag = f"{args.epochs} epochs" + ("" if args.tg_alpha == "adaptive" else f", alpha {args.tg_alpha}") + (
         "" if args.trace_weight == 0.3 else f", lambda {args.trace_weight}") + (
-        "" if args.lr_patience == 4 else f", lr patience {args.lr_patience}")
+        "" if args.lr_patience == 4 else f", lr patience {args.lr_patience}") + (
+        "" if args.granularity == "shell_pair" else f", traces per {args.granularity}")
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
     rows = dict(results.get(f"{name}/{tag}", {}))
@@ -56,12 +59,14 @@ def main() -> None:
         suffix = "" if variant == "baseline" or args.tg_alpha == "adaptive" else f"-{args.tg_alpha}"
         suffix += "" if variant == "baseline" or args.trace_weight == 0.3 else f"-lambda{args.trace_weight}"
         suffix += "" if args.lr_patience == 4 else f"-patience{args.lr_patience}"
+        suffix += "" if variant == "baseline" or args.granularity == "shell_pair" else f"-{args.granularity}"
         run = Path(args.runs) / f"{name}-{args.epochs}ep" / (variant + suffix)
         cfg = TrainConfig(data=[args.data], out=str(run), epochs=args.epochs, batch_size=args.batch_size,
                           lr=args.lr, seed=args.seed, early_stopping=args.epochs, lr_patience=args.lr_patience,
                           trace_weight=args.trace_weight,
                           model={"cutoff": args.cutoff, "num_layers": args.layers, "muls": args.muls,
-                                 "tg_hidden": 32, "tg_z": 16, "tracegrad": tracegrad, "tg_alpha": args.tg_alpha})
+                                 "tg_hidden": 32, "tg_z": 16, "tracegrad": tracegrad, "tg_alpha": args.tg_alpha,
+                                 "trace_granularity": args.granularity})
         t0 = time.perf_counter()
         state = train(cfg)
         model = load_model(run / "checkpoints" / "best")
