@@ -193,7 +193,6 @@ def _run_molecule(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBas
 
 def _molecule_blocks(run: ScfRun, cutoff: float | None):
     f = run.mf.get_fock()
-    s = run.mf.get_ovlp()
     n = len(run.atoms)
     if cutoff is None:
         pairs = [(i, j) for i in range(n) for j in range(n)]
@@ -202,10 +201,8 @@ def _molecule_blocks(run: ScfRun, cutoff: float | None):
         pairs = list(zip(nl.i.tolist(), nl.j.tolist()))
     off = _pyscf_offsets(run.mol)
     edges = np.array([(0, 0, 0, i, j) for i, j in pairs], dtype=np.int64).reshape(-1, 5)
-    numbers = run.atoms.numbers
-    s_blocks = [run.basis.convert_block(b, numbers[i], numbers[j], "pyscf", "e3nn")
-                for b, (i, j) in zip(blocks_from_dense(s, off, pairs), pairs)]
-    return edges, blocks_from_dense(f, off, pairs), s_blocks, {}
+    # S from the same code as for crystals (and the calculator), already in e3nn order.
+    return edges, blocks_from_dense(f, off, pairs), overlap_blocks(run.atoms, run.basis, edges), {}
 
 
 # -- crystals --------------------------------------------------------------------------------------------

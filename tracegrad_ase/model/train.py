@@ -28,6 +28,7 @@ from ..datafiles import load_dataset, load_h5, split_dataset
 from ..errors import DataFormatError
 from .checkpoint import load_model, load_training_state, save_model
 from .data import GraphBatch, collate, graph_from_hamiltonian
+from .layout import BlockLayout
 from .network import ModelConfig, TraceGradNet, build_model
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -133,11 +134,10 @@ def _model_config(cfg: TrainConfig, hams: dict[Path, Any], train_files: Sequence
                          valence=dict(sorted(valence.items())), pseudo=first.basis.pseudo)
     settings = dict(cfg.model)
     cutoff = float(settings.get("cutoff", ModelConfig.__dataclass_fields__["cutoff"].default))
-    # A layer-free model is only used for its layout and reference blocks.
-    probe = build_model(ModelConfig(elements=sorted(shells), basis=basis.to_dict(), cutoff=cutoff, num_layers=0,
-                                    tracegrad=False))
     if "onsite_reference" not in settings:
-        settings["onsite_reference"] = _onsite_reference(probe.layout, [hams[p] for p in train_files])
+        layout = BlockLayout.build(basis, sorted(shells))
+        settings["onsite_reference"] = _onsite_reference(layout, [hams[p] for p in train_files])
+    # A layer-free model only provides the padded reference blocks, built as the real model will build them.
     probe = build_model(ModelConfig(elements=sorted(shells), basis=basis.to_dict(), cutoff=cutoff, num_layers=0,
                                     tracegrad=False, onsite_reference=settings["onsite_reference"]))
     sq, count, edges, nodes = 0.0, 0, 0, 0
