@@ -134,8 +134,13 @@ def test_large_structure_uses_the_sparse_window(carbon, sheet, monkeypatch):
     dense.calculate(big)
     e_dense = dense.results["eigenvalues"][0]
     monkeypatch.setattr(electronic, "SPARSE_THRESHOLD", 10)  # 32 orbitals count as "large" here
-    with pytest.raises(ValueError, match="give sigma"):
-        TraceGradCalculator(carbon, kpts=[[0.1, 0.2, 0.0]]).calculate(big)
+    # Without sigma the window sits at the Fermi level, found by inertia counts: the Γ HOMO/LUMO midpoint.
+    auto = TraceGradCalculator(carbon, kpts=[[0.0, 0.0, 0.0]], n_bands=6)
+    auto.calculate(big)
+    gamma = electronic.solve_k(dense.asm, np.zeros((1, 3)), sparse=False).energies
+    ef = electronic.fermi_level(gamma, None, 32, "none")
+    assert auto.results["fermi_level"] == pytest.approx(ef, abs=1e-6)
+    assert np.allclose(auto.results["eigenvalues"][0], np.sort(gamma[0][np.argsort(np.abs(gamma[0] - ef))[:6]]))
     sigma = float(np.median(e_dense))
     calc = TraceGradCalculator(carbon, kpts=[[0.1, 0.2, 0.0]], sigma=sigma, n_bands=6)
     calc.calculate(big)

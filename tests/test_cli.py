@@ -29,8 +29,11 @@ def test_truth_molecule_writes_hdf5_and_deeph(tmp_path):
     water = molecule("H2O")
     water.cell = [8.0, 8.0, 8.0]  # a box for the DeepH files; pbc stays False, so it is a molecule
     write(xyz, water, format="extxyz")
-    r = tracegrad("truth", xyz, "--basis", "sto-3g", "--deeph", tmp_path / "deeph")
+    r = tracegrad("truth", xyz, "--basis", "sto-3g", "--deeph", tmp_path / "deeph", "--init-guess", "atom")
     assert r.returncode == 0, r.stderr
+    assert "SCF converged in" in r.stdout and "initial guess: atom" in r.stdout
+    bad = tracegrad("truth", xyz, "--basis", "sto-3g", "--init-guess", "no-such-model")
+    assert bad.returncode == 2 and "no shipped model" in bad.stderr
     ham = load_h5(tmp_path / "water.h5")
     assert ham.atoms.get_chemical_formula() == "H2O" and ham.norb == 7
     back = read_deeph(tmp_path / "deeph")

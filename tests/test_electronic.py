@@ -301,3 +301,43 @@ def test_molecular_orbitals_of_h2_like_dimer():
     assert np.allclose(d, d.T)
     with pytest.raises(StructureError):
         el.molecular_orbitals(_chain())
+
+
+# -- large cells: supercells of a Hamiltonian, inertia counts, Fermi level without diagonalization ---------------
+def test_supercell_of_a_hamiltonian_is_the_explicit_supercell():
+    prim, explicit = _chain(ncell=1), _chain(ncell=5)
+    sc = prim.supercell((5, 1, 1))
+    assert len(sc.atoms) == 5 and np.allclose(sc.atoms.cell[:], explicit.atoms.cell[:])
+    assert np.allclose(sc.atoms.positions, explicit.atoms.positions)
+    got = {tuple(e): (h.item(), s.item()) for e, h, s in zip(sc.edges.tolist(), sc.hamiltonian, sc.overlap)}
+    want = {tuple(e): (h.item(), s.item()) for e, h, s in zip(explicit.edges.tolist(), explicit.hamiltonian,
+                                                              explicit.overlap)}
+    assert got == want
+    g = _graphene().supercell((3, 2, 1))
+    assert g.hermiticity_error() == 0.0
+    assert np.allclose(np.sort(g.eigenvalues(np.zeros((1, 3))).ravel()),
+                       np.sort(_graphene().eigenvalues([[a / 3, b / 2, 0] for a in range(3) for b in range(2)]).ravel()))
+    with pytest.raises(ValueError, match="periodic directions"):
+        _chain().supercell((1, 2, 1))
+
+
+@pytest.mark.parametrize("k", [(0.0, 0.0, 0.0), (0.13, 0.0, 0.0)])
+def test_states_below_counts_eigenvalues(k):
+    ham = _chain(s=0.2, ncell=7)
+    e = el.solve_k(ham, [k]).energies[0]
+    for x in np.linspace(e.min() - 0.5, e.max() + 0.5, 9):
+        assert el.states_below(ham, k, x) == int((e < x).sum())
+
+
+def test_sparse_fermi_level_equals_the_dense_one():
+    dimers = _dimer_chain(delta=0.7).supercell((15, 1, 1))  # insulator: gap 1.4 eV at the zone boundary
+    e = el.solve_k(dimers, np.zeros((1, 3))).energies
+    res = el.sparse_fermi_level(dimers, n_bands=4, guess=5.0)
+    nel = el.electron_count(dimers)
+    assert res["fermi_level"] == pytest.approx(el.fermi_level(e, None, nel, "none"), abs=1e-9)
+    assert res["homo"] == pytest.approx(e[0][nel // 2 - 1]) and res["lumo"] == pytest.approx(e[0][nel // 2])
+    dirac = _graphene().supercell((3, 3, 1))  # K folds onto Γ: a degenerate, half-filled level at E_F
+    e = el.solve_k(dirac, np.zeros((1, 3))).energies
+    res = el.sparse_fermi_level(dirac, n_bands=4)
+    assert res["fermi_level"] == pytest.approx(el.fermi_level(e, None, 18, "none"), abs=1e-9)
+    assert res["homo"] == pytest.approx(res["lumo"], abs=1e-9)

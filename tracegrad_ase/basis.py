@@ -186,6 +186,11 @@ class OrbitalBasis:
         """D(R) over a structure's orbitals (e3nn order): a cell-sized matrix transforms as ``D @ H @ D.T``."""
         return _block_diag([orbital_rotation(self.shells_of(z), rotation) for z in numbers])
 
+    def structure_transform(self, numbers: Sequence[int], src: str, dst: str) -> np.ndarray:
+        """Orthogonal matrix over a structure's orbitals from order ``src`` to ``dst``: ``M @ A @ M.T`` converts
+        any cell-sized matrix (Hamiltonian, overlap or density matrix)."""
+        return _block_diag([self.transform(z, src, dst) for z in numbers])
+
     def atom_offsets(self, numbers: Sequence[int]) -> np.ndarray:
         """Start index of each atom's orbitals in a structure's orbital list (length N+1)."""
         return np.concatenate([[0], np.cumsum([self.norb(z) for z in numbers])]).astype(int)

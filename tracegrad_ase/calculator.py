@@ -38,9 +38,10 @@ class TraceGradCalculator(Calculator):
         only its irreducible points are solved (spglib's point group and time reversal), weighted by their star.
     smearing, width: ``"fermi-dirac"``, ``"gaussian"`` or ``"none"``, width in eV.
     sigma, n_bands: for structures above ``electronic.SPARSE_THRESHOLD`` (3000) orbitals no dense matrix is
-        formed: the ``n_bands`` (default 32) eigenpairs nearest ``sigma`` (eV, required there: an estimate of
-        E_F) come from a sparse shift-invert solver. Such a window cannot count electrons, so the Fermi
-        level is then ``sigma`` itself and occupations are not available.
+        formed: the ``n_bands`` (default 32) eigenpairs nearest ``sigma`` (eV; default: the Fermi level) come
+        from a sparse shift-invert solver. The Fermi level is then the Γ-point HOMO/LUMO midpoint found by
+        inertia counting (``electronic.sparse_fermi_level``: sparse factorizations, no diagonalization);
+        occupations are not available.
     device, dtype: where the network runs.
     """
 
@@ -107,17 +108,16 @@ class TraceGradCalculator(Calculator):
 
     def _calculate_window(self, ham, kpts: np.ndarray, weights: np.ndarray | None, nelec: int) -> None:
         """Large structures: the bands nearest ``sigma`` only, by sparse shift-invert."""
-        sigma = self.parameters.sigma
-        if sigma is None:
-            raise ValueError(f"{self.asm.norb} orbitals is above the dense limit ({electronic.SPARSE_THRESHOLD}): "
-                             "give sigma=<energy near E_F in eV> (and optionally n_bands) for the sparse solver")
+        edges = electronic.sparse_fermi_level(self.asm, nelec, guess=self.parameters.sigma)
+        ef = edges["fermi_level"]
+        sigma = ef if self.parameters.sigma is None else float(self.parameters.sigma)
         sol = electronic.solve_k(self.asm, kpts, sparse=True, sigma=sigma, n_bands=self.parameters.n_bands,
                                  weights=weights)
-        ham.meta["fermi_level_ev"] = float(sigma)
+        ham.meta["fermi_level_ev"] = ef
         self.solution = sol
-        self.results = {"hamiltonian": ham, "eigenvalues": sol.energies, "fermi_level": float(sigma),
-                        "band_gap": electronic.band_gap(sol.energies, sol.kpts, float(sigma)),
-                        "n_electrons": nelec}
+        straddles = (sol.energies <= ef).any() and (sol.energies > ef).any()  # a window away from E_F has no gap
+        self.results = {"hamiltonian": ham, "eigenvalues": sol.energies, "fermi_level": ef, "n_electrons": nelec,
+                        "band_gap": electronic.band_gap(sol.energies, sol.kpts, ef) if straddles else None}
 
     # -- kpoints ----------------------------------------------------------------------------------
     @staticmethod

@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--out", default=None, help="HDF5 output (default: STRUCTURE stem + .h5)")
     t.add_argument("--deeph", default=None, metavar="DIR", help="also write the DeepH folder format to DIR")
     t.add_argument("--bands", default=None, metavar="PNG", help="crystals: plot re-summed bands against PySCF's")
+    t.add_argument("--init-guess", default="minao", metavar="GUESS",
+                   help="SCF starting point: PySCF's minao (default), atom, huckel or 1e, or a model (shipped name or "
+                   "folder) whose predicted Hamiltonian gives the initial density matrix")
     _settings_options(t)
     t.set_defaults(func=_cmd_truth)
 
@@ -223,10 +226,19 @@ def _cmd_demo(args) -> int:
 def _cmd_truth(args) -> int:
     from .datafiles import save_h5
     from .deeph import write_deeph
-    from .pyscf_truth import extract_blocks, run_scf
+    from .pyscf_truth import PYSCF_GUESSES, extract_blocks, run_scf
 
     atoms = read_structure(args.structure)
-    run = run_scf(atoms, _settings(args))
+    guess = args.init_guess
+    if guess not in PYSCF_GUESSES:
+        from .predict import load, predict_hamiltonian
+
+        t0 = time.perf_counter()
+        guess = predict_hamiltonian(atoms, load(args.init_guess))
+        print(f"initial guess: {args.init_guess} prediction in {time.perf_counter() - t0:.2f} s")
+    run = run_scf(atoms, _settings(args), init_guess=guess)
+    print(f"SCF converged in {run.info['scf_cycles']} cycles, {run.wall_time:.1f} s "
+          f"(initial guess: {args.init_guess})")
     ham = extract_blocks(run)
     out = Path(args.out) if args.out else Path(args.structure).with_suffix(".h5")
     save_h5(ham, out)

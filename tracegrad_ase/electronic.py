@@ -30,6 +30,7 @@ __all__ = [
     "KSolution",
     "band_gap",
     "bloch_sparse",
+    "density_matrices",
     "dos",
     "electron_count",
     "fermi_level",
@@ -38,6 +39,8 @@ __all__ = [
     "occupations",
     "projected_dos",
     "solve_k",
+    "sparse_fermi_level",
+    "states_below",
 ]
 
 #: Above this many orbitals per cell, :func:`solve_k` switches from dense diagonalization (O(N^3) time,
@@ -363,6 +366,106 @@ def fermi_level(
     return float(brentq(excess, lo, hi, xtol=1e-13, rtol=4 * np.finfo(float).eps, maxiter=500))
 
 
+def states_below(ham_or_assembler: RealSpaceHamiltonian | BlochAssembler, k: Sequence[float], energy: float) -> int:
+    """How many eigenvalues of ``H(k) c = e S(k) c`` lie below ``energy`` (eV), without computing any.
+
+    Sylvester's law of inertia: with S positive definite, that count is the number of negative eigenvalues of
+    ``A = H - energy S``, which a symmetric sparse LU (``A = L D L^H`` under a symmetric permutation, diagonal
+    pivots only) reads off the signs of ``D``. One sparse factorization: fine for 10^5 orbitals.
+    """
+    asm = _assembler(ham_or_assembler)
+    pair = asm.at_real(k)
+    h, s = pair if pair is not None else asm.at(k)
+    a = (h - energy * s).tocsc()
+    try:
+        lu = spla.splu(a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
+        raise np.linalg.LinAlgError(f"{energy} eV is an eigenvalue ({exc}); shift it slightly") from None
+    if not np.array_equal(lu.perm_r, lu.perm_c):  # pragma: no cover - SuperLU pivoted off the diagonal
+        raise np.linalg.LinAlgError("the factorization pivoted off the diagonal; the inertia count is not valid")
+    d = lu.U.diagonal().real
+    if (d == 0).any():  # pragma: no cover - SuperLU raises first
+        raise np.linalg.LinAlgError(f"{energy} eV is an eigenvalue; shift it slightly")
+    return int((d < 0).sum())
+
+
+def sparse_fermi_level(
+    ham_or_assembler: RealSpaceHamiltonian | BlochAssembler,
+    n_electrons: int | None = None,
+    k: Sequence[float] = (0.0, 0.0, 0.0),
+    guess: float | None = None,
+    step: float = 1.0,
+    n_bands: int = 16,
+) -> dict[str, float]:
+    """Fermi level of a large cell sampled at one k-point (default Γ), without a full diagonalization.
+
+    For the HOMO (level ``n_electrons/2 - 1``, spin-degenerate filling) and then the LUMO: bisect on
+    :func:`states_below` until an energy bracket holds that level and at most ``n_bands/2`` levels in all, then
+    take the ``n_bands`` levels nearest its middle by shift-invert; their absolute indices follow from the count
+    below the middle. Returns ``homo``, ``lumo``, ``fermi_level`` (midway, the convention of :func:`fermi_level`
+    without smearing; the partly filled level for an odd count or a degenerate HOMO), all in eV, and the number
+    of sparse factorizations made.
+    """
+    asm = _assembler(ham_or_assembler)
+    k = np.asarray(k, dtype=float).reshape(3)
+    nel = electron_count(asm.ham) if n_electrons is None else int(n_electrons)
+    nocc = (nel + 1) // 2  # levels holding at least one electron
+    if not 0 < nocc < asm.norb:
+        raise ValueError(f"{nel} electrons in {asm.norb} orbitals leave no HOMO/LUMO")
+    nb = max(2, min(n_bands, asm.norb - 2))
+    count: dict[float, int] = {}
+    levels: dict[int, float] = {}
+    windows = []
+
+    def below(x: float) -> int:
+        if x not in count:
+            try:
+                count[x] = states_below(asm, k, x)
+            except np.linalg.LinAlgError:  # x is a level itself: the count just above it is as good a bound
+                count[x] = states_below(asm, k, x + 1e-7)
+        return count[x]
+
+    def find(t: int, start: float) -> None:
+        """Put level t (0-based) into ``levels``."""
+        lo = hi = start
+        width = step
+        while below(lo) > t:
+            lo -= width
+            width *= 2
+        width = step
+        while below(hi) <= t:
+            hi += width
+            width *= 2
+        # below(lo) <= t < below(hi): level t is in [lo, hi). Narrow until few levels are inside, but not below
+        # 1e-4 eV: closer to a level the unpivoted LDL^T's inertia is no longer reliable, and levels that close
+        # are one (near-degenerate) cluster that the window then takes whole.
+        while below(hi) - below(lo) > nb // 2 and hi - lo > 1e-4:
+            mid = 0.5 * (lo + hi)
+            if below(mid) <= t:
+                lo = mid
+            else:
+                hi = mid
+        mid = 0.5 * (lo + hi)
+        size = min(max(nb, below(hi) - below(lo) + 2), asm.norb - 2)
+        window = np.sort(solve_k(asm, k[None], sparse=True, sigma=mid, n_bands=size).energies[0])
+        windows.append(mid)
+        # The window holds every level in [lo, hi) (they are nearer mid than any outside) and its neighbours:
+        # numbered from below(lo) upwards and below(lo) - 1 downwards.
+        c = below(lo)
+        under, over = window[window < lo], window[window >= lo]
+        levels.update({c - len(under) + n: float(x) for n, x in enumerate(under)})
+        levels.update({c + n: float(x) for n, x in enumerate(over)})
+
+    start = float(asm.ham.meta.get("fermi_level_ev", 0.0) if guess is None else guess)
+    find(nocc - 1, start)
+    if nocc not in levels:
+        find(nocc, levels[nocc - 1])
+    homo, lumo = levels[nocc - 1], levels[nocc]
+    degenerate = nel % 2 == 1 or abs(lumo - homo) <= _DEGENERACY_TOL
+    ef = homo if degenerate else 0.5 * (homo + lumo)
+    return {"fermi_level": ef, "homo": homo, "lumo": lumo, "factorizations": len(count) + len(windows)}
+
+
 def _fermi_level_step(e: np.ndarray, w: np.ndarray, n: float) -> float:
     flat = e.ravel()
     wt = 2.0 * np.broadcast_to(w[:, None], e.shape).ravel()
@@ -498,6 +601,30 @@ def projected_dos(
                               for n in range(m.shape[1])], axis=1) for m in mw], axis=1)
     pd = _weighted_dos(solution.energies, solution.weights, amp, np.asarray(grid, dtype=float), width, kind)
     return {lab: pd[g] for g, lab in enumerate(labels)}
+
+
+def density_matrices(
+    ham_or_assembler: RealSpaceHamiltonian | BlochAssembler,
+    kpts: Any,
+    smearing: str = "fermi-dirac",
+    width: float = 0.05,
+    n_electrons: float | None = None,
+    lindep: float = LINDEP_THRESHOLD,
+) -> tuple[np.ndarray, float]:
+    """Density matrices ``D(k) = sum_n f_kn c_kn c_kn^H`` (e3nn order, complex, ``(nk, norb, norb)``) on the
+    k-points ``kpts`` (uniform weights: a full mesh), and the Fermi level (eV) that fills them.
+
+    Occupations ``f`` (0..2) use ``smearing``/``width`` with the Fermi level that holds ``n_electrons`` per cell
+    (default :func:`electron_count`). In the convention of PySCF's ``make_rdm1`` for k-point SCF, the density
+    is ``(1/Nk) sum_k D(k)`` and the electron count per cell is ``(1/Nk) sum_k tr(D(k) S(k))``.
+    """
+    asm = _assembler(ham_or_assembler)
+    sol = solve_k(asm, kpts, lindep=lindep, vectors=True, sparse=False)
+    nel = electron_count(asm.ham) if n_electrons is None else n_electrons
+    mu = fermi_level(sol.energies, sol.weights, nel, smearing, width)
+    occ = occupations(sol.energies, mu, smearing, width, sol.weights, nel)
+    dms = np.array([(c * f) @ c.conj().T for c, f in zip(sol.vectors, occ)])
+    return dms, float(mu)
 
 
 # -- molecules --------------------------------------------------------------------------------------------------

@@ -113,6 +113,30 @@ class RealSpaceHamiltonian:
             meta={**self.meta, "cutoff": float(cutoff)},
         )
 
+    def supercell(self, repeat: Sequence[int]) -> "RealSpaceHamiltonian":
+        """The same blocks on ``atoms.repeat(repeat)``: exact for a periodic crystal (each copy of an atom keeps
+        its neighbours), so large cells can be built from a small cell's H(R), S(R) without recomputing them.
+
+        Atom order is ASE's ``repeat`` order (copy index outer, atom inner). Blocks are shared, not copied.
+        """
+        reps = np.asarray(repeat, dtype=np.int64).reshape(3)
+        if (reps < 1).any():
+            raise ValueError(f"repeat must be three positive integers, got {list(repeat)}")
+        if (reps > 1).any() and not all(self.atoms.pbc[reps > 1]):
+            raise ValueError("a Hamiltonian can only be repeated along its periodic directions")
+        n_atoms = len(self.atoms)
+        cells = np.array(np.meshgrid(*[np.arange(n) for n in reps], indexing="ij")).reshape(3, -1).T  # ASE order
+        copy_of = lambda m: (m[..., 0] * reps[1] + m[..., 1]) * reps[2] + m[..., 2]  # noqa: E731
+        target = cells[:, None, :] + self.edges[None, :, :3]  # (copies, E, 3): cell of j, in primitive cells
+        shift = np.floor_divide(target, reps)
+        i_new = copy_of(cells)[:, None] * n_atoms + self.edges[None, :, 3]
+        j_new = copy_of(np.mod(target, reps)) * n_atoms + self.edges[None, :, 4]
+        edges = np.concatenate([shift, i_new[..., None], j_new[..., None]], axis=2).reshape(-1, 5)
+        n = len(cells)
+        return RealSpaceHamiltonian(atoms=self.atoms.repeat(tuple(int(x) for x in reps)), basis=self.basis,
+                                    edges=edges, hamiltonian=self.hamiltonian * n, overlap=self.overlap * n,
+                                    meta={**self.meta, "supercell_of": [int(x) for x in reps]})
+
     def edge_vectors(self) -> np.ndarray:
         """x_j + R @ cell - x_i for every edge (Å)."""
         pos = self.atoms.get_positions()

@@ -34,6 +34,8 @@ MOLECULE_DEFAULTS = {"basis": "def2-svp", "pseudo": None}
 CRYSTAL_DEFAULTS = {"basis": "gth-dzvp", "pseudo": "gth-pbe"}
 #: Crystal blocks are kept out to where every atom pair's overlap falls below this (see overlap_cutoff).
 OVERLAP_TOLERANCE = 1e-6
+#: PySCF's own initial guesses that :func:`run_scf` accepts by name.
+PYSCF_GUESSES = ("minao", "atom", "huckel", "1e")
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,16 @@ def ground_truth(atoms: Atoms, settings: GroundTruthSettings | None = None) -> R
     return extract_blocks(run_scf(atoms, settings))
 
 
-def run_scf(atoms: Atoms, settings: GroundTruthSettings | None = None) -> ScfRun:
-    """Converge a PySCF SCF for ``atoms``; raise :class:`SCFNotConvergedError` if it does not converge."""
+def run_scf(atoms: Atoms, settings: GroundTruthSettings | None = None,
+            init_guess: str | RealSpaceHamiltonian = "minao") -> ScfRun:
+    """Converge a PySCF SCF for ``atoms``; raise :class:`SCFNotConvergedError` if it does not converge.
+
+    ``init_guess`` is one of PySCF's guesses (:data:`PYSCF_GUESSES`) or a Hamiltonian of this structure in the
+    same basis (e.g. a model's prediction): its density matrix — occupied orbitals for a molecule, per SCF k-point
+    with the settings' smearing for a crystal — is the starting point. ``info["scf_cycles"]`` counts the cycles.
+    """
+    if isinstance(init_guess, str) and init_guess not in PYSCF_GUESSES:
+        raise ValueError(f"unknown initial guess {init_guess!r}; choose one of {PYSCF_GUESSES} or pass a Hamiltonian")
     validate_atoms(atoms)
     settings = (settings or GroundTruthSettings()).for_atoms(atoms)
     periodic = bool(np.any(atoms.pbc))
@@ -110,9 +120,9 @@ def run_scf(atoms: Atoms, settings: GroundTruthSettings | None = None) -> ScfRun
         lib.num_threads(settings.threads)
     t0 = time.perf_counter()
     if periodic:
-        run = _run_crystal(atoms, settings, basis)
+        run = _run_crystal(atoms, settings, basis, init_guess)
     else:
-        run = _run_molecule(atoms, settings, basis)
+        run = _run_molecule(atoms, settings, basis, init_guess)
     run.wall_time = time.perf_counter() - t0
     return run
 
@@ -153,7 +163,8 @@ def reference_bands(run: ScfRun, kpts_frac: np.ndarray) -> np.ndarray:
 
 
 # -- molecules -------------------------------------------------------------------------------------------
-def _run_molecule(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasis) -> ScfRun:
+def _run_molecule(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasis,
+                  init_guess: str | RealSpaceHamiltonian = "minao") -> ScfRun:
     from pyscf import dft, gto
 
     mol = gto.Mole()
@@ -175,7 +186,7 @@ def _run_molecule(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBas
     mf.conv_tol = settings.conv_tol
     mf.max_cycle = settings.max_cycle
     cycles = _count_cycles(mf)
-    mf.kernel()
+    _kernel(mf, init_guess, atoms, basis, None, nelec, settings)
     _require_converged(mf, atoms, cycles)
     nocc = nelec // 2
     e = mf.mo_energy * HARTREE_TO_EV
@@ -186,6 +197,7 @@ def _run_molecule(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBas
         "lumo_ev": float(e[nocc]) if nocc < len(e) else None,
         "fermi_level_ev": float(e[nocc - 1]),
         "scf_cycles": cycles["n"],
+        "init_guess": init_guess if isinstance(init_guess, str) else "hamiltonian",
         **_versions(),
     }
     return ScfRun(atoms, settings, basis, mol, mf, None, 0.0, info)
@@ -259,7 +271,8 @@ def alias_free_mesh(atoms: Atoms, cutoff: float, margin: float = 0.5) -> tuple[i
     return tuple(int(max(1, math.ceil(2 * (cutoff + margin) / w))) if p else 1 for w, p in zip(widths, atoms.pbc))
 
 
-def _run_crystal(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasis) -> ScfRun:
+def _run_crystal(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasis,
+                 init_guess: str | RealSpaceHamiltonian = "minao") -> ScfRun:
     from pyscf.pbc import dft, gto
 
     cell = gto.Cell()
@@ -289,9 +302,9 @@ def _run_crystal(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasi
     mf.conv_tol = settings.conv_tol
     mf.max_cycle = settings.max_cycle
     cycles = _count_cycles(mf)
-    mf.kernel()
-    _require_converged(mf, atoms, cycles)
     nelec = sum(basis.valence[s] for s in atoms.get_chemical_symbols()) - settings.charge
+    _kernel(mf, init_guess, atoms, basis, cell.get_scaled_kpts(kpts), nelec, settings)
+    _require_converged(mf, atoms, cycles)
     info = {
         "energy_ev": float(mf.e_tot * HARTREE_TO_EV),
         "nelectron": int(nelec),
@@ -299,6 +312,7 @@ def _run_crystal(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasi
         "integrals": integrals,
         "fermi_level_ev": _fermi_level(mf, nelec) * HARTREE_TO_EV,
         "scf_cycles": cycles["n"],
+        "init_guess": init_guess if isinstance(init_guess, str) else "hamiltonian",
         **_versions(),
     }
     return ScfRun(atoms, settings, basis, cell, mf, cell.get_scaled_kpts(kpts), 0.0, info)
@@ -358,6 +372,41 @@ def _fermi_level(mf, nelec: int) -> float:
     nk = len(mf.mo_energy)
     nocc = nelec // 2 * nk
     return float(0.5 * (e[nocc - 1] + e[nocc]))
+
+
+def _kernel(mf, init_guess: str | RealSpaceHamiltonian, atoms: Atoms, basis: OrbitalBasis,
+            kpts_frac: np.ndarray | None, nelec: int, settings: GroundTruthSettings) -> None:
+    """Run the SCF from a PySCF guess, or from the density matrix of a given Hamiltonian."""
+    if isinstance(init_guess, str):
+        mf.init_guess = init_guess
+        mf.kernel()
+        return
+    mf.kernel(dm0=guess_density(init_guess, atoms, basis, kpts_frac, nelec, settings.smearing))
+
+
+def guess_density(ham: RealSpaceHamiltonian, atoms: Atoms, basis: OrbitalBasis, kpts_frac: np.ndarray | None,
+                  nelec: int, smearing: float | None = None) -> np.ndarray:
+    """PySCF's ``dm0`` from a Hamiltonian (eV, e3nn order) of ``atoms``: ``(nao, nao)`` for a molecule, or
+    ``(nk, nao, nao)`` on the SCF k-points ``kpts_frac`` for a crystal (Fermi smearing ``smearing`` eV, none
+    for 0/None: a tiny width then only splits a degenerate Fermi level evenly)."""
+    from .electronic import density_matrices, molecular_orbitals
+
+    if len(ham.atoms) != len(atoms) or (ham.atoms.numbers != atoms.numbers).any() or np.abs(
+            ham.atoms.positions - atoms.positions).max() > 1e-6:
+        raise ValueError("the guess Hamiltonian belongs to another structure (atoms or positions differ)")
+    for el in set(atoms.get_chemical_symbols()):
+        if tuple(ham.basis.shells_of(el)) != tuple(basis.shells_of(el)):
+            raise ValueError(f"the guess Hamiltonian's basis for {el} ({ham.basis.irreps(el)}) is not the SCF's "
+                             f"({basis.irreps(el)}): predict with a model trained in the SCF's basis")
+    m = basis.structure_transform(atoms.numbers, "e3nn", "pyscf")
+    if kpts_frac is None:
+        mo = molecular_orbitals(ham)
+        if mo["n_electrons"] != nelec:
+            raise ValueError(f"the guess Hamiltonian holds {mo['n_electrons']} electrons, the SCF {nelec}")
+        return m @ mo["density_matrix"] @ m.T
+    width = smearing if smearing else 1e-3
+    dms, _ = density_matrices(ham, kpts_frac, "fermi-dirac", width, n_electrons=nelec)
+    return np.einsum("ab,kbc,dc->kad", m, dms, m)
 
 
 def _is_pure_functional(xc: str) -> bool:
