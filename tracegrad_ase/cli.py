@@ -45,10 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
-    d = sub.add_parser("demo", help="ground-truth bands of graphene, checked against PySCF (about a minute)",
-                       description="Computes graphene's PBE/gth-szv Hamiltonian with PySCF, stores H(R), S(R), "
-                       "re-sums the bands along Γ-M-K-Γ and compares them with PySCF's own eigenvalues.")
+    d = sub.add_parser("demo", help="graphene bands, Fermi level and gap from the shipped carbon model (seconds)",
+                       description="Predicts graphene's Hamiltonian with a model (default: the shipped carbon model), "
+                       "prints the Fermi level and gap and plots the bands along Γ-M-K-Γ. With --check, PySCF "
+                       "computes the same bands (about a minute) and the plot and the printout compare them.")
     d.add_argument("-o", "--out", default="tracegrad-demo", help="output folder (default: %(default)s)")
+    d.add_argument("--model", default="carbon", help="shipped model name or model folder (default: %(default)s)")
+    d.add_argument("--check", action="store_true", help="also run PySCF on the same cell and compare the bands")
     d.set_defaults(func=_cmd_demo)
 
     t = sub.add_parser("truth", help="ground-truth H(R), S(R) of one structure with PySCF",
@@ -196,30 +199,51 @@ def _bands_report(run, ham, out_png: Path | None, title: str, npoints: int = 40)
 def _cmd_demo(args) -> int:
     from ase.build import graphene
 
-    from .datafiles import save_h5
-    from .pyscf_truth import GroundTruthSettings, extract_blocks, run_scf
+    from .calculator import TraceGradCalculator
+    from .hamiltonian import near_band_edges
+    from .plots import plot_bands
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atoms = graphene(a=2.46, vacuum=5.0)
     atoms.pbc = [True, True, False]
-    settings = GroundTruthSettings(basis="gth-szv", kmesh=(6, 6, 1))  # cutoff from the overlap range: 9 Å
     t0 = time.perf_counter()
-    print("graphene, PBE/gth-szv, 6x6x1 SCF with PySCF ...", flush=True)
-    run = run_scf(atoms, settings)
-    print(f"  SCF converged in {run.wall_time:.1f} s; extracting H(R), S(R) within {run.settings.cutoff} Å ...",
-          flush=True)
-    ham = extract_blocks(run)
-    save_h5(ham, out / "graphene.h5")
-    report = _bands_report(run, ham, out / "graphene_bands.png", "graphene PBE/gth-szv: H(R) bands vs PySCF")
-    report.update(edges=len(ham.edges), hr_kmesh=ham.meta["hr_kmesh"], wall_time_s=time.perf_counter() - t0)
-    (out / "graphene_bands.json").write_text(json.dumps(report, indent=2))
-    print(f"  Fermi level {report['fermi_level_ev']:.3f} eV; {len(ham.edges)} blocks from a "
-          f"{'x'.join(map(str, ham.meta['hr_kmesh']))} mesh")
-    print(f"  bands vs PySCF: max error {report['max_error_mev_near_edges']:.3f} meV within 2 eV of the band edges, "
-          f"{report['max_error_mev_all_bands']:.3f} meV over all bands")
-    print(f"wrote {out / 'graphene.h5'}, {out / 'graphene_bands.png'}, {out / 'graphene_bands.json'} "
-          f"in {report['wall_time_s']:.0f} s")
+    path = atoms.cell.bandpath("GMKG", npoints=60, pbc=atoms.pbc)
+    calc = TraceGradCalculator(args.model, kpts=path, fermi_kpts=(12, 12, 1))
+    atoms.calc = calc
+    ef, gap = calc.get_fermi_level(), calc.get_band_gap()
+    bands = np.array([calc.get_eigenvalues(k) for k in range(len(path.kpts))])
+    ham = calc.get_property("hamiltonian", atoms)
+    t_model = time.perf_counter() - t0
+    name = calc.model.card.get("metadata", {}).get("name") or Path(str(args.model)).name
+    print(f"graphene with model '{name}' ({ham.basis.name}, {ham.norb} orbitals, {len(ham.edges)} predicted blocks): "
+          f"E_F {ef:.3f} eV, gap {gap['gap']:.3f} eV ({'direct' if gap['direct'] else 'indirect'}) "
+          f"in {t_model:.1f} s", flush=True)
+    report = {"model": str(args.model), "fermi_level_ev": ef, "gap_ev": gap["gap"], "direct": gap["direct"],
+              "predict_and_solve_s": t_model, "path": path.path, "kpts": path.kpts.tolist(),
+              "bands_ev": bands.tolist()}
+    reference = None
+    if args.check:
+        from .pyscf_truth import GroundTruthSettings, reference_bands, run_scf
+
+        print(f"PySCF: PBE/{ham.basis.name} SCF on a 6x6x1 mesh and the same path ...", flush=True)
+        run = run_scf(atoms, GroundTruthSettings(basis=ham.basis.name, pseudo=ham.basis.pseudo, kmesh=(6, 6, 1)))
+        reference = reference_bands(run, path.kpts)[:, : bands.shape[1]]
+        nb = min(reference.shape[1], bands.shape[1])
+        reference, compare = reference[:, :nb], bands[:, :nb]
+        ef_ref = float(run.info["fermi_level_ev"])
+        near = near_band_edges(reference, ef_ref)
+        err = np.abs((compare - ef) - (reference - ef_ref))  # band energies relative to each one's E_F
+        report.update(pyscf_fermi_level_ev=ef_ref, pyscf_scf_s=run.wall_time,
+                      mae_mev_near_edges=float(err[near].mean() * 1000), max_mev_near_edges=float(err[near].max() * 1000))
+        print(f"  PySCF E_F {ef_ref:.3f} eV (SCF {run.wall_time:.0f} s); model vs PySCF, bands relative to E_F within "
+              f"2 eV of the band edges: mean {report['mae_mev_near_edges']:.1f} meV, max {report['max_mev_near_edges']:.1f} meV")
+        reference = reference - ef_ref + ef  # plotted relative to the model's E_F like the model's bands
+    x, sx, sl = path.get_linear_kpoint_axis()
+    plot_bands(x, bands, out / "graphene_bands.png", sx, sl, ef, reference=reference,
+               title=f"graphene: model '{name}'" + (" vs PySCF" if args.check else ""), label="model prediction")
+    (out / "graphene_bands.json").write_text(json.dumps(report, indent=1))
+    print(f"wrote {out / 'graphene_bands.png'} and {out / 'graphene_bands.json'} in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

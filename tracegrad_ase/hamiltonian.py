@@ -95,10 +95,9 @@ class RealSpaceHamiltonian:
         ``nbands`` is ``norb`` minus the most overlap directions dropped at any of the k-points as linearly
         dependent, so the array is rectangular and band n is the n-th lowest everywhere.
         """
-        hk, sk = self.bloch(kpts)
-        energies = [generalized_eigh(hk[n], sk[n], lindep)[0] for n in range(len(hk))]
-        nbands = min(len(e) for e in energies)
-        return np.array([e[:nbands] for e in energies])
+        from .electronic import solve_k  # the one eigen-solver path (sparse Bloch sums, real arithmetic at Γ)
+
+        return solve_k(self, kpts, lindep=lindep, sparse=False).energies
 
     # -- selection --------------------------------------------------------------------------------
     def within(self, cutoff: float) -> "RealSpaceHamiltonian":

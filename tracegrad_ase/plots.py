@@ -18,6 +18,7 @@ def plot_bands(
     reference: np.ndarray | None = None,
     title: str = "",
     window: tuple[float, float] = (-10.0, 6.0),
+    label: str = "from H(R), S(R)",
 ) -> None:
     """Band structure (eV, relative to ``fermi_level``) along a path; ``reference`` bands drawn as dots."""
     import matplotlib
@@ -27,7 +28,7 @@ def plot_bands(
 
     fig, ax = plt.subplots(figsize=(5.0, 4.2), dpi=150)
     for n in range(bands.shape[1]):
-        ax.plot(x, bands[:, n] - fermi_level, color="tab:blue", lw=1.4, label="from H(R), S(R)" if n == 0 else None)
+        ax.plot(x, bands[:, n] - fermi_level, color="tab:blue", lw=1.4, label=label if n == 0 else None)
     if reference is not None:
         for n in range(reference.shape[1]):
             ax.plot(x, reference[:, n] - fermi_level, ".", color="black", ms=2.5,

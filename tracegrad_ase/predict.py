@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from ase import Atoms
 
 from .errors import StructureError, UnknownElementError
@@ -105,7 +106,8 @@ def predict_hamiltonian(atoms: Atoms, model) -> RealSpaceHamiltonian:
     graph = graph_from_arrays(model.layout, atoms.numbers, atoms.get_positions(), np.asarray(atoms.cell[:]), edges)
     param = next(model.parameters())
     graph = graph.to(param.device, param.dtype)
-    padded = model(graph)["H"].detach().cpu().double().numpy()  # no torch.no_grad(): TraceGrad needs autograd
+    with torch.no_grad():  # TraceGrad turns autograd on for its own gradient; the rest needs no graph
+        padded = model(graph)["H"].cpu().double().numpy()
     symbols = atoms.get_chemical_symbols()
     h = [model.layout.unpad_block(p, symbols[i], symbols[j]) for p, (i, j) in zip(padded, edges[:, 3:])]
     s = overlap_blocks(atoms, model.basis, edges)

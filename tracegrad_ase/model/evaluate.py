@@ -62,12 +62,14 @@ def _check_basis(model_basis: OrbitalBasis, ham: RealSpaceHamiltonian) -> None:
 def _forward(model: TraceGradNet, graph: GraphBatch) -> np.ndarray:
     """Padded predicted blocks (E, n_orb, n_orb) in eV, float64 on the CPU.
 
-    No torch.no_grad(): TraceGrad's update is a gradient, computed with autograd at inference too.
+    Under torch.no_grad(): TraceGrad's update is a gradient, but the network computes it with autograd switched
+    on locally; everything else needs no graph (and edges then go through in chunks).
     """
     was_training = model.training
     model.eval()
     try:
-        h = model(graph)["H"]
+        with torch.no_grad():
+            h = model(graph)["H"]
     finally:
         model.train(was_training)
     return h.detach().to("cpu", torch.float64).numpy()

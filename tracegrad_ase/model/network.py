@@ -12,7 +12,8 @@ then H_ij = CG(Linear(f_ij)) on every edge (on-site blocks are the self edges i-
 H_ij(R) <- (H_ij(R) + H_ji(-R)^T) / 2, and the invariant decoder T_hat = MLP(z_1..z_K) predicts the trace
 labels. ``tracegrad=False`` gives the identical backbone without the z branch, the update and the decoder.
 
-Inference needs autograd (v is a gradient): the module enables it itself, so never mind ``torch.no_grad()``.
+Inference needs autograd (v is a gradient): the module enables it itself, so prediction may (and in this package
+does) run under ``torch.no_grad()``, which keeps memory to what inference needs.
 No ASE here; inputs are :class:`~tracegrad_ase.model.data.GraphBatch` tensors.
 """
 
@@ -226,9 +227,19 @@ class TraceGradNet(nn.Module):
         return 0.2 * ratio.detach()
 
     # -- forward ----------------------------------------------------------------------------------
+    #: At inference, edges are processed in chunks of this many, so peak memory is the edge features plus one
+    #: chunk's intermediates rather than every edge's (a 10,000-atom graphene sheet has ~10^6 edges).
+    inference_chunk: int = 32768
+
+    def _chunks(self, n_edges: int) -> list[slice]:
+        if self.training or torch.is_grad_enabled() or n_edges <= self.inference_chunk:
+            return [slice(0, n_edges)]  # gradients through the whole graph: no chunking
+        return [slice(a, min(a + self.inference_chunk, n_edges)) for a in range(0, n_edges, self.inference_chunk)]
+
     def forward(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
         """Returns ``H`` (E, n_orb, n_orb) in eV, Hermitian over edge pairs, and with TraceGrad ``trace_hat``
-        (E, n_trace, in units of target_scale**2) and ``z`` (E, K*tg_z)."""
+        (E, n_trace, in units of target_scale**2) and ``z`` (E, K*tg_z). Under ``torch.no_grad()`` (inference)
+        edges go through in chunks of :attr:`inference_chunk`; the result is the same."""
         i, j = batch.edge_index
         n_species = len(self.layout.elements)
         onehot = torch.nn.functional.one_hot(batch.species, n_species).to(batch.pos.dtype)
@@ -236,19 +247,29 @@ class TraceGradNet(nn.Module):
         f = self.edge_init(torch.cat([onehot[i], onehot[j]], dim=1))
         sh, radial = self._edge_geometry(batch)
         norm = 1.0 / math.sqrt(self.config.avg_neighbors)
+        chunks = self._chunks(len(i))
         zs = []
         for k in range(self.config.num_layers):
-            msg = self.node_tp[k](h[j], sh, self.node_radial[k](radial))
-            agg = torch.zeros(h.shape[0], msg.shape[1], dtype=msg.dtype, device=msg.device).index_add_(0, i, msg)
+            agg = torch.zeros(h.shape[0], self.node_tp[k].irreps_out.dim, dtype=h.dtype, device=h.device)
+            for c in chunks:
+                msg = self.node_tp[k](h[j[c]], sh[c], self.node_radial[k](radial[c]))
+                agg = agg.index_add(0, i[c], msg)
             h = h + self.node_update[k](self.node_self[k](h) + agg * norm)
-            u = self.edge_src[k](h)[i] + self.edge_dst[k](h)[j]
-            f = f + self.edge_update[k](self.edge_tp[k](u, sh, self.edge_radial[k](radial)))
-            if self.config.tracegrad:
-                z, v = self.tracegrad_blocks[k](f)
-                f = f + self._alpha(f, v) * v
-                zs.append(z)
-        out = self.output(f)  # (E, dim_out), CG components h^(l)
-        blocks = (out @ self.cg.T).reshape(-1, self.layout.n_orb, self.layout.n_orb)
+            src, dst = self.edge_src[k](h), self.edge_dst[k](h)
+            f_new, z_new = [], []
+            for c in chunks:
+                fc = f[c] + self.edge_update[k](self.edge_tp[k](src[i[c]] + dst[j[c]], sh[c],
+                                                                 self.edge_radial[k](radial[c])))
+                if self.config.tracegrad:
+                    z, v = self.tracegrad_blocks[k](fc)
+                    fc = fc + self._alpha(fc, v) * v
+                    z_new.append(z)
+                f_new.append(fc)
+            f = f_new[0] if len(f_new) == 1 else torch.cat(f_new)
+            if z_new:
+                zs.append(z_new[0] if len(z_new) == 1 else torch.cat(z_new))
+        out = torch.cat([self.output(f[c]) @ self.cg.T for c in chunks]) if len(chunks) > 1 else self.output(f) @ self.cg.T
+        blocks = out.reshape(-1, self.layout.n_orb, self.layout.n_orb)  # CG components h^(l) -> padded blocks
         blocks = 0.5 * (blocks + blocks[batch.reverse].transpose(1, 2))
         blocks = blocks * self.config.target_scale
         onsite = (i == j) & (batch.edge_offset.abs().sum(dim=1) == 0)
@@ -285,9 +306,15 @@ class TraceGradNet(nn.Module):
 def build_model(config: ModelConfig, dtype: torch.dtype = torch.float32) -> TraceGradNet:
     """Construct a model in ``dtype``. e3nn computes its Clebsch-Gordan buffers in the default dtype at
     construction, so float64 models are built under a float64 default to be equivariant to round-off."""
-    previous = torch.get_default_dtype()
+    import e3nn
+
+    previous, optimization = torch.get_default_dtype(), e3nn.get_optimization_defaults()
     torch.set_default_dtype(dtype)
+    # opt_einsum_fx's contraction search is most of the construction time (9 of 16 s for a carbon model) and
+    # measured no faster at inference on CPU, so models are built without it.
+    e3nn.set_optimization_defaults(optimize_einsums=False)
     try:
         return TraceGradNet(config)
     finally:
         torch.set_default_dtype(previous)
+        e3nn.set_optimization_defaults(**optimization)
