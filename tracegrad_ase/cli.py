@@ -407,6 +407,16 @@ def _cmd_models(args) -> int:
         cfg = card["config"]
         print(f"{d.name}: elements {', '.join(cfg['elements'])}; basis {cfg['basis']['name']}; cutoff {cfg['cutoff']} Å; "
               f"{'TraceGrad' if cfg.get('tracegrad') else 'baseline'}")
+        if (d / "card.yaml").is_file():
+            import yaml
+
+            info = yaml.safe_load((d / "card.yaml").read_text()) or {}
+            test = (info.get("test") or {}).get("model") or {}
+            if info.get("summary"):
+                print(f"  {' '.join(str(info['summary']).split())[:160]}...")
+            if test.get("mae_mev") is not None:
+                print(f"  test H MAE {test['mae_mev']:.1f} meV over {test.get('n_structures')} held-out structures; "
+                      f"card: {d / 'card.yaml'}")
     return 0
 
 

@@ -1,0 +1,73 @@
+"""The models in calculators/: they load safely, stay small, carry their cards, and still predict what their
+cards say (regression guards against broken weights or conventions)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from ase.build import graphene, molecule
+
+from tracegrad_ase.predict import SHIPPED_MODELS, load, predict_hamiltonian
+
+SHIPPED = sorted(d.name for d in SHIPPED_MODELS.iterdir() if (d / "model.json").is_file()) if SHIPPED_MODELS.is_dir() else []
+
+
+def test_the_two_models_ship():
+    assert {"carbon", "molecules"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_model_files_and_card(name):
+    folder = SHIPPED_MODELS / name
+    assert (folder / "model.safetensors").stat().st_size < 5 * 2**20  # a few MB at most
+    card = yaml.safe_load((folder / "card.yaml").read_text())
+    for key in ("summary", "data", "training", "test", "model"):
+        assert key in card, key
+    assert card["test"]["model"]["mae_mev"] > 0 and card["training"]["wall_time_s"] > 0
+    assert all((SHIPPED_MODELS.parent / r).is_file() for r in card["data"]["recipes"])
+    # The card's test figures are the evaluation file's.
+    evaluation = json.loads((folder / "evaluation" / "test.json").read_text())
+    assert card["test"]["model"]["mae_mev"] == pytest.approx(evaluation["mae_mev"])
+    model = load(name)
+    assert model.card["metadata"]["name"] == name
+
+
+def test_molecules_model_predicts_water_like_pyscf():
+    from tracegrad_ase.electronic import molecular_orbitals
+    from tracegrad_ase.pyscf_truth import ground_truth
+
+    water = molecule("H2O")
+    true = ground_truth(water)
+    pred = predict_hamiltonian(water, load("molecules"))
+    idx = pred.index()
+    err = np.concatenate([np.abs(pred.hamiltonian[idx[tuple(e)]] - h).ravel()
+                          for e, h in zip(true.edges.tolist(), true.hamiltonian)])
+    assert err.mean() < 0.3  # eV; the card gives the measured test MAE
+    mo_true, mo_pred = molecular_orbitals(true), molecular_orbitals(pred)
+    assert abs(mo_pred["gap"] - mo_true["gap"]) < 1.0
+
+
+def test_carbon_model_graphene_is_a_semimetal_and_hermitian():
+    atoms = graphene(a=2.46, vacuum=5.0)
+    atoms.pbc = [True, True, False]
+    ham = predict_hamiltonian(atoms, load("carbon"))
+    assert ham.hermiticity_error() < 1e-5
+    k = np.array([[0, 0, 0], [0.5, 0, 0], [1 / 3, 1 / 3, 0]])
+    e = ham.eigenvalues(k)
+    # 8 valence electrons: bands 4 and 5 touch at K (the Dirac point) by symmetry, which the model must keep.
+    assert abs(e[2, 4] - e[2, 3]) < 1e-3
+    assert e[0, 4] - e[0, 3] > 1.0 and e[1, 4] - e[1, 3] > 0.5
+
+
+def test_main_job_runs(tmp_path):
+    """README's first command: graphene bands from the shipped carbon model, E_F and gap printed."""
+    r = subprocess.run([sys.executable, "-m", "tracegrad_ase.cli", "demo", "-o", str(tmp_path)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert "E_F" in r.stdout and "gap" in r.stdout
+    assert (tmp_path / "graphene_bands.png").stat().st_size > 10000
+    report = json.loads((tmp_path / "graphene_bands.json").read_text())
+    assert abs(report["gap_ev"]) < 0.05  # graphene: no gap
