@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from tracegrad_ase.datasets import SETTINGS_FILE
 from tracegrad_ase.predict import load, predict_hamiltonian
 from tracegrad_ase.pyscf_truth import PYSCF_GUESSES, GroundTruthSettings, run_scf
 from tracegrad_ase.units import HARTREE_TO_EV
+from _results import machine, merge_results  # benchmarks/_results.py
 
 
 def _settings(folder: Path) -> GroundTruthSettings:
@@ -110,18 +109,8 @@ def main() -> None:
               f"{s.get('time_vs_minao', float('nan')):11.2f} {s['failed']:>7}")
     print(f"largest |E - E(minao)| over all runs: {dev:.2e} eV ({dev / HARTREE_TO_EV:.1e} Ha); model time includes prediction")
 
-    out = Path(args.out)
-    results = json.loads(out.read_text()) if out.exists() else {}
-    results[f"{Path(args.model).name} on {args.split} of {'+'.join(d.name for d in folders)}"] = {
-        "summary": summary, "rows": rows, "max_energy_deviation_ev": dev,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    os.replace(tmp, out)
-    print(f"-> {out}")
+    merge_results(args.out, f"{Path(args.model).name} on {args.split} of {'+'.join(d.name for d in folders)}",
+                  {"summary": summary, "rows": rows, "max_energy_deviation_ev": dev, "machine": machine()})
 
 
 if __name__ == "__main__":

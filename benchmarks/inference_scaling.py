@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from _results import machine, merge_results  # benchmarks/_results.py
 
 CHILD = r"""
 import json, resource, sys, time
@@ -88,17 +89,8 @@ def main() -> None:
         print(f"fit over {len(ok)} sizes >= 100 atoms: time ∝ N^{p:.2f}; 1,000 atoms {fit['time_1000_atoms_s']:.1f} s, "
               f"10,000 atoms {fit['time_10000_atoms_s']:.0f} s; memory ∝ N^{pm:.2f}, "
               f"10,000 atoms {fit['memory_10000_atoms_gb']:.1f} GB (extrapolated where not measured)")
-    out = Path(args.out)
-    results = json.loads(out.read_text()) if out.exists() else {}
-    results[f"{Path(args.model).name}, {args.threads} threads"] = {
-        "rows": rows, "fit": fit,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    os.replace(tmp, out)
-    print(f"-> {out}")
+    merge_results(args.out, f"{Path(args.model).name}, {args.threads} threads",
+                  {"rows": rows, "fit": fit, "machine": machine()})
 
 
 if __name__ == "__main__":

@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
+
+from _results import machine, merge_results  # benchmarks/_results.py
 
 CHILD = r"""
 import json, resource, sys, time
@@ -82,15 +83,7 @@ def main() -> None:
         chk = "-" if r["max_error_vs_primitive_ev"] is None else f"{r['max_error_vs_primitive_ev']:.1e}"
         print(f"{r['atoms']:>7} {r['orbitals']:>9} {r['build_s']:8.1f} {r['fermi_s']:8.1f} {r['factorizations']:>4} "
               f"{r['bands_s']:8.1f} {r['peak_rss_gb']:8.2f} {r['lumo_ev'] - r['homo_ev']:7.3f} {chk:>9}")
-    out = Path(args.out)
-    results = json.loads(out.read_text()) if out.exists() else {}
-    results[f"{Path(args.h5).stem}, {args.threads} threads"] = {
-        "rows": rows, "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    os.replace(tmp, out)
-    print(f"-> {out}")
+    merge_results(args.out, f"{Path(args.h5).stem}, {args.threads} threads", {"rows": rows, "machine": machine()})
 
 
 if __name__ == "__main__":

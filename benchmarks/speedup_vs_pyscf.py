@@ -13,9 +13,6 @@ benchmarks/results/speedup_vs_pyscf.json (merged by model).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -23,6 +20,7 @@ import numpy as np
 
 from tracegrad_ase.datafiles import load_dataset, load_h5
 from tracegrad_ase.predict import load, predict_hamiltonian
+from _results import machine, merge_results  # benchmarks/_results.py
 
 
 def main() -> None:
@@ -50,15 +48,8 @@ def main() -> None:
             print(f"{f.stem:>24} {len(ham.atoms):>6} {t_pyscf:9.1f} {t_model:8.3f} {t_pyscf / t_model:8.0f}")
     speedups = [r["speedup"] for r in rows]
     print(f"median speedup {np.median(speedups):.0f}x over {len(rows)} structures")
-    out = Path(args.out)
-    results = json.loads(out.read_text()) if out.exists() else {}
-    results[Path(args.model).name] = {"rows": rows, "median_speedup": float(np.median(speedups)),
-                                      "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    os.replace(tmp, out)
-    print(f"-> {out}")
+    merge_results(args.out, Path(args.model).name,
+                  {"rows": rows, "median_speedup": float(np.median(speedups)), "machine": machine()})
 
 
 if __name__ == "__main__":

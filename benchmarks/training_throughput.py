@@ -12,9 +12,6 @@ benchmarks/results/training_throughput.json (merged by config, device and thread
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from tracegrad_ase.datafiles import load_h5
 from tracegrad_ase.model.data import collate, graph_from_hamiltonian
 from tracegrad_ase.model.network import build_model
 from tracegrad_ase.model.train import TrainConfig, _dataset_files, _model_config, combined_loss, structure_losses
+from _results import machine, merge_results  # benchmarks/_results.py
 
 
 def main() -> None:
@@ -80,16 +78,8 @@ def main() -> None:
         print(f"{variant:>10}: {rows[variant]['structures_per_s']:.2f} structures/s, "
               f"{rows[variant]['edges_per_s']:.0f} edges/s, {rows[variant]['s_per_step']:.2f} s/step "
               f"(batch {bs}, {rows[variant]['parameters']} parameters, {args.device})")
-    out = Path(args.out)
-    results = json.loads(out.read_text()) if out.exists() else {}
-    key = f"{args.config}, {args.device}, {torch.get_num_threads()} threads"
-    results[key] = {"rows": rows, "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                              "torch": torch.__version__}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    os.replace(tmp, out)
-    print(f"-> {out}")
+    merge_results(args.out, f"{args.config}, {args.device}, {torch.get_num_threads()} threads",
+                  {"rows": rows, "machine": machine(torch=torch.__version__)})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from .errors import (  # noqa: E402
 )
 from .hamiltonian import RealSpaceHamiltonian  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DataFormatError",
