@@ -25,7 +25,7 @@ from ase import Atoms
 from .basis import OrbitalBasis
 from .errors import SCFNotConvergedError, StructureError
 from .graphs import neighbor_list
-from .hamiltonian import RealSpaceHamiltonian, blocks_from_dense
+from .hamiltonian import PREDICTED_LINDEP, RealSpaceHamiltonian, blocks_from_dense
 from .integrals import overlap_blocks
 from .structures import validate_atoms
 from .units import HARTREE_TO_EV
@@ -405,7 +405,8 @@ def guess_density(ham: RealSpaceHamiltonian, atoms: Atoms, basis: OrbitalBasis, 
             raise ValueError(f"the guess Hamiltonian holds {mo['n_electrons']} electrons, the SCF {nelec}")
         return m @ mo["density_matrix"] @ m.T
     width = smearing if smearing else 1e-3
-    dms, _ = density_matrices(ham, kpts_frac, "fermi-dirac", width, n_electrons=nelec)
+    # As the calculator solves a predicted crystal: nearly dependent overlap directions would amplify its errors.
+    dms, _ = density_matrices(ham, kpts_frac, "fermi-dirac", width, n_electrons=nelec, lindep=PREDICTED_LINDEP)
     return np.einsum("ab,kbc,dc->kad", m, dms, m)
 
 

@@ -23,7 +23,7 @@ import torch
 
 from ..basis import OrbitalBasis, symbol_of
 from ..datafiles import load_h5
-from ..hamiltonian import RealSpaceHamiltonian, near_band_edges
+from ..hamiltonian import LINDEP_THRESHOLD, PREDICTED_LINDEP, RealSpaceHamiltonian, near_band_edges
 from .data import GraphBatch, graph_from_hamiltonian
 from .network import TraceGradNet
 
@@ -248,8 +248,10 @@ class _Accumulator:
             k = np.zeros((1, 3))
         else:
             k = default_kpoints(true_ham.atoms.pbc) if kpts is None else np.atleast_2d(np.asarray(kpts, float))
-        e_true = true_ham.eigenvalues(k)
-        e_pred = pred_ham.eigenvalues(k)
+        # Crystals are solved as the calculator solves a prediction (PREDICTED_LINDEP), the truth in the same space.
+        lindep = LINDEP_THRESHOLD if molecule else PREDICTED_LINDEP
+        e_true = true_ham.eigenvalues(k, lindep)
+        e_pred = pred_ham.eigenvalues(k, lindep)
         nb = min(e_true.shape[1], e_pred.shape[1])  # canonical orthogonalization may drop different directions
         e_true, e_pred = e_true[:, :nb], e_pred[:, :nb]
         err = np.abs(e_pred - e_true)
