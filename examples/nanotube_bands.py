@@ -4,8 +4,11 @@
     python examples/nanotube_bands.py 5 5 --out cnt55.png
 
 The tube is periodic along z only (pbc F F T, 5 Å of vacuum around it); the bands run from Γ to Z = (0, 0, 1/2).
-The calculator warns if the tube's geometry is unlike the training data (curvature shortens no bond here, so
-usually it does not).
+
+Measured state (0.2.0): the shipped carbon model has never seen a curved sheet, and its (6,0) and (12,0) bands
+are not physical (spurious flat bands near E_F, E_F several eV below graphene's). No bond is shorter than in
+training, so no warning fires: curvature is outside the domain that the distance checks can see. The script
+shows the workflow; trust its output only from a model trained with tubes (add them to a recipe).
 """
 
 import argparse
