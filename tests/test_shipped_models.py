@@ -71,3 +71,20 @@ def test_main_job_runs(tmp_path):
     assert (tmp_path / "graphene_bands.png").stat().st_size > 10000
     report = json.loads((tmp_path / "graphene_bands.json").read_text())
     assert abs(report["gap_ev"]) < 0.05  # graphene: no gap
+
+
+def test_predicted_crystals_drop_nearly_dependent_directions():
+    """gth-dzvp graphene: S(k) has eigenvalues down to 1e-8, along which a prediction's errors would be amplified
+    by 1/s; the calculator drops directions below PREDICTED_LINDEP (1e-2) for predicted crystals."""
+    from tracegrad_ase.calculator import TraceGradCalculator
+
+    atoms = graphene(a=2.46, vacuum=5.0)
+    atoms.pbc = [True, True, False]
+    k = [[0.1, 0.2, 0.0]]
+    default = TraceGradCalculator("carbon", kpts=k)
+    default.calculate(atoms)
+    strict = TraceGradCalculator("carbon", kpts=k, lindep=1e-6)
+    strict.calculate(atoms)
+    assert default.get_number_of_bands() < strict.get_number_of_bands() <= 26
+    low_default = default.results["eigenvalues"][0][:4]  # the occupied valence bands
+    assert np.all(np.isfinite(low_default)) and low_default.min() > -30.0

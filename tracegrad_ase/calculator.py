@@ -90,11 +90,11 @@ class TraceGradCalculator(Calculator):
         periodic = bool(np.any(atoms.pbc))
         kpts, weights = self._kpoints(atoms, self.parameters.kpts) if periodic else (np.zeros((1, 3)), None)
         self._folded = weights is not None  # only a symmetry-reduced mesh carries weights
+        self._lindep = self.parameters.lindep if self.parameters.lindep is not None else (
+            PREDICTED_LINDEP if periodic else LINDEP_THRESHOLD)
         if self.asm.norb > electronic.SPARSE_THRESHOLD:
             self._calculate_window(ham, kpts, weights, nelec)
             return
-        self._lindep = self.parameters.lindep if self.parameters.lindep is not None else (
-            PREDICTED_LINDEP if periodic else LINDEP_THRESHOLD)
         sol = electronic.solve_k(self.asm, kpts, vectors=not periodic, weights=weights, lindep=self._lindep)
         smearing, width = self.parameters.smearing, self.parameters.width
         if periodic and self._is_path_or_list(self.parameters.kpts):
