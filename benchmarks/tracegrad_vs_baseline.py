@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--tg-alpha", default="adaptive", choices=["adaptive", "unit"],
                     help="TraceGrad injection: f + 0.2 sg(|f|/|v|) v (adaptive) or f + v (unit)")
     ap.add_argument("--trace-weight", type=float, default=0.3)
+    ap.add_argument("--trace-norm", default="none", choices=["none", "sqrt", "layer_norm"],
+                    help="how trace labels are normalized (ModelConfig.trace_normalization)")
     ap.add_argument("--granularity", default="shell_pair", choices=["shell_pair", "degree"],
                     help="trace labels per shell pair or per CG degree")
     ap.add_argument("--lr-patience", type=int, default=4,
@@ -49,7 +51,8 @@ def main() -> None:
     tag = f"{args.epochs} epochs" + ("" if args.tg_alpha == "adaptive" else f", alpha {args.tg_alpha}") + (
         "" if args.trace_weight == 0.3 else f", lambda {args.trace_weight}") + (
         "" if args.lr_patience == 4 else f", lr patience {args.lr_patience}") + (
-        "" if args.granularity == "shell_pair" else f", traces per {args.granularity}")
+        "" if args.granularity == "shell_pair" else f", traces per {args.granularity}") + (
+        "" if args.trace_norm == "none" else f", traces {args.trace_norm}")
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
     rows = dict(results.get(f"{name}/{tag}", {}))
@@ -60,13 +63,14 @@ def main() -> None:
         suffix += "" if variant == "baseline" or args.trace_weight == 0.3 else f"-lambda{args.trace_weight}"
         suffix += "" if args.lr_patience == 4 else f"-patience{args.lr_patience}"
         suffix += "" if variant == "baseline" or args.granularity == "shell_pair" else f"-{args.granularity}"
+        suffix += "" if variant == "baseline" or args.trace_norm == "none" else f"-{args.trace_norm}"
         run = Path(args.runs) / f"{name}-{args.epochs}ep" / (variant + suffix)
         cfg = TrainConfig(data=[args.data], out=str(run), epochs=args.epochs, batch_size=args.batch_size,
                           lr=args.lr, seed=args.seed, early_stopping=args.epochs, lr_patience=args.lr_patience,
                           trace_weight=args.trace_weight,
                           model={"cutoff": args.cutoff, "num_layers": args.layers, "muls": args.muls,
                                  "tg_hidden": 32, "tg_z": 16, "tracegrad": tracegrad, "tg_alpha": args.tg_alpha,
-                                 "trace_granularity": args.granularity})
+                                 "trace_granularity": args.granularity, "trace_normalization": args.trace_norm})
         t0 = time.perf_counter()
         state = train(cfg)
         model = load_model(run / "checkpoints" / "best")

@@ -172,3 +172,22 @@ def test_chunked_inference_equals_the_whole_graph(tracegrad):
         chunked = model(g)
     for key in whole:
         assert torch.allclose(whole[key].detach(), chunked[key], atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("normalization", ["sqrt", "layer_norm"])
+def test_normalized_trace_labels_stay_invariant(normalization, rng):
+    cfg = ModelConfig(elements=["C", "H"], basis=BASIS.to_dict(), num_layers=1, muls=[4, 2, 2, 2, 2],
+                      trace_normalization=normalization, target_scale=2.0)
+    model = build_model(cfg, torch.float64)
+    raw = build_model(ModelConfig(**{**cfg.to_dict(), "trace_normalization": "none"}), torch.float64)
+    blocks = torch.randn(5, model.layout.n_orb, model.layout.n_orb, dtype=torch.float64)
+    t = model.trace_labels(blocks)
+    d = _padded_rotation(model, "C", random_rotation(rng))
+    assert torch.allclose(t, model.trace_labels(d @ blocks @ d.T), atol=1e-10)
+    if normalization == "sqrt":
+        assert torch.allclose(t**2, raw.trace_labels(blocks), atol=1e-12)
+    else:
+        assert torch.allclose(t.mean(1), torch.zeros(5, dtype=torch.float64), atol=1e-10)
+        assert torch.allclose(t.std(1, unbiased=False), torch.ones(5, dtype=torch.float64), atol=1e-4)
+    with pytest.raises(ValueError, match="trace_normalization"):
+        build_model(ModelConfig(**{**cfg.to_dict(), "trace_normalization": "log"}))
