@@ -32,11 +32,7 @@ from _results import machine, merge_results  # benchmarks/_results.py
 
 
 def _settings(folder: Path) -> GroundTruthSettings:
-    raw = json.loads((folder / SETTINGS_FILE).read_text())
-    for key in ("kmesh", "hr_kmesh"):
-        if raw.get(key) is not None:
-            raw[key] = tuple(raw[key])
-    return GroundTruthSettings(**raw)
+    return GroundTruthSettings.from_dict(json.loads((folder / SETTINGS_FILE).read_text()))
 
 
 def main() -> None:

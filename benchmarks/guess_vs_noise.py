@@ -44,11 +44,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "guess_vs_noise.json"))
     args = ap.parse_args()
     ham = load_h5(args.h5)
-    raw = dict(ham.meta["settings"])
-    for key in ("kmesh", "hr_kmesh"):
-        if raw.get(key) is not None:
-            raw[key] = tuple(raw[key])
-    settings = GroundTruthSettings(**raw)
+    settings = GroundTruthSettings.from_dict(ham.meta["settings"])
     rng = np.random.default_rng(args.seed)
     minao = run_scf(ham.atoms, settings).info["scf_cycles"]
     rows = {"minao": minao}

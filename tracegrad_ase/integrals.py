@@ -69,7 +69,7 @@ def _chunk_overlaps(symbols, pos, cell, basis: OrbitalBasis, group: np.ndarray, 
     home = _mole([symbols[i] for i in group], pos[group], basis.name)
     far = _mole([symbols[j] for j in images[:, 0]], pos[images[:, 0]] + images[:, 1:] @ cell, basis.name)
     s = gto.intor_cross("int1e_ovlp", home, far)
-    off_home, off_far = _offsets(home), _offsets(far)
+    off_home, off_far = pyscf_offsets(home), pyscf_offsets(far)
     local = np.full(int(group.max()) + 1, -1)
     local[group] = np.arange(len(group))
     # Blocks of one element pair share a shape: gather them with fancy indexing and convert the orbital order
@@ -88,7 +88,8 @@ def _chunk_overlaps(symbols, pos, cell, basis: OrbitalBasis, group: np.ndarray, 
             out[e] = b
 
 
-def _offsets(mol) -> np.ndarray:
+def pyscf_offsets(mol) -> np.ndarray:
+    """Start of each atom's AOs in a PySCF Mole/Cell (length natm + 1)."""
     slices = mol.aoslice_by_atom()
     return np.concatenate([slices[:, 2], [slices[-1, 3]]])
 

@@ -26,7 +26,7 @@ from .basis import OrbitalBasis
 from .errors import SCFNotConvergedError, StructureError
 from .graphs import neighbor_list
 from .hamiltonian import PREDICTED_LINDEP, RealSpaceHamiltonian, blocks_from_dense
-from .integrals import overlap_blocks
+from .integrals import overlap_blocks, pyscf_offsets
 from .structures import validate_atoms
 from .units import HARTREE_TO_EV
 
@@ -72,6 +72,15 @@ class GroundTruthSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GroundTruthSettings":
+        """Settings from :meth:`to_dict` output, a data set's settings.json or a recipe (meshes as lists)."""
+        s = dict(d)
+        for key in ("kmesh", "hr_kmesh"):
+            if s.get(key) is not None:
+                s[key] = tuple(int(x) for x in s[key])
+        return cls(**s)
 
 
 @dataclass
@@ -124,6 +133,7 @@ def run_scf(atoms: Atoms, settings: GroundTruthSettings | None = None,
     else:
         run = _run_molecule(atoms, settings, basis, init_guess)
     run.wall_time = time.perf_counter() - t0
+    run.info["init_guess"] = init_guess if isinstance(init_guess, str) else "hamiltonian"
     return run
 
 
@@ -197,7 +207,6 @@ def _run_molecule(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBas
         "lumo_ev": float(e[nocc]) if nocc < len(e) else None,
         "fermi_level_ev": float(e[nocc - 1]),
         "scf_cycles": cycles["n"],
-        "init_guess": init_guess if isinstance(init_guess, str) else "hamiltonian",
         **_versions(),
     }
     return ScfRun(atoms, settings, basis, mol, mf, None, 0.0, info)
@@ -211,7 +220,7 @@ def _molecule_blocks(run: ScfRun, cutoff: float | None):
     else:
         nl = neighbor_list(run.atoms, cutoff, self_edges=True)
         pairs = list(zip(nl.i.tolist(), nl.j.tolist()))
-    off = _pyscf_offsets(run.mol)
+    off = pyscf_offsets(run.mol)
     edges = np.array([(0, 0, 0, i, j) for i, j in pairs], dtype=np.int64).reshape(-1, 5)
     # S from the same code as for crystals (and the calculator), already in e3nn order.
     return edges, blocks_from_dense(f, off, pairs), overlap_blocks(run.atoms, run.basis, edges), {}
@@ -312,7 +321,6 @@ def _run_crystal(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasi
         "integrals": integrals,
         "fermi_level_ev": _fermi_level(mf, nelec) * HARTREE_TO_EV,
         "scf_cycles": cycles["n"],
-        "init_guess": init_guess if isinstance(init_guess, str) else "hamiltonian",
         **_versions(),
     }
     return ScfRun(atoms, settings, basis, cell, mf, cell.get_scaled_kpts(kpts), 0.0, info)
@@ -333,7 +341,7 @@ def _crystal_blocks(run: ScfRun, cutoff: float):
     phase = np.exp(-2j * np.pi * shifts @ kfrac.T) / len(kfrac)  # (nR, nk)
     hr = np.einsum("rk,kab->rab", phase, hk)
     imag = float(np.abs(hr.imag).max())
-    off = _pyscf_offsets(cell)
+    off = pyscf_offsets(cell)
     where = {tuple(r): n for n, r in enumerate(shifts.tolist())}
     edges, h = [], []
     for i, j, r in zip(nl.i.tolist(), nl.j.tolist(), nl.shifts.tolist()):
@@ -417,11 +425,6 @@ def _is_pure_functional(xc: str) -> bool:
 
 
 # -- shared helpers --------------------------------------------------------------------------------------
-def _pyscf_offsets(mol) -> np.ndarray:
-    slices = mol.aoslice_by_atom()
-    return np.concatenate([slices[:, 2], [slices[-1, 3]]]).astype(int)
-
-
 def _count_cycles(mf) -> dict:
     counter: dict[str, Any] = {"n": 0}
     previous = mf.callback

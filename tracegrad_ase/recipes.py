@@ -54,11 +54,7 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def recipe_settings(recipe: dict[str, Any]) -> GroundTruthSettings:
-    s = dict(recipe.get("settings") or {})
-    for key in ("kmesh", "hr_kmesh"):
-        if s.get(key) is not None:
-            s[key] = tuple(int(x) for x in s[key])
-    return GroundTruthSettings(**s)
+    return GroundTruthSettings.from_dict(recipe.get("settings") or {})
 
 
 def recipe_structures(recipe: dict[str, Any]) -> list[Atoms]:
