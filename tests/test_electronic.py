@@ -341,3 +341,24 @@ def test_sparse_fermi_level_equals_the_dense_one():
     res = el.sparse_fermi_level(dirac, n_bands=4)
     assert res["fermi_level"] == pytest.approx(el.fermi_level(e, None, 18, "none"), abs=1e-9)
     assert res["homo"] == pytest.approx(res["lumo"], abs=1e-9)
+
+
+def test_sparse_fermi_level_rejects_a_window_that_misses_a_degenerate_copy(monkeypatch):
+    """Lanczos can return 3 of 4 degenerate copies plus a spurious value: the inertia count must catch it."""
+    dirac = _graphene().supercell((3, 3, 1))
+    real = el._sparse_eigs
+    calls = []
+
+    def flaky(asm, k, sigma, nb, want, seed=0):
+        e, v = real(asm, k, sigma, nb, want, seed)
+        calls.append(seed)
+        if seed == 0:  # first try: drop one copy of the level nearest sigma, add a spurious one
+            e = np.sort(np.append(np.delete(e, np.argmin(np.abs(e - sigma))), sigma - 0.73))
+        return e, v
+
+    monkeypatch.setattr(el, "_sparse_eigs", flaky)
+    res = el.sparse_fermi_level(dirac, n_bands=4)
+    assert res["fermi_level"] == pytest.approx(0.0, abs=1e-9) and 1 in calls
+    monkeypatch.setattr(el, "_sparse_eigs", lambda *a, **kw: flaky(*a, **{**kw, "seed": 0}))
+    with pytest.raises(np.linalg.LinAlgError, match="inertia count"):
+        el.sparse_fermi_level(dirac, n_bands=4)
