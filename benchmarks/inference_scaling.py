@@ -2,6 +2,7 @@
 
     python benchmarks/inference_scaling.py --model calculators/carbon --sizes 2 3 5 7 10 16 22
     python benchmarks/inference_scaling.py --model calculators/carbon --sizes 71 --threads 2   # 10,082 atoms
+    python benchmarks/inference_scaling.py --products e3nn    # the same network through e3nn's modules
 
 Each size n is an n x n supercell of the graphene primitive cell (2 n^2 atoms), predicted by
 ``predict_hamiltonian`` (neighbour list, graph, network, basis overlap S(R)) in a child process, so the peak
@@ -31,6 +32,7 @@ from ase.build import graphene
 from tracegrad_ase import predict
 from tracegrad_ase.graphs import neighbor_list
 model = predict.load(sys.argv[1])
+model.use_edge_frame = sys.argv[4] == "frame"
 cell = graphene(a=2.46, vacuum=5.0)
 cell.pbc = [True, True, False]
 predict.predict_hamiltonian(cell.repeat((2, 2, 1)), model)  # warm-up
@@ -52,6 +54,8 @@ def main() -> None:
     ap.add_argument("--model", default="carbon", help="model folder or shipped name (a carbon model)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[2, 3, 5, 7, 10, 16, 22])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--products", choices=["frame", "e3nn"], default="frame",
+                    help="tensor products in each edge's frame (the default) or e3nn's own modules (the reference)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per size")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "inference_scaling.json"))
     args = ap.parse_args()
@@ -61,7 +65,7 @@ def main() -> None:
     print(f"{'atoms':>7} {'edges':>10} {'orbitals':>9} {'time s':>9} {'ms/atom':>8} {'nbr list s':>10} {'peak GB':>8}")
     for n in args.sizes:
         try:
-            out = subprocess.run([sys.executable, "-c", CHILD, args.model, str(n), str(args.threads)], env=env,
+            out = subprocess.run([sys.executable, "-c", CHILD, args.model, str(n), str(args.threads), args.products], env=env,
                                  capture_output=True, text=True, timeout=args.timeout)
         except subprocess.TimeoutExpired:
             print(f"{2 * n * n:>7} timed out after {args.timeout:.0f} s")
@@ -89,7 +93,8 @@ def main() -> None:
         print(f"fit over {len(ok)} sizes >= 100 atoms: time ∝ N^{p:.2f}; 1,000 atoms {fit['time_1000_atoms_s']:.1f} s, "
               f"10,000 atoms {fit['time_10000_atoms_s']:.0f} s; memory ∝ N^{pm:.2f}, "
               f"10,000 atoms {fit['memory_10000_atoms_gb']:.1f} GB (extrapolated where not measured)")
-    merge_results(args.out, f"{Path(args.model).name}, {args.threads} threads",
+    tag = f"{Path(args.model).name}, {args.threads} threads" + ("" if args.products == "frame" else ", e3nn products")
+    merge_results(args.out, tag,
                   {"rows": rows, "fit": fit, "machine": machine()})
 
 

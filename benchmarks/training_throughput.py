@@ -33,6 +33,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--max-structures", type=int, default=64, help="structures loaded (a sample of the data)")
+    ap.add_argument("--products", choices=["frame", "e3nn"], default="frame",
+                    help="tensor products in each edge's frame (the default) or e3nn's own modules (the reference)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "training_throughput.json"))
     args = ap.parse_args()
     if args.threads:
@@ -46,6 +48,7 @@ def main() -> None:
         cfg.model = {**cfg.model, "tracegrad": tg}
         torch.manual_seed(0)
         model = build_model(_model_config(cfg, hams, files)).to(args.device)
+        model.use_edge_frame = args.products == "frame"
         model.train()
         graphs = [graph_from_hamiltonian(model.layout, h, model.config.cutoff).to(args.device, torch.float32)
                   for h in hams.values()]
@@ -78,7 +81,8 @@ def main() -> None:
         print(f"{variant:>10}: {rows[variant]['structures_per_s']:.2f} structures/s, "
               f"{rows[variant]['edges_per_s']:.0f} edges/s, {rows[variant]['s_per_step']:.2f} s/step "
               f"(batch {bs}, {rows[variant]['parameters']} parameters, {args.device})")
-    merge_results(args.out, f"{args.config}, {args.device}, {torch.get_num_threads()} threads",
+    products = "" if args.products == "frame" else ", e3nn products"
+    merge_results(args.out, f"{args.config}, {args.device}, {torch.get_num_threads()} threads{products}",
                   {"rows": rows, "machine": machine(torch=torch.__version__)})
 
 

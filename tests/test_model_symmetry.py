@@ -191,3 +191,35 @@ def test_normalized_trace_labels_stay_invariant(normalization, rng):
         assert torch.allclose(t.std(1, unbiased=False), torch.ones(5, dtype=torch.float64), atol=1e-4)
     with pytest.raises(ValueError, match="trace_normalization"):
         build_model(ModelConfig(**{**cfg.to_dict(), "trace_normalization": "log"}))
+
+
+def test_edge_frame_products_equal_e3nn_modules(model):
+    """The edge-frame evaluation (edge_frame.py) is the same network as e3nn's modules: outputs, TraceGrad's
+    invariant features, and training gradients of every parameter, to float64 round-off. A graphene cell puts
+    edges along e3nn's polar axis ŷ (the frame's singular direction) and on-site edges in."""
+    atoms = _crystal()
+    atoms.positions[2] = atoms.positions[0] + [0.0, 1.42, 0.0]  # an edge exactly along +y, and its reverse
+    nl = neighbor_list(atoms, model.config.cutoff, self_edges=True)
+    g = graph_from_arrays(model.layout, atoms.numbers, atoms.positions, atoms.cell[:],
+                          np.column_stack([nl.shifts, nl.i, nl.j]))
+    outs, grads = [], []
+    model.train()
+    try:
+        for frame in (True, False):
+            model.use_edge_frame = frame
+            model.zero_grad()
+            out = model(g)
+            loss = (out["H"] ** 2).sum() + (out["trace_hat"] ** 2).sum() if "trace_hat" in out else (out["H"] ** 2).sum()
+            loss.backward()
+            outs.append({k: v.detach() for k, v in out.items()})
+            grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    finally:
+        model.use_edge_frame = True
+        model.eval()
+    for key in outs[0]:
+        scale = float(outs[1][key].abs().max())
+        assert float((outs[0][key] - outs[1][key]).abs().max()) < 1e-10 * max(scale, 1.0), key
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    for name in grads[0]:
+        scale = float(grads[1][name].abs().max())
+        assert float((grads[0][name] - grads[1][name]).abs().max()) < 1e-9 * max(scale, 1.0), name

@@ -107,9 +107,9 @@ def predict_hamiltonian(atoms: Atoms, model) -> RealSpaceHamiltonian:
     param = next(model.parameters())
     graph = graph.to(param.device, param.dtype)
     with torch.no_grad():  # TraceGrad turns autograd on for its own gradient; the rest needs no graph
-        padded = model(graph)["H"].cpu().double().numpy()
+        padded = model(graph)["H"].cpu().numpy()
     symbols = atoms.get_chemical_symbols()
-    h = [model.layout.unpad_block(p, symbols[i], symbols[j]) for p, (i, j) in zip(padded, edges[:, 3:])]
+    h = model.layout.unpad_blocks(padded, symbols, edges[:, 3], edges[:, 4])
     s = overlap_blocks(atoms, model.basis, edges)
     nelec = int(sum(model.basis.valence[x] for x in symbols))
     meta = {"source": "model", "cutoff": model.config.cutoff, "nelectron": nelec,

@@ -84,8 +84,7 @@ def predict_hamiltonian(model: TraceGradNet, ham: RealSpaceHamiltonian) -> RealS
     padded = _forward(model, graph)
     numbers = sub.atoms.numbers
     layout = model.layout
-    blocks = [np.array(layout.unpad_block(padded[e], int(numbers[i]), int(numbers[j])))
-              for e, (i, j) in enumerate(sub.edges[:, 3:])]
+    blocks = layout.unpad_blocks(padded, numbers, sub.edges[:, 3], sub.edges[:, 4])
     meta = {
         "source": "model",
         "cutoff": float(model.config.cutoff),
@@ -312,8 +311,7 @@ def _run(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.ndarr
         acc.add_blocks(Path(path).stem, graph, pred)
         if eigenvalues:
             numbers = sub.atoms.numbers
-            blocks = [model.layout.unpad_block(pred[e], int(numbers[i]), int(numbers[j]))
-                      for e, (i, j) in enumerate(sub.edges[:, 3:])]
+            blocks = model.layout.unpad_blocks(pred, numbers, sub.edges[:, 3], sub.edges[:, 4])
             pred_ham = RealSpaceHamiltonian(atoms=sub.atoms, basis=sub.basis, edges=sub.edges,
                                             hamiltonian=blocks, overlap=sub.overlap, meta={})
             acc.add_eigenvalues(sub, pred_ham, kpts)

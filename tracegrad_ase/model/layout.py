@@ -16,6 +16,7 @@ No ASE and no data files here: the layout is built from an :class:`OrbitalBasis`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,6 +125,23 @@ class BlockLayout:
     def unpad_block(self, padded: np.ndarray, zi: str | int, zj: str | int) -> np.ndarray:
         oi, oj = self.element_orbitals[symbol_of(zi)], self.element_orbitals[symbol_of(zj)]
         return np.asarray(padded)[np.ix_(oi, oj)]
+
+    def unpad_blocks(self, padded, symbols: Sequence[str | int], i: np.ndarray, j: np.ndarray,
+                     dtype=np.float64) -> list[np.ndarray]:
+        """:meth:`unpad_block` for every edge ``(i[e], j[e])`` at once, ``padded`` (E, n_orb, n_orb) and the atoms'
+        elements ``symbols``: one slice per element pair, so a million-edge prediction is not a million
+        fancy-index calls. The blocks are views of one array per pair."""
+        per_atom = np.array([symbol_of(z) for z in symbols])
+        zi, zj = per_atom[np.asarray(i)], per_atom[np.asarray(j)]
+        out: list = [None] * len(zi)
+        for a in np.unique(zi):
+            for b in np.unique(zj[zi == a]):
+                idx = np.flatnonzero((zi == a) & (zj == b))
+                oi, oj = self.element_orbitals[a], self.element_orbitals[b]
+                sub = np.asarray(padded[idx][:, oi][:, :, oj], dtype=dtype)
+                for n, block in zip(idx.tolist(), sub):
+                    out[n] = block
+        return out
 
     # -- trace labels -----------------------------------------------------------------------------
     def shell_pair_matrix(self) -> np.ndarray:

@@ -31,6 +31,7 @@ from torch import nn
 
 from ..basis import OrbitalBasis
 from .data import GraphBatch
+from .edge_frame import FrameConvolution, IrrepsRotation, invariant_products, wigner_matrices
 from .layout import BlockLayout
 
 
@@ -132,7 +133,7 @@ class TraceGradBlock(nn.Module):
         with torch.enable_grad():  # v is a gradient: needed at inference too
             if not f.requires_grad:
                 f = f.detach().requires_grad_(True)
-            z = self.mlp(self.tp(f, f))
+            z = self.mlp(invariant_products(self.tp, f))
             (v,) = torch.autograd.grad(z.sum(), f, create_graph=self.training)
         return z, v
 
@@ -169,6 +170,18 @@ class TraceGradNet(nn.Module):
             self.edge_update.append(GatedLinear(mid, self.irreps_hidden))
             if config.tracegrad:
                 self.tracegrad_blocks.append(TraceGradBlock(self.irreps_hidden, config.tg_hidden, config.tg_z))
+        # The same products evaluated in each edge's frame (edge_frame.py): equal to round-off, several times
+        # cheaper. ``use_edge_frame = False`` runs e3nn's modules themselves (the reference in the tests).
+        self.use_edge_frame = True
+        # The node update's linear layer is bias-free, so it may act on each message before the sum over edges.
+        self.node_conv = [FrameConvolution(tp, up.linear) for tp, up in zip(self.node_tp, self.node_update)]
+        self.edge_conv = [FrameConvolution(tp, up.linear) for tp, up in zip(self.edge_tp, self.edge_update)]
+        for n, conv in enumerate(self.node_conv + self.edge_conv):  # buffers only; parameters live above
+            self.add_module(f"frame_conv_{n}", conv)
+        self.rot_hidden = IrrepsRotation(self.irreps_hidden)
+        self.rot_gate_in = IrrepsRotation(self.node_update[0].linear.irreps_out) if config.num_layers else None
+        self.rot_update = IrrepsRotation(self.edge_update[0].irreps_out) if config.num_layers else None
+        self.frame_lmax = max(ir.l for _, ir in self.irreps_hidden)
         self.edge_init = o3.Linear(f"{n_species * 2}x0e", self.irreps_hidden)
         self.output = o3.Linear(self.irreps_hidden, irreps_out)
         dtype = torch.get_default_dtype()
@@ -212,21 +225,23 @@ class TraceGradNet(nn.Module):
         return out
 
     # -- pieces -----------------------------------------------------------------------------------
-    def _edge_geometry(self, batch: GraphBatch):
+    def _edge_geometry(self, batch: GraphBatch, with_sh: bool = True):
         i, j = batch.edge_index
         vec = batch.pos[j] + batch.edge_offset - batch.pos[i]
         dist = vec.norm(dim=-1)
         onsite = (i == j) & (dist < 1e-8)
         # On-site edges have no direction: Y = (1, 0, ..., 0), which any rotation leaves as it is.
         safe = torch.where(onsite[:, None], torch.tensor([0.0, 0.0, 1.0], dtype=vec.dtype, device=vec.device), vec)
-        sh = o3.spherical_harmonics(self.irreps_sh, safe, normalize=True, normalization="component")
-        sh = torch.cat([sh[:, :1], sh[:, 1:] * (~onsite)[:, None].to(sh.dtype)], dim=1)
+        sh = None
+        if with_sh:  # the edge-frame products need none
+            sh = o3.spherical_harmonics(self.irreps_sh, safe, normalize=True, normalization="component")
+            sh = torch.cat([sh[:, :1], sh[:, 1:] * (~onsite)[:, None].to(sh.dtype)], dim=1)
         c = self.config.cutoff
         radial = soft_one_hot_linspace(dist, 0.0, c, self.config.num_radial, basis="gaussian", cutoff=False)
         envelope = torch.where(dist < c, (1 - (dist / c) ** 2) ** 2, torch.zeros_like(dist))
         radial = torch.cat([radial * envelope[:, None] * math.sqrt(self.config.num_radial),
                             onsite[:, None].to(radial.dtype)], dim=1)
-        return sh, radial
+        return sh, radial, vec, onsite
 
     def _alpha(self, f: torch.Tensor, v: torch.Tensor) -> torch.Tensor | float:
         if self.config.tg_alpha == "unit":
@@ -253,42 +268,87 @@ class TraceGradNet(nn.Module):
         onehot = torch.nn.functional.one_hot(batch.species, n_species).to(batch.pos.dtype)
         h = self.embed(onehot)
         f = self.edge_init(torch.cat([onehot[i], onehot[j]], dim=1))
-        sh, radial = self._edge_geometry(batch)
+        sh, radial, vec, onsite_edge = self._edge_geometry(batch, with_sh=not self.use_edge_frame)
         norm = 1.0 / math.sqrt(self.config.avg_neighbors)
         chunks = self._chunks(len(i))
+        frame = self.use_edge_frame
+        vec = torch.where(onsite_edge[:, None], torch.zeros_like(vec), vec)  # frame of an on-site edge: identity
+
+        def frames(c: slice) -> list[torch.Tensor]:  # cheap next to the layers: made per use, never stored
+            return wigner_matrices(vec[c], self.frame_lmax)
+
         zs = []
         for k in range(self.config.num_layers):
-            agg = torch.zeros(h.shape[0], self.node_tp[k].irreps_out.dim, dtype=h.dtype, device=h.device)
-            for c in chunks:
-                msg = self.node_tp[k](h[j[c]], sh[c], self.node_radial[k](radial[c]))
+            width = self.node_update[k].linear.irreps_out.dim if frame else self.node_tp[k].irreps_out.dim
+            agg = torch.zeros(h.shape[0], width, dtype=h.dtype, device=h.device)
+            for n, c in enumerate(chunks):
+                w = self.node_radial[k](radial[c])
+                if frame:  # message already through the node update's linear layer
+                    d = frames(c)
+                    msg = self.rot_gate_in(self.node_conv[k](self.rot_hidden(h[j[c]], d), w, onsite_edge[c]), d,
+                                           inverse=True)
+                else:
+                    msg = self.node_tp[k](h[j[c]], sh[c], w)
                 agg = agg.index_add(0, i[c], msg)
-            h = h + self.node_update[k](self.node_self[k](h) + agg * norm)
+            if frame:
+                update = self.node_update[k]
+                h = h + update.gate(update.linear(self.node_self[k](h)) + agg * norm)
+            else:
+                h = h + self.node_update[k](self.node_self[k](h) + agg * norm)
             src, dst = self.edge_src[k](h), self.edge_dst[k](h)
-            f_new, z_new = [], []
-            for c in chunks:
-                fc = f[c] + self.edge_update[k](self.edge_tp[k](src[i[c]] + dst[j[c]], sh[c],
-                                                                 self.edge_radial[k](radial[c])))
+            # Chunked (inference, no graph): an edge's update reads only its own row of f, so each chunk overwrites
+            # its rows in place and no second copy of every edge's features is made.
+            f_next = f
+            z_layer = None
+            for n, c in enumerate(chunks):
+                x, w = src[i[c]] + dst[j[c]], self.edge_radial[k](radial[c])
+                if frame:  # the gated update commutes with rotations: only its result goes back
+                    d = frames(c)
+                    upd = self.rot_update(self.edge_update[k].gate(self.edge_conv[k](self.rot_hidden(x, d), w,
+                                                                                     onsite_edge[c])), d, inverse=True)
+                else:
+                    upd = self.edge_update[k](self.edge_tp[k](x, sh[c], w))
+                fc = f[c] + upd
                 if self.config.tracegrad:
                     z, v = self.tracegrad_blocks[k](fc)
                     fc = fc + self._alpha(fc, v) * v
-                    z_new.append(z)
-                f_new.append(fc)
-            f = f_new[0] if len(f_new) == 1 else torch.cat(f_new)
-            if z_new:
-                zs.append(z_new[0] if len(z_new) == 1 else torch.cat(z_new))
-        out = torch.cat([self.output(f[c]) @ self.cg.T for c in chunks]) if len(chunks) > 1 else self.output(f) @ self.cg.T
-        blocks = out.reshape(-1, self.layout.n_orb, self.layout.n_orb)  # CG components h^(l) -> padded blocks
-        blocks = 0.5 * (blocks + blocks[batch.reverse].transpose(1, 2))
-        blocks = blocks * self.config.target_scale
-        onsite = (i == j) & (batch.edge_offset.abs().sum(dim=1) == 0)
-        blocks = blocks + self.onsite_ref[batch.species[i]] * onsite[:, None, None].to(blocks.dtype)
-        blocks = blocks * batch.mask.to(blocks.dtype)
+                    if len(chunks) == 1:
+                        z_layer = z
+                    else:
+                        z_layer = z.new_empty(len(i), z.shape[1]) if z_layer is None else z_layer
+                        z_layer[c] = z
+                if len(chunks) == 1:
+                    f_next = fc
+                else:
+                    f_next[c] = fc
+            f = f_next
+            if z_layer is not None:
+                zs.append(z_layer)
+        if len(chunks) == 1:
+            blocks = self._blocks(self.output(f) @ self.cg.T, batch, slice(None))
+        else:  # the output's temporaries, one chunk at a time
+            out = torch.cat([self.output(f[c]) @ self.cg.T for c in chunks])
+            blocks = torch.empty_like(out).view(-1, self.layout.n_orb, self.layout.n_orb)
+            for c in chunks:
+                blocks[c] = self._blocks(out, batch, c)
         result = {"H": blocks}
         if self.config.tracegrad:
             z = torch.cat(zs, dim=1)
             result["z"] = z
             result["trace_hat"] = self.decoder(z)
         return result
+
+    def _blocks(self, out: torch.Tensor, batch: GraphBatch, c: slice) -> torch.Tensor:
+        """Padded blocks (eV) of the edges ``c`` from every edge's CG output: Hermitian over edge pairs, scaled,
+        on-site reference added, masked."""
+        n = self.layout.n_orb
+        i, j = batch.edge_index[0][c], batch.edge_index[1][c]
+        reverse = batch.reverse[c]
+        blocks = 0.5 * (out[c].reshape(-1, n, n) + out[reverse].reshape(-1, n, n).transpose(1, 2))
+        blocks = blocks * self.config.target_scale
+        onsite = (i == j) & (batch.edge_offset[c].abs().sum(dim=1) == 0)
+        blocks = blocks + self.onsite_ref[batch.species[i]] * onsite[:, None, None].to(blocks.dtype)
+        return blocks * batch.mask[c].to(blocks.dtype)
 
     def trace_labels(self, blocks: torch.Tensor, species: torch.Tensor | None = None,
                      onsite: torch.Tensor | None = None) -> torch.Tensor:
