@@ -223,3 +223,33 @@ def test_edge_frame_products_equal_e3nn_modules(model):
     for name in grads[0]:
         scale = float(grads[1][name].abs().max())
         assert float((grads[0][name] - grads[1][name]).abs().max()) < 1e-9 * max(scale, 1.0), name
+
+
+def test_tracegrad_block_equals_autograd_through_e3nn():
+    """TraceGrad's block (closed-form gradient of the Gram-matrix invariants) against the definition: z from
+    e3nn's own product, v = dz/df by autograd; and the training gradients of a loss on v, to round-off."""
+    from e3nn import o3
+
+    from tracegrad_ase.model.network import TraceGradBlock
+
+    torch.manual_seed(1)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        irreps = o3.Irreps("4x0e+3x1o+2x1e+2x2e+1x3o")
+        block = TraceGradBlock(irreps, 6, 5).train()
+        f = irreps.randn(7, -1).requires_grad_(True)
+        z, v = block(f)
+        loss = (v ** 2).sum() + (z ** 3).sum()
+        grads = torch.autograd.grad(loss, [f, *block.parameters()])
+        z_ref = block.mlp(block.tp(f, f))
+        (v_ref,) = torch.autograd.grad(z_ref.sum(), f, create_graph=True)
+        loss_ref = (v_ref ** 2).sum() + (z_ref ** 3).sum()
+        grads_ref = torch.autograd.grad(loss_ref, [f, *block.parameters()])
+    finally:
+        torch.set_default_dtype(previous)
+    z, v, z_ref, v_ref = (t.detach() for t in (z, v, z_ref, v_ref))
+    assert float((z - z_ref).abs().max()) < 1e-12 and float((v - v_ref).abs().max()) < 1e-12
+    assert float(v.abs().max()) > 1e-3
+    for a, b in zip(grads, grads_ref):
+        assert float((a - b).abs().max()) < 1e-10 * max(1.0, float(b.abs().max()))

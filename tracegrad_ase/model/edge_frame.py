@@ -202,3 +202,33 @@ def invariant_products(tp: o3.FullyConnectedTensorProduct, x: torch.Tensor) -> t
         term = (gram @ w) * (ins.path_weight / math.sqrt(ir1.dim))
         out = term if out is None else out + term
     return out
+
+
+def invariant_gradient(tp: o3.FullyConnectedTensorProduct, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``d(sum_w g_w s_w)/dx`` for ``s = invariant_products(tp, x)``: per path ``c (G + G^T) x`` with
+    ``G = g W^T``, as a differentiable expression (it trains), without autograd's slice-by-slice zero-filled
+    gradients of every irrep."""
+    irreps = tp.irreps_in1
+    slices = irreps.slices()
+    e = x.shape[0]
+    grads: dict[int, torch.Tensor] = {}
+    offset = 0
+    for ins in tp.instructions:
+        mul1, ir1 = irreps[ins.i_in1]
+        mul2, _ = irreps[ins.i_in2]
+        n_out = tp.irreps_out[ins.i_out].mul
+        w = tp.weight[offset: offset + mul1 * mul2 * n_out].view(mul1 * mul2, n_out)
+        offset += mul1 * mul2 * n_out
+        big_g = (g @ w.T).view(e, mul1, mul2) * (ins.path_weight / math.sqrt(ir1.dim))
+        a = x[:, slices[ins.i_in1]].reshape(e, mul1, ir1.dim)
+        b = x[:, slices[ins.i_in2]].reshape(e, mul2, ir1.dim)
+        if ins.i_in1 == ins.i_in2:
+            parts = {ins.i_in1: torch.bmm(big_g + big_g.transpose(1, 2), a)}
+        else:
+            parts = {ins.i_in1: torch.bmm(big_g, b), ins.i_in2: torch.bmm(big_g.transpose(1, 2), a)}
+        for i, part in parts.items():
+            grads[i] = part if i not in grads else grads[i] + part
+    pieces = [grads[i].reshape(e, -1) if i in grads else x.new_zeros(e, mul * ir.dim)
+              for i, (mul, ir) in enumerate(irreps)]
+    return torch.cat(pieces, dim=1)
+

@@ -31,7 +31,7 @@ from torch import nn
 
 from ..basis import OrbitalBasis
 from .data import GraphBatch
-from .edge_frame import FrameConvolution, IrrepsRotation, invariant_products, wigner_matrices
+from .edge_frame import FrameConvolution, IrrepsRotation, invariant_gradient, invariant_products, wigner_matrices
 from .layout import BlockLayout
 
 
@@ -131,10 +131,13 @@ class TraceGradBlock(nn.Module):
 
     def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.enable_grad():  # v is a gradient: needed at inference too
-            if not f.requires_grad:
-                f = f.detach().requires_grad_(True)
-            z = self.mlp(invariant_products(self.tp, f))
-            (v,) = torch.autograd.grad(z.sum(), f, create_graph=self.training)
+            s = invariant_products(self.tp, f)
+            if not s.requires_grad:  # frozen weights and f: only the MLP's part of the chain needs a graph
+                s = s.detach().requires_grad_(True)
+            z = self.mlp(s)
+            # dz/ds by autograd through the small MLP, then ds/df in closed form (edge_frame.invariant_gradient)
+            (g,) = torch.autograd.grad(z.sum(), s, create_graph=self.training)
+            v = invariant_gradient(self.tp, f, g)
         return z, v
 
 
