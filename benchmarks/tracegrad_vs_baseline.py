@@ -39,6 +39,8 @@ def main() -> None:
     ap.add_argument("--trace-weight", type=float, default=0.3)
     ap.add_argument("--trace-norm", default="none", choices=["none", "sqrt", "layer_norm"],
                     help="how trace labels are normalized (ModelConfig.trace_normalization)")
+    ap.add_argument("--tg-hidden", type=int, default=32, help="invariants from f (x) f (ModelConfig.tg_hidden)")
+    ap.add_argument("--tg-z", type=int, default=16, help="invariant features z per layer (ModelConfig.tg_z)")
     ap.add_argument("--granularity", default="shell_pair", choices=["shell_pair", "degree"],
                     help="trace labels per shell pair or per CG degree")
     ap.add_argument("--lr-patience", type=int, default=4,
@@ -52,7 +54,9 @@ def main() -> None:
         "" if args.trace_weight == 0.3 else f", lambda {args.trace_weight}") + (
         "" if args.lr_patience == 4 else f", lr patience {args.lr_patience}") + (
         "" if args.granularity == "shell_pair" else f", traces per {args.granularity}") + (
-        "" if args.trace_norm == "none" else f", traces {args.trace_norm}")
+        "" if args.trace_norm == "none" else f", traces {args.trace_norm}") + (
+        "" if (args.tg_hidden, args.tg_z) == (32, 16) else f", invariant branch {args.tg_hidden}/{args.tg_z}") + (
+        "" if args.seed == 0 else f", seed {args.seed}")
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
     rows = dict(results.get(f"{name}/{tag}", {}))
@@ -64,12 +68,15 @@ def main() -> None:
         suffix += "" if args.lr_patience == 4 else f"-patience{args.lr_patience}"
         suffix += "" if variant == "baseline" or args.granularity == "shell_pair" else f"-{args.granularity}"
         suffix += "" if variant == "baseline" or args.trace_norm == "none" else f"-{args.trace_norm}"
+        suffix += "" if variant == "baseline" or (args.tg_hidden, args.tg_z) == (32, 16) else \
+            f"-tg{args.tg_hidden}x{args.tg_z}"
+        suffix += "" if args.seed == 0 else f"-seed{args.seed}"
         run = Path(args.runs) / f"{name}-{args.epochs}ep" / (variant + suffix)
         cfg = TrainConfig(data=[args.data], out=str(run), epochs=args.epochs, batch_size=args.batch_size,
                           lr=args.lr, seed=args.seed, early_stopping=args.epochs, lr_patience=args.lr_patience,
                           trace_weight=args.trace_weight,
                           model={"cutoff": args.cutoff, "num_layers": args.layers, "muls": args.muls,
-                                 "tg_hidden": 32, "tg_z": 16, "tracegrad": tracegrad, "tg_alpha": args.tg_alpha,
+                                 "tg_hidden": args.tg_hidden, "tg_z": args.tg_z, "tracegrad": tracegrad, "tg_alpha": args.tg_alpha,
                                  "trace_granularity": args.granularity, "trace_normalization": args.trace_norm})
         t0 = time.perf_counter()
         state = train(cfg)
@@ -88,7 +95,8 @@ def main() -> None:
         }
         print(f"{name}/{variant}: test MAE {metrics['mae_mev']:.3f} meV after {state['epoch']} epochs", flush=True)
     if "baseline" not in rows and args.lr_patience == 4:  # the baseline does not depend on alpha or lambda
-        plain = results.get(f"{name}/{args.epochs} epochs", {}).get("baseline")
+        plain = results.get(f"{name}/{args.epochs} epochs" + ("" if args.seed == 0 else f", seed {args.seed}"),
+                            {}).get("baseline")
         if plain:
             rows["baseline"] = plain
     if "baseline" in rows and "tracegrad" in rows:

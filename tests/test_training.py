@@ -77,6 +77,20 @@ def test_resume_is_identical_to_an_uninterrupted_run(tmp_path, dataset):
     assert len((tmp_path / "b" / "run" / "log.jsonl").read_text().splitlines()) == 3
 
 
+def test_resuming_with_another_seed_or_model_is_refused(tmp_path, dataset):
+    """A rerun into the same folder with a different seed would draw another split and overwrite split.json."""
+    train(_config(tmp_path, dataset, epochs=1))
+    split = (tmp_path / "run" / "split.json").read_text()
+    other_seed = _config(tmp_path, dataset, epochs=2)
+    other_seed.seed += 1
+    with pytest.raises(ValueError, match="another run.*seed"):
+        train(other_seed)
+    with pytest.raises(ValueError, match="another run.*model"):
+        train(_config(tmp_path, dataset, model=dict(SMALL, tg_hidden=7), epochs=2))
+    assert (tmp_path / "run" / "split.json").read_text() == split
+    assert train(_config(tmp_path, dataset, epochs=2))["epoch"] == 2  # more epochs: the same run, resumed
+
+
 def test_baseline_switch_trains_the_same_backbone(tmp_path, dataset):
     model = dict(SMALL, tracegrad=False)
     state = train(_config(tmp_path, dataset, model=model, epochs=1))

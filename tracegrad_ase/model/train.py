@@ -32,6 +32,10 @@ from .layout import BlockLayout
 from .network import ModelConfig, TraceGradNet, build_model
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: What defines a run: resuming with any of these changed would mix two runs (a different seed draws another
+#: split, and the old split.json would be overwritten). Epochs, time limits, early stopping, device may change.
+RESUME_MUST_MATCH = ("data", "model", "split", "seed", "batch_size", "lr", "weight_decay", "lr_factor",
+                     "lr_patience", "grad_clip", "trace_weight", "dtype")
 
 
 @dataclass
@@ -226,6 +230,15 @@ def combined_loss(l_h: torch.Tensor, l_t: torch.Tensor, trace_weight: float, n_g
     return local * world, mean_h, mean_t
 
 
+def _check_same_run(out: Path, stored: dict[str, Any], cfg: TrainConfig) -> None:
+    now = json.loads(json.dumps(asdict(cfg)))
+    stored = json.loads(json.dumps(stored))
+    changed = [k for k in RESUME_MUST_MATCH if stored.get(k) != now.get(k)]
+    if changed:
+        detail = "; ".join(f"{k}: {stored.get(k)!r} there, {now.get(k)!r} now" for k in changed)
+        raise ValueError(f"{out} holds another run ({detail}); use another 'out' or the same settings to resume")
+
+
 # -- training --------------------------------------------------------------------------------------------
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) a model; returns the final state (epochs, best validation loss, history)."""
@@ -249,8 +262,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         trainer_state, state = load_training_state(last)
         if trainer_state is None or state is None:
             raise DataFormatError(f"{last}: a model without training state cannot be resumed")
-        if state.get("train_config", {}).get("data") != cfg.data:
-            raise ValueError(f"{out} was trained on {state['train_config'].get('data')}; use another 'out'")
+        _check_same_run(out, state.get("train_config", {}), cfg)
     else:
         torch.manual_seed(cfg.seed)
         model = build_model(_model_config(cfg, hams, train_files), dtype)
