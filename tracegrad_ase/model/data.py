@@ -81,10 +81,10 @@ def graph_from_arrays(
         ) from None
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 5)
     rev = reverse_index(edges)
-    masks = {e: layout.orbital_mask(e) for e in layout.elements}
     el = [layout.elements[s] for s in species]
-    mask = np.stack([np.outer(masks[el[i]], masks[el[j]]) for i, j in edges[:, 3:]]) if len(edges) else \
-        np.zeros((0, layout.n_orb, layout.n_orb), dtype=bool)
+    per_species = np.array([layout.orbital_mask(e) for e in layout.elements], dtype=bool).reshape(-1, layout.n_orb)
+    rows, cols = per_species[species[edges[:, 3]]], per_species[species[edges[:, 4]]]
+    mask = rows[:, :, None] & cols[:, None, :]  # one outer product per edge, without a loop over edges
     target = None
     if blocks is not None:
         target = torch.as_tensor(np.stack([layout.pad_block(np.asarray(b), el[i], el[j])

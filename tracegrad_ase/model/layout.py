@@ -138,7 +138,7 @@ class BlockLayout:
             for b in np.unique(zj[zi == a]):
                 idx = np.flatnonzero((zi == a) & (zj == b))
                 oi, oj = self.element_orbitals[a], self.element_orbitals[b]
-                sub = np.asarray(padded[idx][:, oi][:, :, oj], dtype=dtype)
+                sub = np.asarray(padded[np.ix_(idx, oi, oj)], dtype=dtype)
                 for n, block in zip(idx.tolist(), sub):
                     out[n] = block
         return out
