@@ -99,12 +99,15 @@ def main() -> None:
                             {}).get("baseline")
         if plain:
             rows["baseline"] = plain
-    if "baseline" in rows and "tracegrad" in rows:
-        rows["ratio_tracegrad_over_baseline"] = rows["tracegrad"]["test_mae_mev"] / rows["baseline"]["test_mae_mev"]
     rows["settings"] = vars(args)
     rows["machine"] = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                        "platform": platform.platform()}
-    results = json.loads(out.read_text()) if out.exists() else {}  # again: other runs may have written meanwhile
+    # Again: other runs (e.g. `--only baseline` beside `--only tracegrad`) may have written meanwhile; keep their
+    # variants and add ours.
+    results = json.loads(out.read_text()) if out.exists() else {}
+    rows = {**results.get(f"{name}/{tag}", {}), **rows}
+    if "baseline" in rows and "tracegrad" in rows:
+        rows["ratio_tracegrad_over_baseline"] = rows["tracegrad"]["test_mae_mev"] / rows["baseline"]["test_mae_mev"]
     results[f"{name}/{tag}"] = rows
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
