@@ -13,7 +13,8 @@ costs the rotations (block-diagonal, Σ mul (2l+1)² multiply-adds) instead of t
 e3nn's own modules), the work several times smaller. e3nn's modules stay the reference: they define the paths,
 their normalization and the weight layout that :class:`FrameTensorProduct` reads.
 
-Also :func:`invariant_products`, the TraceGrad block's ``f ⊗ f -> scalars`` product as batched matrix products.
+Also :func:`invariant_products` and :func:`invariant_gradient`: the TraceGrad block's ``f ⊗ f -> scalars`` product
+as batched matrix products, and its gradient in closed form.
 """
 
 from __future__ import annotations
@@ -113,7 +114,6 @@ class FrameConvolution(nn.Module):
             raise ValueError("FrameConvolution needs a bias-free, shared-weight Linear on the product's output")
         self.linear = [linear]  # a plain list: the parameters stay registered in the network's own module
         self.irreps_in, self.irreps_out = tp.irreps_in1, linear.irreps_out
-        self.weight_numel = tp.weight_numel
         dtype = torch.get_default_dtype()
         by_mid, offset = {}, 0
         l2_positive = torch.zeros(tp.weight_numel, dtype=torch.bool)
@@ -180,48 +180,42 @@ class FrameConvolution(nn.Module):
         return torch.cat(parts, dim=1)
 
 
+def _scalar_paths(tp: o3.FullyConnectedTensorProduct, x: torch.Tensor):
+    """For each path of an e3nn product ``x ⊗ x -> n x 0e``: (instruction, its weights as (mul1 mul2, n) with the
+    path's normalization folded in, its two inputs as (E, mul, 2l+1))."""
+    if len(tp.irreps_out) != 1 or tp.irreps_out[0].ir.l != 0:
+        raise ValueError(f"expected a product into one block of scalars, got {tp.irreps_out}")
+    irreps, slices, e, offset = tp.irreps_in1, tp.irreps_in1.slices(), x.shape[0], 0
+    n_out = tp.irreps_out[0].mul
+    for ins in tp.instructions:
+        if ins.connection_mode != "uvw":
+            raise ValueError("expected 'uvw' paths (a fully connected product)")
+        (mul1, ir), (mul2, _) = irreps[ins.i_in1], irreps[ins.i_in2]
+        w = tp.weight[offset: offset + mul1 * mul2 * n_out].view(mul1 * mul2, n_out)
+        offset += mul1 * mul2 * n_out
+        a = x[:, slices[ins.i_in1]].reshape(e, mul1, ir.dim)
+        b = x[:, slices[ins.i_in2]].reshape(e, mul2, ir.dim)
+        yield ins, w * (ins.path_weight / math.sqrt(ir.dim)), a, b
+
+
 def invariant_products(tp: o3.FullyConnectedTensorProduct, x: torch.Tensor) -> torch.Tensor:
     """``tp(x, x)`` for an e3nn fully connected product into scalars only, as Gram matrices and one matrix
     product per path (e3nn's generic einsum is several times slower here, forward and backward)."""
-    irreps = tp.irreps_in1
-    slices = irreps.slices()
     out = None
-    offset = 0
-    e = x.shape[0]
-    for ins in tp.instructions:
-        mul1, ir1 = irreps[ins.i_in1]
-        mul2, _ = irreps[ins.i_in2]
-        n_out = tp.irreps_out[ins.i_out].mul
-        if tp.irreps_out[ins.i_out].ir.l != 0 or ins.connection_mode != "uvw":
-            raise ValueError("invariant_products takes 'uvw' products into scalars")
-        w = tp.weight[offset: offset + mul1 * mul2 * n_out].view(mul1 * mul2, n_out)
-        offset += mul1 * mul2 * n_out
-        a = x[:, slices[ins.i_in1]].reshape(e, mul1, ir1.dim)
-        b = x[:, slices[ins.i_in2]].reshape(e, mul2, ir1.dim)
-        gram = torch.bmm(a, b.transpose(1, 2)).reshape(e, mul1 * mul2)
-        term = (gram @ w) * (ins.path_weight / math.sqrt(ir1.dim))
+    for _, w, a, b in _scalar_paths(tp, x):
+        term = torch.bmm(a, b.transpose(1, 2)).reshape(x.shape[0], -1) @ w
         out = term if out is None else out + term
     return out
 
 
 def invariant_gradient(tp: o3.FullyConnectedTensorProduct, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """``d(sum_w g_w s_w)/dx`` for ``s = invariant_products(tp, x)``: per path ``c (G + G^T) x`` with
-    ``G = g W^T``, as a differentiable expression (it trains), without autograd's slice-by-slice zero-filled
-    gradients of every irrep."""
-    irreps = tp.irreps_in1
-    slices = irreps.slices()
+    """``d(sum_w g_w s_w)/dx`` for ``s = invariant_products(tp, x)``: per path ``(G + G^T) x`` with ``G = g W^T``,
+    as a differentiable expression (it trains), without autograd's slice-by-slice zero-filled gradients of every
+    irrep."""
     e = x.shape[0]
     grads: dict[int, torch.Tensor] = {}
-    offset = 0
-    for ins in tp.instructions:
-        mul1, ir1 = irreps[ins.i_in1]
-        mul2, _ = irreps[ins.i_in2]
-        n_out = tp.irreps_out[ins.i_out].mul
-        w = tp.weight[offset: offset + mul1 * mul2 * n_out].view(mul1 * mul2, n_out)
-        offset += mul1 * mul2 * n_out
-        big_g = (g @ w.T).view(e, mul1, mul2) * (ins.path_weight / math.sqrt(ir1.dim))
-        a = x[:, slices[ins.i_in1]].reshape(e, mul1, ir1.dim)
-        b = x[:, slices[ins.i_in2]].reshape(e, mul2, ir1.dim)
+    for ins, w, a, b in _scalar_paths(tp, x):
+        big_g = (g @ w.T).view(e, a.shape[1], b.shape[1])
         if ins.i_in1 == ins.i_in2:
             parts = {ins.i_in1: torch.bmm(big_g + big_g.transpose(1, 2), a)}
         else:
@@ -229,6 +223,5 @@ def invariant_gradient(tp: o3.FullyConnectedTensorProduct, x: torch.Tensor, g: t
         for i, part in parts.items():
             grads[i] = part if i not in grads else grads[i] + part
     pieces = [grads[i].reshape(e, -1) if i in grads else x.new_zeros(e, mul * ir.dim)
-              for i, (mul, ir) in enumerate(irreps)]
+              for i, (mul, ir) in enumerate(tp.irreps_in1)]
     return torch.cat(pieces, dim=1)
-
