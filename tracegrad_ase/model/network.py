@@ -277,14 +277,18 @@ class TraceGradNet(nn.Module):
         frame = self.use_edge_frame
         vec = torch.where(onsite_edge[:, None], torch.zeros_like(vec), vec)  # frame of an on-site edge: identity
 
-        def frames(c: slice) -> list[torch.Tensor]:  # cheap next to the layers: made per use, never stored
-            return wigner_matrices(vec[c], self.frame_lmax)
+        # One graph (training, small cells): every layer shares one set of Wigner matrices. Chunked inference
+        # makes them per chunk and use rather than hold every edge's.
+        whole = wigner_matrices(vec, self.frame_lmax) if frame and len(chunks) == 1 else None
+
+        def frames(c: slice) -> list[torch.Tensor]:
+            return whole if whole is not None else wigner_matrices(vec[c], self.frame_lmax)
 
         zs = []
         for k in range(self.config.num_layers):
             width = self.node_update[k].linear.irreps_out.dim if frame else self.node_tp[k].irreps_out.dim
             agg = torch.zeros(h.shape[0], width, dtype=h.dtype, device=h.device)
-            for n, c in enumerate(chunks):
+            for c in chunks:
                 w = self.node_radial[k](radial[c])
                 if frame:  # message already through the node update's linear layer
                     d = frames(c)
@@ -301,9 +305,8 @@ class TraceGradNet(nn.Module):
             src, dst = self.edge_src[k](h), self.edge_dst[k](h)
             # Chunked (inference, no graph): an edge's update reads only its own row of f, so each chunk overwrites
             # its rows in place and no second copy of every edge's features is made.
-            f_next = f
             z_layer = None
-            for n, c in enumerate(chunks):
+            for c in chunks:
                 x, w = src[i[c]] + dst[j[c]], self.edge_radial[k](radial[c])
                 if frame:  # the gated update commutes with rotations: only its result goes back
                     d = frames(c)
@@ -321,10 +324,9 @@ class TraceGradNet(nn.Module):
                         z_layer = z.new_empty(len(i), z.shape[1]) if z_layer is None else z_layer
                         z_layer[c] = z
                 if len(chunks) == 1:
-                    f_next = fc
+                    f = fc
                 else:
-                    f_next[c] = fc
-            f = f_next
+                    f[c] = fc
             if z_layer is not None:
                 zs.append(z_layer)
         if len(chunks) == 1:
