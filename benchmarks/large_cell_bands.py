@@ -5,7 +5,8 @@
 The H(R), S(R) of one small periodic cell (an HDF5 file of a data set, gth-dzvp graphene: 13 orbitals per atom,
 blocks to 9.5 Å) is repeated n x n (``RealSpaceHamiltonian.supercell``: exact, no recomputation), then at Γ:
 the Fermi level by inertia counting (``electronic.sparse_fermi_level``: sparse LDLᵀ factorizations, no
-diagonalization) and the 32 bands nearest it by shift-invert (``electronic.solve_k(sparse=True)``). The Γ HOMO
+diagonalization) and the 32 bands nearest it by shift-invert (``electronic.solve_k(sparse=True)``), with MKL
+PARDISO's LDLᵀ where the optional ``[large]`` extra is installed, else SuperLU (``--backend``). The Γ HOMO
 and LUMO of the supercell must equal the primitive cell's levels at the folded k-points (checked where the dense
 primitive solve is cheap). Prints a table and writes benchmarks/results/large_cell_bands.json.
 """
@@ -45,7 +46,8 @@ if len(k) * prim.norb <= 40000:
     e = np.sort(electronic.solve_k(prim, k).energies.ravel())
     near = np.sort(e[np.argsort(np.abs(e - ef["fermi_level"]))[:32]])
     check = float(np.abs(near - np.sort(sol.energies[0])).max())
-print(json.dumps({"n": n, "atoms": len(ham.atoms), "orbitals": ham.norb, "edges": len(ham.edges),
+from tracegrad_ase.sparse_factor import resolve_backend
+print(json.dumps({"n": n, "backend": resolve_backend(), "atoms": len(ham.atoms), "orbitals": ham.norb, "edges": len(ham.edges),
                   "build_s": t_build, "fermi_s": t_ef, "factorizations": ef["factorizations"], "bands_s": t_bands,
                   "fermi_level_ev": ef["fermi_level"], "homo_ev": ef["homo"], "lumo_ev": ef["lumo"],
                   "max_error_vs_primitive_ev": check,
@@ -59,9 +61,12 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 22, 32, 50, 71])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--backend", choices=["auto", "pardiso", "superlu"], default="auto",
+                    help="sparse factorization (tracegrad_ase.sparse_factor); pardiso needs the [large] extra")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "large_cell_bands.json"))
     args = ap.parse_args()
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
+           "TRACEGRAD_SPARSE_BACKEND": args.backend}
     rows = []
     print(f"{'atoms':>7} {'orbitals':>9} {'build s':>8} {'E_F s':>8} {'LUs':>4} {'bands s':>8} {'peak GB':>8} "
           f"{'gap eV':>7} {'check eV':>9}")
@@ -83,7 +88,9 @@ def main() -> None:
         chk = "-" if r["max_error_vs_primitive_ev"] is None else f"{r['max_error_vs_primitive_ev']:.1e}"
         print(f"{r['atoms']:>7} {r['orbitals']:>9} {r['build_s']:8.1f} {r['fermi_s']:8.1f} {r['factorizations']:>4} "
               f"{r['bands_s']:8.1f} {r['peak_rss_gb']:8.2f} {r['lumo_ev'] - r['homo_ev']:7.3f} {chk:>9}")
-    merge_results(args.out, f"{Path(args.h5).stem}, {args.threads} threads", {"rows": rows, "machine": machine()})
+    backend = next((r["backend"] for r in rows if "backend" in r), args.backend)
+    merge_results(args.out, f"{Path(args.h5).stem}, {backend}, {args.threads} threads",
+                  {"rows": rows, "machine": machine()})
 
 
 if __name__ == "__main__":

@@ -336,6 +336,10 @@ def test_sparse_fermi_level_equals_the_dense_one():
     nel = el.electron_count(dimers)
     assert res["fermi_level"] == pytest.approx(el.fermi_level(e, None, nel, "none"), abs=1e-9)
     assert res["homo"] == pytest.approx(e[0][nel // 2 - 1]) and res["lumo"] == pytest.approx(e[0][nel // 2])
+    # A guess inside the window: one window checked by two more counts (SuperLU: + ARPACK's own LU)
+    quick = el.sparse_fermi_level(dimers, n_bands=8, guess=0.1)
+    assert quick["homo"] == pytest.approx(res["homo"], abs=1e-9) and quick["lumo"] == pytest.approx(res["lumo"])
+    assert quick["factorizations"] <= 4 < res["factorizations"]
     dirac = _graphene().supercell((3, 3, 1))  # K folds onto Γ: a degenerate, half-filled level at E_F
     e = el.solve_k(dirac, np.zeros((1, 3))).energies
     res = el.sparse_fermi_level(dirac, n_bands=4)
@@ -349,8 +353,8 @@ def test_sparse_fermi_level_rejects_a_window_that_misses_a_degenerate_copy(monke
     real = el._sparse_eigs
     calls = []
 
-    def flaky(asm, k, sigma, nb, want, seed=0):
-        e, v = real(asm, k, sigma, nb, want, seed)
+    def flaky(asm, k, sigma, nb, want, seed=0, factor=None):
+        e, v = real(asm, k, sigma, nb, want, seed, factor)
         calls.append(seed)
         if seed == 0:  # first try: drop one copy of the level nearest sigma, add a spurious one
             e = np.sort(np.append(np.delete(e, np.argmin(np.abs(e - sigma))), sigma - 0.73))
@@ -362,3 +366,38 @@ def test_sparse_fermi_level_rejects_a_window_that_misses_a_degenerate_copy(monke
     monkeypatch.setattr(el, "_sparse_eigs", lambda *a, **kw: flaky(*a, **{**kw, "seed": 0}))
     with pytest.raises(np.linalg.LinAlgError, match="inertia count"):
         el.sparse_fermi_level(dirac, n_bands=4)
+
+
+@pytest.mark.parametrize("backend", ["superlu", "pardiso"])
+def test_sparse_backends_count_and_solve_alike(backend, monkeypatch):
+    """Both factorizations give the exact inertia, and shift-invert through either gives the dense levels."""
+    from tracegrad_ase import sparse_factor
+
+    if backend == "pardiso" and not sparse_factor.pardiso_available():
+        pytest.skip("pypardiso (the optional [large] extra) is not installed")
+    monkeypatch.setenv(sparse_factor.ENV_VAR, backend)
+    ham = _chain(s=0.2, ncell=9)
+    e = el.solve_k(ham, [(0.0, 0.0, 0.0)]).energies[0]
+    for x in np.linspace(e.min() - 0.5, e.max() + 0.5, 7):
+        factor = el.shifted_factorization(ham, (0, 0, 0), x)
+        assert factor.backend == backend and factor.negative == int((e < x).sum())
+        factor.close()
+    window = el.solve_k(ham, [(0.0, 0.0, 0.0)], sparse=True, sigma=0.1, n_bands=4).energies[0]
+    assert np.allclose(window, np.sort(e[np.argsort(np.abs(e - 0.1))[:4]]), atol=1e-10)
+    dirac = _graphene().supercell((3, 3, 1))
+    assert el.sparse_fermi_level(dirac, n_bands=4)["fermi_level"] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(np.linalg.LinAlgError, match="eigenvalue"):
+        el.shifted_factorization(dirac, (0, 0, 0), 0.0)  # the Dirac level itself: singular
+
+
+def test_sparse_backend_choice_is_checked(monkeypatch):
+    from tracegrad_ase import sparse_factor
+
+    monkeypatch.setenv(sparse_factor.ENV_VAR, "umfpack")
+    with pytest.raises(ValueError, match="unknown sparse backend 'umfpack'"):
+        el.states_below(_chain(), (0, 0, 0), 0.0)
+    monkeypatch.setenv(sparse_factor.ENV_VAR, "pardiso")
+    with pytest.raises(ValueError, match="real matrices only"):
+        el.states_below(_chain(), (0.13, 0, 0), 0.0)  # complex H(k)
+    monkeypatch.setenv(sparse_factor.ENV_VAR, "auto")
+    assert el.states_below(_chain(ncell=3), (0.13, 0, 0), 10.0) == 3  # complex: SuperLU under auto

@@ -53,3 +53,19 @@ def test_validate_atoms_degenerate_cell_and_empty():
     with pytest.raises(StructureError, match="no atoms"):
         validate_atoms(Atoms())
     validate_atoms(graphene(a=2.46, vacuum=5.0))  # a good one passes
+
+
+def test_reverse_index_pairs_every_edge_with_its_reverse():
+    from tracegrad_ase.model.data import reverse_index
+
+    atoms = graphene(a=2.46, vacuum=5.0).repeat((3, 2, 1))
+    atoms.pbc = [True, True, False]
+    nl = neighbor_list(atoms, 6.0, self_edges=True)
+    edges = np.column_stack([nl.shifts, nl.i, nl.j]).astype(np.int64)
+    edges = edges[np.random.default_rng(0).permutation(len(edges))]
+    rev = reverse_index(edges)
+    assert np.array_equal(edges[rev][:, :3], -edges[:, :3])
+    assert np.array_equal(edges[rev][:, 3], edges[:, 4]) and np.array_equal(edges[rev][:, 4], edges[:, 3])
+    assert np.array_equal(rev[rev], np.arange(len(edges)))
+    with pytest.raises(ValueError, match="no reverse edge"):
+        reverse_index(edges[np.flatnonzero(edges[:, 3] != edges[:, 4])[1:]])

@@ -22,6 +22,7 @@ from scipy.special import erfc, expit
 from .basis import symbol_of
 from .errors import StructureError
 from .hamiltonian import LINDEP_THRESHOLD, RealSpaceHamiltonian, generalized_eigh
+from .sparse_factor import ShiftedFactorization, resolve_backend
 
 __all__ = [
     "SPARSE_THRESHOLD",
@@ -38,6 +39,7 @@ __all__ = [
     "mulliken_weights",
     "occupations",
     "projected_dos",
+    "shifted_factorization",
     "solve_k",
     "sparse_fermi_level",
     "states_below",
@@ -123,16 +125,17 @@ class BlochAssembler:
         phase = np.exp(2j * np.pi * (self._shifts @ k))[self._edge_of_entry]
         return self._csr(self._sum(self._h * phase)), self._csr(self._sum(self._s * phase))
 
+    def is_real(self, k: Sequence[float]) -> bool:
+        """Whether H(k) and S(k) are real: real blocks, and k.R integer or half-integer on every edge."""
+        phase = np.exp(2j * np.pi * (self._shifts @ np.asarray(k, dtype=float).reshape(3)))
+        return bool(self.real_blocks) and np.abs(phase.imag).max(initial=0.0) <= 1e-14
+
     def at_real(self, k: Sequence[float]) -> tuple[sp.csr_matrix, sp.csr_matrix] | None:
         """H(k), S(k) as real CSR matrices when they are real (real blocks and k.R integer or half-integer for
         every edge, e.g. Γ); otherwise None."""
-        k = np.asarray(k, dtype=float).reshape(3)
-        if not self.real_blocks:
+        if not self.is_real(k):
             return None
-        phase = np.exp(2j * np.pi * (self._shifts @ k))
-        if np.abs(phase.imag).max(initial=0.0) > 1e-14:
-            return None
-        ph = phase.real[self._edge_of_entry]
+        ph = np.exp(2j * np.pi * (self._shifts @ np.asarray(k, dtype=float).reshape(3))).real[self._edge_of_entry]
         return self._csr(self._sum(self._h * ph)), self._csr(self._sum(self._s * ph))
 
 
@@ -251,8 +254,8 @@ def solve_k(
                      sigma=None if sigma is None else float(sigma))
 
 
-def _sparse_eigs(asm: BlochAssembler, k: np.ndarray, sigma: float, nb: int, want_vectors: bool, seed: int = 0
-                 ) -> tuple[np.ndarray, np.ndarray | None]:
+def _sparse_eigs(asm: BlochAssembler, k: np.ndarray, sigma: float, nb: int, want_vectors: bool, seed: int = 0,
+                 factor: ShiftedFactorization | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     pair = asm.at_real(k)
     h, s = pair if pair is not None else asm.at(k)
     h, s = h.tocsc(), s.tocsc()
@@ -260,7 +263,17 @@ def _sparse_eigs(asm: BlochAssembler, k: np.ndarray, sigma: float, nb: int, want
     v0 = np.random.default_rng(seed).standard_normal(h.shape[0]).astype(h.dtype)
     # Shift-invert: ARPACK converges to the eigenvalues of (H - sigma S)^-1 S of largest modulus, i.e. e nearest
     # sigma; the LU factorization of the sparse shifted matrix is the only factorization made.
-    e, v = spla.eigsh(h, k=nb, M=s, sigma=sigma, which="LM", tol=0.0, v0=v0)
+    # With PARDISO its LDLᵀ makes the shift-invert solves (also reused from an inertia count at sigma); SuperLU's
+    # diagonal-pivot factor is not stable enough for that, so there ARPACK makes its own pivoted LU.
+    own = factor is None and resolve_backend(real=not np.iscomplexobj(h.data)) == "pardiso"
+    if own:
+        factor = ShiftedFactorization(h - sigma * s)
+    try:
+        opinv = factor.operator() if factor is not None and factor.solves else None
+        e, v = spla.eigsh(h, k=nb, M=s, sigma=sigma, which="LM", tol=0.0, v0=v0, OPinv=opinv)
+    finally:
+        if own:
+            factor.close()
     # Rayleigh-Ritz in the found subspace (nb x nb): sorts the window, makes degenerate vectors S-orthonormal
     # (the complex case runs through ARPACK's non-Hermitian driver, which does not guarantee that).
     sv = s @ v
@@ -373,22 +386,24 @@ def states_below(ham_or_assembler: RealSpaceHamiltonian | BlochAssembler, k: Seq
 
     Sylvester's law of inertia: with S positive definite, that count is the number of negative eigenvalues of
     ``A = H - energy S``, which a symmetric sparse LU (``A = L D L^H`` under a symmetric permutation, diagonal
-    pivots only) reads off the signs of ``D``. One sparse factorization: fine for 10^5 orbitals.
+    pivots only) reads off the signs of ``D``. One sparse factorization (:func:`shifted_factorization`).
     """
+    factor = shifted_factorization(ham_or_assembler, k, energy)
+    factor.close()
+    return factor.negative
+
+
+def shifted_factorization(ham_or_assembler: RealSpaceHamiltonian | BlochAssembler, k: Sequence[float],
+                          energy: float, backend: str | None = None) -> ShiftedFactorization:
+    """The sparse factorization of ``H(k) - energy S(k)`` (:mod:`~tracegrad_ase.sparse_factor`): its inertia and,
+    with the PARDISO backend, the solves of a shift-invert run at ``energy``."""
     asm = _assembler(ham_or_assembler)
     pair = asm.at_real(k)
     h, s = pair if pair is not None else asm.at(k)
-    a = (h - energy * s).tocsc()
     try:
-        lu = spla.splu(a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-    except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
-        raise np.linalg.LinAlgError(f"{energy} eV is an eigenvalue ({exc}); shift it slightly") from None
-    if not np.array_equal(lu.perm_r, lu.perm_c):  # pragma: no cover - SuperLU pivoted off the diagonal
-        raise np.linalg.LinAlgError("the factorization pivoted off the diagonal; the inertia count is not valid")
-    d = lu.U.diagonal().real
-    if (d == 0).any():  # pragma: no cover - SuperLU raises first
-        raise np.linalg.LinAlgError(f"{energy} eV is an eigenvalue; shift it slightly")
-    return int((d < 0).sum())
+        return ShiftedFactorization(h - energy * s, backend)
+    except np.linalg.LinAlgError:
+        raise np.linalg.LinAlgError(f"{energy} eV is an eigenvalue at k = {list(k)}; shift it slightly") from None
 
 
 def sparse_fermi_level(
@@ -401,7 +416,10 @@ def sparse_fermi_level(
 ) -> dict[str, float]:
     """Fermi level of a large cell sampled at one k-point (default Γ), without a full diagonalization.
 
-    For the HOMO (level ``n_electrons/2 - 1``, spin-degenerate filling) and then the LUMO: bisect on
+    First one shift-invert window of ``n_bands`` levels around the guess, numbered by the count below the guess
+    and checked by counts at two gaps of the window around the HOMO and LUMO (three factorizations in all). If
+    the guess is too far off or the check fails, for the HOMO (level ``n_electrons/2 - 1``, spin-degenerate
+    filling) and then the LUMO: bisect on
     :func:`states_below` until an energy bracket holds that level and at most ``n_bands/2`` levels in all, then
     take the ``n_bands`` levels nearest its middle by shift-invert; their absolute indices follow from the count
     below the middle. Returns ``homo``, ``lumo``, ``fermi_level`` (midway, the convention of :func:`fermi_level`
@@ -417,14 +435,29 @@ def sparse_fermi_level(
     nb = max(2, min(n_bands, asm.norb - 2))
     count: dict[float, int] = {}
     levels: dict[int, float] = {}
-    windows = []
+    made = [0]  # factorizations
+    # With PARDISO a factorization also serves the shift-invert run at its shift: the window below is then
+    # centred where the last inertia count was taken, and costs no factorization of its own.
+    reuse = resolve_backend(real=asm.is_real(k)) == "pardiso"
+    kept: dict[float, ShiftedFactorization] = {}
 
     def below(x: float) -> int:
         if x not in count:
+            shift = x
             try:
-                count[x] = states_below(asm, k, x)
+                factor = shifted_factorization(asm, k, x)
             except np.linalg.LinAlgError:  # x is a level itself: the count just above it is as good a bound
-                count[x] = states_below(asm, k, x + 1e-7)
+                shift = x + 1e-7
+                factor = shifted_factorization(asm, k, shift)
+            made[0] += 1
+            count[x] = factor.negative
+            for old in kept.values():  # one factor at a time: each can take GBs
+                old.close()
+            kept.clear()
+            if reuse and shift == x:
+                kept[x] = factor
+            else:
+                factor.close()
         return count[x]
 
     def find(t: int, start: float) -> float:
@@ -449,13 +482,15 @@ def sparse_fermi_level(
                 hi = mid
         mid = 0.5 * (lo + hi)
         c, inside = below(lo), below(hi) - below(lo)
+        if reuse:
+            below(mid)  # its factor then makes the window's solves
         size = min(max(nb, inside + 2), asm.norb - 2)
         # Single-vector Lanczos finds the copies of a degenerate level only through rounding and can miss one
         # (seen once in CI: a 4-fold Dirac level came back as 3 copies and a spurious Ritz value). The inertia
         # counts say how many levels lie in [lo, hi): accept a window only when it holds exactly that many there.
         for attempt in range(4):
-            window = np.sort(_sparse_eigs(asm, k, mid, size, False, seed=attempt)[0])
-            windows.append(mid)
+            window = np.sort(_sparse_eigs(asm, k, mid, size, False, seed=attempt, factor=kept.get(mid))[0])
+            made[0] += mid not in kept
             found = window[(window >= lo) & (window < hi)]
             if len(found) == inside:
                 break
@@ -471,13 +506,39 @@ def sparse_fermi_level(
     # A round guess (0 eV, a symmetric model's Fermi level) is often a level itself, where the shifted matrix is
     # singular; start a little off it.
     start = float(asm.ham.meta.get("fermi_level_ev", 0.0) if guess is None else guess) + 1.234567e-3 * step
-    upper = find(nocc - 1, start)
-    if nocc not in levels:
-        find(nocc, upper)
+    def first_window(x: float) -> bool:
+        """One window of levels around x, numbered from the count below x and accepted only when counts at gaps
+        of the window beyond the HOMO and the LUMO confirm it: three factorizations when the guess is good."""
+        c = below(x)
+        w = np.sort(_sparse_eigs(asm, k, x, nb, False, factor=kept.get(x))[0])
+        made[0] += x not in kept
+        first = c - int((w < x).sum())  # the window's levels would be first, first + 1, ... if none is missing
+        p, q = nocc - 1 - first, nocc - first  # where the HOMO and the LUMO would sit in it
+        gap = 2e-4  # bounds closer to a level than 1e-4 eV are not trusted (see find)
+        while 1 <= p <= len(w) - 1 and w[p] - w[p - 1] <= gap:
+            p -= 1
+        while 0 <= q <= len(w) - 2 and w[q + 1] - w[q] <= gap:
+            q += 1
+        if not (1 <= p <= q <= len(w) - 2):
+            return False
+        lo, hi = 0.5 * (w[p - 1] + w[p]), 0.5 * (w[q] + w[q + 1])
+        if below(lo) != first + p or below(hi) - below(lo) != q - p + 1:
+            return False
+        levels.update({first + n: float(w[n]) for n in range(p, q + 1)})
+        return True
+
+    try:
+        if not first_window(start):
+            upper = find(nocc - 1, start)
+            if nocc not in levels:
+                find(nocc, upper)
+    finally:
+        for old in kept.values():
+            old.close()
     homo, lumo = levels[nocc - 1], levels[nocc]
     degenerate = nel % 2 == 1 or abs(lumo - homo) <= _DEGENERACY_TOL
     ef = homo if degenerate else 0.5 * (homo + lumo)
-    return {"fermi_level": ef, "homo": homo, "lumo": lumo, "factorizations": len(count) + len(windows)}
+    return {"fermi_level": ef, "homo": homo, "lumo": lumo, "factorizations": made[0]}
 
 
 def _fermi_level_step(e: np.ndarray, w: np.ndarray, n: float) -> float:

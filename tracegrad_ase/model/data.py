@@ -52,14 +52,26 @@ class GraphBatch:
 
 def reverse_index(edges: np.ndarray) -> np.ndarray:
     """For edges ``(Rx, Ry, Rz, i, j)``, the position of each edge's reverse ``(-R, j, i)``."""
-    where = {tuple(int(x) for x in e): n for n, e in enumerate(edges)}
-    rev = np.empty(len(edges), dtype=np.int64)
-    for n, (rx, ry, rz, i, j) in enumerate(edges):
-        m = where.get((-rx, -ry, -rz, j, i))
-        if m is None:
-            raise ValueError(f"edge (R={rx, ry, rz}, i={i}, j={j}) has no reverse edge; blocks must come in pairs")
-        rev[n] = m
-    return rev
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 5)
+    if len(edges) == 0:
+        return np.zeros(0, dtype=np.int64)
+    # One integer key per row, so the lookup is a sort and a binary search (a dict over 10^6 edges took seconds)
+    reverse = np.column_stack([-edges[:, :3], edges[:, 4], edges[:, 3]])
+    low = np.minimum(edges.min(axis=0), reverse.min(axis=0))
+    span = np.maximum(edges.max(axis=0), reverse.max(axis=0)) - low + 1
+    if float(np.prod(span.astype(float))) >= 2.0 ** 62:
+        raise ValueError(f"edge indices or cell shifts too large to index ({span.tolist()})")
+    strides = np.cumprod(np.concatenate([[1], span[::-1][:-1]]))[::-1]
+    keys = (edges - low) @ strides
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    wanted = (reverse - low) @ strides
+    pos = np.minimum(np.searchsorted(sorted_keys, wanted), len(keys) - 1)
+    found = sorted_keys[pos] == wanted
+    if not found.all():
+        rx, ry, rz, i, j = (int(x) for x in edges[np.argmin(found)])
+        raise ValueError(f"edge (R={rx, ry, rz}, i={i}, j={j}) has no reverse edge; blocks must come in pairs")
+    return order[pos]
 
 
 def graph_from_arrays(
