@@ -15,6 +15,7 @@ from ase.dft.dos import DOS
 from tracegrad_ase import electronic
 from tracegrad_ase.basis import OrbitalBasis
 from tracegrad_ase.calculator import TraceGradCalculator
+from tracegrad_ase.errors import LinearDependenceError
 from tracegrad_ase.model import ModelConfig, build_model
 from tracegrad_ase.model.checkpoint import save_model
 from tracegrad_ase.predict import load, predict_hamiltonian
@@ -149,3 +150,8 @@ def test_large_structure_uses_the_sparse_window(carbon, sheet, monkeypatch):
     assert np.allclose(window, nearest, atol=1e-6)
     with pytest.raises(PropertyNotImplementedError, match="window of bands"):
         calc.get_occupation_numbers()
+    # gth-dzvp crystals reach overlap eigenvalues of 1e-6, which the sparse path cannot drop: refused, by name
+    smallest = electronic.smallest_overlap_eigenvalue(calc.asm)
+    assert smallest == pytest.approx(np.linalg.eigvalsh(calc.asm.at_real(np.zeros(3))[1].toarray())[0], rel=1e-8)
+    with pytest.raises(LinearDependenceError, match="cannot drop linear dependencies.*lindep = 0.3"):
+        TraceGradCalculator(carbon, kpts=[[0.0, 0.0, 0.0]], n_bands=6, lindep=0.3).calculate(big)

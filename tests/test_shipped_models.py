@@ -15,8 +15,8 @@ from tracegrad_ase.predict import SHIPPED_MODELS, load, predict_hamiltonian
 SHIPPED = sorted(d.name for d in SHIPPED_MODELS.iterdir() if (d / "model.json").is_file()) if SHIPPED_MODELS.is_dir() else []
 
 
-def test_the_two_models_ship():
-    assert {"carbon", "molecules"} <= set(SHIPPED)
+def test_the_shipped_models_are_there():
+    assert {"carbon", "molecules", "graphene-szv"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -88,3 +88,29 @@ def test_predicted_crystals_drop_nearly_dependent_directions():
     assert default.get_number_of_bands() < strict.get_number_of_bands() <= 26
     low_default = default.results["eigenvalues"][0][:4]  # the occupied valence bands
     assert np.all(np.isfinite(low_default)) and low_default.min() > -30.0
+
+
+def test_graphene_szv_model_takes_large_cells_through_the_sparse_path(monkeypatch):
+    """The minimal-basis model: Dirac cone at K, and its well-conditioned overlap lets a supercell go through the
+    sparse solver (inertia-count Fermi level, shift-invert window), which must agree with the dense solve; the
+    gth-dzvp carbon model is refused there by name."""
+    from tracegrad_ase import electronic
+    from tracegrad_ase.calculator import TraceGradCalculator
+    from tracegrad_ase.errors import LinearDependenceError
+
+    atoms = graphene(a=2.46, vacuum=5.0)
+    atoms.pbc = [True, True, False]
+    model = load("graphene-szv")
+    e = predict_hamiltonian(atoms, model).eigenvalues(np.array([[1 / 3, 1 / 3, 0]]))
+    assert abs(e[0, 4] - e[0, 3]) < 1e-3
+    big = atoms.repeat((6, 6, 1))  # K folds onto Γ: a 4-fold level at E_F
+    dense = electronic.solve_k(predict_hamiltonian(big, model), np.zeros((1, 3))).energies
+    ef = electronic.fermi_level(dense, None, 4 * len(big), "none")
+    monkeypatch.setattr(electronic, "SPARSE_THRESHOLD", 100)  # 288 orbitals count as "large" here
+    calc = TraceGradCalculator("graphene-szv", kpts=[[0.0, 0.0, 0.0]], n_bands=8)
+    calc.calculate(big)
+    assert calc.results["fermi_level"] == pytest.approx(ef, abs=1e-6)
+    assert np.allclose(calc.results["eigenvalues"][0], np.sort(dense[0][np.argsort(np.abs(dense[0] - ef))[:8]]),
+                       atol=1e-6)
+    with pytest.raises(LinearDependenceError, match="gth-dzvp"):
+        TraceGradCalculator("carbon", kpts=[[0.0, 0.0, 0.0]]).calculate(atoms.repeat((3, 3, 1)))

@@ -18,6 +18,7 @@ from ase.calculators.calculator import (Calculator, PropertyNotImplementedError,
 from ase.dft.kpoints import BandPath
 
 from . import electronic, symmetry
+from .errors import LinearDependenceError
 from .hamiltonian import LINDEP_THRESHOLD, PREDICTED_LINDEP
 from .predict import load, predict_hamiltonian
 
@@ -116,6 +117,15 @@ class TraceGradCalculator(Calculator):
 
     def _calculate_window(self, ham, kpts: np.ndarray, weights: np.ndarray | None, nelec: int) -> None:
         """Large structures: the bands nearest ``sigma`` only, by sparse shift-invert."""
+        smallest = electronic.smallest_overlap_eigenvalue(self.asm)
+        if smallest < self._lindep:
+            raise LinearDependenceError(
+                f"{self.asm.norb} orbitals take the sparse solver, which cannot drop linear dependencies, but this "
+                f"cell's overlap S(Γ) has an eigenvalue of {smallest:.1e} in the {ham.basis.name} basis, below "
+                f"lindep = {self._lindep:g}: a predicted H gives spurious levels there (its errors are amplified "
+                f"by 1/s). Use a model in a better-conditioned basis (the shipped 'graphene-szv': smallest overlap "
+                f"eigenvalue ~0.12 in graphene), at most {electronic.SPARSE_THRESHOLD} orbitals (dense path), or "
+                f"lindep=0 to accept the risk")
         edges = electronic.sparse_fermi_level(self.asm, nelec, guess=self.parameters.sigma)
         ef = edges["fermi_level"]
         sigma = ef if self.parameters.sigma is None else float(self.parameters.sigma)

@@ -40,6 +40,7 @@ __all__ = [
     "occupations",
     "projected_dos",
     "shifted_factorization",
+    "smallest_overlap_eigenvalue",
     "solve_k",
     "sparse_fermi_level",
     "states_below",
@@ -285,6 +286,27 @@ def _sparse_eigs(asm: BlochAssembler, k: np.ndarray, sigma: float, nb: int, want
     if len(e2) < nb:  # pragma: no cover - ARPACK returned dependent vectors
         raise np.linalg.LinAlgError("the sparse eigensolver returned linearly dependent vectors")
     return e2, (v @ c2 if want_vectors else None)
+
+
+def smallest_overlap_eigenvalue(ham_or_assembler: RealSpaceHamiltonian | BlochAssembler,
+                                k: Sequence[float] = (0.0, 0.0, 0.0)) -> float:
+    """The smallest eigenvalue of S(k): how close the basis is to linear dependence at k. Dense below
+    :data:`SPARSE_THRESHOLD` orbitals, else shift-invert at 0 (one sparse factorization of S)."""
+    asm = _assembler(ham_or_assembler)
+    k = np.asarray(k, dtype=float).reshape(3)
+    pair = asm.at_real(k)
+    s = (pair if pair is not None else asm.at(k))[1]
+    if asm.norb <= SPARSE_THRESHOLD:
+        return float(np.linalg.eigvalsh(s.toarray())[0])
+    factor = ShiftedFactorization(s) if resolve_backend(real=pair is not None) == "pardiso" else None
+    try:
+        v0 = np.random.default_rng(0).standard_normal(s.shape[0]).astype(s.dtype)
+        e = spla.eigsh(s, k=1, sigma=0.0, which="LM", v0=v0, OPinv=None if factor is None else factor.operator(),
+                       return_eigenvectors=False)
+    finally:
+        if factor is not None:
+            factor.close()
+    return float(np.min(e.real))
 
 
 # -- electrons, occupations, Fermi level -----------------------------------------------------------------------

@@ -24,3 +24,7 @@ class DataFormatError(TraceGradError, ValueError):
 
 class SCFNotConvergedError(TraceGradError, RuntimeError):
     """A ground-truth SCF that did not converge; it is never stored as data."""
+
+
+class LinearDependenceError(TraceGradError, ValueError):
+    """A basis too close to linear dependence for the requested solver (the sparse path cannot drop directions)."""
