@@ -65,6 +65,16 @@ def main() -> None:
     shutil.copy2(best / "model.safetensors", dest / "model.safetensors")
     model_json = json.loads((best / "model.json").read_text())
     model_json["metadata"]["name"] = args.name
+    domain = model_json["metadata"].setdefault("domain", {})
+    if "fermi_level_ev" not in domain:  # runs trained before training_domain recorded it
+        from tracegrad_ase.datafiles import load_h5
+        from tracegrad_ase.model.train import training_domain
+
+        names = set(json.loads((run / "split.json").read_text())["train"])
+        files = [f for d in args.data for f in sorted((Path(d) / "structures").glob("*.h5")) if f.name in names]
+        fermi = training_domain([load_h5(f) for f in files]).get("fermi_level_ev")
+        if fermi is not None:
+            domain["fermi_level_ev"] = fermi
     (dest / "model.json").write_text(json.dumps(model_json, indent=2))
 
     card = yaml.safe_load((dest / "card.in.yaml").read_text())

@@ -302,7 +302,7 @@ def smallest_overlap_eigenvalue(ham_or_assembler: RealSpaceHamiltonian | BlochAs
     try:
         v0 = np.random.default_rng(0).standard_normal(s.shape[0]).astype(s.dtype)
         e = spla.eigsh(s, k=1, sigma=0.0, which="LM", v0=v0, OPinv=None if factor is None else factor.operator(),
-                       return_eigenvectors=False)
+                       tol=1e-6, return_eigenvectors=False)  # compared with thresholds like 1e-2: 6 digits do
     finally:
         if factor is not None:
             factor.close()
@@ -527,7 +527,11 @@ def sparse_fermi_level(
 
     # A round guess (0 eV, a symmetric model's Fermi level) is often a level itself, where the shifted matrix is
     # singular; start a little off it.
-    start = float(asm.ham.meta.get("fermi_level_ev", 0.0) if guess is None else guess) + 1.234567e-3 * step
+    if guess is None:  # the cell's own Fermi level (data), else the model's training median, else 0 eV
+        meta = asm.ham.meta
+        guess = next((meta[key] for key in ("fermi_level_ev", "fermi_level_guess_ev") if meta.get(key) is not None),
+                     0.0)
+    start = float(guess) + 1.234567e-3 * step
     def first_window(x: float) -> bool:
         """One window of levels around x, numbered from the count below x and accepted only when counts at gaps
         of the window beyond the HOMO and the LUMO confirm it: three factorizations when the guess is good."""

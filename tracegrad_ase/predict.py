@@ -112,6 +112,7 @@ def predict_hamiltonian(atoms: Atoms, model) -> RealSpaceHamiltonian:
     h = model.layout.unpad_blocks(padded, symbols, edges[:, 3], edges[:, 4])
     s = overlap_blocks(atoms, model.basis, edges)
     nelec = int(sum(model.basis.valence[x] for x in symbols))
-    meta = {"source": "model", "cutoff": model.config.cutoff, "nelectron": nelec,
-            "model": getattr(model, "card", {}).get("metadata", {}).get("name")}
+    metadata = getattr(model, "card", {}).get("metadata", {})
+    meta = {"source": "model", "cutoff": model.config.cutoff, "nelectron": nelec, "model": metadata.get("name"),
+            "fermi_level_guess_ev": (metadata.get("domain") or {}).get("fermi_level_ev")}
     return RealSpaceHamiltonian(atoms=atoms.copy(), basis=model.basis, edges=edges, hamiltonian=h, overlap=s, meta=meta)

@@ -161,7 +161,7 @@ def _model_config(cfg: TrainConfig, hams: dict[Path, Any], train_files: Sequence
 
 def training_domain(hams) -> dict[str, Any]:
     """What the model saw: elements and the shortest distance of each element pair (Å), for the calculator's
-    out-of-domain checks."""
+    out-of-domain checks, and the median Fermi level of its crystals (eV)."""
     shortest: dict[str, float] = {}
     for h in hams:
         sym = h.atoms.get_chemical_symbols()
@@ -173,8 +173,12 @@ def training_domain(hams) -> dict[str, Any]:
             shortest[key] = min(shortest.get(key, np.inf), float(d))
     elements = sorted({s for h in hams for s in h.atoms.get_chemical_symbols()})
     periodic = sorted({bool(any(h.atoms.pbc)) for h in hams})
-    return {"elements": elements, "min_distance": dict(sorted(shortest.items())), "periodic": periodic,
-            "n_structures": len(hams)}
+    out = {"elements": elements, "min_distance": dict(sorted(shortest.items())), "periodic": periodic,
+           "n_structures": len(hams)}
+    fermi = [h.meta["fermi_level_ev"] for h in hams if h.meta.get("fermi_level_ev") is not None]
+    if fermi:  # where the sparse solver of a large cell starts looking (a guess eV off costs factorizations)
+        out["fermi_level_ev"] = float(np.median(fermi))
+    return out
 
 
 def _onsite_reference(layout, hams) -> dict[str, list[list[float]]]:
