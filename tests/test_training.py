@@ -148,3 +148,23 @@ def test_two_processes_give_the_same_loss_as_one(tmp_path, dataset):
     for a, b in zip(one, two):
         assert a["train_loss_h"] == pytest.approx(b["train_loss_h"], rel=1e-9)
         assert a["val_loss_h"] == pytest.approx(b["val_loss_h"], rel=1e-9)
+
+
+def test_training_domain_records_distances_and_the_crystals_fermi_level():
+    from ase.build import graphene
+
+    from tracegrad_ase.model.train import training_domain
+
+    basis = OrbitalBasis(name="s", shells={"C": (0,)}, valence={"C": 1})
+    hams = []
+    for ef, a in ((-3.0, 2.46), (-4.0, 2.50), (-3.8, 2.48)):
+        atoms = graphene(a=a, vacuum=5.0)
+        nl = neighbor_list(atoms, 1.6, self_edges=True)
+        edges = np.column_stack([nl.shifts, nl.i, nl.j])
+        blocks = [np.zeros((1, 1))] * len(edges)
+        hams.append(RealSpaceHamiltonian(atoms, basis, edges, blocks, blocks, meta={"fermi_level_ev": ef}))
+    domain = training_domain(hams)
+    assert domain["fermi_level_ev"] == pytest.approx(-3.8)  # the median
+    assert domain["min_distance"]["C-C"] == pytest.approx(2.46 / np.sqrt(3)) and domain["periodic"] == [True]
+    hams[0].meta.clear(), hams[1].meta.clear(), hams[2].meta.clear()
+    assert "fermi_level_ev" not in training_domain(hams)  # molecules: no Fermi level to record
