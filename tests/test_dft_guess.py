@@ -79,3 +79,28 @@ def test_wrong_guesses_are_named(water_run, graphene_run):
         guess_density(ham, run.atoms, other, None, 10)
     with pytest.raises(ValueError, match="another structure"):
         guess_density(graphene_run[1], run.atoms, run.basis, None, 10)
+
+
+def test_a_predicted_molecule_drops_nearly_dependent_directions(water_run, monkeypatch):
+    """An error along a nearly dependent overlap direction is amplified by 1/s into a spurious occupied level: a
+    prediction (meta source "model") is solved with PREDICTED_LINDEP, an exact Hamiltonian with every direction."""
+    from tracegrad_ase import pyscf_truth
+    from tracegrad_ase.hamiltonian import RealSpaceHamiltonian, blocks_from_dense
+
+    run, ham = water_run
+    nelec = run.info["nelectron"]
+    monkeypatch.setattr(pyscf_truth, "PREDICTED_LINDEP", 0.05)  # water/def2-SVP's smallest is 0.038
+    h, s = (m.toarray() for m in electronic.BlochAssembler(ham).at_real(np.zeros(3)))
+    u0 = np.linalg.eigh(s)[1][:, 0]
+    offsets = np.concatenate([[0], np.cumsum([ham.basis.norb(z) for z in ham.atoms.numbers])])
+    pairs = [(int(i), int(j)) for i, j in ham.edges[:, 3:]]
+    wrong = h - 2.0 * np.outer(u0, u0)  # -2 eV along it: a level near -2/0.038 = -53 eV
+
+    def guess(source):
+        bad = RealSpaceHamiltonian(ham.atoms, ham.basis, ham.edges, blocks_from_dense(wrong, offsets, pairs),
+                                   ham.overlap, meta={"source": source})
+        return guess_density(bad, run.atoms, run.basis, None, nelec)
+
+    ref = run.mf.make_rdm1()
+    assert np.abs(guess("pyscf") - ref).max() > 0.3
+    assert np.abs(guess("model") - ref).max() < 0.1 * np.abs(guess("pyscf") - ref).max()

@@ -19,7 +19,7 @@ from ase.dft.kpoints import BandPath
 
 from . import electronic, symmetry
 from .errors import LinearDependenceError
-from .hamiltonian import LINDEP_THRESHOLD, PREDICTED_LINDEP
+from .hamiltonian import PREDICTED_LINDEP
 from .predict import load, predict_hamiltonian
 
 _NOT_OFFERED = ("energy", "free_energy", "forces", "stress", "energies", "stresses", "magmom", "magmoms",
@@ -45,10 +45,11 @@ class TraceGradCalculator(Calculator):
         inertia counting (``electronic.sparse_fermi_level``: sparse factorizations, no diagonalization);
         occupations are not available.
     lindep: overlap eigenvalues below this are dropped as linear dependencies when solving (canonical
-        orthogonalization). Default ``hamiltonian.PREDICTED_LINDEP`` (1e-2) for crystals, 1e-6 for molecules: diffuse
-        crystal bases (gth-dzvp graphene: S(k) down to 1e-8) amplify a prediction's errors in nearly dependent
-        directions by 1/s — measured with the shipped carbon model, band errors near E_F of 6.7 eV at 1e-6 and
-        0.18 eV at 1e-2 —, while the exact Hamiltonian is consistent with S there and needs no such cut.
+        orthogonalization). Default ``hamiltonian.PREDICTED_LINDEP`` (1e-2), molecules and crystals: nearly
+        dependent bases (gth-dzvp graphene: S(k) down to 1e-8; def2-SVP ethanol: ~1e-3) amplify a prediction's
+        errors along those directions by 1/s — measured with the shipped carbon model, band errors near E_F of
+        6.7 eV at 1e-6 and 0.18 eV at 1e-2; with the ethanol model, spurious levels in the HOMO-LUMO gap at
+        1e-6 —, while the exact Hamiltonian is consistent with S there and needs no such cut.
     device, dtype: where the network runs.
     """
 
@@ -91,8 +92,7 @@ class TraceGradCalculator(Calculator):
         periodic = bool(np.any(atoms.pbc))
         kpts, weights = self._kpoints(atoms, self.parameters.kpts) if periodic else (np.zeros((1, 3)), None)
         self._folded = weights is not None  # only a symmetry-reduced mesh carries weights
-        self._lindep = self.parameters.lindep if self.parameters.lindep is not None else (
-            PREDICTED_LINDEP if periodic else LINDEP_THRESHOLD)
+        self._lindep = self.parameters.lindep if self.parameters.lindep is not None else PREDICTED_LINDEP
         if self.asm.norb > electronic.SPARSE_THRESHOLD:
             self._calculate_window(ham, kpts, weights, nelec)
             return
@@ -262,7 +262,7 @@ class TraceGradCalculator(Calculator):
         ham = self.get_hamiltonian()
         if np.any(ham.atoms.pbc):
             raise ValueError("molecular orbitals are for molecules (no periodic direction); use get_eigenvalues")
-        lindep = self.parameters.lindep if self.parameters.lindep is not None else LINDEP_THRESHOLD
+        lindep = self.parameters.lindep if self.parameters.lindep is not None else PREDICTED_LINDEP
         return electronic.molecular_orbitals(ham, lindep)
 
     def get_homo_lumo(self) -> tuple[float, float]:

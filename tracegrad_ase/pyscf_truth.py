@@ -25,7 +25,7 @@ from ase import Atoms
 from .basis import OrbitalBasis
 from .errors import SCFNotConvergedError, StructureError
 from .graphs import neighbor_list
-from .hamiltonian import PREDICTED_LINDEP, RealSpaceHamiltonian, blocks_from_dense
+from .hamiltonian import LINDEP_THRESHOLD, PREDICTED_LINDEP, RealSpaceHamiltonian, blocks_from_dense
 from .integrals import overlap_blocks, pyscf_offsets
 from .structures import validate_atoms
 from .units import HARTREE_TO_EV
@@ -407,13 +407,15 @@ def guess_density(ham: RealSpaceHamiltonian, atoms: Atoms, basis: OrbitalBasis, 
             raise ValueError(f"the guess Hamiltonian's basis for {el} ({ham.basis.irreps(el)}) is not the SCF's "
                              f"({basis.irreps(el)}): predict with a model trained in the SCF's basis")
     m = basis.structure_transform(atoms.numbers, "e3nn", "pyscf")
+    # As the calculator solves a prediction: nearly dependent overlap directions would amplify its errors into
+    # spurious (occupied) levels; an exact Hamiltonian is consistent with S there and keeps every direction.
+    predicted = ham.meta.get("source") == "model"
     if kpts_frac is None:
-        mo = molecular_orbitals(ham)
+        mo = molecular_orbitals(ham, PREDICTED_LINDEP if predicted else LINDEP_THRESHOLD)
         if mo["n_electrons"] != nelec:
             raise ValueError(f"the guess Hamiltonian holds {mo['n_electrons']} electrons, the SCF {nelec}")
         return m @ mo["density_matrix"] @ m.T
     width = smearing if smearing else 1e-3
-    # As the calculator solves a predicted crystal: nearly dependent overlap directions would amplify its errors.
     dms, _ = density_matrices(ham, kpts_frac, "fermi-dirac", width, n_electrons=nelec, lindep=PREDICTED_LINDEP)
     return np.einsum("ab,kbc,dc->kad", m, dms, m)
 

@@ -23,7 +23,7 @@ import torch
 
 from ..basis import OrbitalBasis, symbol_of
 from ..datafiles import load_h5
-from ..hamiltonian import LINDEP_THRESHOLD, PREDICTED_LINDEP, RealSpaceHamiltonian, near_band_edges
+from ..hamiltonian import PREDICTED_LINDEP, RealSpaceHamiltonian, near_band_edges
 from .data import GraphBatch, graph_from_hamiltonian
 from .network import TraceGradNet
 
@@ -247,8 +247,8 @@ class _Accumulator:
             k = np.zeros((1, 3))
         else:
             k = default_kpoints(true_ham.atoms.pbc) if kpts is None else np.atleast_2d(np.asarray(kpts, float))
-        # Crystals are solved as the calculator solves a prediction (PREDICTED_LINDEP), the truth in the same space.
-        lindep = LINDEP_THRESHOLD if molecule else PREDICTED_LINDEP
+        # Solved as the calculator solves a prediction (PREDICTED_LINDEP), the truth in the same space.
+        lindep = PREDICTED_LINDEP
         e_true = true_ham.eigenvalues(k, lindep)
         e_pred = pred_ham.eigenvalues(k, lindep)
         nb = min(e_true.shape[1], e_pred.shape[1])  # canonical orthogonalization may drop different directions
