@@ -438,7 +438,7 @@ def sparse_fermi_level(
 ) -> dict[str, float]:
     """Fermi level of a large cell sampled at one k-point (default Γ), without a full diagonalization.
 
-    First one shift-invert window of ``n_bands`` levels around the guess, numbered by the count below the guess
+    First one shift-invert window of ``2 n_bands`` levels around the guess, numbered by the count below the guess
     and checked by counts at two gaps of the window around the HOMO and LUMO (three factorizations in all). If
     the guess is too far off or the check fails, for the HOMO (level ``n_electrons/2 - 1``, spin-degenerate
     filling) and then the LUMO: bisect on
@@ -536,7 +536,9 @@ def sparse_fermi_level(
         """One window of levels around x, numbered from the count below x and accepted only when counts at gaps
         of the window beyond the HOMO and the LUMO confirm it: three factorizations when the guess is good."""
         c = below(x)
-        w = np.sort(_sparse_eigs(asm, k, x, nb, False, factor=kept.get(x))[0])
+        # Twice the bands: a supercell's folded levels come in clusters of 6 or 12 (graphene), and the window must
+        # reach past the HOMO's and the LUMO's clusters on both sides.
+        w = np.sort(_sparse_eigs(asm, k, x, min(2 * nb, asm.norb - 2), False, factor=kept.get(x))[0])
         made[0] += x not in kept
         first = c - int((w < x).sum())  # the window's levels would be first, first + 1, ... if none is missing
         p, q = nocc - 1 - first, nocc - first  # where the HOMO and the LUMO would sit in it

@@ -161,7 +161,7 @@ def _model_config(cfg: TrainConfig, hams: dict[Path, Any], train_files: Sequence
 
 def training_domain(hams) -> dict[str, Any]:
     """What the model saw: elements and the shortest distance of each element pair (Å), for the calculator's
-    out-of-domain checks, and the median Fermi level of its crystals (eV)."""
+    out-of-domain checks, and the median Fermi level of its structures (eV), where the data record one."""
     shortest: dict[str, float] = {}
     for h in hams:
         sym = h.atoms.get_chemical_symbols()
