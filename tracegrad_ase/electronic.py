@@ -126,17 +126,24 @@ class BlochAssembler:
         phase = np.exp(2j * np.pi * (self._shifts @ k))[self._edge_of_entry]
         return self._csr(self._sum(self._h * phase)), self._csr(self._sum(self._s * phase))
 
+    def _real_phase(self, k: Sequence[float]) -> np.ndarray | None:
+        """The Bloch phase per edge when H(k), S(k) are real (real blocks, k.R integer or half-integer)."""
+        phase = np.exp(2j * np.pi * (self._shifts @ np.asarray(k, dtype=float).reshape(3)))
+        if not self.real_blocks or np.abs(phase.imag).max(initial=0.0) > 1e-14:
+            return None
+        return phase.real
+
     def is_real(self, k: Sequence[float]) -> bool:
         """Whether H(k) and S(k) are real: real blocks, and k.R integer or half-integer on every edge."""
-        phase = np.exp(2j * np.pi * (self._shifts @ np.asarray(k, dtype=float).reshape(3)))
-        return bool(self.real_blocks) and np.abs(phase.imag).max(initial=0.0) <= 1e-14
+        return self._real_phase(k) is not None
 
     def at_real(self, k: Sequence[float]) -> tuple[sp.csr_matrix, sp.csr_matrix] | None:
         """H(k), S(k) as real CSR matrices when they are real (real blocks and k.R integer or half-integer for
         every edge, e.g. Γ); otherwise None."""
-        if not self.is_real(k):
+        phase = self._real_phase(k)
+        if phase is None:
             return None
-        ph = np.exp(2j * np.pi * (self._shifts @ np.asarray(k, dtype=float).reshape(3))).real[self._edge_of_entry]
+        ph = phase[self._edge_of_entry]
         return self._csr(self._sum(self._h * ph)), self._csr(self._sum(self._s * ph))
 
 
@@ -532,6 +539,7 @@ def sparse_fermi_level(
         guess = next((meta[key] for key in ("fermi_level_ev", "fermi_level_guess_ev") if meta.get(key) is not None),
                      0.0)
     start = float(guess) + 1.234567e-3 * step
+
     def first_window(x: float) -> bool:
         """One window of levels around x, numbered from the count below x and accepted only when counts at gaps
         of the window beyond the HOMO and the LUMO confirm it: three factorizations when the guess is good."""
