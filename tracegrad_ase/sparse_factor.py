@@ -106,6 +106,9 @@ class ShiftedFactorization:
             self.close()
             raise np.linalg.LinAlgError(f"PARDISO could not factor the shifted matrix ({exc}); shift it slightly") \
                 from None
+        # pypardiso keeps a copy of the matrix to recognise it in solve(), which solve() below bypasses: drop it
+        # (the size of A again: ~1 GB for 10,000 gth-dzvp atoms).
+        self._solver.remove_stored_factorization()
         if self._solver.get_iparm(14):  # perturbed pivots: A is singular to working precision here
             self.close()
             raise np.linalg.LinAlgError("the shifted matrix is singular (perturbed pivots); shift it slightly")
