@@ -8,6 +8,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from tracegrad_ase.atomic import atomic_write_json
+
 
 def machine(**extra: Any) -> dict[str, Any]:
     """Where the figures were measured (quote it with them)."""
@@ -21,9 +23,6 @@ def merge_results(path: str | os.PathLike, key: str, entry: Any) -> Path:
     out = Path(path)
     results = json.loads(out.read_text()) if out.exists() else {}
     results[key] = entry
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    os.replace(tmp, out)
+    atomic_write_json(out, results, indent=1)
     print(f"-> {out}")
     return out

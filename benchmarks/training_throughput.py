@@ -64,8 +64,9 @@ def main() -> None:
             batch_graphs = [graphs[(step * bs + b) % len(graphs)] for b in range(bs)]
             batch = collate(batch_graphs)
             out = model(batch)
-            l_h, l_t = structure_losses(model, batch, out)
-            loss, _, _ = combined_loss(l_h, l_t, cfg.trace_weight, bs, 1)
+            losses = structure_losses(model, batch, out, cfg.gauge, cfg.band_weight, cfg.band_kpoints,
+                                      cfg.band_window_ev)
+            loss, _ = combined_loss(losses, cfg.trace_weight, cfg.band_weight, bs, 1)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -25,7 +25,10 @@ HERE = Path(__file__).resolve().parent
 
 
 def _evaluate(model: Path, data: list[str], split: str, out: Path, parity: Path | None = None) -> dict:
-    cmd = [sys.executable, "-m", "tracegrad_ase.cli", "evaluate", str(model), *data, "--split", split, "--json", str(out)]
+    """``tracegrad evaluate``; ``split`` "test"/"all" with data folders, or "files" when ``data`` are .h5 files."""
+    cmd = [sys.executable, "-m", "tracegrad_ase.cli", "evaluate", str(model), *data, "--json", str(out)]
+    if split != "files":
+        cmd += ["--split", split]
     if parity is not None:
         cmd += ["--parity", str(parity)]
     subprocess.run(cmd, check=True)
@@ -33,8 +36,10 @@ def _evaluate(model: Path, data: list[str], split: str, out: Path, parity: Path 
 
 
 def _figures(res: dict) -> dict:
-    keys = ("n_structures", "mae_mev", "mae_onsite_mev", "mae_offsite_mev", "eig_mae_mev", "eig_near_edges_mae_mev",
-            "eig_occupied_mae_mev", "homo_lumo_gap_error_mev", "mae_by_degree_mev")
+    keys = ("n_structures", "mae_mev", "gauge_mae_mev", "mae_onsite_mev", "gauge_mae_onsite_mev", "mae_offsite_mev",
+            "gauge_mae_offsite_mev", "band_mae_ef_mev", "band_max_ef_mev", "ghost_levels", "ghost_levels_domain",
+            "ghost_kpoints", "eig_mae_mev", "eig_near_edges_mae_mev", "eig_occupied_mae_mev", "homo_lumo_gap_error_mev",
+            "mae_by_degree_mev", "gauge_mae_by_degree_mev")
     return {k: res[k] for k in keys if res.get(k) is not None}
 
 
@@ -48,33 +53,73 @@ def _training(run: Path) -> dict:
             "split": {k: len(v) for k, v in split.items()}}
 
 
+def _training_files(data: list[str], names: set[str] | None) -> list[Path]:
+    return [f for d in data for f in sorted((Path(d) / "structures").glob("*.h5")) if names is None or f.name in names]
+
+
+def _complete_domain(model_json: dict, train_files: list[Path]) -> None:
+    """Add what newer training runs record in the model's domain (Fermi level, spectral range) to older ones."""
+    from tracegrad_ase.datafiles import load_h5
+    from tracegrad_ase.model.train import training_domain
+
+    domain = model_json["metadata"].setdefault("domain", {})
+    if "fermi_level_ev" in domain and "spectral_range_ev" in domain:
+        return
+    new = training_domain([load_h5(f) for f in train_files])
+    for key in ("fermi_level_ev", "spectral_range_ev"):
+        if key not in domain and key in new:
+            domain[key] = new[key]
+
+
+def _redrawn_split(dest: Path, data: list[str]) -> dict[str, list[Path]]:
+    """The training run's split, drawn again from the shipped train.yaml's split and seed (split_dataset is
+    deterministic in the file list), for models whose run folder is gone."""
+    from tracegrad_ase.datafiles import load_dataset, split_dataset
+
+    cfg = yaml.safe_load((dest / "train.yaml").read_text())
+    files = [f for d in data for f in load_dataset(d)]
+    train, val, test = split_dataset(files, cfg.get("split", [0.8, 0.1, 0.1]), cfg.get("seed", 0))
+    return {"train": train, "val": val, "test": test}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name")
-    ap.add_argument("--run", required=True, help="training run folder of the model to ship")
+    ap.add_argument("--run", default=None, help="training run folder of the model to ship")
+    ap.add_argument("--reevaluate", action="store_true",
+                    help="no run: evaluate the shipped weights again (split redrawn from train.yaml)")
     ap.add_argument("--baseline", default=None, help="training run folder of its baseline (tracegrad: false)")
     ap.add_argument("--data", nargs="+", required=True, help="the data folders it was trained on")
     ap.add_argument("--heldout", nargs="*", default=[], help="data folders of structure types never trained on")
     args = ap.parse_args()
+    if bool(args.run) == bool(args.reevaluate):
+        ap.error("give exactly one of --run and --reevaluate")
 
     dest = HERE / args.name
-    run, best = Path(args.run), Path(args.run) / "checkpoints" / "best"
     evaluation = dest / "evaluation"
     evaluation.mkdir(parents=True, exist_ok=True)
+    if args.reevaluate:
+        best = dest
+        split = _redrawn_split(dest, args.data)
+        model_json = json.loads((dest / "model.json").read_text())
+        _complete_domain(model_json, split["train"])
+        (dest / "model.json").write_text(json.dumps(model_json, indent=2))
+        card = yaml.safe_load((dest / "card.yaml").read_text())
+        # Figures of the old metrics would sit beside new ones; the baseline runs are not shipped, so their
+        # figures go (git history keeps them) and every held-out set given is evaluated again.
+        for key in ("test", "heldout", "evaluate_command"):
+            card.pop(key, None)
+        card.get("training", {}).pop("baseline", None)
+        test_args, test_split = [str(f) for f in split["test"]], "files"
+        _reevaluated(card, dest, best, test_args, test_split, args)
+        return
+    run, best = Path(args.run), Path(args.run) / "checkpoints" / "best"
     # Weights and config are copied as they are; only the card's metadata gains the model's name.
     shutil.copy2(best / "model.safetensors", dest / "model.safetensors")
     model_json = json.loads((best / "model.json").read_text())
     model_json["metadata"]["name"] = args.name
-    domain = model_json["metadata"].setdefault("domain", {})
-    if "fermi_level_ev" not in domain:  # runs trained before training_domain recorded it
-        from tracegrad_ase.datafiles import load_h5
-        from tracegrad_ase.model.train import training_domain
-
-        names = set(json.loads((run / "split.json").read_text())["train"])
-        files = [f for d in args.data for f in sorted((Path(d) / "structures").glob("*.h5")) if f.name in names]
-        fermi = training_domain([load_h5(f) for f in files]).get("fermi_level_ev")
-        if fermi is not None:
-            domain["fermi_level_ev"] = fermi
+    names = set(json.loads((run / "split.json").read_text())["train"])
+    _complete_domain(model_json, _training_files(args.data, names))
     (dest / "model.json").write_text(json.dumps(model_json, indent=2))
 
     card = yaml.safe_load((dest / "card.in.yaml").read_text())
@@ -84,7 +129,13 @@ def main() -> None:
                      "muls": cfg["muls"], "dtype": model_json["dtype"],
                      "weights_bytes": (dest / "model.safetensors").stat().st_size}
     card["training"] = {**card.get("training", {}), **_training(run)}
-    card["test"] = {"model": _figures(_evaluate(best, args.data, "test", evaluation / "test.json",
+    _reevaluated(card, dest, best, args.data, "test", args)
+
+
+def _reevaluated(card: dict, dest: Path, best: Path, test_data: list[str], test_split: str, args) -> None:
+    """Test and held-out figures of ``best`` (and the baseline run, if any) into the card; writes card.yaml."""
+    evaluation = dest / "evaluation"
+    card["test"] = {"model": _figures(_evaluate(best, test_data, test_split, evaluation / "test.json",
                                                  evaluation / "parity_test.png"))}
     if args.baseline:
         bbest = Path(args.baseline) / "checkpoints" / "best"
@@ -100,8 +151,10 @@ def main() -> None:
         if args.baseline:
             card["heldout"][tag]["baseline"] = _figures(_evaluate(
                 Path(args.baseline) / "checkpoints" / "best", [folder], "all", evaluation / f"{tag}_baseline.json"))
-    card["evaluate_command"] = (f"tracegrad evaluate {best} {' '.join(args.data)} --split test "
-                                f"--json test.json --parity parity.png")
+    card["evaluate_command"] = (
+        f"python calculators/ship_model.py {args.name} --reevaluate --data {' '.join(args.data)} --heldout "
+        f"{' '.join(args.heldout)}" if args.reevaluate else
+        f"tracegrad evaluate {best} {' '.join(args.data)} --split test --json test.json --parity parity.png")
     (dest / "card.yaml").write_text("# Written by calculators/ship_model.py from the evaluation/ JSON files.\n"
                                     + yaml.safe_dump(card, sort_keys=False, allow_unicode=True, width=110))
     print(yaml.safe_dump({"test": card["test"], "heldout": card.get("heldout", {})}, sort_keys=False))

@@ -112,15 +112,19 @@ def test_self_evaluation_is_exact(model, data):
     # O (sto-3g: 1s 2s 2p) has 5 orbitals, H 1: 25 + 2*1 + 4*5 + 2*1 masked entries
     assert r["n_values"] == 49
     for key in ("mae_mev", "mae_onsite_mev", "mae_offsite_mev", "eig_mae_mev", "eig_occupied_mae_mev",
-                "homo_lumo_gap_error_mev"):
+                "homo_lumo_gap_error_mev", "gauge_mae_mev", "band_mae_ef_mev"):
         assert r[key] <= 1e-9, key
+    assert r["ghost_levels"] == 0
     assert set(r["mae_by_element_pair_mev"]) == {"H-H", "H-O", "O-O"}
     assert set(r["mae_by_degree_mev"]) == {"0", "1", "2"}
     assert max(r["mae_by_degree_mev"].values()) <= 1e-9
     assert r["eig_near_edges_mae_mev"] is None  # no crystal
-    assert r["per_structure"] == [{"name": "water", "mae_mev": r["mae_mev"], "n_edges": 9,
-                                   "eig_mae_mev": r["eig_mae_mev"],
-                                   "homo_lumo_gap_error_mev": r["homo_lumo_gap_error_mev"]}]
+    record = r["per_structure"][0]
+    assert len(r["per_structure"]) == 1
+    assert {k: record[k] for k in ("name", "mae_mev", "n_edges", "eig_mae_mev", "homo_lumo_gap_error_mev")} == {
+        "name": "water", "mae_mev": r["mae_mev"], "n_edges": 9, "eig_mae_mev": r["eig_mae_mev"],
+        "homo_lumo_gap_error_mev": r["homo_lumo_gap_error_mev"]}
+    assert record["band_alignment"] == "vbm" and record["gauge_shift_ev"] == 0.0
 
 
 def test_onsite_shift_known_errors(model, data):

@@ -2,14 +2,36 @@
 electronic-structure interface, so ``ase.dft.dos.DOS(calc)``, ``ase.dft.bandgap.bandgap(calc)`` and
 ``atoms.calc.band_structure().plot()`` work unchanged.
 
-It recomputes only when the atoms change (ASE's ``check_state``). It offers no total energy and no forces:
-the model predicts H, not E.
+It recomputes only when the atoms change (ASE's ``check_state``) or a parameter changes (``calc.set``). It offers
+no total energy and no forces: the model predicts H, not E.
+
+Absolute levels (``get_eigenvalues``) are in the model's own energy zero: the zero of a periodic DFT calculation is
+the cell-averaged potential (more vacuum: every level moves together), which no local model can see. Levels
+relative to ``get_fermi_level()``, gaps, the DOS around E_F and occupations do not depend on it. Predicted levels
+far outside the model's training range (relative to E_F) are ghost levels: a ``spectrum.GhostLevelWarning`` and
+``results["ghost_levels"]``.
+
+Reliability contract:
+
+- every parameter is checked where it is given (constructor or ``set``); unknown keywords, wrong types and
+  impossible values are a :class:`~tracegrad_ase.errors.ParameterError` naming the parameter;
+- results belong to the atoms they were computed for: the argument-free getters (``get_fermi_level()``, ...)
+  answer for the one ``Atoms`` the calculator is attached to, recomputing when it changed, and refuse
+  (:class:`~tracegrad_ase.errors.CalculatorUsageError`) while it is attached to several;
+- k-points along a non-periodic direction must be 0 (a whole number is the same point and is accepted): H(k) does
+  not depend on them, and a path along one would plot flat bands;
+- a ``BandPath`` made for another cell is refused (:class:`~tracegrad_ase.errors.MismatchError`);
+- NaN or infinite levels are an error (:class:`~tracegrad_ase.errors.PredictionError`), never a result;
+- one calculator may be shared between threads: calculations and result reads hold a lock.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from typing import Any
+import threading
+import weakref
+from typing import Any, Callable
 
 import numpy as np
 from ase import Atoms
@@ -17,13 +39,175 @@ from ase.calculators.calculator import (Calculator, PropertyNotImplementedError,
                                          kpts2sizeandoffsets)
 from ase.dft.kpoints import BandPath
 
-from . import electronic, symmetry
-from .errors import LinearDependenceError
+from . import electronic, spectrum, symmetry
+from .errors import (CalculatorUsageError, LinearDependenceError, MismatchError, ParameterError, PredictionError,
+                     StructureError, UnknownParameterError)
 from .hamiltonian import PREDICTED_LINDEP
 from .predict import load, predict_hamiltonian
+from .structures import validate_atoms
 
 _NOT_OFFERED = ("energy", "free_energy", "forces", "stress", "energies", "stresses", "magmom", "magmoms",
                 "dipole", "charges")
+#: ASE's own Calculator keywords, passed on (its restart files mean nothing here and are refused).
+_ASE_KEYWORDS = ("atoms", "label", "directory")
+#: Keys of a ``kpts`` dict: ASE's Monkhorst-Pack form, or a band path built on the atoms' cell.
+_MESH_KEYS = ("size", "density", "gamma", "even")
+_PATH_KEYS = ("path", "npoints", "density", "special_points", "eps")
+#: A BandPath fits the atoms when the metric tensors of their periodic cell vectors agree to this (relative).
+_CELL_TOL = 1e-6
+
+
+# -- parameter checks (no atoms needed) -----------------------------------------------------------------
+def _is_real(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
+def _real(name: str, value: Any, low: float | None = None, high: float | None = None, strict_low: bool = False,
+          allow_none: bool = False) -> float | None:
+    """A finite real number within the bounds, or a ParameterError naming ``name``."""
+    if value is None and allow_none:
+        return None
+    if not _is_real(value) or not math.isfinite(float(value)):
+        raise ParameterError(f"{name} must be a finite number{' or None' if allow_none else ''}, got {value!r}")
+    v = float(value)
+    if low is not None and (v < low or (strict_low and v == low)):
+        raise ParameterError(f"{name} must be {'>' if strict_low else '>='} {low:g}, got {value!r}")
+    if high is not None and v >= high:
+        raise ParameterError(f"{name} must be < {high:g}, got {value!r}")
+    return v
+
+
+def _integral(name: str, value: Any, low: int = 1) -> int:
+    """An integer >= ``low``. A float with an integral value is accepted as that integer (6.0 -> 6: YAML and JSON
+    give floats); 6.5, booleans and strings are refused."""
+    if not _is_real(value) or not math.isfinite(float(value)) or not float(value).is_integer():
+        raise ParameterError(f"{name} must be an integer, got {value!r}")
+    if int(value) < low:
+        raise ParameterError(f"{name} must be >= {low}, got {value!r}")
+    return int(value)
+
+
+def _mesh_size(name: str, value: Any) -> tuple[int, int, int]:
+    arr = np.asarray(value, dtype=object).ravel() if not isinstance(value, (str, bytes)) else None
+    if arr is None or len(arr) != 3:
+        raise ParameterError(f"a Monkhorst-Pack size needs 3 integers, got {value!r}")
+    try:
+        return tuple(_integral(name, x) for x in arr)  # type: ignore[return-value]
+    except ParameterError:
+        raise ParameterError(f"{name}: a Monkhorst-Pack size is 3 positive integers, got {value!r} (for explicit "
+                             "k-points give a list of them, [[kx, ky, kz], ...])") from None
+
+
+def _kpts_dict(d: dict, name: str) -> dict:
+    """ASE's dict forms: a mesh (``size`` or ``density``, ``gamma``, ``even``) or a path (``path``, ...)."""
+    if "path" in d or "special_points" in d or "npoints" in d:
+        unknown = sorted(set(map(str, d)) - set(_PATH_KEYS))
+        if unknown:
+            raise UnknownParameterError(f"{name}: unknown band-path key(s) {unknown}; known: {list(_PATH_KEYS)}")
+        out = dict(d)
+        if out.get("path") is not None and not isinstance(out["path"], str):
+            raise ParameterError(f"{name}['path'] must be a string of special points such as 'GMKG', "
+                                 f"got {out['path']!r}")
+        if out.get("npoints") is not None:
+            out["npoints"] = _integral(f"{name}['npoints']", out["npoints"])
+        for key in ("density", "eps"):
+            if out.get(key) is not None:
+                out[key] = _real(f"{name}[{key!r}]", out[key], 0.0, strict_low=True)
+        return out
+    unknown = sorted(set(map(str, d)) - set(_MESH_KEYS))
+    if unknown:
+        raise UnknownParameterError(f"{name}: unknown key(s) {unknown}; a mesh takes {list(_MESH_KEYS)}, a band path "
+                                    f"{list(_PATH_KEYS)}")
+    if ("size" in d) == ("density" in d):
+        raise ParameterError(f"{name} as a mesh needs 'size' or 'density' (one of them), got {d!r}")
+    out = dict(d)
+    if "size" in out:
+        out["size"] = _mesh_size(f"{name}['size']", out["size"])
+    else:
+        out["density"] = _real(f"{name}['density']", out["density"], 0.0, strict_low=True)
+    for key in ("gamma", "even"):
+        if out.get(key) is not None and not isinstance(out[key], (bool, np.bool_)):
+            raise ParameterError(f"{name}[{key!r}] must be True, False or None, got {out[key]!r}")
+    return out
+
+
+def check_kpts(value: Any, name: str = "kpts") -> Any:
+    """``kpts`` as the calculator keeps it: None, a ``BandPath``, a checked dict, a Monkhorst-Pack size as a tuple of
+    3 ints, or an (nk, 3) float array of fractional k-points. Anything else is a :class:`ParameterError`.
+
+    A 1-D sequence of 3 numbers is always a mesh size: ``(6.0, 6.0, 1.0)`` is the mesh (6, 6, 1) (not one k-point at
+    (6, 6, 1), which ASE's ``kpts2kpts`` makes of it); ``(6.5, 6, 1)`` is refused.
+    """
+    if value is None:
+        return None
+    if isinstance(value, BandPath):
+        k = np.asarray(value.kpts, dtype=float)
+        if k.ndim != 2 or k.shape[1] != 3 or len(k) == 0 or not np.isfinite(k).all():
+            raise ParameterError(f"{name}: the BandPath has no usable k-points (shape {k.shape}); interpolate it, "
+                                 "e.g. cell.bandpath('GMKG', npoints=100)")
+        return value
+    if isinstance(value, dict):
+        return _kpts_dict(value, name)
+    if isinstance(value, (str, bytes)):
+        raise ParameterError(f"{name} must be a Monkhorst-Pack size (3 integers), a dict such as {{'density': 5}}, an "
+                             f"(nk, 3) list of fractional k-points or a BandPath, got the string {value!r}")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError):
+        arr = np.asarray(None)
+    if arr.dtype.kind not in "iuf" or arr.ndim not in (1, 2):
+        raise ParameterError(f"{name} must be a Monkhorst-Pack size (3 integers), a dict such as {{'density': 5}}, an "
+                             f"(nk, 3) list of fractional k-points or a BandPath, got {value!r}")
+    if arr.ndim == 1:
+        return _mesh_size(name, value)
+    if arr.shape[1] != 3 or len(arr) == 0:
+        raise ParameterError(f"an explicit k-point list must have shape (nk, 3), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ParameterError(f"{name}: the k-point list holds NaN or infinite values")
+    return arr.astype(float)
+
+
+def check_fermi_kpts(value: Any) -> Any:
+    """``fermi_kpts``: like ``kpts`` but a mesh or a list, never a path (a path does not sample the zone)."""
+    out = check_kpts(value, "fermi_kpts")
+    if isinstance(out, BandPath) or _is_path_dict(out):
+        raise ParameterError("fermi_kpts must sample the Brillouin zone (a Monkhorst-Pack size, {'density': d} or a "
+                             "k-point list), not a band path: the Fermi level of a path is not the crystal's")
+    return out
+
+
+def _check_smearing(value: Any) -> str:
+    if not isinstance(value, str) or value not in electronic.SMEARINGS:
+        raise ParameterError(f"smearing must be one of {electronic.SMEARINGS}, got {value!r}")
+    return value
+
+
+def _check_bool(name: str) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ParameterError(f"{name} must be True or False, got {value!r}")
+        return bool(value)
+    return check
+
+
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "kpts": check_kpts,
+    "fermi_kpts": check_fermi_kpts,
+    "smearing": _check_smearing,
+    "width": lambda v: _real("width (eV)", v, 0.0, strict_low=True),
+    "sigma": lambda v: _real("sigma (eV)", v, allow_none=True),
+    "n_bands": lambda v: None if v is None else _integral("n_bands", v),
+    "symmetry": _check_bool("symmetry"),
+    "lindep": lambda v: _real("lindep", v, 0.0, 1.0, allow_none=True),
+}
+
+
+def _is_path_dict(kpts: Any) -> bool:
+    return isinstance(kpts, dict) and any(k in kpts for k in ("path", "special_points", "npoints"))
+
+
+def _axes(mask: np.ndarray) -> str:
+    return ", ".join("abc"[i] for i in np.flatnonzero(mask))
 
 
 class TraceGradCalculator(Calculator):
@@ -32,25 +216,32 @@ class TraceGradCalculator(Calculator):
     Parameters
     ----------
     model: a shipped model's name or a model folder.
-    kpts: where eigenvalues are wanted: a Monkhorst-Pack size ``(n1, n2, n3)``, ``{"density": d}``, an explicit
-        (nk, 3) list of fractional k-points, or a ``BandPath`` (``atoms.cell.bandpath()``). Molecules: Γ.
+    kpts: where eigenvalues are wanted: a Monkhorst-Pack size ``(n1, n2, n3)`` (a Γ-centred mesh; integral floats
+        such as 6.0 are taken as 6), ASE's dicts ``{"density": d}`` / ``{"size": ..., "gamma": ...}`` (ASE's
+        Monkhorst-Pack points) or ``{"path": "GMKG", "npoints": 100}`` (a path on the atoms' cell), an explicit
+        (nk, 3) list of fractional k-points, or a ``BandPath`` of the atoms' cell (``atoms.cell.bandpath()``).
+        k along a non-periodic direction must be 0, and a mesh 1 there. Molecules: Γ (a path is refused).
     fermi_kpts: the mesh the Fermi level is found on when ``kpts`` is a path or a list (default: a
-        Monkhorst-Pack mesh of density 5 Å, or ``kpts`` itself when that is a mesh).
+        Monkhorst-Pack mesh of density 5 Å, or ``kpts`` itself when that is a mesh). Never a path.
     symmetry: a Monkhorst-Pack size (of ``kpts`` or ``fermi_kpts``) is a Γ-centred mesh; with ``symmetry=True``
         only its irreducible points are solved (spglib's point group and time reversal), weighted by their star.
-    smearing, width: ``"fermi-dirac"``, ``"gaussian"`` or ``"none"``, width in eV.
+    smearing, width: ``"fermi-dirac"``, ``"gaussian"`` or ``"none"``, width in eV (> 0).
     sigma, n_bands: for structures above ``electronic.SPARSE_THRESHOLD`` (3000) orbitals no dense matrix is
         formed: the ``n_bands`` (default 32) eigenpairs nearest ``sigma`` (eV; default: the Fermi level) come
         from a sparse shift-invert solver. The Fermi level is then the Γ-point HOMO/LUMO midpoint found by
         inertia counting (``electronic.sparse_fermi_level``: sparse factorizations, no diagonalization);
         occupations are not available.
     lindep: overlap eigenvalues below this are dropped as linear dependencies when solving (canonical
-        orthogonalization). Default ``hamiltonian.PREDICTED_LINDEP`` (1e-2), molecules and crystals: nearly
-        dependent bases (gth-dzvp graphene: S(k) down to 1e-8; def2-SVP ethanol: ~1e-3) amplify a prediction's
-        errors along those directions by 1/s — measured with the shipped carbon model, band errors near E_F of
-        6.7 eV at 1e-6 and 0.18 eV at 1e-2; with the ethanol model, spurious levels in the HOMO-LUMO gap at
-        1e-6 —, while the exact Hamiltonian is consistent with S there and needs no such cut.
-    device, dtype: where the network runs.
+        orthogonalization), 0 <= lindep < 1. Default ``hamiltonian.PREDICTED_LINDEP`` (1e-2), molecules and
+        crystals: nearly dependent bases (gth-dzvp graphene: S(k) down to 1e-8; def2-SVP ethanol: ~1e-3) amplify a
+        prediction's errors along those directions by 1/s — measured with the shipped carbon model, band errors
+        near E_F of 6.7 eV at 1e-6 and 0.18 eV at 1e-2; with the ethanol model, spurious levels in the HOMO-LUMO
+        gap at 1e-6 —, while the exact Hamiltonian is consistent with S there and needs no such cut.
+    device, dtype: where the network runs: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``; ``None``
+        (the model file's), ``"float32"``, ``"float64"`` or the torch dtypes.
+
+    Any other keyword (except ASE's ``atoms``, ``label``, ``directory``) is an
+    :class:`~tracegrad_ase.errors.UnknownParameterError`, and so is an unknown name in ``calc.set(...)``.
     """
 
     implemented_properties = ["hamiltonian", "eigenvalues", "fermi_level", "band_gap"]
@@ -61,18 +252,79 @@ class TraceGradCalculator(Calculator):
     def __init__(self, model: str | os.PathLike, kpts=None, fermi_kpts=None, smearing: str = "fermi-dirac",
                  width: float = 0.05, sigma: float | None = None, n_bands: int | None = None, device: str = "cpu",
                  dtype=None, symmetry: bool = True, lindep: float | None = None, **kwargs):
-        super().__init__(kpts=kpts, fermi_kpts=fermi_kpts, smearing=smearing, width=width, sigma=sigma,
-                         n_bands=n_bands, symmetry=symmetry, lindep=lindep, **kwargs)
-        if smearing not in electronic.SMEARINGS:
-            raise ValueError(f"smearing must be one of {electronic.SMEARINGS}, got {smearing!r}")
+        unknown = sorted(set(kwargs) - set(_ASE_KEYWORDS))
+        if unknown:
+            raise UnknownParameterError(
+                f"TraceGradCalculator got unknown keyword(s) {unknown}; it takes model, "
+                f"{', '.join(self.default_parameters)}, device, dtype (and ASE's {', '.join(_ASE_KEYWORDS)})")
+        if not isinstance(model, (str, os.PathLike)):
+            raise ParameterError(f"model must be a shipped model's name or a model folder, got {model!r}")
+        self._lock = threading.RLock()
+        self._attached: list[weakref.ref] | None = None
+        self._folded = False  # whether the k-points are a symmetry-reduced mesh
+        self._bandpath: BandPath | None = None
+        # Checked before the model loads, so a typo costs nothing.
+        params = {k: _CHECKS[k](v) for k, v in dict(kpts=kpts, fermi_kpts=fermi_kpts, smearing=smearing, width=width,
+                                                     sigma=sigma, n_bands=n_bands, symmetry=symmetry,
+                                                     lindep=lindep).items()}
         self.model = load(model, device=device, dtype=dtype)
         self.model_name = str(model)
-        self._attached: Atoms | None = None
-        self._folded = False  # whether the k-points are a symmetry-reduced mesh
+        super().__init__(**params, **kwargs)
 
+    def set(self, **kwargs) -> dict:
+        """Change parameters (checked like the constructor's); any change discards the results."""
+        unknown = sorted(set(kwargs) - set(self.default_parameters))
+        if unknown:
+            raise UnknownParameterError(f"unknown calculator parameter(s) {unknown}; known: "
+                                        f"{', '.join(self.default_parameters)} (model, device and dtype are fixed "
+                                        "when the calculator is made)")
+        clean = {k: _CHECKS[k](v) for k, v in kwargs.items()}
+        with self._lock:
+            changed = super().set(**clean)
+            if changed:  # results of the old parameters would be wrong answers for the new ones
+                self.reset()
+            return changed
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        state["_attached"] = None  # a copy is attached to nothing: atoms.calc still names the original
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    # -- which atoms the results belong to ----------------------------------------------------------
     def set_atoms(self, atoms: Atoms) -> None:
-        """Called by ``atoms.calc = calc``: ASE's argument-free getters then follow these atoms' changes."""
-        self._attached = atoms
+        """Called by ``atoms.calc = calc``: the argument-free getters then answer for these atoms."""
+        with self._lock:
+            others = [a for a in self._attached_atoms() if a is not atoms]
+            self._attached = [weakref.ref(a) for a in others] + [weakref.ref(atoms)]
+
+    def _attached_atoms(self) -> list[Atoms]:
+        """The Atoms objects whose ``calc`` is this calculator now (reassigned or collected ones drop out)."""
+        out: list[Atoms] = []
+        for ref in self._attached or []:
+            a = ref()
+            if a is not None and a.calc is self and all(a is not b for b in out):
+                out.append(a)
+        return out
+
+    def _owner(self) -> Atoms:
+        """The atoms an argument-free getter answers for: the one attached Atoms, else the last calculated."""
+        attached = self._attached_atoms()
+        if len(attached) > 1:
+            formulas = ", ".join(a.get_chemical_formula() for a in attached)
+            raise CalculatorUsageError(
+                f"this calculator is attached to {len(attached)} Atoms objects ({formulas}), so an argument-free "
+                "getter cannot tell which one you mean (ASE keeps one calculator per Atoms). Give each its own "
+                "TraceGradCalculator, or ask with the atoms: calc.get_property('fermi_level', atoms)")
+        if attached:
+            return attached[0]
+        if self.atoms is not None:
+            return self.atoms
+        raise CalculatorUsageError("no structure: attach the calculator (atoms.calc = calc) or call calculate(atoms)")
 
     # -- ASE's Calculator protocol ---------------------------------------------------------------
     def get_property(self, name, atoms=None, allow_calculation=True):
@@ -81,39 +333,55 @@ class TraceGradCalculator(Calculator):
                 f"TraceGradCalculator predicts the Hamiltonian, not '{name}': it offers "
                 f"{', '.join(self.implemented_properties)}, get_eigenvalues(), get_fermi_level(), band_structure(), "
                 "ase.dft.dos.DOS(calc) and ase.dft.bandgap.bandgap(calc)")
-        return super().get_property(name, atoms, allow_calculation)
+        with self._lock:  # check_state, calculate and the read of results are one step for other threads
+            return super().get_property(name, self._owner() if atoms is None else atoms, allow_calculation)
 
     def calculate(self, atoms: Atoms | None = None, properties=("hamiltonian",), system_changes=all_changes):
-        super().calculate(atoms, properties, system_changes)
-        atoms = self.atoms
-        ham = predict_hamiltonian(atoms, self.model)
-        self.asm = electronic.BlochAssembler(ham)
-        nelec = electronic.electron_count(ham)
-        periodic = bool(np.any(atoms.pbc))
-        kpts, weights = self._kpoints(atoms, self.parameters.kpts) if periodic else (np.zeros((1, 3)), None)
-        self._folded = weights is not None  # only a symmetry-reduced mesh carries weights
-        self._lindep = self.parameters.lindep if self.parameters.lindep is not None else PREDICTED_LINDEP
-        if self.asm.norb > electronic.SPARSE_THRESHOLD:
-            self._calculate_window(ham, kpts, weights, nelec)
-            return
-        sol = electronic.solve_k(self.asm, kpts, vectors=not periodic, weights=weights, lindep=self._lindep)
-        smearing, width = self.parameters.smearing, self.parameters.width
-        if periodic and self._is_path_or_list(self.parameters.kpts):
-            fk, fw = self._fermi_mesh(atoms)
-            fsol = electronic.solve_k(self.asm, fk, weights=fw, lindep=self._lindep)
-            ef = electronic.fermi_level(fsol.energies, fsol.weights, nelec, smearing, width)
-        else:
-            ef = electronic.fermi_level(sol.energies, sol.weights, nelec, smearing, width)
-        ham.meta["fermi_level_ev"] = ef
-        self.solution = sol
-        self.results = {
-            "hamiltonian": ham,
-            "eigenvalues": sol.energies,
-            "fermi_level": ef,
-            "band_gap": electronic.band_gap(sol.energies, sol.kpts, ef),
-            "occupations": electronic.occupations(sol.energies, ef, smearing, width, sol.weights, nelec),
-            "n_electrons": nelec,
-        }
+        with self._lock:
+            super().calculate(self._owner() if atoms is None else atoms, properties, system_changes)
+            atoms = self.atoms
+            validate_atoms(atoms)  # before symmetry and k-points, which would fail less clearly
+            periodic = bool(np.any(atoms.pbc))
+            kpts, weights = self._kpoints(atoms, self.parameters.kpts) if periodic else self._molecule_kpoints(atoms)
+            ham = predict_hamiltonian(atoms, self.model)
+            self.asm = electronic.BlochAssembler(ham)
+            nelec = electronic.electron_count(ham)
+            self._folded = weights is not None  # only a symmetry-reduced mesh carries weights
+            self._lindep = self.parameters.lindep if self.parameters.lindep is not None else PREDICTED_LINDEP
+            if self.asm.norb > electronic.SPARSE_THRESHOLD:
+                self._calculate_window(ham, kpts, weights, nelec)
+                return
+            sol = electronic.solve_k(self.asm, kpts, vectors=not periodic, weights=weights, lindep=self._lindep)
+            smearing, width = self.parameters.smearing, self.parameters.width
+            if periodic and self._is_path_or_list(self.parameters.kpts):
+                fk, fw = self._fermi_mesh(atoms)
+                fsol = electronic.solve_k(self.asm, fk, weights=fw, lindep=self._lindep)
+                ef = electronic.fermi_level(fsol.energies, fsol.weights, nelec, smearing, width)
+                _check_finite(fsol.energies, ef)
+            else:
+                fsol = None
+                ef = electronic.fermi_level(sol.energies, sol.weights, nelec, smearing, width)
+            _check_finite(sol.energies, ef)
+            ham.meta["fermi_level_ev"] = ef
+            ghosts = self._ghost_levels([sol] if fsol is None else [sol, fsol], ef)
+            self.solution = sol
+            self.results = {
+                "hamiltonian": ham,
+                "eigenvalues": sol.energies,
+                "fermi_level": ef,
+                "band_gap": electronic.band_gap(sol.energies, sol.kpts, ef),
+                "occupations": electronic.occupations(sol.energies, ef, smearing, width, sol.weights, nelec),
+                "n_electrons": nelec,
+                "ghost_levels": ghosts,
+            }
+
+    def _ghost_levels(self, solutions, fermi: float) -> list:
+        """Levels far outside the model's training range (relative to E_F), on every k-point solved, with one
+        :class:`~tracegrad_ase.spectrum.GhostLevelWarning` naming the worst (the k-point and energy)."""
+        domain = (getattr(self.model, "card", None) or {}).get("metadata", {}).get("domain")
+        energies = np.concatenate([np.asarray(s.energies).ravel() for s in solutions])
+        kpts = np.concatenate([np.repeat(np.asarray(s.kpts), s.nbands, axis=0) for s in solutions])
+        return spectrum.check_ghost_levels(energies[:, None], kpts, fermi, domain, stacklevel=5)
 
     def _calculate_window(self, ham, kpts: np.ndarray, weights: np.ndarray | None, nelec: int) -> None:
         """Large structures: the bands nearest ``sigma`` only, by sparse shift-invert."""
@@ -131,6 +399,7 @@ class TraceGradCalculator(Calculator):
         sigma = ef if self.parameters.sigma is None else float(self.parameters.sigma)
         sol = electronic.solve_k(self.asm, kpts, sparse=True, sigma=sigma, n_bands=self.parameters.n_bands,
                                  weights=weights)
+        _check_finite(sol.energies, ef)
         ham.meta["fermi_level_ev"] = ef
         self.solution = sol
         straddles = (sol.energies <= ef).any() and (sol.energies > ef).any()  # a window away from E_F has no gap
@@ -140,36 +409,54 @@ class TraceGradCalculator(Calculator):
     # -- kpoints ----------------------------------------------------------------------------------
     @staticmethod
     def _is_path_or_list(kpts) -> bool:
-        return isinstance(kpts, BandPath) or (kpts is not None and np.ndim(kpts) == 2)
+        return isinstance(kpts, BandPath) or _is_path_dict(kpts) or (kpts is not None and np.ndim(kpts) == 2)
 
     @staticmethod
     def _is_size(kpts) -> bool:
-        return np.ndim(kpts) == 1 and len(kpts) == 3 and all(isinstance(n, (int, np.integer)) for n in kpts)
+        return isinstance(kpts, tuple) and len(kpts) == 3 and all(isinstance(n, (int, np.integer)) for n in kpts)
+
+    def _molecule_kpoints(self, atoms: Atoms) -> tuple[np.ndarray, None]:
+        """Γ; a band path for a molecule is a mistake, not a request for flat bands."""
+        kpts = self.parameters.kpts
+        self._bandpath = None
+        if isinstance(kpts, BandPath) or _is_path_dict(kpts):
+            raise ParameterError("kpts is a band path, but the structure is a molecule (no periodic direction): it "
+                                 "has no bands; use get_eigenvalues() or get_molecular_orbitals()")
+        if kpts is not None and np.ndim(kpts) == 2:
+            _check_nonperiodic_k(atoms, kpts, "kpts")
+        return np.zeros((1, 3)), None
 
     def _kpoints(self, atoms: Atoms, kpts) -> tuple[np.ndarray, np.ndarray | None]:
         """k-points and their weights (None: uniform)."""
+        self._bandpath = None
         if kpts is None:
             return self._fermi_mesh(atoms)
-        if isinstance(kpts, BandPath):
-            return np.asarray(kpts.kpts, dtype=float), None
-        if np.ndim(kpts) == 2:
-            k = np.asarray(kpts, dtype=float)
-            if k.shape[1] != 3:
-                raise ValueError(f"an explicit k-point list must have shape (nk, 3), got {k.shape}")
-            return k, None
-        if np.ndim(kpts) == 1 and len(kpts) != 3:
-            raise ValueError(f"a Monkhorst-Pack size needs 3 integers, got {list(kpts)}")
+        if isinstance(kpts, BandPath) or _is_path_dict(kpts):
+            path = kpts if isinstance(kpts, BandPath) else _path_from_dict(atoms, kpts)
+            check_bandpath(atoms, path, made_here=not isinstance(kpts, BandPath))
+            self._bandpath = path
+            return _check_nonperiodic_k(atoms, np.asarray(path.kpts, dtype=float), "kpts"), None
+        if isinstance(kpts, dict):
+            return self._mesh_dict(atoms, kpts, "kpts"), None
         if self._is_size(kpts):
-            return self._mesh(atoms, kpts)
-        return kpts2kpts(kpts, atoms=atoms).kpts, None
+            return self._mesh(atoms, kpts, "kpts")
+        return _check_nonperiodic_k(atoms, np.asarray(kpts, dtype=float), "kpts"), None
 
-    def _mesh(self, atoms: Atoms, size) -> tuple[np.ndarray, np.ndarray | None]:
+    def _mesh(self, atoms: Atoms, size, name: str) -> tuple[np.ndarray, np.ndarray | None]:
         """The Γ-centred mesh of ``size``: its irreducible points and weights, or with ``symmetry=False`` all of
         it (the same points in spglib's convention either way, so the two agree)."""
+        _check_mesh_pbc(atoms, size, name)
         if self.parameters.symmetry:
             k, w, _ = symmetry.irreducible_kpoints(atoms, size)
             return k, w
         return symmetry.full_mesh(size), None
+
+    @staticmethod
+    def _mesh_dict(atoms: Atoms, spec: dict, name: str) -> np.ndarray:
+        """ASE's Monkhorst-Pack points of a ``{"size"|"density", "gamma", "even"}`` dict."""
+        size, _ = kpts2sizeandoffsets(atoms=atoms, **spec)
+        _check_mesh_pbc(atoms, size, name)
+        return np.asarray(kpts2kpts(spec, atoms=atoms).kpts, dtype=float)
 
     def _fermi_mesh(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray | None]:
         fk = self.parameters.fermi_kpts
@@ -178,19 +465,19 @@ class TraceGradCalculator(Calculator):
             size, _ = kpts2sizeandoffsets(density=5.0, even=False, atoms=atoms)
             fk = tuple(int(n) for n in size)
         if self._is_size(fk):
-            return self._mesh(atoms, fk)
-        return kpts2kpts(fk, atoms=atoms).kpts, None
+            return self._mesh(atoms, fk, "fermi_kpts")
+        if isinstance(fk, dict):
+            return self._mesh_dict(atoms, fk, "fermi_kpts"), None
+        return _check_nonperiodic_k(atoms, np.asarray(fk, dtype=float), "fermi_kpts"), None
 
     # -- ASE's electronic-structure interface -----------------------------------------------------
     def _result(self, name):
-        atoms = self._attached if self._attached is not None else self.atoms
-        if atoms is None:
-            raise ValueError("no structure: attach the calculator (atoms.calc = calc) or call calculate(atoms)")
-        return self.get_property(name, atoms)
+        """``name`` for the atoms this calculator answers for (see :meth:`_owner`), recomputed if they changed."""
+        return self.get_property(name)
 
     def get_hamiltonian(self, atoms: Atoms | None = None):
         """The predicted :class:`~tracegrad_ase.hamiltonian.RealSpaceHamiltonian` (H and S blocks, eV)."""
-        return self.get_property("hamiltonian", atoms) if atoms is not None else self._result("hamiltonian")
+        return self.get_property("hamiltonian", atoms)
 
     def get_eigenvalues(self, kpt: int = 0, spin: int = 0) -> np.ndarray:
         if spin != 0:
@@ -202,12 +489,14 @@ class TraceGradCalculator(Calculator):
 
     def get_ibz_k_points(self) -> np.ndarray:
         """The k-points the eigenvalues are given on: a mesh's irreducible points with ``symmetry=True``."""
-        self._result("eigenvalues")
-        return np.array(self.solution.kpts)
+        with self._lock:
+            self._result("eigenvalues")
+            return np.array(self.solution.kpts)
 
     def get_k_point_weights(self) -> np.ndarray:
-        self._result("eigenvalues")
-        return np.array(self.solution.weights)
+        with self._lock:
+            self._result("eigenvalues")
+            return np.array(self.solution.weights)
 
     def get_number_of_spins(self) -> int:
         return 1
@@ -219,11 +508,12 @@ class TraceGradCalculator(Calculator):
         return int(self._result("eigenvalues").shape[1])
 
     def get_occupation_numbers(self, kpt: int = 0, spin: int = 0) -> np.ndarray:
-        self._result("eigenvalues")
-        if "occupations" not in self.results:
-            raise PropertyNotImplementedError("occupations need the full spectrum; this structure was solved for a "
-                                              "window of bands near sigma (sparse solver)")
-        return np.array(self.results["occupations"][kpt])
+        with self._lock:
+            self._result("eigenvalues")
+            if "occupations" not in self.results:
+                raise PropertyNotImplementedError("occupations need the full spectrum; this structure was solved "
+                                                  "for a window of bands near sigma (sparse solver)")
+            return np.array(self.results["occupations"][kpt])
 
     def get_band_gap(self) -> dict[str, Any]:
         """Gap (eV), direct or not, band edges and their k-points."""
@@ -232,38 +522,45 @@ class TraceGradCalculator(Calculator):
     def get_dos(self, energies: np.ndarray, width: float = 0.1, by: str | None = None) -> Any:
         """Total DOS (states/eV per cell, both spins) on ``energies`` (absolute, eV) over the calculator's
         k-points, or with ``by="atom" | "element" | "l"`` the Mulliken-projected DOS as a dict of arrays."""
-        self._result("eigenvalues")
-        if by is None:
-            return electronic.dos(self.solution.energies, self.solution.weights, energies, width)
-        sol = electronic.solve_k(self.asm, self.solution.kpts, vectors=True, weights=self.solution.weights,
-                                 lindep=self._lindep)
-        pdos = electronic.projected_dos(sol, self.asm, energies, width, by=by)
-        if by == "atom" and self._folded:
-            # Folding k by symmetry permutes equivalent atoms: only their average is the full-mesh value.
-            orbit = symmetry.equivalent_atoms(self.atoms)
-            pdos = {a: np.mean([pdos[b] for b in np.nonzero(orbit == orbit[a])[0]], axis=0) for a in pdos}
-        return pdos
+        width = _real("width (eV)", width, 0.0, strict_low=True)
+        with self._lock:
+            self._result("eigenvalues")
+            if by is None:
+                return electronic.dos(self.solution.energies, self.solution.weights, energies, width)
+            sol = electronic.solve_k(self.asm, self.solution.kpts, vectors=True, weights=self.solution.weights,
+                                     lindep=self._lindep)
+            pdos = electronic.projected_dos(sol, self.asm, energies, width, by=by)
+            if by == "atom" and self._folded:
+                # Folding k by symmetry permutes equivalent atoms: only their average is the full-mesh value.
+                orbit = symmetry.equivalent_atoms(self.atoms)
+                pdos = {a: np.mean([pdos[b] for b in np.nonzero(orbit == orbit[a])[0]], axis=0) for a in pdos}
+            return pdos
 
     def band_structure(self, reference: float | None = None):
-        """ASE's ``BandStructure`` on the calculator's k-path (``kpts`` must be a ``BandPath``)."""
+        """ASE's ``BandStructure`` on the calculator's k-path (``kpts`` must be a ``BandPath`` or a path dict)."""
         from ase.spectrum.band_structure import BandStructure
 
-        path = self.parameters.kpts
-        if not isinstance(path, BandPath):
-            raise ValueError("band_structure() needs the calculator's kpts to be a BandPath, "
-                             "e.g. TraceGradCalculator(model, kpts=atoms.cell.bandpath(npoints=100))")
-        energies = self._result("eigenvalues")[None]
-        return BandStructure(path=path, energies=energies,
-                             reference=self.get_fermi_level() if reference is None else reference)
+        kpts = self.parameters.kpts
+        if not (isinstance(kpts, BandPath) or _is_path_dict(kpts)):
+            raise ParameterError("band_structure() needs the calculator's kpts to be a BandPath, "
+                                 "e.g. TraceGradCalculator(model, kpts=atoms.cell.bandpath(npoints=100))")
+        with self._lock:
+            energies = self._result("eigenvalues")[None]
+            path = self._bandpath if self._bandpath is not None else kpts
+            return BandStructure(path=path, energies=energies,
+                                 reference=self.get_fermi_level() if reference is None else reference)
 
     # -- molecules --------------------------------------------------------------------------------
     def get_molecular_orbitals(self) -> dict[str, Any]:
         """Orbital energies, MO coefficients (e3nn order), occupations, HOMO/LUMO, gap, density matrix."""
-        ham = self.get_hamiltonian()
+        with self._lock:
+            ham = self.get_hamiltonian()
+            lindep = self.parameters.lindep if self.parameters.lindep is not None else PREDICTED_LINDEP
         if np.any(ham.atoms.pbc):
-            raise ValueError("molecular orbitals are for molecules (no periodic direction); use get_eigenvalues")
-        lindep = self.parameters.lindep if self.parameters.lindep is not None else PREDICTED_LINDEP
-        return electronic.molecular_orbitals(ham, lindep)
+            raise StructureError("molecular orbitals are for molecules (no periodic direction); use get_eigenvalues")
+        mo = electronic.molecular_orbitals(ham, lindep)
+        _check_finite(mo["energies"], 0.0)
+        return mo
 
     def get_homo_lumo(self) -> tuple[float, float]:
         mo = self.get_molecular_orbitals()
@@ -275,10 +572,72 @@ class TraceGradCalculator(Calculator):
         from .datafiles import save_h5
         from .deeph import write_deeph
 
+        if format not in ("h5", "deeph"):
+            raise ParameterError(f"format must be 'h5' or 'deeph', got {format!r}")
         ham = self.get_hamiltonian()
         if format == "h5":
             save_h5(ham, path)
-        elif format == "deeph":
-            write_deeph(ham, path)
         else:
-            raise ValueError(f"format must be 'h5' or 'deeph', got {format!r}")
+            write_deeph(ham, path)
+
+
+# -- checks against the atoms --------------------------------------------------------------------------
+def _path_from_dict(atoms: Atoms, spec: dict) -> BandPath:
+    """ASE's band path of the atoms' periodic lattice; special points it does not know are a ParameterError."""
+    try:
+        return atoms.cell.bandpath(pbc=atoms.pbc, **spec)
+    except (KeyError, ValueError) as exc:
+        try:
+            known = sorted(atoms.cell.bandpath(pbc=atoms.pbc, npoints=0).special_points)
+        except Exception:  # noqa: BLE001 - only for the message
+            known = []
+        raise ParameterError(f"kpts {spec!r}: ASE cannot build that path for this cell ({exc!s}); its lattice's "
+                             f"special points are {known}") from None
+
+
+def _check_finite(energies: Any, fermi: float) -> None:
+    if not (np.isfinite(np.asarray(energies, dtype=float)).all() and math.isfinite(float(fermi))):
+        raise PredictionError("the predicted Hamiltonian gave NaN or infinite levels (or Fermi level); nothing is "
+                              "returned. Check the model file and the structure")
+
+
+def _check_mesh_pbc(atoms: Atoms, size, name: str) -> None:
+    flat = ~np.asarray(atoms.pbc, dtype=bool)
+    if (np.asarray(size)[flat] != 1).any():
+        raise ParameterError(f"{name}={tuple(int(n) for n in size)}: a mesh must be 1 along the non-periodic "
+                             f"direction(s) {_axes(flat)} (pbc={[bool(p) for p in atoms.pbc]})")
+
+
+def _check_nonperiodic_k(atoms: Atoms, k: np.ndarray, name: str) -> np.ndarray:
+    """k along a non-periodic direction must be 0 (a whole number is the same point: H(k) has no R there)."""
+    flat = ~np.asarray(atoms.pbc, dtype=bool)
+    off = k[:, flat]
+    if (np.abs(off - np.round(off)) > 1e-6).any():  # rounding noise of path conversions passes
+        raise ParameterError(
+            f"{name} has k-points with non-zero components along the non-periodic direction(s) {_axes(flat)} "
+            f"(pbc={[bool(p) for p in atoms.pbc]}): H(k) does not depend on them, so bands along them are flat "
+            "and say nothing. Set those components to 0, e.g. atoms.cell.bandpath(pbc=atoms.pbc)")
+    return k
+
+
+def check_bandpath(atoms: Atoms, path: BandPath, made_here: bool = False) -> None:
+    """A BandPath's fractional k-points mean something only on the cell it was made for. ASE may hand back that
+    cell rotated to a standard orientation, so the periodic vectors' metric (lengths and angles) is compared.
+    ``made_here``: the path was built from these atoms (a ``kpts`` dict), so a mismatch is ASE's choice of basis."""
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    mine, theirs = np.asarray(atoms.cell[:], dtype=float)[pbc], np.asarray(path.cell[:], dtype=float)[pbc]
+    g_mine, g_theirs = mine @ mine.T, theirs @ theirs.T
+    if np.allclose(g_theirs, g_mine, rtol=0, atol=_CELL_TOL * max(1.0, float(np.abs(g_mine).max()))):
+        return
+    if made_here:
+        raise ParameterError(
+            f"ASE's band path for this cell ({path.path}) is given in another basis of its periodic lattice (ASE "
+            "re-orders or reduces the cell vectors of this slab or wire), so its k-points would be misread; give the "
+            "special points in this cell's basis: kpts={'path': 'GX', 'special_points': {'G': [0, 0, 0], "
+            "'X': [0.5, 0, 0]}, 'npoints': 50}")
+    lengths = lambda g: ", ".join(f"{x:.4f}" for x in np.sqrt(np.abs(np.diag(g))))  # noqa: E731
+    raise MismatchError(
+        f"kpts is a BandPath of another cell: its periodic cell vectors ({_axes(pbc)}) have lengths "
+        f"[{lengths(g_theirs)}] Å, these atoms' [{lengths(g_mine)}] Å (or the angles differ). Build the path on "
+        "these atoms, atoms.cell.bandpath(..., pbc=atoms.pbc); for a slab whose in-plane vectors ASE re-orders, give "
+        "the special points in this cell's basis: atoms.cell.bandpath('GXY', special_points={...}, pbc=atoms.pbc)")

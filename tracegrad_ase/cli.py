@@ -7,15 +7,20 @@ bad option), 3 an SCF that did not converge, 1 anything else.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .errors import SCFNotConvergedError, TraceGradError
+from .atomic import atomic_write_text
+from .errors import (ConfigError, InputNotFoundError, OutputPathError, ParameterError, SCFNotConvergedError,
+                     StructureError, TraceGradError)
 
 EXIT_BAD_INPUT = 2
 EXIT_NOT_CONVERGED = 3
@@ -30,11 +35,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SCFNotConvergedError as exc:
-        print(f"tracegrad: error: {exc}", file=sys.stderr)
+        _print_error(exc)
         return EXIT_NOT_CONVERGED
-    except (TraceGradError, FileNotFoundError, ValueError) as exc:
-        print(f"tracegrad: error: {exc}", file=sys.stderr)
+    except (TraceGradError, FileNotFoundError, ValueError, PermissionError, IsADirectoryError,
+            NotADirectoryError) as exc:
+        _print_error(exc)
         return EXIT_BAD_INPUT
+
+
+def _print_error(exc: BaseException) -> None:
+    """One line on stderr: scripts grep it, and a message spread over lines reads like a traceback."""
+    print(f"tracegrad: error: {' '.join(str(exc).split())}", file=sys.stderr)
+
+
+def _force_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs (an input is never overwritten)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--out", default="tracegrad-demo", help="output folder (default: %(default)s)")
     d.add_argument("--model", default="carbon", help="shipped model name or model folder (default: %(default)s)")
     d.add_argument("--check", action="store_true", help="also run PySCF on the same cell and compare the bands")
+    _force_option(d)
     d.set_defaults(func=_cmd_demo)
 
     t = sub.add_parser("truth", help="ground-truth H(R), S(R) of one structure with PySCF",
@@ -65,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="SCF starting point: PySCF's minao (default), atom, huckel or 1e, or a model (shipped name or "
                    "folder) whose predicted Hamiltonian gives the initial density matrix")
     _settings_options(t)
+    _force_option(t)
     t.set_defaults(func=_cmd_truth)
 
     g = sub.add_parser("generate", help="make a training data set from a YAML recipe (Dask, resumable)",
@@ -82,11 +99,17 @@ def _parser() -> argparse.ArgumentParser:
                         "BSPlotter. Prints the Fermi level (from a k-mesh) and the gap.")
     bd.add_argument("structure", help="any structure file ASE or pymatgen reads (CIF, POSCAR, extxyz, ...)")
     bd.add_argument("--model", required=True, help="shipped model name or model folder (see `tracegrad models`)")
-    bd.add_argument("--path", default="setyawan_curtarolo", choices=["setyawan_curtarolo", "hinuma", "latimer_munro"])
+    bd.add_argument("--path", default="setyawan_curtarolo",
+                    choices=["setyawan_curtarolo", "hinuma", "latimer_munro", "ase"],
+                    help="pymatgen's path convention, or 'ase' (ASE's path of the periodic lattice, used anyway where "
+                    "pymatgen's path misses a periodic direction, e.g. pbc (True, False, True))")
     bd.add_argument("--density", type=float, default=20, help="k-points per Å⁻¹ along the path (default: %(default)s)")
     bd.add_argument("--mesh", default=None, help="k-mesh for the Fermi level, e.g. 12x12x1 (default: density 5 Å)")
     bd.add_argument("-o", "--out", default="bands.png", help="PNG (default: %(default)s)")
     bd.add_argument("--json", default=None, help="also write energies, labels, E_F and gap as JSON")
+    bd.add_argument("--strict", action="store_true", help="exit 2 (no figure) when the prediction has ghost levels "
+                    "(levels far outside the model's training range; a warning otherwise)")
+    _force_option(bd)
     bd.set_defaults(func=_cmd_bands)
 
     ds = sub.add_parser("dos", help="predicted total and projected DOS of a crystal on a k-mesh",
@@ -98,6 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     ds.add_argument("--width", type=float, default=0.1, help="Gaussian broadening in eV (default: %(default)s)")
     ds.add_argument("-o", "--out", default="dos.png")
     ds.add_argument("--json", default=None)
+    ds.add_argument("--strict", action="store_true", help="exit 2 (no figure) when the prediction has ghost levels")
+    _force_option(ds)
     ds.set_defaults(func=_cmd_dos)
 
     pr = sub.add_parser("predict", help="predicted H(R), S(R) of a structure to HDF5 or a DeepH folder",
@@ -106,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", required=True, help="shipped model name or model folder (see `tracegrad models`)")
     pr.add_argument("-o", "--out", default=None, help="HDF5 output (default: STRUCTURE stem + .pred.h5)")
     pr.add_argument("--deeph", default=None, metavar="DIR", help="also write a DeepH folder")
+    _force_option(pr)
     pr.set_defaults(func=_cmd_predict)
 
     mo = sub.add_parser("models", help="list the shipped models and their cards")
@@ -127,6 +153,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="with a training run's split.json beside the model's run folder, evaluate that part")
     ev.add_argument("--json", default="evaluation.json", help="output JSON (default: %(default)s)")
     ev.add_argument("--parity", default=None, metavar="PNG", help="parity plot of matrix elements")
+    ev.add_argument("--ghost-kpoints", type=int, default=1000, metavar="N",
+                    help="random k-points per crystal on which ghost levels are counted (default: %(default)s)")
+    _force_option(ev)
     ev.set_defaults(func=_cmd_evaluate)
     return p
 
@@ -154,22 +183,135 @@ def _settings(args):
 
 
 def read_structure(path: str):
-    """Any structure file ASE or pymatgen reads; a clear error for a missing or unreadable one."""
+    """Any structure file ASE or pymatgen reads; a clear error for a missing or unreadable one, and for a file with
+    partially occupied (disordered) sites, which would otherwise become one element per site without a word."""
     from ase.io import read
 
+    from .structures import check_ordered
+
     if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise InputNotFoundError(f"{path}: no such file")
     try:
-        return read(path)
-    except Exception as ase_error:  # ASE raises many types for unreadable files
-        try:
-            from pymatgen.core import Structure
+        atoms = read(path)
+    except Exception as ase_error:  # ASE raises many types (even AssertionError) for unreadable files
+        atoms = _read_with_pymatgen(path, ase_error)
+    check_ordered(atoms, path)
+    return atoms
 
-            from .pymatgen_adapter import to_atoms
 
-            return to_atoms(Structure.from_file(path))
-        except Exception:
-            raise TraceGradError(f"{path}: cannot read a structure ({ase_error})") from None
+def _read_with_pymatgen(path: str, ase_error: Exception):
+    try:
+        structure = _pymatgen_structure(path)
+    except Exception:  # pymatgen raises as many types as ASE
+        reason = str(ase_error) or type(ase_error).__name__
+        raise StructureError(f"cannot read structure {path}: ASE and pymatgen cannot read a structure from it "
+                             f"({reason})") from None
+    if not structure.is_ordered:
+        raise StructureError(f"{path} has partially occupied (disordered) sites ({structure.composition}): the model "
+                             "needs one element per site with occupancy 1; build an ordered supercell first")
+    from .pymatgen_adapter import to_atoms
+
+    return to_atoms(structure)
+
+
+def _pymatgen_structure(path: str):
+    """pymatgen's reader, except for its JSON and YAML structures: those are read here as plain data without the
+    site properties, because pymatgen decodes them with monty's MontyDecoder, which imports whatever module an
+    ``@module`` key names (running its code). The package needs no site properties; only the ``pbc`` this package
+    stores in a structure's own properties is kept."""
+    from pymatgen.core import Structure
+
+    name = Path(path).name.lower()
+    if not any(ext in name for ext in (".json", ".yaml", ".yml")):
+        return Structure.from_file(path)
+    import yaml
+    from monty.io import zopen
+
+    with zopen(path, "rt") as f:
+        text = f.read()
+    data = json.loads(text) if ".json" in name else yaml.safe_load(text)
+    if not isinstance(data, dict) or "sites" not in data or "lattice" not in data:
+        raise ValueError("not a pymatgen Structure (no 'lattice' and 'sites')")
+    pbc = (data.get("properties") or {}).get("pbc") if isinstance(data.get("properties"), dict) else None
+    clean = _without_properties(data)
+    if pbc is not None:
+        clean["properties"] = {"pbc": [bool(x) for x in pbc]}
+    return Structure.from_dict(clean)
+
+
+def _without_properties(obj):
+    if isinstance(obj, dict):
+        return {k: _without_properties(v) for k, v in obj.items() if k != "properties"}
+    if isinstance(obj, list):
+        return [_without_properties(v) for v in obj]
+    return obj
+
+
+# -- outputs: checked before any work --------------------------------------------------------------------
+def _check_outputs(args, outputs: Sequence[tuple[str | os.PathLike | None, str]],
+                   inputs: Sequence[str | os.PathLike | None] = ()) -> None:
+    """Refuse, before any work, an output that cannot or must not be written.
+
+    ``outputs``: (path, kind) with kind ``"file"`` (must not be a folder; refused if it exists, unless --force),
+    ``"dir"`` (a folder written into; refused if it exists and is not empty, unless --force) or ``"resume"`` (a
+    folder a rerun resumes from, so it may exist). Every output's folder must exist or be creatable, and be
+    writable; no output may be one of ``inputs`` (not even with --force); no path may be given twice.
+    """
+    force = bool(getattr(args, "force", False))
+    seen: set[str] = set()
+    for path, kind in outputs:
+        if path is None:
+            continue
+        p = Path(path)
+        if os.path.abspath(p) in seen:
+            raise OutputPathError(f"{p} is given as two outputs of this command")
+        seen.add(os.path.abspath(p))
+        _check_not_input(p, inputs)
+        _check_output(p, kind, force)
+
+
+def _check_not_input(p: Path, inputs: Sequence[str | os.PathLike | None]) -> None:
+    for inp in inputs:
+        if inp is None:
+            continue
+        q = Path(inp)
+        if os.path.abspath(p) == os.path.abspath(q) or (p.exists() and q.exists() and os.path.samefile(p, q)):
+            raise OutputPathError(f"{p} is an input of this command; refusing to overwrite it (choose another "
+                                  "output with -o)")
+
+
+def _check_output(p: Path, kind: str, force: bool) -> None:
+    if p.exists():
+        if kind == "file" and p.is_dir():
+            raise OutputPathError(f"{p} is a folder; give a file name")
+        if kind == "file" and not force:
+            raise OutputPathError(f"{p} exists; pass --force to overwrite it")
+        if kind != "file" and not p.is_dir():
+            raise OutputPathError(f"{p} exists and is not a folder")
+        if kind == "dir" and any(p.iterdir()) and not force:
+            raise OutputPathError(f"{p} exists and is not empty; pass --force to write into it")
+    _check_writable(p if p.is_dir() else p.parent)
+
+
+def _check_writable(folder: Path) -> None:
+    """The folder, or its nearest existing parent (where the missing ones will be made), takes a new file."""
+    import tempfile
+
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputPathError(f"cannot create folder {folder}: {existing} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise OutputPathError(f"cannot write in {existing} ({exc.strerror or exc})") from None
+
+
+def _check_positive(name: str, value: float | int | None) -> None:
+    if value is not None and not (np.isfinite(value) and value > 0):
+        raise ParameterError(f"{name} must be a positive number, got {value}")
 
 
 def _bands_report(run, ham, out_png: Path | None, title: str, npoints: int = 40) -> dict:
@@ -203,7 +345,11 @@ def _cmd_demo(args) -> int:
     from .hamiltonian import near_band_edges
     from .plots import plot_bands
 
+    from .predict import resolve_model
+
     out = Path(args.out)
+    resolve_model(args.model)  # a bad model name before any output check
+    _check_outputs(args, [(out / "graphene_bands.png", "file"), (out / "graphene_bands.json", "file")])
     out.mkdir(parents=True, exist_ok=True)
     atoms = graphene(a=2.46, vacuum=5.0)
     atoms.pbc = [True, True, False]
@@ -242,7 +388,7 @@ def _cmd_demo(args) -> int:
     x, sx, sl = path.get_linear_kpoint_axis()
     plot_bands(x, bands, out / "graphene_bands.png", sx, sl, ef, reference=reference,
                title=f"graphene: model '{name}'" + (" vs PySCF" if args.check else ""), label="model prediction")
-    (out / "graphene_bands.json").write_text(json.dumps(report, indent=1))
+    atomic_write_text(out / "graphene_bands.json", json.dumps(report, indent=1))
     print(f"wrote {out / 'graphene_bands.png'} and {out / 'graphene_bands.json'} in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -250,21 +396,33 @@ def _cmd_demo(args) -> int:
 def _cmd_truth(args) -> int:
     from .datafiles import save_h5
     from .deeph import write_deeph
-    from .pyscf_truth import PYSCF_GUESSES, extract_blocks, run_scf
+    from .predict import resolve_model
+    from .pyscf_truth import PYSCF_GUESSES, check_settings, extract_blocks, run_scf
+    from .structures import validate_atoms
 
+    # Everything the SCF needs is checked before it runs: the structure, the settings (functional, basis for
+    # every element, meshes), the guess model, and where the results go.
     atoms = read_structure(args.structure)
+    settings = _settings(args)
+    validate_atoms(atoms)
+    check_settings(settings, atoms)
+    if args.bands and not any(atoms.pbc):
+        raise StructureError("--bands needs a periodic structure")
     guess = args.init_guess
+    if guess not in PYSCF_GUESSES:
+        resolve_model(guess)
+    out = Path(args.out) if args.out else Path(args.structure).with_suffix(".h5")
+    _check_outputs(args, [(out, "file"), (args.deeph, "dir"), (args.bands, "file")], inputs=[args.structure])
     if guess not in PYSCF_GUESSES:
         from .predict import load, predict_hamiltonian
 
         t0 = time.perf_counter()
         guess = predict_hamiltonian(atoms, load(args.init_guess))
         print(f"initial guess: {args.init_guess} prediction in {time.perf_counter() - t0:.2f} s")
-    run = run_scf(atoms, _settings(args), init_guess=guess)
+    run = run_scf(atoms, settings, init_guess=guess)
     print(f"SCF converged in {run.info['scf_cycles']} cycles, {run.wall_time:.1f} s "
           f"(initial guess: {args.init_guess})")
     ham = extract_blocks(run)
-    out = Path(args.out) if args.out else Path(args.structure).with_suffix(".h5")
     save_h5(ham, out)
     print(f"{atoms.get_chemical_formula()}: {len(ham.edges)} blocks, {ham.norb} orbitals, "
           f"E_F {ham.meta['fermi_level_ev']:.3f} eV -> {out}")
@@ -272,16 +430,19 @@ def _cmd_truth(args) -> int:
         write_deeph(ham, args.deeph)
         print(f"DeepH folder -> {args.deeph}")
     if args.bands:
-        if not any(atoms.pbc):
-            raise ValueError("--bands needs a periodic structure")
         rep = _bands_report(run, ham, Path(args.bands), f"{atoms.get_chemical_formula()}: H(R) bands vs PySCF")
         print(f"bands -> {args.bands}; max error {rep['max_error_mev_near_edges']:.3f} meV within 2 eV of the band edges")
     return 0
 
 
 def _cmd_generate(args) -> int:
-    from .recipes import run_recipe
+    from .recipes import load_recipe, run_recipe
 
+    _check_positive("--workers", args.workers)
+    recipe = load_recipe(args.recipe)
+    out_dir = Path(recipe["out_dir"])
+    _check_outputs(args, [(out_dir if out_dir.is_absolute() else recipe["_root"] / out_dir, "resume")],
+                   inputs=[args.recipe])
     report = run_recipe(args.recipe, scheduler=args.scheduler, n_workers=args.workers)
     print(f"done {len(report.done)}, skipped {len(report.skipped)}, failed {len(report.failed)} "
           f"in {report.wall_time:.0f} s")
@@ -295,7 +456,7 @@ def _parse_mesh(text: str) -> tuple[int, int, int]:
     except ValueError:
         mesh = ()
     if len(mesh) != 3 or min(mesh) < 1:
-        raise ValueError(f"a k-mesh looks like 6x6x1, got {text!r}")
+        raise ParameterError(f"a k-mesh looks like 6x6x1, got {text!r}")
     return mesh  # type: ignore[return-value]
 
 
@@ -311,9 +472,86 @@ def _mesh_arg(text: str | None, atoms, density: float) -> tuple[int, int, int]:
 def _periodic_structure(path: str):
     atoms = read_structure(path)
     if not any(atoms.pbc):
-        raise ValueError(f"{path}: bands and DOS need a periodic structure (a cell with pbc); for a molecule use "
+        raise StructureError(f"{path}: bands and DOS need a periodic structure (a cell with pbc); for a molecule use "
                          "the calculator's get_molecular_orbitals()")
     return atoms
+
+
+@contextlib.contextmanager
+def _ghost_guard(args):
+    """Under ``--strict`` ghost levels in a prediction are an error (exit 2, nothing written); otherwise their
+    :class:`~tracegrad_ase.spectrum.GhostLevelWarning` reaches the user as it is."""
+    from .errors import GhostLevelError
+    from .spectrum import GhostLevelWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GhostLevelWarning)
+        yield
+    ghosts = [w for w in caught if issubclass(w.category, GhostLevelWarning)]
+    for w in caught:  # everything caught goes back out, as if nothing had listened
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if ghosts and getattr(args, "strict", False):
+        raise GhostLevelError(f"{ghosts[0].message} (refused: --strict)")
+
+
+def _band_structure(calc, atoms, path_type: str, density: float):
+    """(pymatgen BandStructureSymmLine, the path used). pymatgen's paths are for 3-D crystals and keep only the
+    segments in the periodic plane; where none runs along some periodic direction (pbc (True, False, True): only
+    Γ-A along the vacuum, flat) ASE's path of the periodic lattice is used, with a note."""
+    from .pymatgen_adapter import band_structure, symm_kpath
+
+    if path_type != "ase":
+        try:
+            kpts, _, _ = symm_kpath(atoms, path_type=path_type, line_density=density)
+            reason = None if _spans_periodic(kpts, atoms.pbc) else "does not run along every periodic direction"
+        except ValueError as exc:  # e.g. no segment of the path lies in the periodic directions
+            reason = str(exc)
+        if reason is None:
+            return band_structure(calc, atoms, path_type=path_type, line_density=density), path_type
+        print(f"note: the {path_type} path {reason} (pbc={[bool(p) for p in atoms.pbc]}); using ASE's path of the "
+              "periodic lattice instead", file=sys.stderr)
+    return _ase_band_structure(calc, atoms, density), "ase"
+
+
+def _spans_periodic(kpts: np.ndarray, pbc) -> bool:
+    k = np.asarray(kpts, dtype=float)[:, np.asarray(pbc, dtype=bool)]
+    return int(np.linalg.matrix_rank(k - k[0], tol=1e-8)) == int(np.sum(pbc))
+
+
+def _ase_band_structure(calc, atoms, density: float):
+    """Bands along ASE's special-point path of the periodic lattice (``cell.bandpath(pbc=...)``), laid out as
+    pymatgen expects (every segment's end repeated as the next one's start) for BSPlotter."""
+    from ase.dft.kpoints import parse_path_string
+    from pymatgen.core import Lattice
+    from pymatgen.electronic_structure.bandstructure import BandStructureSymmLine
+    from pymatgen.electronic_structure.core import Spin
+
+    from .calculator import check_bandpath
+    from .pymatgen_adapter import to_pymatgen
+
+    path = atoms.cell.bandpath(pbc=atoms.pbc, npoints=0)
+    check_bandpath(atoms, path, made_here=True)  # its fractional special points must be in this cell's basis
+    rec = Lattice(atoms.cell[:]).reciprocal_lattice  # 2π included, like pymatgen's line density
+    kpts, labels = [], []
+    for names in parse_path_string(path.path):
+        for a, b in zip(names[:-1], names[1:]):
+            ka, kb = path.special_points[a], path.special_points[b]
+            n = max(2, int(np.ceil(np.linalg.norm((kb - ka) @ rec.matrix) * density)) + 1)
+            kpts += list(np.linspace(ka, kb, n))
+            labels += [a] + [""] * (n - 2) + [b]
+    kpts = np.array(kpts)
+    work = atoms.copy()
+    calc.set(kpts=kpts)
+    energies = np.asarray(calc.get_property("eigenvalues", work), dtype=float)
+    efermi = float(calc.get_property("fermi_level", work))
+    kcart = kpts @ rec.matrix
+    pretty = {"G": "\\Gamma"}
+    labels_dict = {}
+    for lab, k in zip(labels, kcart):
+        if lab:
+            labels_dict.setdefault(pretty.get(lab, lab), k)
+    return BandStructureSymmLine(kcart, {Spin.up: energies.T}, rec, efermi, labels_dict, coords_are_cartesian=True,
+                                 structure=to_pymatgen(atoms))
 
 
 def _cmd_bands(args) -> int:
@@ -323,11 +561,13 @@ def _cmd_bands(args) -> int:
     from pymatgen.electronic_structure.plotter import BSPlotter
 
     from .calculator import TraceGradCalculator
-    from .pymatgen_adapter import band_structure
 
+    _check_positive("--density", args.density)
     atoms = _periodic_structure(args.structure)
     calc = TraceGradCalculator(args.model, fermi_kpts=_mesh_arg(args.mesh, atoms, 5.0))
-    bs = band_structure(calc, atoms, path_type=args.path, line_density=args.density)
+    _check_outputs(args, [(args.out, "file"), (args.json, "file")], inputs=[args.structure])
+    with _ghost_guard(args):
+        bs, used = _band_structure(calc, atoms, args.path, args.density)
     ax = BSPlotter(bs).get_plot(ylim=(-8, 6))
     ax.figure.savefig(args.out, dpi=150)
     gap = bs.get_band_gap()
@@ -338,8 +578,8 @@ def _cmd_bands(args) -> int:
         import numpy as np
         from pymatgen.electronic_structure.core import Spin
 
-        Path(args.json).write_text(json.dumps({
-            "efermi_ev": bs.efermi, "is_metal": bs.is_metal(), "gap": gap, "path": args.path,
+        atomic_write_text(args.json, json.dumps({
+            "efermi_ev": bs.efermi, "is_metal": bs.is_metal(), "gap": gap, "path": used,
             "labels": {k: list(map(float, v.frac_coords)) for k, v in bs.labels_dict.items()},
             "kpoints_frac": [list(map(float, k.frac_coords)) for k in bs.kpoints],
             "energies_ev": np.asarray(bs.bands[Spin.up]).T.tolist()}, indent=1))
@@ -355,9 +595,12 @@ def _cmd_dos(args) -> int:
     from .calculator import TraceGradCalculator
     from .pymatgen_adapter import complete_dos
 
+    _check_positive("--width", args.width)
     atoms = _periodic_structure(args.structure)
     atoms.calc = TraceGradCalculator(args.model, kpts=_mesh_arg(args.mesh, atoms, 8.0))
-    cdos = complete_dos(atoms.calc, width=args.width)
+    _check_outputs(args, [(args.out, "file"), (args.json, "file")], inputs=[args.structure])
+    with _ghost_guard(args):
+        cdos = complete_dos(atoms.calc, width=args.width)
     plotter = DosPlotter()
     plotter.add_dos("total", cdos)
     plotter.add_dos_dict(cdos.get_element_dos())
@@ -369,7 +612,7 @@ def _cmd_dos(args) -> int:
     if args.json:
         from pymatgen.electronic_structure.core import Spin
 
-        Path(args.json).write_text(json.dumps({
+        atomic_write_text(args.json, json.dumps({
             "efermi_ev": cdos.efermi, "energies_ev": cdos.energies.tolist(),
             "total": cdos.densities[Spin.up].tolist(),
             "by_element": {str(k): v.densities[Spin.up].tolist() for k, v in cdos.get_element_dos().items()},
@@ -382,9 +625,13 @@ def _cmd_predict(args) -> int:
     from .deeph import write_deeph
     from .predict import load, predict_hamiltonian
 
+    from .predict import resolve_model
+
     atoms = read_structure(args.structure)
-    ham = predict_hamiltonian(atoms, load(args.model))
+    model = load(args.model)
     out = Path(args.out) if args.out else Path(args.structure).with_suffix(".pred.h5")
+    _check_outputs(args, [(out, "file"), (args.deeph, "dir")], inputs=[args.structure, resolve_model(args.model)])
+    ham = predict_hamiltonian(atoms, model)
     save_h5(ham, out)
     print(f"{atoms.get_chemical_formula()}: {len(ham.edges)} predicted blocks, {ham.norb} orbitals -> {out}")
     if args.deeph:
@@ -402,28 +649,67 @@ def _cmd_models(args) -> int:
     if not folders:
         print(f"no shipped models yet in {SHIPPED_MODELS}; train one with `tracegrad train` and pass its folder")
         return 0
+    broken = []
     for d in folders:
-        card = read_card(d)
-        cfg = card["config"]
-        print(f"{d.name}: elements {', '.join(cfg['elements'])}; basis {cfg['basis']['name']}; cutoff {cfg['cutoff']} Å; "
-              f"{'TraceGrad' if cfg.get('tracegrad') else 'baseline'}")
-        if (d / "card.yaml").is_file():
-            import yaml
-
-            info = yaml.safe_load((d / "card.yaml").read_text()) or {}
-            test = (info.get("test") or {}).get("model") or {}
-            if info.get("summary"):
-                print(f"  {' '.join(str(info['summary']).split())[:160]}...")
-            if test.get("mae_mev") is not None:
-                print(f"  test H MAE {test['mae_mev']:.1f} meV over {test.get('n_structures')} held-out structures; "
-                      f"card: {d / 'card.yaml'}")
+        try:
+            print(_model_line(d))
+        except Exception as exc:  # one bad model.json must not hide the other models
+            broken.append(d.name)
+            print(f"{d.name}: BROKEN, cannot be used ({' '.join(str(exc).split())})")
+            continue
+        try:
+            for line in _card_lines(d):
+                print(line)
+        except Exception as exc:  # nor a bad card.yaml, which is documentation: the model itself works
+            print(f"  card.yaml unreadable ({' '.join(str(exc).split())})")
+    if broken:
+        print(f"tracegrad: warning: model(s) {', '.join(broken)} cannot be used (marked BROKEN above)", file=sys.stderr)
     return 0
+
+
+def _model_line(folder: Path) -> str:
+    """One line on a model from its model.json, checked as loading it would check it."""
+    from .errors import DataFormatError
+    from .model.checkpoint import read_card
+    from .model.network import ModelConfig
+
+    card = read_card(folder)
+    try:
+        cfg = ModelConfig.from_dict(card.get("config"))
+    except (TypeError, ValueError) as exc:
+        raise DataFormatError(f"{folder / 'model.json'}: bad model config ({exc})") from None
+    return (f"{folder.name}: elements {', '.join(cfg.elements)}; basis {cfg.basis['name']}; cutoff {cfg.cutoff} Å; "
+            f"{'TraceGrad' if cfg.tracegrad else 'baseline'}")
+
+
+def _card_lines(folder: Path) -> list[str]:
+    """The summary and test figure of a model's card.yaml, if it has one."""
+    if not (folder / "card.yaml").is_file():
+        return []
+    import yaml
+
+    info = yaml.safe_load((folder / "card.yaml").read_text()) or {}
+    if not isinstance(info, dict):
+        raise ValueError(f"expected a mapping, got {type(info).__name__}")
+    lines = []
+    test = (info.get("test") or {}).get("model") or {}
+    if info.get("summary"):
+        lines.append(f"  {' '.join(str(info['summary']).split())[:160]}...")
+    if test.get("mae_mev") is not None:
+        lines.append(f"  test H MAE {float(test['mae_mev']):.1f} meV over {test.get('n_structures')} held-out "
+                     f"structures; card: {folder / 'card.yaml'}")
+    return lines
 
 
 def _cmd_train(args) -> int:
     from .model.train import TrainConfig, train
 
-    state = train(TrainConfig.from_yaml(args.config))
+    try:
+        cfg = TrainConfig.from_yaml(args.config)
+    except (TypeError, AttributeError) as exc:  # a missing key (data, out) or a YAML that is not a mapping
+        raise ConfigError(f"{args.config}: {exc}") from None
+    _check_outputs(args, [(cfg.out, "resume")], inputs=[args.config])
+    state = train(cfg)
     last = state["history"][-1] if state["history"] else {}
     print(f"stopped after epoch {state['epoch']} ({state.get('stop_reason')}); best validation epoch "
           f"{state['best_epoch']}; last validation MAE {last.get('val_mae_mev', float('nan')):.2f} meV")
@@ -440,15 +726,18 @@ def _cmd_evaluate(args) -> int:
     if args.split != "all":
         split_file = Path(args.model).parent.parent / "split.json"
         if not split_file.is_file():
-            raise FileNotFoundError(f"--split {args.split} needs {split_file} (written by tracegrad train)")
+            raise InputNotFoundError(f"--split {args.split} needs {split_file} (written by tracegrad train)")
         names = set(json.loads(split_file.read_text())[args.split])
         paths = [p for p in paths if p.name in names]
     if not paths:
-        raise ValueError("no structures to evaluate")
-    res = evaluate_to_files(args.model, paths, args.json, parity_png=args.parity)
+        raise ParameterError("no structures to evaluate")
+    _check_outputs(args, [(args.json, "file"), (args.parity, "file")], inputs=[args.model, *args.data])
+    res = evaluate_to_files(args.model, paths, args.json, parity_png=args.parity, ghost_kpoints=args.ghost_kpoints)
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    print(f"{res['n_structures']} structures: H MAE {fmt(res['mae_mev'])} meV (on-site {fmt(res['mae_onsite_mev'])}, "
-          f"off-site {fmt(res['mae_offsite_mev'])}); eigenvalue MAE {fmt(res.get('eig_mae_mev'))} meV -> {args.json}")
+    print(f"{res['n_structures']} structures: H MAE {fmt(res['mae_mev'])} meV raw, {fmt(res['gauge_mae_mev'])} meV "
+          f"gauge (on-site {fmt(res['gauge_mae_onsite_mev'])}, off-site {fmt(res['gauge_mae_offsite_mev'])}); "
+          f"E_F-aligned band MAE within ±2 eV {fmt(res['band_mae_ef_mev'])} meV; "
+          f"ghost levels {res['ghost_levels']} on {res['ghost_kpoints']} random k-points per structure -> {args.json}")
     return 0
 
 

@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from ase import Atoms
 
+from .atomic import atomic_path
 from .basis import OrbitalBasis
-from .errors import DataFormatError
+from .errors import DataFormatError, InputNotFoundError
 from .hamiltonian import RealSpaceHamiltonian
 
 FORMAT = "tracegrad-ase/hamiltonian"
@@ -52,29 +52,22 @@ def save_h5(ham: RealSpaceHamiltonian, path: str | os.PathLike) -> Path:
     sizes = [h.size for h in ham.hamiltonian]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     flat = lambda blocks: np.concatenate([b.ravel() for b in blocks]) if blocks else np.zeros(0)  # noqa: E731
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["energy_unit"] = "eV"
-            f.attrs["length_unit"] = "Angstrom"
-            f.attrs["orbital_order"] = "e3nn"
-            f.attrs["basis"] = json.dumps(ham.basis.to_dict())
-            f.attrs["meta"] = json.dumps(ham.meta, default=_json_default)
-            f["numbers"] = ham.atoms.numbers.astype(np.int64)
-            f["positions"] = ham.atoms.get_positions()
-            f["cell"] = np.asarray(ham.atoms.cell[:], dtype=float)
-            f["pbc"] = np.asarray(ham.atoms.pbc, dtype=bool)
-            f["edges"] = ham.edges
-            f["block_offsets"] = offsets
-            f.create_dataset("hamiltonian", data=flat(ham.hamiltonian), compression="gzip", shuffle=True)
-            f.create_dataset("overlap", data=flat(ham.overlap), compression="gzip", shuffle=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["energy_unit"] = "eV"
+        f.attrs["length_unit"] = "Angstrom"
+        f.attrs["orbital_order"] = "e3nn"
+        f.attrs["basis"] = json.dumps(ham.basis.to_dict())
+        f.attrs["meta"] = json.dumps(ham.meta, default=_json_default)
+        f["numbers"] = ham.atoms.numbers.astype(np.int64)
+        f["positions"] = ham.atoms.get_positions()
+        f["cell"] = np.asarray(ham.atoms.cell[:], dtype=float)
+        f["pbc"] = np.asarray(ham.atoms.pbc, dtype=bool)
+        f["edges"] = ham.edges
+        f["block_offsets"] = offsets
+        f.create_dataset("hamiltonian", data=flat(ham.hamiltonian), compression="gzip", shuffle=True)
+        f.create_dataset("overlap", data=flat(ham.overlap), compression="gzip", shuffle=True)
     return path
 
 
@@ -105,6 +98,7 @@ def load_h5(path: str | os.PathLike) -> RealSpaceHamiltonian:
             meta = json.loads(f.attrs.get("meta", "{}"))
         except (OSError, KeyError, ValueError) as exc:
             raise DataFormatError(f"{path}: corrupt content ({exc})") from None
+    _check_finite(path, data)
     atoms = Atoms(numbers=data["numbers"], positions=data["positions"], cell=data["cell"], pbc=data["pbc"])
     off = data["block_offsets"]
     edges = np.asarray(data["edges"], dtype=np.int64).reshape(-1, 5)
@@ -119,6 +113,30 @@ def load_h5(path: str | os.PathLike) -> RealSpaceHamiltonian:
     h = [data["hamiltonian"][off[e] : off[e + 1]].reshape(s) for e, s in enumerate(shapes)]
     s_ = [data["overlap"][off[e] : off[e + 1]].reshape(s) for e, s in enumerate(shapes)]
     return RealSpaceHamiltonian(atoms=atoms, basis=basis, edges=edges, hamiltonian=h, overlap=s_, meta=meta)
+
+
+def _check_finite(path: Path, data: dict[str, np.ndarray]) -> None:
+    """Refuse NaN or infinite numbers where data enter: one such file would train a model to NaN, or give NaN
+    bands, without any other error."""
+    for key in ("positions", "cell", "hamiltonian", "overlap"):
+        values = np.asarray(data[key])
+        if not np.issubdtype(values.dtype, np.number):
+            raise DataFormatError(f"{path}: dataset {key!r} is not numeric ({values.dtype})")
+        finite = np.isfinite(values)
+        if finite.all():
+            continue
+        where = ""
+        if key in ("hamiltonian", "overlap"):
+            off = np.asarray(data["block_offsets"])
+            first = int(np.flatnonzero(~finite.ravel())[0])
+            edge = int(np.searchsorted(off, first, side="right")) - 1
+            if 0 <= edge < len(data["edges"]):
+                rx, ry, rz, i, j = (int(x) for x in np.asarray(data["edges"])[edge])
+                where = f", first in the block of edge {edge} (atoms {i}-{j}, R=({rx}, {ry}, {rz}))"
+        elif key == "positions":
+            where = f" (atoms {sorted({int(a) for a in np.argwhere(~finite)[:, 0]})[:5]})"
+        raise DataFormatError(f"{path}: {int((~finite).sum())} NaN or infinite value(s) in {key!r}{where}; "
+                              "the file is corrupt or came from a failed calculation")
 
 
 def _json_default(obj):
@@ -136,7 +154,7 @@ def load_dataset(out_dir: str | os.PathLike) -> list[Path]:
     """The ``.h5`` files of a data set folder, sorted by name."""
     h5_dir = Path(out_dir) / STRUCTURES_DIR
     if not h5_dir.is_dir():
-        raise FileNotFoundError(f"{out_dir} is not a data set folder (no {STRUCTURES_DIR}/ in it)")
+        raise InputNotFoundError(f"{out_dir} is not a data set folder (no {STRUCTURES_DIR}/ in it)")
     return sorted(h5_dir.glob("*.h5"), key=lambda p: p.name)
 
 

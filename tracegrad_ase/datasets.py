@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -29,6 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 from ase import Atoms
 
+from .atomic import append_line, atomic_path, atomic_write_json
 from .datafiles import STRUCTURES_DIR, load_dataset, load_h5, save_h5, split_dataset  # noqa: F401 (re-exported)
 from .errors import DataFormatError, StructureError, TraceGradError
 from .hamiltonian import RealSpaceHamiltonian
@@ -423,35 +423,10 @@ def _write_recipe(out_dir: Path, structures: Sequence[Atoms], names: list[str], 
         a = atoms.copy()  # drops any calculator; extxyz would write its results
         a.info["name"] = name
         named.append(a)
-    fd, tmp = tempfile.mkstemp(prefix=f".{STRUCTURES_FILE}.", suffix=".tmp", dir=out_dir)
-    os.close(fd)
-    try:
-        write(tmp, named, format="extxyz")
-        _replace_if_changed(Path(tmp), out_dir / STRUCTURES_FILE)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    _atomic_write_text(out_dir / SETTINGS_FILE, json.dumps(settings.to_dict(), indent=2, sort_keys=True) + "\n")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        _replace_if_changed(Path(tmp), path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _replace_if_changed(tmp: Path, path: Path) -> None:
     # An unchanged recipe keeps its mtime, so reruns do not look like new data to make-like tools.
-    if path.exists() and path.read_bytes() == tmp.read_bytes():
-        return
-    # mkstemp makes 0600 files; a data set folder is often shared, so give the usual umask-based mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+    with atomic_path(out_dir / STRUCTURES_FILE, skip_unchanged=True) as tmp:
+        write(tmp, named, format="extxyz")
+    atomic_write_json(out_dir / SETTINGS_FILE, settings.to_dict(), indent=2, sort_keys=True, skip_unchanged=True)
 
 
 def _log_failure(path: Path, name: str, failure: _TaskFailure) -> None:
@@ -463,8 +438,7 @@ def _log_failure(path: Path, name: str, failure: _TaskFailure) -> None:
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "traceback": failure.traceback,
     }
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    append_line(path, json.dumps(record))
 
 
 def _logged_failures(path: Path) -> set[str]:

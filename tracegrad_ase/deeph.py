@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 
+from .atomic import atomic_folder
 from .basis import OrbitalBasis
 from .errors import DataFormatError
 from .hamiltonian import RealSpaceHamiltonian
@@ -96,8 +95,8 @@ def write_deeph(ham: RealSpaceHamiltonian, folder: str | os.PathLike) -> Path:
         "norbits": int(ham.norb),
         "fermi_level": 0.0 if fermi is None else float(fermi),
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
+    # Checked again just before the swap: the folder may have changed while the files were written.
+    with atomic_folder(folder, before_replace=_check_replaceable) as tmp:
         np.savetxt(tmp / "element.dat", np.asarray(numbers, dtype=np.int64), fmt="%d")
         np.savetxt(tmp / "lat.dat", cell.T)
         # ASE's cell has the vectors as rows, so 2π·inv(cell) has the reciprocal vectors as columns.
@@ -115,10 +114,6 @@ def write_deeph(ham: RealSpaceHamiltonian, folder: str | os.PathLike) -> Path:
                         raise ValueError(f"edge {key} (1-based) appears twice in the Hamiltonian")
                     f[key] = ham.basis.convert_block(np.asarray(block, dtype=float), numbers[i], numbers[j],
                                                      "e3nn", "deeph")
-        _move_into_place(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 
@@ -137,28 +132,6 @@ def _check_replaceable(folder: Path) -> None:
     if any(folder.iterdir()) and not _is_deeph_folder(folder):
         raise DataFormatError(f"{folder}: exists, is not empty and is not a DeepH folder; "
                               "refusing to overwrite it (remove it or choose another path)")
-
-
-def _move_into_place(tmp: Path, folder: Path) -> None:
-    # Checked again here: the folder may have changed while the files were written.
-    _check_replaceable(folder)
-    if not folder.exists():
-        os.rename(tmp, folder)
-        return
-    if not any(folder.iterdir()):
-        os.replace(tmp, folder)  # POSIX rename replaces an empty directory in one step
-        return
-    # A non-empty directory cannot be replaced by one rename: move the old one aside first and put it back if
-    # the second rename fails, so the path always holds a complete folder.
-    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
-    old.rmdir()
-    os.rename(folder, old)
-    try:
-        os.rename(tmp, folder)
-    except BaseException:
-        os.rename(old, folder)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_deeph(folder: str | os.PathLike, basis_name: str | None = None) -> RealSpaceHamiltonian:

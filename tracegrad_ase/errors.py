@@ -28,3 +28,47 @@ class SCFNotConvergedError(TraceGradError, RuntimeError):
 
 class LinearDependenceError(TraceGradError, ValueError):
     """A basis too close to linear dependence for the requested solver (the sparse path cannot drop directions)."""
+
+
+class ParameterError(TraceGradError, ValueError):
+    """A parameter of the wrong type or out of range (a calculator keyword, a command-line option, a setting)."""
+
+
+class UnknownParameterError(ParameterError, TypeError):
+    """A keyword the function does not know (a typo, or an option of another program); the message lists the
+    known ones."""
+
+
+class ConfigError(TraceGradError, ValueError):
+    """A recipe or training configuration with unknown keys or impossible values; the message lists them all."""
+
+
+class MismatchError(TraceGradError, ValueError):
+    """An input made for another structure or model (a k-path of another cell, a guess of other atoms)."""
+
+
+class InputNotFoundError(TraceGradError, FileNotFoundError):
+    """An input file or folder that does not exist (a structure, a recipe, a data set)."""
+
+
+class ModelNotFoundError(InputNotFoundError):
+    """No model folder of that path, and no shipped model of that name."""
+
+
+class PredictionError(TraceGradError, ArithmeticError):
+    """A prediction that is not a number (NaN or infinite): never returned or written as a result."""
+
+
+class OutputPathError(TraceGradError, ValueError):
+    """An output that cannot or must not be written: its folder is missing or read-only, it is a directory, it
+    is one of the inputs, or it exists (without ``--force``)."""
+
+
+class CalculatorUsageError(TraceGradError, RuntimeError):
+    """A calculator asked something it cannot answer unambiguously, e.g. an argument-free getter while it is
+    attached to several ``Atoms``."""
+
+
+class GhostLevelError(TraceGradError, ValueError):
+    """A prediction with ghost levels (far outside the model's training spectral range), refused under
+    ``--strict``; without it they are a :class:`~tracegrad_ase.spectrum.GhostLevelWarning`."""

@@ -11,13 +11,21 @@ Force constants come from a user's own phonopy files (:func:`load_phonopy`) or f
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import inspect
+import io
+import lzma
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+import yaml
 from ase import Atoms
 
 from .datasets import _from_phonopy, _to_phonopy
+from .errors import DataFormatError
 
 if TYPE_CHECKING:
     from phonopy import Phonopy
@@ -27,16 +35,75 @@ __all__ = ["thermal_structures", "force_constants_from_calculator", "load_phonop
 
 
 def load_phonopy(path: str | os.PathLike, **kwargs: Any) -> "Phonopy":
-    """``phonopy.load(path)``: a ``phonopy_disp.yaml`` / ``phonopy_params.yaml`` with its forces.
+    """A ``Phonopy`` object from a ``phonopy_disp.yaml`` / ``phonopy_params.yaml`` (also ``.xz``/``.gz``/``.bz2``)
+    with its forces or force constants, ready for :func:`thermal_structures` and :func:`gap_vs_temperature`.
 
-    phonopy reads ``FORCE_SETS`` or ``FORCE_CONSTANTS`` found next to the yaml (or the forces stored in
-    ``phonopy_params.yaml``) and produces the force constants, so the result is ready for
-    :func:`thermal_structures` and :func:`gap_vs_temperature`. Other keyword arguments go to ``phonopy.load``
-    (e.g. ``force_constants_filename=``, ``force_sets_filename=``).
+    The file is parsed with YAML's safe loader: phonopy's own reader uses a full loader, under which a tag such
+    as ``!!python/object/apply:...`` runs code. A file that is not plain YAML, or not a phonopy file, is a
+    :class:`~tracegrad_ase.errors.DataFormatError` naming it. ``FORCE_SETS``, ``FORCE_CONSTANTS`` /
+    ``force_constants.hdf5`` and ``BORN`` next to the file are used where the file lacks what they hold (phonopy
+    itself would look in the current directory). Other keyword arguments go to ``phonopy.load`` (e.g.
+    ``primitive_matrix=``, ``force_constants_filename=``, ``force_sets_filename=``).
     """
     import phonopy
 
-    return phonopy.load(os.fspath(path), **kwargs)
+    path = Path(path)
+    data = _safe_phonopy_yaml(path)
+    inspect.signature(phonopy.load).bind(None, **kwargs)  # a wrong keyword is the caller's TypeError, not the file's
+    kwargs = {**_side_files(path.parent, data, kwargs), **kwargs}
+    # What phonopy parses is YAML that SafeDumper emitted from plain data: it holds no tag that constructs objects,
+    # whatever the loader; phonopy then builds cells, dataset and force constants exactly as from the file.
+    text = yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper))
+    try:
+        return phonopy.load(io.StringIO(text), **kwargs)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError, RecursionError) as exc:
+        raise DataFormatError(f"{path}: not a usable phonopy file ({type(exc).__name__}: {exc})") from None
+
+
+def _safe_phonopy_yaml(path: Path) -> dict[str, Any]:
+    """The YAML mapping in ``path``, read with the safe loader (plain data only)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such phonopy file")
+    opener = _OPENERS.get(path.suffix.lower(), open)
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise DataFormatError(f"{path}: unreadable ({exc})") from None
+    try:
+        data = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        # A python/... tag lands here ("could not determine a constructor"): nothing was constructed or run.
+        raise DataFormatError(f"{path}: not a plain-YAML phonopy file; tags that build Python objects are "
+                              f"refused ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataFormatError(f"{path}: not a phonopy file (a YAML {type(data).__name__}, not a mapping)")
+    return data
+
+
+def _side_files(folder: Path, data: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """phonopy's companion files in ``folder`` as ``phonopy.load`` arguments (the caller's own take precedence).
+
+    phonopy itself reads them only where the YAML lacks their data (forces, force constants), so naming them is
+    harmless otherwise; ``BORN`` would take precedence over NAC parameters in the YAML, so it is named only where
+    the YAML has none.
+    """
+    out: dict[str, Any] = {}
+    if "force_sets_filename" not in kwargs and (folder / "FORCE_SETS").is_file():
+        out["force_sets_filename"] = str(folder / "FORCE_SETS")
+    if "force_constants_filename" not in kwargs:
+        for name in ("FORCE_CONSTANTS", "force_constants.hdf5"):
+            if (folder / name).is_file():
+                out["force_constants_filename"] = str(folder / name)
+                break
+    yaml_nac = "nac" in data or "born_effective_charge" in data  # older phonopy wrote NAC at the top level
+    if (not yaml_nac and "born_filename" not in kwargs and kwargs.get("is_nac", True)
+            and kwargs.get("nac_params") is None and (folder / "BORN").is_file()):
+        out["born_filename"] = str(folder / "BORN")
+    return out
+
+
+_OPENERS: dict[str, Any] = {".xz": lzma.open, ".lzma": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
 
 
 def force_constants_from_calculator(unitcell: Atoms, supercell_matrix: Sequence[int] | Sequence[Sequence[int]]

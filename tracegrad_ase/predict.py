@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from .errors import StructureError, UnknownElementError
+from .errors import (DataFormatError, ModelNotFoundError, ParameterError, PredictionError, StructureError,
+                     UnknownElementError)
 from .graphs import neighbor_list
 from .hamiltonian import RealSpaceHamiltonian
 from .integrals import overlap_blocks
@@ -40,19 +41,73 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
         return shipped
     available = sorted(d.name for d in SHIPPED_MODELS.iterdir() if (d / "model.json").is_file()) \
         if SHIPPED_MODELS.is_dir() else []
-    raise FileNotFoundError(f"no model folder {str(name_or_path)!r}, and no shipped model of that name "
-                            f"(shipped: {', '.join(available) or 'none yet'})")
+    raise ModelNotFoundError(f"no model folder {str(name_or_path)!r}, and no shipped model of that name "
+                             f"(shipped: {', '.join(available) or 'none yet'})")
 
 
-def load(name_or_path, device: str = "cpu", dtype=None):
-    """Load a model (folder or shipped name) with its card metadata."""
-    from .model.checkpoint import load_model, read_card
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """``None`` (the model file's own), ``"float32"``/``"float64"`` or the torch dtypes; anything else is a
+    :class:`ParameterError`."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        return _DTYPES[dtype]
+    if isinstance(dtype, torch.dtype) and dtype in _DTYPES.values():
+        return dtype
+    raise ParameterError(f"dtype must be None, 'float32', 'float64', torch.float32 or torch.float64, got {dtype!r}")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """A torch device from ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or ``"auto"`` (CUDA when available, else
+    CPU); a device torch does not know or that is not available here is a :class:`ParameterError`."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise ParameterError(f"device must be a string such as 'cpu', 'cuda' or 'auto', got {device!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ParameterError(f"device {device!r} is not a torch device ({exc}); use 'cpu', 'cuda', 'cuda:N', "
+                             "'mps' or 'auto'") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available()
+                               or (dev.index is not None and dev.index >= torch.cuda.device_count())):
+        raise ParameterError(f"device {device!r}: no such CUDA device here "
+                             f"({torch.cuda.device_count()} available); use 'cpu' or 'auto'")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ParameterError(f"device {device!r} is not available here; use 'cpu' or 'auto'")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ParameterError(f"device {device!r} is not supported; use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'")
+    return dev
+
+
+def load(name_or_path, device: str | torch.device = "cpu", dtype: str | torch.dtype | None = None):
+    """Load a model (folder or shipped name) with its card metadata.
+
+    ``device``: see :func:`resolve_device` (``"auto"`` included); ``dtype``: see :func:`resolve_dtype`. A model
+    whose weights hold NaN or infinite values is refused (:class:`DataFormatError`), so it can never predict.
+    """
+    from .model.checkpoint import WEIGHTS, load_model, read_card
+
+    dev, dt = resolve_device(device), resolve_dtype(dtype)
     folder = resolve_model(name_or_path)
-    model = load_model(folder, dtype).to(device)
+    model = load_model(folder, dt)
+    _check_finite_weights(model, folder / WEIGHTS)
+    model = model.to(dev)
     model.eval()
     model.card = read_card(folder)  # type: ignore[attr-defined]
     return model
+
+
+def _check_finite_weights(model: torch.nn.Module, source: Path) -> None:
+    # Checked once here, where weights enter: a NaN weight makes every prediction NaN.
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise DataFormatError(f"{source}: weights hold NaN or infinite values in {len(bad)} tensor(s) "
+                              f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); the model file is corrupt "
+                              "or came from a training run that diverged")
 
 
 def check_domain(atoms: Atoms, model) -> None:
@@ -108,6 +163,7 @@ def predict_hamiltonian(atoms: Atoms, model) -> RealSpaceHamiltonian:
     graph = graph.to(param.device, param.dtype)
     with torch.no_grad():  # TraceGrad turns autograd on for its own gradient; the rest needs no graph
         padded = model(graph)["H"].cpu().numpy()
+    _check_finite_prediction(padded, edges)
     symbols = atoms.get_chemical_symbols()
     h = model.layout.unpad_blocks(padded, symbols, edges[:, 3], edges[:, 4])
     s = overlap_blocks(atoms, model.basis, edges)
@@ -116,3 +172,14 @@ def predict_hamiltonian(atoms: Atoms, model) -> RealSpaceHamiltonian:
     meta = {"source": "model", "cutoff": model.config.cutoff, "nelectron": nelec, "model": metadata.get("name"),
             "fermi_level_guess_ev": (metadata.get("domain") or {}).get("fermi_level_ev")}
     return RealSpaceHamiltonian(atoms=atoms.copy(), basis=model.basis, edges=edges, hamiltonian=h, overlap=s, meta=meta)
+
+
+def _check_finite_prediction(padded: np.ndarray, edges: np.ndarray) -> None:
+    """A NaN or infinite predicted block is an error naming its edges, never a result."""
+    bad = ~np.isfinite(padded.reshape(len(padded), -1)).all(axis=1)
+    if bad.any():
+        first = [f"({int(i)}, {int(j)}, R={tuple(int(x) for x in r)})" for r, i, j in
+                 zip(edges[bad, :3], edges[bad, 3], edges[bad, 4])][:3]
+        raise PredictionError(f"the model predicted NaN or infinite blocks on {int(bad.sum())} of {len(edges)} edges "
+                              f"(first: {', '.join(first)}); nothing is returned. Check the model file and the "
+                              "structure (e.g. atoms far closer than in the training data)")

@@ -301,12 +301,9 @@ def _site_structure(atoms: Atoms) -> Structure:
 
 def _gaussian_dos(energies: np.ndarray, wk: np.ndarray, amp: np.ndarray, grid: np.ndarray, width: float
                   ) -> np.ndarray:
-    """Σ_k w_k Σ_n 2 amp[..., k, n] G(E - e_kn): the same Gaussian and spin factor as electronic.dos, so the
-    projections add up to the calculator's total DOS."""
-    x = grid[:, None] - energies.ravel()[None, :]
-    g = np.exp(-0.5 * (x / width) ** 2) / (width * np.sqrt(2 * np.pi))
-    a = (2.0 * amp * wk[:, None]).reshape(amp.shape[:-2] + (-1,))
-    return a @ g.T
+    """Σ_k w_k Σ_n 2 amp[..., k, n] G(E - e_kn): electronic.dos's own sum (same Gaussian and spin factor, so the
+    projections add up to the calculator's total DOS), in blocks of bounded memory whatever the k-mesh."""
+    return electronic._weighted_dos(energies, wk, amp, grid, width, "gaussian")
 
 
 def complete_dos(calc: TraceGradCalculator, energies: Any = None, width: float = 0.1) -> CompleteDos:

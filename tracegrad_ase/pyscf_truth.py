@@ -23,7 +23,7 @@ import numpy as np
 from ase import Atoms
 
 from .basis import OrbitalBasis
-from .errors import SCFNotConvergedError, StructureError
+from .errors import MismatchError, ParameterError, SCFNotConvergedError, StructureError
 from .graphs import neighbor_list
 from .hamiltonian import LINDEP_THRESHOLD, PREDICTED_LINDEP, RealSpaceHamiltonian, blocks_from_dense
 from .integrals import overlap_blocks, pyscf_offsets
@@ -60,11 +60,7 @@ class GroundTruthSettings:
 
     def for_atoms(self, atoms: Atoms) -> "GroundTruthSettings":
         """These settings with the molecule/crystal defaults filled in."""
-        defaults = CRYSTAL_DEFAULTS if any(atoms.pbc) else MOLECULE_DEFAULTS
-        basis = self.basis or defaults["basis"]
-        pseudo = self.pseudo if self.pseudo is not None else defaults["pseudo"]
-        if pseudo is None and basis.lower().startswith("gth"):
-            pseudo = "gth-" + self.xc.lower()
+        basis, pseudo = _basis_and_pseudo(self, atoms)
         cutoff = self.cutoff
         if cutoff is None and any(atoms.pbc):
             cutoff = overlap_cutoff(basis, sorted(set(atoms.get_chemical_symbols())))
@@ -81,6 +77,84 @@ class GroundTruthSettings:
             if s.get(key) is not None:
                 s[key] = tuple(int(x) for x in s[key])
         return cls(**s)
+
+
+def _basis_and_pseudo(settings: GroundTruthSettings, atoms: Atoms) -> tuple[str, str | None]:
+    """The basis and pseudopotential names, with the molecule/crystal defaults filled in."""
+    defaults = CRYSTAL_DEFAULTS if any(atoms.pbc) else MOLECULE_DEFAULTS
+    basis = settings.basis or defaults["basis"]
+    pseudo = settings.pseudo if settings.pseudo is not None else defaults["pseudo"]
+    if pseudo is None and basis.lower().startswith("gth"):
+        pseudo = "gth-" + settings.xc.lower()
+    return basis, pseudo
+
+
+def check_settings(settings: GroundTruthSettings, atoms: Atoms) -> None:
+    """Refuse, before any SCF, settings that PySCF would fail on late or misread: impossible numbers, meshes that
+    are not 1 along a non-periodic direction, an unknown functional (libxc's ``parse_xc``), and a basis or
+    pseudopotential without one of the structure's elements (:class:`UnknownElementError`)."""
+    problems = settings_problems(settings) + _mesh_problems(settings, atoms)
+    if problems:
+        raise ParameterError("bad ground-truth settings: " + "; ".join(problems))
+    check_xc(settings.xc)
+    basis, pseudo = _basis_and_pseudo(settings, atoms)
+    OrbitalBasis.from_pyscf(basis, sorted(set(atoms.get_chemical_symbols())), pseudo)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_)) \
+        and math.isfinite(float(x))
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def settings_problems(s: GroundTruthSettings) -> list[str]:
+    """Settings that are of the wrong type or out of range, each as "name=value (must be ...)"."""
+    checks = [
+        ("kspacing", s.kspacing, _is_number(s.kspacing) and s.kspacing > 0, "> 0 (1/Å)"),
+        ("smearing", s.smearing, s.smearing is None or (_is_number(s.smearing) and s.smearing >= 0), ">= 0 eV or None"),
+        ("cutoff", s.cutoff, s.cutoff is None or (_is_number(s.cutoff) and s.cutoff > 0), "> 0 Å or None"),
+        ("conv_tol", s.conv_tol, _is_number(s.conv_tol) and s.conv_tol > 0, "> 0 Hartree"),
+        ("max_cycle", s.max_cycle, _is_int(s.max_cycle) and s.max_cycle >= 1, "an integer >= 1"),
+        ("grids_level", s.grids_level, _is_int(s.grids_level) and 0 <= s.grids_level <= 9, "an integer 0-9"),
+        ("threads", s.threads, s.threads is None or (_is_int(s.threads) and s.threads >= 1), "an integer >= 1 or None"),
+        ("charge", s.charge, _is_int(s.charge), "an integer"),
+        ("integrals", s.integrals, s.integrals in ("auto", "multigrid", "fftdf"), "'auto', 'multigrid' or 'fftdf'"),
+        ("basis", s.basis, s.basis is None or (isinstance(s.basis, str) and s.basis.strip() != ""), "a basis name"),
+        ("pseudo", s.pseudo, s.pseudo is None or isinstance(s.pseudo, str), "a pseudopotential name or None"),
+    ]
+    return [f"{name}={value!r} (must be {what})" for name, value, ok, what in checks if not ok]
+
+
+def _mesh_problems(s: GroundTruthSettings, atoms: Atoms) -> list[str]:
+    out = []
+    flat = ~np.asarray(atoms.pbc, dtype=bool)
+    for name in ("kmesh", "hr_kmesh"):
+        mesh = getattr(s, name)
+        if mesh is None:
+            continue
+        if len(mesh) != 3 or not all(_is_int(n) and n >= 1 for n in mesh):
+            out.append(f"{name}={mesh!r} (must be 3 positive integers)")
+        elif any(flat) and any(atoms.pbc) and any(n != 1 for n, f in zip(mesh, flat) if f):
+            out.append(f"{name}={tuple(mesh)} (must be 1 along the non-periodic direction(s) "
+                       f"{', '.join('abc'[i] for i in np.flatnonzero(flat))})")
+    return out
+
+
+def check_xc(xc: Any) -> None:
+    """A :class:`ParameterError` for a functional name libxc does not know (``pbee``), before any SCF."""
+    if not isinstance(xc, str) or not xc.strip():
+        raise ParameterError(f"xc must name an exchange-correlation functional such as 'pbe', got {xc!r}")
+    from pyscf.dft import libxc
+
+    try:
+        libxc.parse_xc(xc)
+    except Exception as exc:  # KeyError or ValueError, depending on how the name is wrong
+        reason = str(exc).strip("'\"")
+        raise ParameterError(f"unknown exchange-correlation functional {xc!r} ({reason}); use a PySCF/libxc name such "
+                             "as 'pbe', 'pbe0', 'b3lyp' or 'lda,vwn'") from None
 
 
 @dataclass
@@ -116,8 +190,10 @@ def run_scf(atoms: Atoms, settings: GroundTruthSettings | None = None,
     with the settings' smearing for a crystal — is the starting point. ``info["scf_cycles"]`` counts the cycles.
     """
     if isinstance(init_guess, str) and init_guess not in PYSCF_GUESSES:
-        raise ValueError(f"unknown initial guess {init_guess!r}; choose one of {PYSCF_GUESSES} or pass a Hamiltonian")
+        raise ParameterError(f"unknown initial guess {init_guess!r}; choose one of {PYSCF_GUESSES} or pass a "
+                             "Hamiltonian")
     validate_atoms(atoms)
+    check_settings(settings or GroundTruthSettings(), atoms)
     settings = (settings or GroundTruthSettings()).for_atoms(atoms)
     periodic = bool(np.any(atoms.pbc))
     if periodic:
@@ -401,10 +477,10 @@ def guess_density(ham: RealSpaceHamiltonian, atoms: Atoms, basis: OrbitalBasis, 
 
     if len(ham.atoms) != len(atoms) or (ham.atoms.numbers != atoms.numbers).any() or np.abs(
             ham.atoms.positions - atoms.positions).max() > 1e-6:
-        raise ValueError("the guess Hamiltonian belongs to another structure (atoms or positions differ)")
+        raise MismatchError("the guess Hamiltonian belongs to another structure (atoms or positions differ)")
     for el in set(atoms.get_chemical_symbols()):
         if tuple(ham.basis.shells_of(el)) != tuple(basis.shells_of(el)):
-            raise ValueError(f"the guess Hamiltonian's basis for {el} ({ham.basis.irreps(el)}) is not the SCF's "
+            raise MismatchError(f"the guess Hamiltonian's basis for {el} ({ham.basis.irreps(el)}) is not the SCF's "
                              f"({basis.irreps(el)}): predict with a model trained in the SCF's basis")
     m = basis.structure_transform(atoms.numbers, "e3nn", "pyscf")
     # As the calculator solves a prediction: nearly dependent overlap directions would amplify its errors into
@@ -413,7 +489,7 @@ def guess_density(ham: RealSpaceHamiltonian, atoms: Atoms, basis: OrbitalBasis, 
     if kpts_frac is None:
         mo = molecular_orbitals(ham, PREDICTED_LINDEP if predicted else LINDEP_THRESHOLD)
         if mo["n_electrons"] != nelec:
-            raise ValueError(f"the guess Hamiltonian holds {mo['n_electrons']} electrons, the SCF {nelec}")
+            raise MismatchError(f"the guess Hamiltonian holds {mo['n_electrons']} electrons, the SCF {nelec}")
         return m @ mo["density_matrix"] @ m.T
     width = smearing if smearing else 1e-3
     dms, _ = density_matrices(ham, kpts_frac, "fermi-dirac", width, n_electrons=nelec, lindep=PREDICTED_LINDEP)

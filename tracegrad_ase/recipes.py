@@ -28,8 +28,14 @@ from typing import Any
 from ase import Atoms
 
 from .datasets import GenerationReport, generate_dataset, perturbed_structures, phonopy_displacements
-from .errors import DataFormatError
+from .errors import ConfigError, DataFormatError, InputNotFoundError
 from .pyscf_truth import GroundTruthSettings
+
+#: The keys a recipe may use, at the top and in each structure entry; anything else is a typo and refused.
+TOP_KEYS = ("out_dir", "workers", "threads_per_worker", "settings", "structures")
+ENTRY_KEYS = ("base", "perturb", "phonopy", "thermal")
+BASE_KEYS = ("file", "build", "args", "kwargs", "pbc", "repeat")
+THERMAL_KEYS = ("phonopy", "temperature", "n", "seed", "pbc", "prefix")
 
 
 def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
@@ -38,7 +44,7 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such recipe")
+        raise InputNotFoundError(f"{path}: no such recipe")
     try:
         recipe = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -49,8 +55,87 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     unknown = set(recipe.get("settings") or {}) - known
     if unknown:
         raise DataFormatError(f"{path}: unknown settings {sorted(unknown)}; known: {sorted(known)}")
+    problems = recipe_problems(recipe) + _settings_problems(recipe.get("settings"))
+    if problems:
+        raise ConfigError(f"{path}: " + "; ".join(problems))
     recipe["_root"] = path.parent
     return recipe
+
+
+def _settings_problems(raw: Any) -> list[str]:
+    """Settings values checked once here: a bad one would otherwise fail every structure of the data set."""
+    from .pyscf_truth import check_xc, settings_problems
+
+    if raw is not None and not isinstance(raw, dict):
+        return [f"settings must be a mapping, got {type(raw).__name__}"]
+    try:
+        settings = GroundTruthSettings.from_dict(raw or {})
+        check_xc(settings.xc)
+    except (TypeError, ValueError) as exc:
+        return [f"settings: {exc}"]
+    return [f"settings: {p}" for p in settings_problems(settings)]
+
+
+def _sub_keys() -> dict[str, tuple[str, ...]]:
+    """Keys of each part of a structure entry; perturb and phonopy take their functions' keywords."""
+    import inspect
+
+    def keywords(fn, skip: set[str]) -> tuple[str, ...]:
+        return tuple(p for p in inspect.signature(fn).parameters if p not in skip)
+
+    return {"base": BASE_KEYS, "perturb": keywords(perturbed_structures, {"base"}),
+            "phonopy": ("supercell",) + keywords(phonopy_displacements, {"base", "supercell_matrix"}),
+            "thermal": THERMAL_KEYS}
+
+
+def _unknown(where: str, given: Any, known: tuple[str, ...]) -> list[str]:
+    if not isinstance(given, dict):
+        return [f"{where} must be a mapping, got {type(given).__name__}"]
+    bad = sorted(str(k) for k in set(given) - set(known))
+    return [f"{where}: unknown key(s) {bad}; valid: {list(known)}"] if bad else []
+
+
+def recipe_problems(recipe: dict[str, Any]) -> list[str]:
+    """Every unknown key and impossible combination in a parsed recipe (empty: fine), with the valid keys."""
+    problems = _unknown("recipe", recipe, TOP_KEYS)
+    for key in ("workers", "threads_per_worker"):
+        value = recipe.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            problems.append(f"{key} must be a positive integer, got {value!r}")
+    if not isinstance(recipe.get("out_dir"), str) or not recipe["out_dir"].strip():
+        problems.append(f"out_dir must be a folder name, got {recipe.get('out_dir')!r}")
+    structures = recipe.get("structures")
+    if not isinstance(structures, list):
+        return problems + [f"structures must be a list, got {type(structures).__name__}"]
+    sub = _sub_keys()
+    for n, entry in enumerate(structures):
+        problems += _entry_problems(n, entry, sub)
+    return problems
+
+
+def _entry_problems(n: int, entry: Any, sub: dict[str, tuple[str, ...]]) -> list[str]:
+    where = f"structure {n}"
+    problems = _unknown(where, entry, ENTRY_KEYS)
+    if not isinstance(entry, dict):
+        return problems
+    for part in ENTRY_KEYS:
+        if part in entry:
+            problems += _unknown(f"{where} {part}", entry[part], sub[part])
+    if ("thermal" in entry) == ("base" in entry):
+        problems.append(f"{where} needs either 'base' (with optional perturb or phonopy) or 'thermal'")
+    if "perturb" in entry and "phonopy" in entry:
+        problems.append(f"{where} has both perturb and phonopy; give each its own entry")
+    if "thermal" in entry and ("perturb" in entry or "phonopy" in entry):
+        problems.append(f"{where}: thermal makes its own structures and takes no perturb or phonopy")
+    for part, keys in (("perturb", ("n",)), ("phonopy", ("supercell",)), ("thermal", ("phonopy", "temperature", "n"))):
+        spec = entry.get(part)
+        need = [k for k in keys if k not in spec] if isinstance(spec, dict) else []
+        if need:
+            problems.append(f"{where} {part} needs {need}")
+    base = entry.get("base")
+    if isinstance(base, dict) and "file" not in base and "build" not in base:
+        problems.append(f"{where} base needs 'file' or 'build'")
+    return problems
 
 
 def recipe_settings(recipe: dict[str, Any]) -> GroundTruthSettings:
@@ -111,8 +196,11 @@ def _base(spec: dict[str, Any], root: Path, n: int) -> Atoms:
     from ase.io import read
 
     if "file" in spec:
+        from .structures import check_ordered
+
         f = Path(spec["file"])
         atoms = read(f if f.is_absolute() else root / f)
+        check_ordered(atoms, str(f))  # a partially occupied site would become one element without a word
     elif "build" in spec:
         builder = getattr(ase.build, str(spec["build"]), None)
         if builder is None or not callable(builder):

@@ -9,6 +9,8 @@ from .errors import StructureError
 
 #: Atoms closer than this (Å) are treated as a mistake in the input.
 MIN_DISTANCE = 0.5
+#: Site occupancies within this of 1 count as fully occupied (CIF files round them, e.g. 0.99999).
+OCCUPANCY_TOLERANCE = 1e-3
 
 
 def validate_atoms(atoms: Atoms, min_distance: float = MIN_DISTANCE, backend: str = "auto") -> None:
@@ -50,3 +52,25 @@ def close_pairs(atoms: Atoms, cutoff: float, backend: str = "auto") -> tuple[np.
     nl = neighbor_list(atoms, cutoff, backend=backend)
     return nl.i, nl.j, nl.distances
 
+
+
+def check_ordered(atoms: Atoms, source: str = "the structure") -> None:
+    """Raise :class:`StructureError` if ``atoms`` came from a file with partially occupied (disordered) sites.
+
+    ASE's CIF reader keeps one species per site and records the occupancies in ``atoms.info["occupancy"]``
+    (``{site kind: {symbol: occupancy}}``): a C0.5/N0.5 site would silently become one element. The model knows
+    nothing of alloys or vacancies, so such a structure is refused, naming the sites.
+    """
+    occupancy = atoms.info.get("occupancy")
+    if not occupancy:
+        return
+    bad = []
+    for kind, species in occupancy.items():
+        total = sum(float(x) for x in species.values())
+        if len(species) > 1 or abs(total - 1.0) > OCCUPANCY_TOLERANCE:
+            bad.append(f"{kind}: " + "/".join(f"{el}{float(x):g}" for el, x in species.items()))
+    if bad:
+        raise StructureError(
+            f"{source} has partially occupied (disordered) sites ({'; '.join(bad[:5])}"
+            f"{'; ...' if len(bad) > 5 else ''}): the model needs one element per site with occupancy 1; "
+            "build an ordered supercell first (e.g. pymatgen's OrderDisorderedStructureTransformation)")

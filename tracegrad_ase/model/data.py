@@ -21,8 +21,13 @@ class GraphBatch:
     """One or several structures as one disconnected graph.
 
     ``edge_index[:, e] = (i, j)``: block H_ij(R) for atom j in the cell shifted by R; ``edge_offset[e] = R @ cell``
-    (Å), so the edge vector is ``pos[j] + edge_offset - pos[i]``. ``reverse[e]`` is the edge (j, i, -R);
-    on-site edges (i, i, 0) are their own reverse. ``target``/``mask`` are padded blocks (eV) in the layout.
+    (Å), so the edge vector is ``pos[j] + edge_offset - pos[i]``; ``edge_shift[e] = R`` (integers, for Bloch
+    phases). ``reverse[e]`` is the edge (j, i, -R); on-site edges (i, i, 0) are their own reverse.
+    ``target``/``overlap``/``mask`` are padded blocks (eV; S dimensionless) in the layout.
+
+    Training graphs also carry what the gauge-invariant and band losses need: the overlap S on the same edges
+    (the energy zero of a periodic calculation is arbitrary: H and H + c·S are the same physics), each structure's
+    periodic directions, its electron count and its Fermi level (NaN where unknown, e.g. molecules).
     """
 
     species: torch.Tensor  # (N,) long, index into layout.elements
@@ -35,6 +40,11 @@ class GraphBatch:
     mask: torch.Tensor  # (E, n_orb, n_orb) bool
     target: torch.Tensor | None = None  # (E, n_orb, n_orb) eV
     n_graphs: int = 1
+    edge_shift: torch.Tensor | None = None  # (E, 3) long, R in lattice vectors
+    overlap: torch.Tensor | None = None  # (E, n_orb, n_orb)
+    pbc: torch.Tensor | None = None  # (n_graphs, 3) bool
+    n_electrons: torch.Tensor | None = None  # (n_graphs,)
+    fermi: torch.Tensor | None = None  # (n_graphs,) eV in the target's own zero, NaN if unknown
 
     def to(self, device=None, dtype=None) -> "GraphBatch":
         out = {}
@@ -81,8 +91,13 @@ def graph_from_arrays(
     cell: np.ndarray,
     edges: np.ndarray,
     blocks: Sequence[np.ndarray] | None = None,
+    overlap: Sequence[np.ndarray] | None = None,
+    pbc: Sequence[bool] | None = None,
+    n_electrons: float | None = None,
+    fermi: float | None = None,
 ) -> GraphBatch:
-    """A graph for ``edges`` (rows ``Rx, Ry, Rz, i, j``), with target ``blocks`` (eV, e3nn order) if given."""
+    """A graph for ``edges`` (rows ``Rx, Ry, Rz, i, j``), with target ``blocks`` (eV, e3nn order) and their
+    ``overlap`` if given; ``pbc``, ``n_electrons`` and ``fermi`` (eV) describe the structure for the band loss."""
     numbers = np.asarray(numbers)
     try:
         species = np.array([layout.species_index(int(z)) for z in numbers], dtype=np.int64)
@@ -97,10 +112,12 @@ def graph_from_arrays(
     per_species = np.array([layout.orbital_mask(e) for e in layout.elements], dtype=bool).reshape(-1, layout.n_orb)
     rows, cols = per_species[species[edges[:, 3]]], per_species[species[edges[:, 4]]]
     mask = rows[:, :, None] & cols[:, None, :]  # one outer product per edge, without a loop over edges
-    target = None
-    if blocks is not None:
-        target = torch.as_tensor(np.stack([layout.pad_block(np.asarray(b), el[i], el[j])
-                                           for b, (i, j) in zip(blocks, edges[:, 3:])]))
+    def padded(values):
+        if values is None:
+            return None
+        return torch.as_tensor(np.stack([layout.pad_block(np.asarray(b), el[i], el[j])
+                                         for b, (i, j) in zip(values, edges[:, 3:])]))
+
     n, e = len(numbers), len(edges)
     return GraphBatch(
         species=torch.as_tensor(species),
@@ -111,17 +128,26 @@ def graph_from_arrays(
         node_graph=torch.zeros(n, dtype=torch.long),
         edge_graph=torch.zeros(e, dtype=torch.long),
         mask=torch.as_tensor(mask),
-        target=target,
+        target=padded(blocks),
+        edge_shift=torch.as_tensor(edges[:, :3].copy()),
+        overlap=padded(overlap),
+        pbc=torch.as_tensor(np.asarray(pbc if pbc is not None else (True, True, True), dtype=bool).reshape(1, 3)),
+        n_electrons=torch.tensor([float("nan") if n_electrons is None else float(n_electrons)]),
+        fermi=torch.tensor([float("nan") if fermi is None else float(fermi)]),
     )
 
 
 def graph_from_hamiltonian(layout: BlockLayout, ham, cutoff: float | None = None) -> GraphBatch:
-    """A training graph from a stored Hamiltonian, keeping its edges up to ``cutoff`` Å."""
+    """A training graph from a stored Hamiltonian (H, S, electrons, Fermi level), keeping its edges up to
+    ``cutoff`` Å."""
+    from ..electronic import electron_count
+
     if cutoff is not None:
         ham = ham.within(cutoff)
     atoms = ham.atoms
     return graph_from_arrays(layout, atoms.numbers, atoms.get_positions(), np.asarray(atoms.cell[:]),
-                             ham.edges, ham.hamiltonian)
+                             ham.edges, ham.hamiltonian, overlap=ham.overlap, pbc=atoms.pbc,
+                             n_electrons=electron_count(ham), fermi=ham.meta.get("fermi_level_ev"))
 
 
 def collate(graphs: Sequence[GraphBatch]) -> GraphBatch:
@@ -131,6 +157,11 @@ def collate(graphs: Sequence[GraphBatch]) -> GraphBatch:
     node_off = np.cumsum([0] + [len(g.species) for g in graphs])
     edge_off = np.cumsum([0] + [g.num_edges for g in graphs])
     has_target = all(g.target is not None for g in graphs)
+
+    def cat(name: str):
+        values = [getattr(g, name) for g in graphs]
+        return None if any(v is None for v in values) else torch.cat(values)
+
     return GraphBatch(
         species=torch.cat([g.species for g in graphs]),
         pos=torch.cat([g.pos for g in graphs]),
@@ -142,6 +173,11 @@ def collate(graphs: Sequence[GraphBatch]) -> GraphBatch:
         mask=torch.cat([g.mask for g in graphs]),
         target=torch.cat([g.target for g in graphs]) if has_target else None,
         n_graphs=len(graphs),
+        edge_shift=cat("edge_shift"),
+        overlap=cat("overlap"),
+        pbc=cat("pbc"),
+        n_electrons=cat("n_electrons"),
+        fermi=cat("fermi"),
     )
 
 

@@ -6,14 +6,18 @@ true overlap on both sides, so they measure the model's H alone and not the trun
 number of stored edges beyond the cutoff is reported as ``n_edges_beyond_cutoff``).
 
 Errors are pooled over all files: an MAE is the sum of absolute errors over the number of values, in meV.
-No ASE import here; structures arrive as :class:`~tracegrad_ase.hamiltonian.RealSpaceHamiltonian` objects.
+
+The energy zero of a periodic calculation is arbitrary (more vacuum: H + c·S), so next to the raw MAE every
+structure is also judged after removing the best c (``gauge_*``; the breakdowns by element pair and degree are
+gauge errors), and bands are judged as users see them: relative to E_F (VBM for gapped systems) within ±2 eV
+(``band_mae_ef_mev``, on a Γ-centred mesh), with ghost levels counted on random k-points
+(:mod:`tracegrad_ase.spectrum`). No ASE import here; structures arrive as :class:`~tracegrad_ase.hamiltonian.RealSpaceHamiltonian` objects.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,6 +28,8 @@ import torch
 from ..basis import OrbitalBasis, symbol_of
 from ..datafiles import load_h5
 from ..hamiltonian import PREDICTED_LINDEP, RealSpaceHamiltonian, near_band_edges
+from ..spectrum import GHOST_MARGIN_EV, align, band_errors, evaluation_mesh, ghost_levels, levels, \
+    random_kpoints, spectral_range
 from .data import GraphBatch, graph_from_hamiltonian
 from .network import TraceGradNet
 
@@ -161,11 +167,22 @@ class _Accumulator:
     model: TraceGradNet
     sample_size: int = 0
     seed: int = 0
+    ghost_kpoints: int = 1000
+    domain_range: tuple[float, float] | None = None  # the model's training spectral range relative to E_F (eV)
     overall: _Sum = field(default_factory=_Sum)
     onsite: _Sum = field(default_factory=_Sum)
     offsite: _Sum = field(default_factory=_Sum)
+    gauge: _Sum = field(default_factory=_Sum)
+    gauge_onsite: _Sum = field(default_factory=_Sum)
+    gauge_offsite: _Sum = field(default_factory=_Sum)
+    band: _Sum = field(default_factory=_Sum)
+    band_max: float = 0.0
+    ghosts: int = 0
+    ghosts_domain: int = 0
     pairs: dict[str, _Sum] = field(default_factory=dict)
     degrees: dict[int, _Sum] = field(default_factory=dict)
+    gauge_pairs: dict[str, _Sum] = field(default_factory=dict)
+    gauge_degrees: dict[int, _Sum] = field(default_factory=dict)
     eig: _Sum = field(default_factory=_Sum)
     eig_occ: _Sum = field(default_factory=_Sum)
     eig_edges: _Sum = field(default_factory=_Sum)
@@ -184,49 +201,69 @@ class _Accumulator:
         self.col_a, self.col_b, self.col_l = _degree_columns(self.model)
         for l in sorted(set(self.col_l.tolist())):
             self.degrees[int(l)] = _Sum()
+            self.gauge_degrees[int(l)] = _Sum()
         self.rng = np.random.default_rng(self.seed)
 
-    def add_blocks(self, name: str, graph: GraphBatch, pred: np.ndarray) -> None:
-        """Block errors of one structure (padded blocks, eV)."""
-        true = graph.target.detach().to("cpu", torch.float64).numpy()
+    def add_blocks(self, name: str, graph: GraphBatch, pred: np.ndarray) -> float:
+        """Block errors of one structure (padded blocks, eV), raw and in the prediction's energy zero; returns
+        that zero's shift c (eV) of the truth."""
+        raw_true = graph.target.detach().to("cpu", torch.float64).numpy()
         mask = graph.mask.cpu().numpy()
+        overlap = graph.overlap.detach().to("cpu", torch.float64).numpy() * mask if graph.overlap is not None else None
+        shift = 0.0
+        if overlap is not None:
+            den = float((overlap * overlap).sum())
+            shift = float((overlap * (pred - raw_true)).sum()) / den if den > 0 else 0.0
+        true = raw_true + shift * overlap if overlap is not None else raw_true
         i, j = graph.edge_index.cpu().numpy()
         species = graph.species.cpu().numpy()
         offset = graph.edge_offset.cpu().numpy()
         onsite = (i == j) & (np.abs(offset).max(axis=1) < 1e-12)
         err = np.abs(pred - true)
+        raw_err = np.abs(pred - raw_true)
         self.n_edges += len(i)
 
-        s = _Sum()
-        s.add(err[mask])
+        s, g = _Sum(), _Sum()
+        s.add(raw_err[mask])
+        g.add(err[mask])
         self.overall.add_sum(s.total, s.count)
-        self.per_structure.append({"name": name, "mae_mev": s.mev(), "n_edges": int(len(i))})
-        self.onsite.add(err[onsite][mask[onsite]])
-        self.offsite.add(err[~onsite][mask[~onsite]])
+        self.gauge.add_sum(g.total, g.count)
+        self.per_structure.append({"name": name, "mae_mev": s.mev(), "gauge_mae_mev": g.mev(), "gauge_shift_ev": shift,
+                                   "n_edges": int(len(i))})
+        self.onsite.add(raw_err[onsite][mask[onsite]])
+        self.offsite.add(raw_err[~onsite][mask[~onsite]])
+        self.gauge_onsite.add(err[onsite][mask[onsite]])
+        self.gauge_offsite.add(err[~onsite][mask[~onsite]])
 
-        elements = self.model.layout.elements
         si, sj = species[i], species[j]
-        per_edge_sum = (err * mask).reshape(len(i), -1).sum(axis=1)
-        per_edge_cnt = mask.reshape(len(i), -1).sum(axis=1)
+        self._add_breakdowns(pred - raw_true, mask, si, sj, self.pairs, self.degrees)
+        self._add_breakdowns(pred - true, mask, si, sj, self.gauge_pairs, self.gauge_degrees)
+
+        if self.sample_size > 0:
+            self._add_sample(true[mask], pred[mask], np.broadcast_to(onsite[:, None, None], mask.shape)[mask])
+        return shift
+
+    def _add_breakdowns(self, diff: np.ndarray, mask: np.ndarray, si: np.ndarray, sj: np.ndarray,
+                        pairs: dict[str, _Sum], degrees: dict[int, _Sum]) -> None:
+        """Errors ``diff`` (E, n, n) by unordered element pair and by CG degree."""
+        elements = self.model.layout.elements
+        n_edges = len(si)
+        per_edge_sum = (np.abs(diff) * mask).reshape(n_edges, -1).sum(axis=1)
+        per_edge_cnt = mask.reshape(n_edges, -1).sum(axis=1)
         for a in range(len(elements)):
             for b in range(a, len(elements)):
                 sel = ((si == a) & (sj == b)) | ((si == b) & (sj == a))
                 if sel.any():
                     key = "-".join(sorted((elements[a], elements[b])))
-                    self.pairs.setdefault(key, _Sum()).add_sum(per_edge_sum[sel].sum(), per_edge_cnt[sel].sum())
-
+                    pairs.setdefault(key, _Sum()).add_sum(per_edge_sum[sel].sum(), per_edge_cnt[sel].sum())
         # CG components of the error: the map is orthonormal, so components = flattened block @ cg. Blocks are
         # masked (the model masks its output, the padded truth is zero outside), so a component whose shell pair
         # an edge lacks is exactly 0; it is left out rather than counted as a perfect prediction.
-        diff = ((pred - true) * mask).reshape(len(i), -1)
-        comp_err = np.abs(diff @ self.cg)
+        comp_err = np.abs((diff * mask).reshape(n_edges, -1) @ self.cg)
         exists = self.presence[si][:, self.col_a] & self.presence[sj][:, self.col_b]
-        for l, acc in self.degrees.items():
+        for l, acc in degrees.items():
             cols = self.col_l == l
             acc.add(comp_err[:, cols][exists[:, cols]])
-
-        if self.sample_size > 0:
-            self._add_sample(true[mask], pred[mask], np.broadcast_to(onsite[:, None, None], mask.shape)[mask])
 
     def _add_sample(self, true: np.ndarray, pred: np.ndarray, onsite: np.ndarray) -> None:
         # A uniform random sample of all values in bounded memory: every value gets a random key and the
@@ -241,7 +278,8 @@ class _Accumulator:
 
     def add_eigenvalues(self, true_ham: RealSpaceHamiltonian, pred_ham: RealSpaceHamiltonian,
                         kpts: np.ndarray | None) -> None:
-        """Eigenvalue errors of one structure: orbital energies at Γ (molecule) or bands on ``kpts`` (crystal)."""
+        """Eigenvalue errors of one structure: absolute orbital energies at Γ (molecule) or bands on ``kpts``
+        (crystal); E_F-aligned band errors on an evaluation mesh; ghost levels on random k-points."""
         molecule = is_molecule(true_ham)
         if molecule:
             k = np.zeros((1, 3))
@@ -249,7 +287,7 @@ class _Accumulator:
             k = default_kpoints(true_ham.atoms.pbc) if kpts is None else np.atleast_2d(np.asarray(kpts, float))
         # Solved as the calculator solves a prediction (PREDICTED_LINDEP), the truth in the same space.
         lindep = PREDICTED_LINDEP
-        e_true = true_ham.eigenvalues(k, lindep)
+        e_true = true_ham.eigenvalues(k, lindep)  # absolute levels, as before: raw (see band_mae_ef_mev)
         e_pred = pred_ham.eigenvalues(k, lindep)
         nb = min(e_true.shape[1], e_pred.shape[1])  # canonical orthogonalization may drop different directions
         e_true, e_pred = e_true[:, :nb], e_pred[:, :nb]
@@ -276,6 +314,39 @@ class _Accumulator:
                 fermi = float(e_true[:, nocc - 1].max()) if nocc > 0 else float(e_true.min())
             near = near_band_edges(e_true, float(fermi))
             self.eig_edges.add(err[near])
+        self._add_band_errors(true_ham, pred_ham, nelec, record)
+
+    def _add_band_errors(self, true_ham: RealSpaceHamiltonian, pred_ham: RealSpaceHamiltonian, nelec: int,
+                         record: dict[str, Any]) -> None:
+        """E_F-aligned band errors within ±2 eV on the evaluation mesh, and ghost levels on random k-points."""
+        lindep = PREDICTED_LINDEP
+        atoms = true_ham.atoms
+        mesh = evaluation_mesh(atoms.cell[:], atoms.pbc)
+        e_true, e_pred = levels(true_ham, mesh, lindep), levels(pred_ham, mesh, lindep)
+        try:
+            b = band_errors(e_true, e_pred, None, nelec)
+        except ValueError:  # no Fermi level (e.g. every band filled): nothing to judge
+            return
+        record["band_mae_ef_mev"] = b["mae_mev"]
+        record["band_alignment"] = b["kind"]
+        if b["n_levels"]:
+            self.band.add_sum(b["mae_mev"] * b["n_levels"] / EV_TO_MEV, b["n_levels"])
+            self.band_max = max(self.band_max, b["max_mev"])
+        if self.ghost_kpoints <= 0:
+            return
+        rk = random_kpoints(atoms.pbc, self.ghost_kpoints, seed=len(self.per_structure))
+        g_true, g_pred = levels(true_ham, rk, lindep), levels(pred_ham, rk, lindep)
+        allowed = spectral_range(g_true, b["ref_true"])
+        ghosts = ghost_levels(g_pred, rk, b["ref_pred"], allowed, GHOST_MARGIN_EV)
+        record["ghost_levels"] = len(ghosts)
+        self.ghosts += len(ghosts)
+        if ghosts:
+            record["worst_ghost"] = str(min(ghosts, key=lambda x: x.relative))
+        if self.domain_range is not None:
+            ef_pred = align(e_pred, None, nelec, kind="fermi").ref
+            n = len(ghost_levels(g_pred, rk, ef_pred, self.domain_range, GHOST_MARGIN_EV))
+            record["ghost_levels_domain"] = n
+            self.ghosts_domain += n
 
     def result(self) -> dict[str, Any]:
         return {
@@ -288,8 +359,19 @@ class _Accumulator:
             "mae_mev": self.overall.mev(),
             "mae_onsite_mev": self.onsite.mev(),
             "mae_offsite_mev": self.offsite.mev(),
+            "gauge_mae_mev": self.gauge.mev(),
+            "gauge_mae_onsite_mev": self.gauge_onsite.mev(),
+            "gauge_mae_offsite_mev": self.gauge_offsite.mev(),
+            "band_mae_ef_mev": self.band.mev(),
+            "band_max_ef_mev": self.band_max if self.band.count else None,
+            "n_band_levels": self.band.count,
+            "ghost_levels": self.ghosts,
+            "ghost_levels_domain": self.ghosts_domain if self.domain_range is not None else None,
+            "ghost_kpoints": self.ghost_kpoints,
             "mae_by_element_pair_mev": {k: v.mev() for k, v in sorted(self.pairs.items())},
             "mae_by_degree_mev": {str(l): v.mev() for l, v in sorted(self.degrees.items())},
+            "gauge_mae_by_element_pair_mev": {k: v.mev() for k, v in sorted(self.gauge_pairs.items())},
+            "gauge_mae_by_degree_mev": {str(l): v.mev() for l, v in sorted(self.gauge_degrees.items())},
             "eig_mae_mev": self.eig.mev(),
             "eig_occupied_mae_mev": self.eig_occ.mev(),
             "homo_lumo_gap_error_mev": self.gap.mev(),
@@ -298,17 +380,24 @@ class _Accumulator:
         }
 
 
+def _domain_range(model: TraceGradNet) -> tuple[float, float] | None:
+    domain = (getattr(model, "card", None) or {}).get("metadata", {}).get("domain") or {}
+    r = domain.get("spectral_range_ev")
+    return (float(r[0]), float(r[1])) if r else None
+
+
 def _run(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.ndarray | None, progress: bool,
-         sample_size: int = 0, seed: int = 0, eigenvalues: bool = True) -> _Accumulator:
+         sample_size: int = 0, seed: int = 0, eigenvalues: bool = True, ghost_kpoints: int = 1000) -> _Accumulator:
     from tqdm.auto import tqdm
 
-    acc = _Accumulator(model, sample_size=sample_size, seed=seed)
+    acc = _Accumulator(model, sample_size=sample_size, seed=seed, ghost_kpoints=ghost_kpoints,
+                       domain_range=_domain_range(model))
     for path in tqdm(list(paths), desc="evaluate", unit="structure", disable=not progress):
         ham = load_h5(path)
         sub, graph = _model_graph(model, ham)
         acc.n_beyond += len(ham.edges) - len(sub.edges)
         pred = _forward(model, graph)
-        acc.add_blocks(Path(path).stem, graph, pred)
+        shift = acc.add_blocks(Path(path).stem, graph, pred)
         if eigenvalues:
             numbers = sub.atoms.numbers
             blocks = model.layout.unpad_blocks(pred, numbers, sub.edges[:, 3], sub.edges[:, 4])
@@ -319,19 +408,27 @@ def _run(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.ndarr
 
 
 def evaluate(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.ndarray | None = None,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, ghost_kpoints: int = 1000) -> dict[str, Any]:
     """Errors of ``model`` against the data files ``paths`` (HDF5 from :func:`~tracegrad_ase.datafiles.save_h5`).
 
     Keys (meV; ``None`` where nothing was counted, e.g. no molecule in the set):
-    ``mae_mev``, ``mae_onsite_mev`` (edges i -> i, R = 0), ``mae_offsite_mev``; ``mae_by_element_pair_mev``
-    (``"C-H"``: unordered pair, sorted symbols); ``mae_by_degree_mev`` (``"0"``, ``"1"``, ...: errors of the CG
-    components h^(l), counted where the shell pair exists); ``eig_mae_mev`` (all levels/bands),
-    ``eig_occupied_mae_mev`` and ``homo_lumo_gap_error_mev`` (molecules, Γ), ``eig_near_edges_mae_mev``
-    (crystals on ``kpts``, default :func:`default_kpoints`, within 2 eV of the band edges);
-    ``n_structures``, ``n_molecules``, ``n_crystals``, ``n_edges``, ``n_values``, ``n_edges_beyond_cutoff``;
-    ``per_structure``: ``[{"name", "mae_mev", "n_edges", "eig_mae_mev", ...}]``.
+    ``mae_mev``, ``mae_onsite_mev`` (edges i -> i, R = 0), ``mae_offsite_mev``: raw block errors;
+    ``gauge_mae_mev``, ``gauge_mae_onsite_mev``, ``gauge_mae_offsite_mev``: the same after moving each structure's
+    truth to the prediction's energy zero (H + c·S with the least-squares c, ``per_structure[].gauge_shift_ev``);
+    ``mae_by_element_pair_mev`` (``"C-H"``: unordered pair, sorted symbols) and ``mae_by_degree_mev`` (``"0"``,
+    ``"1"``, ...: errors of the CG components h^(l), counted where the shell pair exists), raw, and the same as
+    ``gauge_mae_by_element_pair_mev``, ``gauge_mae_by_degree_mev``;
+    ``eig_mae_mev`` (all levels/bands, absolute: depends on the zero), ``eig_occupied_mae_mev`` and
+    ``homo_lumo_gap_error_mev`` (molecules, Γ), ``eig_near_edges_mae_mev`` (crystals on ``kpts``, default
+    :func:`default_kpoints`, absolute, within 2 eV of the band edges); ``band_mae_ef_mev``/``band_max_ef_mev``: levels relative to each spectrum's own E_F (VBM
+    when the truth has a gap), true levels within ±2 eV, on a Γ-centred mesh (:func:`spectrum.evaluation_mesh`,
+    ≤ 0.125 Å⁻¹ spacing;
+    molecules: Γ); ``ghost_levels``: predicted levels more than 3 eV outside the truth's E_F-relative range on
+    ``ghost_kpoints`` random k-points per structure, ``ghost_levels_domain`` the same against the model's training
+    range (``None`` if the model records none); ``n_structures``, ``n_molecules``, ``n_crystals``, ``n_edges``,
+    ``n_values``, ``n_edges_beyond_cutoff``; ``per_structure``: ``[{"name", "mae_mev", "gauge_mae_mev", ...}]``.
     """
-    return _run(model, paths, kpts, progress).result()
+    return _run(model, paths, kpts, progress, ghost_kpoints=ghost_kpoints).result()
 
 
 # -- parity plot ----------------------------------------------------------------------------------------------
@@ -347,8 +444,9 @@ def _parity_figure(acc: _Accumulator, png_path: str | os.PathLike, title: str = 
     true, pred, onsite = sample["true"], sample["pred"], sample["onsite"].astype(bool)
 
     fig, (ax, hx) = plt.subplots(1, 2, figsize=(8.4, 4.0), dpi=150, gridspec_kw={"width_ratios": [1.35, 1.0]})
-    for sel, colour, label, mae in ((~onsite, "tab:blue", "off-site", acc.offsite.mev()),
-                                    (onsite, "tab:orange", "on-site", acc.onsite.mev())):
+    # The truth is plotted in the prediction's energy zero (gauge), and the MAEs are gauge MAEs.
+    for sel, colour, label, mae in ((~onsite, "tab:blue", "off-site", acc.gauge_offsite.mev()),
+                                    (onsite, "tab:orange", "on-site", acc.gauge_onsite.mev())):
         text = f"{label} (MAE {mae:.2f} meV)" if mae is not None else label
         ax.plot(true[sel], pred[sel], ".", color=colour, ms=2.0, alpha=0.6, label=text, rasterized=True)
     if true.size:
@@ -361,10 +459,10 @@ def _parity_figure(acc: _Accumulator, png_path: str | os.PathLike, title: str = 
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_aspect("equal")
-    ax.set_xlabel("true H element (eV)")
+    ax.set_xlabel("true H element, prediction's zero (eV)")
     ax.set_ylabel("predicted H element (eV)")
-    mae = acc.overall.mev()
-    ax.set_title(title or (f"MAE {mae:.2f} meV over {acc.overall.count} values" if mae is not None else "no values"),
+    mae = acc.gauge.mev()
+    ax.set_title(title or (f"gauge MAE {mae:.2f} meV over {acc.gauge.count} values" if mae is not None else "no values"),
                  fontsize=9)
     ax.legend(loc="upper left", fontsize=7, framealpha=0.9, markerscale=4)
 
@@ -396,30 +494,26 @@ def parity_plot(model: TraceGradNet, paths: Sequence[str | os.PathLike], png_pat
 
 # -- files ----------------------------------------------------------------------------------------------------
 def _write_json_atomic(data: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from ..atomic import atomic_write_json
+
+    atomic_write_json(path, data, indent=2, allow_nan=False)
 
 
 def evaluate_to_files(model_folder: str | os.PathLike, paths: Sequence[str | os.PathLike],
                       out_json: str | os.PathLike, parity_png: str | os.PathLike | None = None,
-                      kpts: np.ndarray | None = None, progress: bool = True, max_points: int = 20000) -> dict[str, Any]:
+                      kpts: np.ndarray | None = None, progress: bool = True, max_points: int = 20000,
+                      ghost_kpoints: int = 1000) -> dict[str, Any]:
     """Load the model in ``model_folder``, evaluate it on ``paths``, write the results to ``out_json``
     (atomically) and, if asked, the parity plot to ``parity_png``; returns the results.
 
     One pass over the data serves both: the parity sample is drawn while the metrics are summed.
     """
-    from .checkpoint import load_model
+    from .checkpoint import load_model, read_card
 
     model = load_model(model_folder)
-    acc = _run(model, paths, kpts, progress, sample_size=max_points if parity_png is not None else 0)
+    model.card = read_card(model_folder)  # type: ignore[attr-defined]  # its training domain, for ghost levels
+    acc = _run(model, paths, kpts, progress, sample_size=max_points if parity_png is not None else 0,
+               ghost_kpoints=ghost_kpoints)
     result = acc.result()
     result["model"] = str(model_folder)
     if parity_png is not None:

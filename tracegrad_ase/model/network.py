@@ -71,10 +71,31 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
+        """A config from a model file's ``config``: unknown keys, missing fields without a safe default and
+        impossible values are a ValueError that names them.
+
+        A missing field would otherwise take its default silently: a model trained at a cutoff of 5 Å would run
+        at 8 Å, or without its target scale or on-site reference, and predict wrong numbers without an error.
+        Only fields added after model files existed, whose default is the behaviour before them, may be absent.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"the model config must be a mapping, got {type(d).__name__}")
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown model settings {sorted(unknown)}")
+        optional = {"trace_normalization"}  # added later; its default "none" is what older models did
+        missing = sorted(known - optional - set(d))
+        if missing:
+            raise ValueError(f"missing required field(s) {missing} (they have no safe default)")
+        positive = {k: d[k] for k in ("cutoff", "avg_neighbors", "target_scale")}
+        bad = [f"{k}={v!r}" for k, v in positive.items()
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: must be finite positive numbers")
+        if not isinstance(d["elements"], list) or not d["elements"] \
+                or not all(isinstance(e, str) for e in d["elements"]):
+            raise ValueError(f"elements must be a non-empty list of element symbols, got {d['elements']!r}")
         return cls(**d)
 
 

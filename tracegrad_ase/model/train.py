@@ -3,11 +3,15 @@ resume, and data parallelism over torch.distributed (DDP; launch with ``torchrun
 
 Loss (per structure s, averaged over the batch):
 
-    L_H = mean over real orbital entries of ((H_pred - H) / scale)^2
-    L_T = mean over existing trace labels of |T_hat - T|          (TraceGrad only)
-    L   = L_H + lambda * sg(L_H / L_T) * L_T                      (the balanced loss of the paper's code)
+    H'  = H + c*·S, c* = <S, H_pred - H>/<S, S>                  (the truth in the prediction's energy zero)
+    L_H = mean over real orbital entries of ((H_pred - H') / scale)^2
+    L_T = mean over existing trace labels of |T_hat - T(H')|          (TraceGrad only)
+    L_B = mean over levels within band_window_ev of E_F, at band_kpoints random k, of ((e_pred - e') / scale)^2
+    L   = L_H + lambda * sg(L_H / L_T) * L_T + band_weight * L_B    (the balanced loss of the paper's code, plus bands)
 
-The trace term is rescaled every step to ``lambda`` times the H loss; its gradient direction is unchanged.
+The zero of energy of a periodic calculation is the cell-averaged potential, which no local model can see, so
+with ``gauge: true`` (default) nothing above depends on it (see :mod:`tracegrad_ase.model.losses`). The trace term
+is rescaled every step to ``lambda`` times the H loss; its gradient direction is unchanged.
 """
 
 from __future__ import annotations
@@ -23,19 +27,23 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..atomic import atomic_write_json, atomic_write_text
 from ..basis import OrbitalBasis
 from ..datafiles import load_dataset, load_h5, split_dataset
 from ..errors import DataFormatError
-from .checkpoint import load_model, load_training_state, save_model
+from ..hamiltonian import PREDICTED_LINDEP
+from .checkpoint import load_model, load_training_state, resolve_folder, save_model, stored_val_loss
 from .data import GraphBatch, collate, graph_from_hamiltonian
 from .layout import BlockLayout
+from .losses import aligned_target, band_loss
 from .network import ModelConfig, TraceGradNet, build_model
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: What defines a run: resuming with any of these changed would mix two runs (a different seed draws another
 #: split, and the old split.json would be overwritten). Epochs, time limits, early stopping, device may change.
 RESUME_MUST_MATCH = ("data", "model", "split", "seed", "batch_size", "lr", "weight_decay", "lr_factor",
-                     "lr_patience", "grad_clip", "trace_weight", "dtype")
+                     "lr_patience", "grad_clip", "trace_weight", "dtype", "gauge", "band_weight", "band_kpoints",
+                     "band_window_ev")
 
 
 @dataclass
@@ -56,6 +64,10 @@ class TrainConfig:
     min_lr: float = 1e-5  # training stops when the LR falls below this
     grad_clip: float = 5.0
     trace_weight: float = 0.3  # lambda; 0 turns the trace loss off (z and v stay in the network)
+    gauge: bool = True  # compare with the truth moved to the prediction's energy zero (H + c*·S per structure)
+    band_weight: float = 0.0  # weight of the band-energy loss L_B (0: off)
+    band_kpoints: int = 4  # random k-points per crystal and step for L_B (molecules: Γ)
+    band_window_ev: float = 3.0  # L_B counts the true levels within this of E_F (molecules: the HOMO-LUMO midpoint)
     early_stopping: int = 40  # epochs without validation improvement
     max_time_s: float | None = None  # stop (with a checkpoint) after this much wall time
     dtype: str = "float32"
@@ -84,6 +96,57 @@ class TrainConfig:
         if "out" in raw and not Path(raw["out"]).is_absolute():
             raw["out"] = str(root / raw["out"])
         return cls(**raw)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse impossible values, all of them at once, as a :class:`~tracegrad_ase.errors.ConfigError` naming each
+        (``batch_size: 0``, negative epochs, a split that does not sum to 1, ``lr: 1e-3`` that YAML reads as text).
+        Runs on construction, so a bad YAML file stops before any data is read."""
+        from ..errors import ConfigError
+
+        def number(x: Any, low: float | None = None, strict: bool = False) -> bool:
+            ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+            return ok and (low is None or (x > low if strict else x >= low))
+
+        def integer(x: Any, low: int) -> bool:
+            return isinstance(x, int) and not isinstance(x, bool) and x >= low
+
+        split = self.split
+        split_ok = isinstance(split, (list, tuple)) and len(split) == 3 and all(number(x, 0) for x in split) \
+            and abs(sum(split) - 1) < 1e-6 and split[0] > 0 and split[1] > 0
+        rules = [
+            ("data", isinstance(self.data, list) and all(isinstance(p, (str, os.PathLike)) for p in self.data),
+             "a list of data set folders"),
+            ("out", isinstance(self.out, (str, os.PathLike)), "a folder name"),
+            ("model", isinstance(self.model, dict), "a mapping of model settings"),
+            ("split", split_ok, "3 fractions (train, validation, test) >= 0 summing to 1, train and validation > 0"),
+            ("seed", integer(self.seed, -2**63), "an integer"),
+            ("epochs", integer(self.epochs, 1), "an integer >= 1"),
+            ("batch_size", integer(self.batch_size, 1), "an integer >= 1"),
+            ("lr", number(self.lr, 0, True), "a number > 0 (in YAML write 1.0e-3: 1e-3 without a dot is text)"),
+            ("weight_decay", number(self.weight_decay, 0), "a number >= 0"),
+            ("lr_factor", number(self.lr_factor, 0, True) and self.lr_factor < 1, "a number between 0 and 1"),
+            ("lr_patience", integer(self.lr_patience, 0), "an integer >= 0"),
+            ("min_lr", number(self.min_lr, 0) and not (number(self.lr) and self.min_lr >= self.lr),
+             "a number >= 0 and below lr"),
+            ("grad_clip", number(self.grad_clip, 0, True), "a number > 0"),
+            ("trace_weight", number(self.trace_weight, 0), "a number >= 0"),
+            ("early_stopping", integer(self.early_stopping, 1), "an integer >= 1"),
+            ("max_time_s", self.max_time_s is None or number(self.max_time_s, 0, True), "a number > 0 or null"),
+            ("dtype", self.dtype in ("float32", "float64"), "'float32' or 'float64'"),
+            ("device", isinstance(self.device, str) and bool(self.device), "a torch device such as 'cpu' or 'cuda'"),
+            ("progress", isinstance(self.progress, bool), "true or false"),
+        ]
+        later = {"gauge": (lambda v: isinstance(v, bool), "true or false"),  # fields that may be absent
+                 "band_weight": (lambda v: number(v, 0), "a number >= 0"),
+                 "band_kpoints": (lambda v: integer(v, 1), "an integer >= 1"),
+                 "band_window_ev": (lambda v: number(v, 0, True), "a number > 0")}
+        rules += [(k, ok(getattr(self, k)), what) for k, (ok, what) in later.items() if hasattr(self, k)]
+        problems = [f"{name}={getattr(self, name)!r} (must be {what})" for name, ok, what in rules if not ok]
+        if problems:
+            raise ConfigError("bad training settings: " + "; ".join(problems))
 
 
 # -- distributed helpers ---------------------------------------------------------------------------------
@@ -161,7 +224,8 @@ def _model_config(cfg: TrainConfig, hams: dict[Path, Any], train_files: Sequence
 
 def training_domain(hams) -> dict[str, Any]:
     """What the model saw: elements and the shortest distance of each element pair (Å), for the calculator's
-    out-of-domain checks, and the median Fermi level of its structures (eV), where the data record one."""
+    out-of-domain checks; the median Fermi level of its structures (eV), where the data record one; and the
+    spectral range relative to E_F (eV), for the ghost-level check (:mod:`tracegrad_ase.spectrum`)."""
     shortest: dict[str, float] = {}
     for h in hams:
         sym = h.atoms.get_chemical_symbols()
@@ -178,7 +242,27 @@ def training_domain(hams) -> dict[str, Any]:
     fermi = [h.meta["fermi_level_ev"] for h in hams if h.meta.get("fermi_level_ev") is not None]
     if fermi:  # where the sparse solver of a large cell starts looking (a guess eV off costs factorizations)
         out["fermi_level_ev"] = float(np.median(fermi))
+    ranges = [r for r in (_spectral_range(h) for h in hams) if r is not None]
+    if ranges:
+        out["spectral_range_ev"] = [min(r[0] for r in ranges), max(r[1] for r in ranges)]
     return out
+
+
+def _spectral_range(ham) -> tuple[float, float] | None:
+    """Lowest and highest level of a structure relative to its Fermi level (eV), at Γ (molecule) or a few k."""
+    from ..electronic import electron_count
+    from ..spectrum import align, spectral_range
+    from .evaluate import default_kpoints
+
+    periodic = bool(np.any(ham.atoms.pbc))
+    k = default_kpoints(ham.atoms.pbc) if periodic else np.zeros((1, 3))
+    try:
+        e = ham.eigenvalues(k)
+        fermi = ham.meta.get("fermi_level_ev") if periodic else None
+        ref = float(fermi) if fermi is not None else align(e, None, electron_count(ham), kind="fermi").ref
+    except (ValueError, np.linalg.LinAlgError):  # no Fermi level to be had (e.g. all bands filled)
+        return None
+    return spectral_range(e, ref)
 
 
 def _onsite_reference(layout, hams) -> dict[str, list[list[float]]]:
@@ -201,43 +285,60 @@ def _onsite_reference(layout, hams) -> dict[str, list[list[float]]]:
 
 
 # -- loss ------------------------------------------------------------------------------------------------
-def structure_losses(model: TraceGradNet, batch: GraphBatch, out: dict[str, torch.Tensor]):
-    """Per-structure L_H and L_T (zeros when TraceGrad is off), each of shape (n_graphs,)."""
+def structure_losses(model: TraceGradNet, batch: GraphBatch, out: dict[str, torch.Tensor], gauge: bool = True,
+                     band_weight: float = 0.0, band_kpoints: int = 4, band_window_ev: float = 3.0,
+                     generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Per-structure losses, each of shape (n_graphs,): ``"H"``, ``"T"`` (zeros when TraceGrad is off) and ``"B"``
+    (zeros when ``band_weight`` is 0), and the gauge shift ``"shift"`` (eV) of the truth."""
     scale = model.config.target_scale
     mask = batch.mask
-    diff = (out["H"] - batch.target) / scale  # the on-site reference cancels in the difference
+    if gauge:
+        target, shift = aligned_target(out["H"], batch)
+    else:
+        target, shift = batch.target, torch.zeros(batch.n_graphs, dtype=out["H"].dtype, device=out["H"].device)
+    diff = (out["H"] - target) / scale  # the on-site reference cancels in the difference
     per_edge_sq = (diff * diff * mask).flatten(1).sum(1)
     per_edge_n = mask.flatten(1).sum(1).to(diff.dtype)
     g = batch.edge_graph
     zeros = torch.zeros(batch.n_graphs, dtype=diff.dtype, device=diff.device)
     l_h = zeros.index_add(0, g, per_edge_sq) / zeros.index_add(0, g, per_edge_n).clamp(min=1)
-    if "trace_hat" not in out:
-        return l_h, torch.zeros_like(l_h)
-    i, j = batch.edge_index
-    onsite = (i == j) & (batch.edge_offset.abs().sum(dim=1) == 0)
-    labels = model.trace_labels(batch.target, batch.species[i], onsite)
-    tmask = model.trace_mask(mask).to(diff.dtype)
-    err = ((out["trace_hat"] - labels).abs() * tmask).sum(1)
-    l_t = zeros.index_add(0, g, err) / zeros.index_add(0, g, tmask.sum(1)).clamp(min=1)
-    return l_h, l_t
+    losses = {"H": l_h, "T": torch.zeros_like(l_h), "B": torch.zeros_like(l_h), "shift": shift.detach()}
+    if "trace_hat" in out:
+        i, j = batch.edge_index
+        onsite = (i == j) & (batch.edge_offset.abs().sum(dim=1) == 0)
+        labels = model.trace_labels(target.detach(), batch.species[i], onsite)
+        tmask = model.trace_mask(mask).to(diff.dtype)
+        err = ((out["trace_hat"] - labels).abs() * tmask).sum(1)
+        losses["T"] = zeros.index_add(0, g, err) / zeros.index_add(0, g, tmask.sum(1)).clamp(min=1)
+    if band_weight > 0:
+        if batch.overlap is None:
+            raise ValueError("the band loss needs the overlap blocks in the graphs (graph_from_hamiltonian)")
+        losses["B"] = band_loss(out["H"], target.detach(), shift, batch, band_kpoints, band_window_ev,
+                                PREDICTED_LINDEP, scale, generator)
+    return losses
 
 
-def combined_loss(l_h: torch.Tensor, l_t: torch.Tensor, trace_weight: float, n_global: int,
-                  world: int) -> tuple[torch.Tensor, float, float]:
-    """The balanced loss of a (possibly sharded) batch; returns (loss to backpropagate, L_H, L_T) where
-    the floats are global batch means. Gradients averaged over ``world`` processes equal one process's."""
-    sums = _all_sum([float(l_h.detach().sum()), float(l_t.detach().sum())])
-    mean_h, mean_t = sums[0] / n_global, sums[1] / n_global
+def combined_loss(losses: dict[str, torch.Tensor], trace_weight: float, band_weight: float, n_global: int,
+                  world: int) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of a (possibly sharded) batch; returns (loss to backpropagate, global batch means of L_H, L_T, L_B).
+    Gradients averaged over ``world`` processes equal one process's."""
+    l_h, l_t, l_b = losses["H"], losses["T"], losses["B"]
+    sums = _all_sum([float(l_h.detach().sum()), float(l_t.detach().sum()), float(l_b.detach().sum())])
+    mean_h, mean_t, mean_b = (x / n_global for x in sums)
     local = l_h.sum() / n_global
     if trace_weight > 0 and mean_t > 0:
         local = local + trace_weight * (mean_h / mean_t) * l_t.sum() / n_global
-    return local * world, mean_h, mean_t
+    if band_weight > 0:
+        local = local + band_weight * l_b.sum() / n_global
+    return local * world, {"H": mean_h, "T": mean_t, "B": mean_b}
 
 
 def _check_same_run(out: Path, stored: dict[str, Any], cfg: TrainConfig) -> None:
     now = json.loads(json.dumps(asdict(cfg)))
     stored = json.loads(json.dumps(stored))
-    changed = [k for k in RESUME_MUST_MATCH if stored.get(k) != now.get(k)]
+    # A run stored before a setting existed ran with its default.
+    defaults = {f.name: f.default for f in fields(TrainConfig) if not callable(f.default)}
+    changed = [k for k in RESUME_MUST_MATCH if stored.get(k, defaults.get(k)) != now.get(k)]
     if changed:
         detail = "; ".join(f"{k}: {stored.get(k)!r} there, {now.get(k)!r} now" for k in changed)
         raise ValueError(f"{out} holds another run ({detail}); use another 'out' or the same settings to resume")
@@ -261,16 +362,22 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise ValueError(f"the split {cfg.split} of {len(files)} structures leaves no training or validation data")
 
     hams = {p: load_h5(p) for p in files}
-    if (last / "model.json").is_file():
-        model = load_model(last, dtype)
-        trainer_state, state = load_training_state(last)
+    # A kill between the two renames of a checkpoint swap leaves the previous one complete as .last.old:
+    # resume from it (the next save renames it back) rather than from epoch 0.
+    resume_from = resolve_folder(last)
+    if (resume_from / "model.json").is_file():
+        model = load_model(resume_from, dtype)
+        trainer_state, state = load_training_state(resume_from)
         if trainer_state is None or state is None:
-            raise DataFormatError(f"{last}: a model without training state cannot be resumed")
+            raise DataFormatError(f"{resume_from}: a model without training state cannot be resumed")
         _check_same_run(out, state.get("train_config", {}), cfg)
     else:
         torch.manual_seed(cfg.seed)
         model = build_model(_model_config(cfg, hams, train_files), dtype)
         trainer_state, state = None, None
+    # What checkpoints/best already holds: a run that starts again (last deleted) must not replace it with a
+    # worse model. None for a new folder or a best written before this record (then: replaced on improvement).
+    best_on_disk = stored_val_loss(best)
     device = torch.device(cfg.device)
     model.to(device)
     net: torch.nn.Module = model
@@ -306,39 +413,44 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         epoch = state["epoch"]
         model.train()
         order = np.random.default_rng(cfg.seed + epoch).permutation(len(train_graphs))
-        sums = np.zeros(2)
+        sums = np.zeros(3)
+        band_rng = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)  # reproducible k-points on resume
         steps = 0
         for start in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
             idx = order[start : start + cfg.batch_size][rank::world]
             batch = collate([train_graphs[k] for k in idx])
             out_ = net(batch)
-            l_h, l_t = structure_losses(model, batch, out_)
-            loss, mean_h, mean_t = combined_loss(l_h, l_t, cfg.trace_weight, cfg.batch_size, world)
+            losses = structure_losses(model, batch, out_, cfg.gauge, cfg.band_weight, cfg.band_kpoints,
+                                      cfg.band_window_ev, band_rng)
+            loss, means = combined_loss(losses, cfg.trace_weight, cfg.band_weight, cfg.batch_size, world)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-            sums += (mean_h, mean_t)
+            sums += (means["H"], means["T"], means["B"])
             steps += 1
-        val = validate(model, val_graphs)
-        scheduler.step(val["loss_h"])
+        val = validate(model, val_graphs, cfg)
+        scheduler.step(val["loss"])
         lr = optimizer.param_groups[0]["lr"]
         record = {"epoch": epoch + 1, "train_loss_h": sums[0] / max(steps, 1), "train_loss_t": sums[1] / max(steps, 1),
-                  "val_loss_h": val["loss_h"], "val_mae_mev": val["mae_mev"], "lr": lr,
-                  "time_s": time.perf_counter() - t_start}
+                  "train_loss_b": sums[2] / max(steps, 1), "val_loss": val["loss"], "val_loss_h": val["loss_h"],
+                  "val_loss_b": val["loss_b"], "val_mae_mev": val["mae_mev"], "val_raw_mae_mev": val["raw_mae_mev"],
+                  "lr": lr, "time_s": time.perf_counter() - t_start}
         state["epoch"] = epoch + 1
         state["history"].append(record)
         state["wall_time_s"] = record["time_s"]
-        improved = state["best_val"] is None or val["loss_h"] < state["best_val"]
+        improved = state["best_val"] is None or val["loss"] < state["best_val"]
         if improved:
-            state["best_val"], state["best_epoch"] = val["loss_h"], epoch + 1
+            state["best_val"], state["best_epoch"] = val["loss"], epoch + 1
         if rank == 0:
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
-            meta = {"best_epoch": state["best_epoch"], "val_mae_mev": val["mae_mev"], "domain": domain}
-            if improved:
+            meta = {"best_epoch": state["best_epoch"], "val_mae_mev": val["mae_mev"], "val_loss": val["loss"],
+                    "val_loss_h": val["loss_h"], "domain": domain}
+            if improved and (best_on_disk is None or val["loss"] < best_on_disk):
                 save_model(model, best, metadata=meta)
+                best_on_disk = val["loss"]
             save_model(model, last, metadata=meta, state=state, trainer_state={
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state()})
@@ -360,33 +472,53 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     return state
 
 
-def validate(model: TraceGradNet, graphs: Sequence[GraphBatch]) -> dict[str, float]:
-    """Mean L_H and MAE (meV) over the real orbital entries of ``graphs`` (autograd on: TraceGrad needs it)."""
+def validate(model: TraceGradNet, graphs: Sequence[GraphBatch], cfg: TrainConfig | None = None) -> dict[str, float]:
+    """Validation losses and MAEs (meV) over the real orbital entries of ``graphs`` (autograd on: TraceGrad needs
+    it). ``loss`` is what selects the best model and drives the LR schedule: L_H, plus ``band_weight`` times L_B
+    (at fixed k-points, the same every epoch). With ``gauge`` the MAE is the gauge MAE (truth moved to the
+    prediction's zero, see :mod:`~tracegrad_ase.model.losses`); ``raw_mae_mev`` is without that."""
+    cfg = cfg or TrainConfig(data=[], out="")
     model.eval()
-    sq = ae = n = 0.0
-    for g in graphs:
+    sq = ae = raw = n = 0.0
+    band = 0.0
+    for k, g in enumerate(graphs):
         pred = model(g)["H"].detach()
-        diff = (pred - g.target) * g.mask
-        sq += float((diff / model.config.target_scale).pow(2).sum())
-        ae += float(diff.abs().sum())
-        n += float(g.mask.sum())
-    return {"loss_h": sq / max(n, 1), "mae_mev": 1000 * ae / max(n, 1)}
+        losses = structure_losses(model, g, {"H": pred}, cfg.gauge, cfg.band_weight, cfg.band_kpoints,
+                                  cfg.band_window_ev, torch.Generator().manual_seed(k))
+        count = float(g.mask.sum())
+        sq += float(losses["H"].sum()) * count
+        band += float(losses["B"].sum())
+        shift = losses["shift"][g.edge_graph][:, None, None]
+        aligned = g.target + (shift * g.overlap * g.mask if g.overlap is not None else 0.0)
+        ae += float(((pred - aligned) * g.mask).abs().sum())
+        raw += float(((pred - g.target) * g.mask).abs().sum())
+        n += count
+    loss_h, loss_b = sq / max(n, 1), band / max(len(graphs), 1)
+    return {"loss": loss_h + cfg.band_weight * loss_b, "loss_h": loss_h, "loss_b": loss_b,
+            "mae_mev": 1000 * ae / max(n, 1), "raw_mae_mev": 1000 * raw / max(n, 1)}
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    atomic_write_json(path, obj)
 
 
 def _truncate_log(path: Path, epochs: int) -> None:
-    """Keep the log consistent with the checkpoint being resumed: drop lines of epochs it does not hold."""
+    """Keep the log consistent with the checkpoint being resumed: drop lines of epochs it does not hold, and
+    lines a kill cut short (they would also swallow the next line appended)."""
     if not path.exists():
         return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    kept = [ln for ln in lines if json.loads(ln).get("epoch", 0) <= epochs]
-    if len(kept) != len(lines):
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(ln + "\n" for ln in kept))
-        os.replace(tmp, path)
+    text = path.read_text(errors="replace")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    kept = [ln for ln in lines if _log_epoch(ln) is not None and _log_epoch(ln) <= epochs]
+    if len(kept) != len(lines) or not text.endswith("\n"):
+        atomic_write_text(path, "".join(ln + "\n" for ln in kept))
+
+
+def _log_epoch(line: str) -> int | None:
+    """The epoch of a log line; None for a line that is not a complete record."""
+    try:
+        record = json.loads(line)
+        return int(record.get("epoch", 0))
+    except (ValueError, TypeError, AttributeError):
+        return None
 

@@ -1,0 +1,149 @@
+"""Loss pieces that see a structure as a whole: the energy zero (gauge) and band energies.
+
+**Gauge.** The zero of energy of a periodic DFT calculation is the cell-averaged potential: the same atoms in a
+cell with more vacuum give H + c·S (measured: graphene in a 10 Å and a 15 Å cell differ by c = -1.273 eV, exactly
+c·S over every block). A local model cannot see c, so the loss compares the prediction with the truth moved to
+the prediction's zero, ``H_true + c*·S`` with the least-squares shift per structure
+
+    c* = <S, H_pred - H_true> / <S, S>          (Frobenius products over every block of the structure)
+
+Because c* minimises the squared error, its derivative drops out of the gradient (the loss is stationary in c),
+so it is computed without a graph. Trace labels are taken from the aligned truth too, so T does not depend on
+the zero either.
+
+**Bands.** ``band_energies`` solves H(k) c = e S(k) c for padded blocks at given k-points, differentiably:
+S(k) is fixed data, so its canonical orthogonalization X (directions below ``lindep`` dropped, as the calculator
+does for predictions) is made without a graph and the eigenvalues of the Hermitian X† H(k) X come from
+``torch.linalg.eigvalsh``, whose backward pass uses eigenvectors only through V diag(g) V† and stays finite at
+degenerate levels (only eigenvector gradients have 1/(e_i - e_j) terms).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .data import GraphBatch
+
+
+def per_graph_sum(values: torch.Tensor, index: torch.Tensor, n_graphs: int) -> torch.Tensor:
+    """Sum of per-edge ``values`` (E,) into their structures (n_graphs,)."""
+    return torch.zeros(n_graphs, dtype=values.dtype, device=values.device).index_add(0, index, values)
+
+
+def gauge_shift(diff: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
+    """Least-squares c per structure with ``diff - c·S`` smallest (``diff`` padded blocks (E, n, n), eV).
+
+    Zero for a structure without overlap blocks. Returned without a graph (see the module docstring).
+    """
+    if batch.overlap is None:
+        return torch.zeros(batch.n_graphs, dtype=diff.dtype, device=diff.device)
+    s = batch.overlap.to(diff.dtype) * batch.mask.to(diff.dtype)
+    num = per_graph_sum((s * diff.detach()).flatten(1).sum(1), batch.edge_graph, batch.n_graphs)
+    den = per_graph_sum((s * s).flatten(1).sum(1), batch.edge_graph, batch.n_graphs)
+    return torch.where(den > 0, num / den.clamp(min=1e-30), torch.zeros_like(num))
+
+
+def aligned_target(pred: torch.Tensor, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The truth moved to the prediction's energy zero, ``H_true + c*·S``, and c* per structure (eV)."""
+    c = gauge_shift(pred - batch.target, batch)
+    if batch.overlap is None:
+        return batch.target, c
+    shift = c[batch.edge_graph][:, None, None] * batch.overlap.to(pred.dtype)
+    return batch.target + shift * batch.mask.to(pred.dtype), c
+
+
+def _graph_rows(batch: GraphBatch, g: int) -> tuple[torch.Tensor, torch.Tensor]:
+    edges = torch.nonzero(batch.edge_graph == g).flatten()
+    nodes = torch.nonzero(batch.node_graph == g).flatten()
+    return edges, nodes
+
+
+def bloch_sum(blocks: torch.Tensor, batch: GraphBatch, edges: torch.Tensor, first_node: int, n_atoms: int,
+              kpts: torch.Tensor) -> torch.Tensor:
+    """Padded H(k) = Σ_R exp(2πi k·R) H(R) of one structure, shape (nk, n_atoms·n_orb, n_atoms·n_orb), complex128.
+
+    ``edges`` are that structure's edge indices in ``batch``; ``kpts`` (nk, 3) fractional.
+    """
+    n = blocks.shape[-1]
+    i = batch.edge_index[0][edges] - first_node
+    j = batch.edge_index[1][edges] - first_node
+    phase = torch.exp(2j * math.pi * (kpts.to(torch.float64) @ batch.edge_shift[edges].T.to(torch.float64)))
+    values = blocks[edges].to(torch.complex128)  # (E_g, n, n)
+    flat = torch.zeros(len(kpts), n_atoms * n_atoms, n, n, dtype=torch.complex128, device=blocks.device)
+    flat = flat.index_add(1, i * n_atoms + j, phase[:, :, None, None] * values[None])
+    hk = flat.reshape(len(kpts), n_atoms, n_atoms, n, n).permute(0, 1, 3, 2, 4)
+    return hk.reshape(len(kpts), n_atoms * n, n_atoms * n)
+
+
+def orthogonalizer(sk: torch.Tensor, lindep: float) -> list[torch.Tensor]:
+    """Canonical orthogonalization X = U_keep / sqrt(s_keep) of each S(k) (no graph), dropping eigenvalues below
+    ``lindep`` (the padding orbitals of elements with fewer shells have s = 0 and go too)."""
+    with torch.no_grad():
+        sk = 0.5 * (sk + sk.conj().transpose(-1, -2))
+        s, u = torch.linalg.eigh(sk)
+        return [u[k][:, s[k] > lindep] / torch.sqrt(s[k][s[k] > lindep]) for k in range(len(sk))]
+
+
+def band_energies(hk: torch.Tensor, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Eigenvalues (ascending) of X† H(k) X for each k-point, differentiable in H."""
+    out = []
+    for k, x in enumerate(xs):
+        h = x.conj().T @ hk[k] @ x
+        out.append(torch.linalg.eigvalsh(0.5 * (h + h.conj().T)))
+    return out
+
+
+def sample_kpoints(pbc: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` uniformly random fractional k-points along the periodic directions (Γ only for a molecule)."""
+    if not bool(pbc.any()):
+        return torch.zeros(1, 3, dtype=torch.float64)
+    k = torch.rand(n, 3, generator=generator, dtype=torch.float64)
+    return k * pbc.to(torch.float64)[None, :]
+
+
+def band_loss(pred: torch.Tensor, target: torch.Tensor, shift: torch.Tensor, batch: GraphBatch, n_kpoints: int,
+              window_ev: float, lindep: float, scale: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mean squared band-energy error per structure, in units of ``scale``², over the true levels within
+    ``window_ev`` of the structure's Fermi level (``batch.fermi`` shifted like the target; molecules and
+    structures without one: the HOMO-LUMO midpoint at Γ), at ``n_kpoints`` random k-points.
+
+    ``target`` must be in the prediction's energy zero and ``shift`` the c* that moved it there
+    (:func:`aligned_target`). Returns shape (n_graphs,).
+    """
+    losses = []
+    for g in range(batch.n_graphs):
+        edges, nodes = _graph_rows(batch, g)
+        first, n_atoms = int(nodes[0]), len(nodes)
+        kpts = sample_kpoints(batch.pbc[g], n_kpoints, generator)
+        sk = bloch_sum(batch.overlap, batch, edges, first, n_atoms, kpts)
+        xs = orthogonalizer(sk, lindep)
+        e_pred = band_energies(bloch_sum(pred, batch, edges, first, n_atoms, kpts), xs)
+        with torch.no_grad():
+            e_true = band_energies(bloch_sum(target, batch, edges, first, n_atoms, kpts), xs)
+        ref = _reference_level(batch, g, e_true, float(shift[g]))
+        sq, count = pred.new_zeros((), dtype=torch.float64), 0
+        for ep, et in zip(e_pred, e_true):
+            sel = (et - ref).abs() <= window_ev
+            if sel.any():
+                sq = sq + (((ep - et) / scale)[sel] ** 2).sum()
+                count += int(sel.sum())
+        losses.append(sq / max(count, 1))
+    return torch.stack(losses).to(pred.dtype)
+
+
+def _reference_level(batch: GraphBatch, g: int, e_true: list[torch.Tensor], shift: float) -> float:
+    """The level the band window is centred on, in the aligned target's zero."""
+    fermi = float(batch.fermi[g]) if batch.fermi is not None else float("nan")
+    if math.isfinite(fermi) and bool(batch.pbc[g].any()):
+        return fermi + shift
+    levels = torch.cat(e_true).sort().values
+    n_el = float(batch.n_electrons[g]) if batch.n_electrons is not None else float("nan")
+    if not math.isfinite(n_el) or len(e_true) != 1:
+        return float(levels.median())
+    nocc = int(math.ceil(n_el / 2))  # Γ only: a molecule
+    if 0 < nocc < len(levels):
+        return 0.5 * float(levels[nocc - 1] + levels[nocc])
+    return float(levels[min(max(nocc - 1, 0), len(levels) - 1)])
+
