@@ -215,3 +215,19 @@ def test_batched_levels_equal_the_solver():
     k = np.random.default_rng(3).random((40, 3)) * [1, 1, 0]
     for lindep in (1e-6, 0.5):  # 0.5 drops directions at some k-points only
         np.testing.assert_allclose(levels(ham, k, lindep, chunk=7), ham.eigenvalues(k, lindep), atol=1e-9)
+
+
+def test_periodic_gauge_keeps_a_molecules_zero():
+    from ase.build import molecule as build_molecule
+
+    from tracegrad_ase.model.losses import aligned_target
+
+    atoms = build_molecule("CH4")[[0]]  # one carbon atom, no cell: a molecule
+    edges = np.array([[0, 0, 0, 0, 0]])
+    model = _model(2)
+    h = RealSpaceHamiltonian(atoms, BASIS, edges, [np.diag([-10.0, -4.0, -4.0, -4.0])], [np.eye(4)])
+    g = graph_from_hamiltonian(model.layout, h)
+    pred = g.target + 0.3 * g.overlap
+    assert float(aligned_target(pred, g)[1][0]) == pytest.approx(0.3)
+    target, shift = aligned_target(pred, g, periodic_only=True)
+    assert float(shift[0]) == 0.0 and torch.equal(target, g.target)

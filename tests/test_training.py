@@ -168,3 +168,14 @@ def test_training_domain_records_distances_and_the_crystals_fermi_level():
     assert domain["min_distance"]["C-C"] == pytest.approx(2.46 / np.sqrt(3)) and domain["periodic"] == [True]
     hams[0].meta.clear(), hams[1].meta.clear(), hams[2].meta.clear()
     assert "fermi_level_ev" not in training_domain(hams)  # molecules: no Fermi level to record
+
+
+def test_a_fixed_split_file_is_used_and_checked(tmp_path, dataset):
+    files = sorted(p.name for p in (dataset / "structures").glob("*.h5"))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": files[:3], "val": files[3:5], "test": files[5:]}))
+    train(_config(tmp_path, dataset, epochs=1, split_file=str(split)))
+    assert json.loads((tmp_path / "run" / "split.json").read_text()) == json.loads(split.read_text())
+    split.write_text(json.dumps({"train": ["nope.h5"], "val": files[3:5], "test": []}))
+    with pytest.raises(DataFormatError, match="not in the data"):
+        train(_config(tmp_path / "other", dataset, epochs=1, split_file=str(split)))

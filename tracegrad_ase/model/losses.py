@@ -45,9 +45,16 @@ def gauge_shift(diff: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
     return torch.where(den > 0, num / den.clamp(min=1e-30), torch.zeros_like(num))
 
 
-def aligned_target(pred: torch.Tensor, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """The truth moved to the prediction's energy zero, ``H_true + c*·S``, and c* per structure (eV)."""
+def aligned_target(pred: torch.Tensor, batch: GraphBatch, periodic_only: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The truth moved to the prediction's energy zero, ``H_true + c*·S``, and c* per structure (eV).
+
+    ``periodic_only``: molecules (no periodic direction) keep their own zero, the vacuum level, which is physical
+    and the same for every molecule; aligning them too lets the model's absolute levels drift (measured on the
+    molecule benchmark: validation MAE 145 meV after alignment, 624 meV raw)."""
     c = gauge_shift(pred - batch.target, batch)
+    if periodic_only and batch.pbc is not None:
+        c = c * batch.pbc.any(dim=1).to(c.dtype)
     if batch.overlap is None:
         return batch.target, c
     shift = c[batch.edge_graph][:, None, None] * batch.overlap.to(pred.dtype)

@@ -10,7 +10,9 @@ Loss (per structure s, averaged over the batch):
     L   = L_H + lambda * sg(L_H / L_T) * L_T + band_weight * L_B    (the balanced loss of the paper's code, plus bands)
 
 The zero of energy of a periodic calculation is the cell-averaged potential, which no local model can see, so
-with ``gauge: true`` (default) nothing above depends on it (see :mod:`tracegrad_ase.model.losses`). The trace term
+with ``gauge: periodic`` (default) nothing above depends on it for structures with a periodic direction; a
+molecule's zero is the vacuum level, physical and kept (``gauge: true`` aligns molecules too, ``false`` nothing;
+see :mod:`tracegrad_ase.model.losses`). The trace term
 is rescaled every step to ``lambda`` times the H loss; its gradient direction is unchanged.
 """
 
@@ -43,7 +45,7 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: split, and the old split.json would be overwritten). Epochs, time limits, early stopping, device may change.
 RESUME_MUST_MATCH = ("data", "model", "split", "seed", "batch_size", "lr", "weight_decay", "lr_factor",
                      "lr_patience", "grad_clip", "trace_weight", "dtype", "gauge", "band_weight", "band_kpoints",
-                     "band_window_ev")
+                     "band_window_ev", "split_file")
 
 
 @dataclass
@@ -64,10 +66,15 @@ class TrainConfig:
     min_lr: float = 1e-5  # training stops when the LR falls below this
     grad_clip: float = 5.0
     trace_weight: float = 0.3  # lambda; 0 turns the trace loss off (z and v stay in the network)
-    gauge: bool = True  # compare with the truth moved to the prediction's energy zero (H + c*·S per structure)
+    # Compare with the truth moved to the prediction's energy zero (H + c*·S per structure): "periodic" (crystals,
+    # slabs, wires: their zero is the cell-averaged potential), true (molecules too) or false.
+    gauge: bool | str = "periodic"
     band_weight: float = 0.0  # weight of the band-energy loss L_B (0: off)
     band_kpoints: int = 4  # random k-points per crystal and step for L_B (molecules: Γ)
     band_window_ev: float = 3.0  # L_B counts the true levels within this of E_F (molecules: the HOMO-LUMO midpoint)
+    # A JSON {"train": [...], "val": [...], "test": [...]} of structure file names (as in a run's split.json): a
+    # fixed split instead of drawing one with `split` and `seed` (learning curves share validation and test sets).
+    split_file: str | None = None
     early_stopping: int = 40  # epochs without validation improvement
     max_time_s: float | None = None  # stop (with a checkpoint) after this much wall time
     dtype: str = "float32"
@@ -95,6 +102,8 @@ class TrainConfig:
         raw["data"] = [str(p if Path(p).is_absolute() else root / p) for p in raw.get("data", [])]
         if "out" in raw and not Path(raw["out"]).is_absolute():
             raw["out"] = str(root / raw["out"])
+        if raw.get("split_file") and not Path(raw["split_file"]).is_absolute():
+            raw["split_file"] = str(root / raw["split_file"])
         return cls(**raw)
 
     def __post_init__(self) -> None:
@@ -139,10 +148,11 @@ class TrainConfig:
             ("device", isinstance(self.device, str) and bool(self.device), "a torch device such as 'cpu' or 'cuda'"),
             ("progress", isinstance(self.progress, bool), "true or false"),
         ]
-        later = {"gauge": (lambda v: isinstance(v, bool), "true or false"),  # fields that may be absent
+        later = {"gauge": (lambda v: isinstance(v, bool) or v == "periodic", "true, false or 'periodic'"),
                  "band_weight": (lambda v: number(v, 0), "a number >= 0"),
                  "band_kpoints": (lambda v: integer(v, 1), "an integer >= 1"),
-                 "band_window_ev": (lambda v: number(v, 0, True), "a number > 0")}
+                 "band_window_ev": (lambda v: number(v, 0, True), "a number > 0"),
+                 "split_file": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a file name or null")}
         rules += [(k, ok(getattr(self, k)), what) for k, (ok, what) in later.items() if hasattr(self, k)]
         problems = [f"{name}={getattr(self, name)!r} (must be {what})" for name, ok, what in rules if not ok]
         if problems:
@@ -185,6 +195,25 @@ def _dataset_files(cfg: TrainConfig) -> list[Path]:
     if not files:
         raise DataFormatError(f"no structures in {cfg.data}")
     return files
+
+
+def _fixed_split(files: list[Path], split_file: str) -> tuple[list[Path], list[Path], list[Path]]:
+    """The split a JSON of file names gives; every name must be one of the data's files."""
+    try:
+        names = json.loads(Path(split_file).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(f"{split_file}: unreadable split file ({exc})") from None
+    by_name = {f.name: f for f in files}
+    parts = []
+    for part in ("train", "val", "test"):
+        wanted = names.get(part, []) if isinstance(names, dict) else None
+        if not isinstance(wanted, list):
+            raise DataFormatError(f"{split_file}: needs lists 'train', 'val' and 'test' of structure file names")
+        missing = [n for n in wanted if n not in by_name]
+        if missing:
+            raise DataFormatError(f"{split_file}: {len(missing)} {part} structure(s) not in the data, e.g. {missing[0]}")
+        parts.append([by_name[n] for n in wanted])
+    return parts[0], parts[1], parts[2]
 
 
 def _model_config(cfg: TrainConfig, hams: dict[Path, Any], train_files: Sequence[Path]) -> ModelConfig:
@@ -285,7 +314,7 @@ def _onsite_reference(layout, hams) -> dict[str, list[list[float]]]:
 
 
 # -- loss ------------------------------------------------------------------------------------------------
-def structure_losses(model: TraceGradNet, batch: GraphBatch, out: dict[str, torch.Tensor], gauge: bool = True,
+def structure_losses(model: TraceGradNet, batch: GraphBatch, out: dict[str, torch.Tensor], gauge: bool | str = True,
                      band_weight: float = 0.0, band_kpoints: int = 4, band_window_ev: float = 3.0,
                      generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """Per-structure losses, each of shape (n_graphs,): ``"H"``, ``"T"`` (zeros when TraceGrad is off) and ``"B"``
@@ -293,7 +322,7 @@ def structure_losses(model: TraceGradNet, batch: GraphBatch, out: dict[str, torc
     scale = model.config.target_scale
     mask = batch.mask
     if gauge:
-        target, shift = aligned_target(out["H"], batch)
+        target, shift = aligned_target(out["H"], batch, periodic_only=gauge == "periodic")
     else:
         target, shift = batch.target, torch.zeros(batch.n_graphs, dtype=out["H"].dtype, device=out["H"].device)
     diff = (out["H"] - target) / scale  # the on-site reference cancels in the difference
@@ -357,7 +386,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     last, best = out / "checkpoints" / "last", out / "checkpoints" / "best"
     files = _dataset_files(cfg)
-    train_files, val_files, test_files = split_dataset(files, cfg.split, cfg.seed)
+    train_files, val_files, test_files = (_fixed_split(files, cfg.split_file) if cfg.split_file
+                                          else split_dataset(files, cfg.split, cfg.seed))
     if not train_files or not val_files:
         raise ValueError(f"the split {cfg.split} of {len(files)} structures leaves no training or validation data")
 
