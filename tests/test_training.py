@@ -179,3 +179,22 @@ def test_a_fixed_split_file_is_used_and_checked(tmp_path, dataset):
     split.write_text(json.dumps({"train": ["nope.h5"], "val": files[3:5], "test": []}))
     with pytest.raises(DataFormatError, match="not in the data"):
         train(_config(tmp_path / "other", dataset, epochs=1, split_file=str(split)))
+
+
+def test_a_non_finite_loss_stops_training_and_names_the_structures(tmp_path, dataset, monkeypatch):
+    from tracegrad_ase.errors import TrainingDivergedError
+    from tracegrad_ase.model import train as train_module
+
+    real = train_module.combined_loss
+
+    def poisoned(losses, *args, **kwargs):
+        loss, means = real(losses, *args, **kwargs)
+        return loss * float("nan"), {**means, "H": float("nan")}
+
+    train(_config(tmp_path, dataset, epochs=1))
+    before = load_model(tmp_path / "run" / "checkpoints" / "last").state_dict()
+    monkeypatch.setattr(train_module, "combined_loss", poisoned)
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2: the loss is not finite .* on w\d\.h5"):
+        train(_config(tmp_path, dataset, epochs=2))
+    after = load_model(tmp_path / "run" / "checkpoints" / "last").state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the last good checkpoint is untouched

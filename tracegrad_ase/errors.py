@@ -72,3 +72,7 @@ class CalculatorUsageError(TraceGradError, RuntimeError):
 class GhostLevelError(TraceGradError, ValueError):
     """A prediction with ghost levels (far outside the model's training spectral range), refused under
     ``--strict``; without it they are a :class:`~tracegrad_ase.spectrum.GhostLevelWarning`."""
+
+
+class TrainingDivergedError(TraceGradError, ArithmeticError):
+    """A training step whose loss is not finite; training stops before any checkpoint holds NaN weights."""

@@ -32,7 +32,7 @@ import torch
 from ..atomic import atomic_write_json, atomic_write_text
 from ..basis import OrbitalBasis
 from ..datafiles import load_dataset, load_h5, split_dataset
-from ..errors import DataFormatError
+from ..errors import DataFormatError, TrainingDivergedError
 from ..hamiltonian import PREDICTED_LINDEP
 from .checkpoint import load_model, load_training_state, resolve_folder, save_model, stored_val_loss
 from .data import GraphBatch, collate, graph_from_hamiltonian
@@ -453,6 +453,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             losses = structure_losses(model, batch, out_, cfg.gauge, cfg.band_weight, cfg.band_kpoints,
                                       cfg.band_window_ev, band_rng)
             loss, means = combined_loss(losses, cfg.trace_weight, cfg.band_weight, cfg.batch_size, world)
+            if not all(math.isfinite(v) for v in means.values()):
+                # A diverged step would write NaN weights into every later checkpoint: stop with the last good one.
+                names = ", ".join(train_files[k].name for k in idx)
+                raise TrainingDivergedError(
+                    f"epoch {epoch + 1}: the loss is not finite ({', '.join(f'L_{k}={v:g}' for k, v in means.items())}) "
+                    f"on {names}; checkpoints/last holds the last finite epoch. Lower lr or grad_clip, or check these "
+                    f"structures' data")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
