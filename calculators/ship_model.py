@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 
 def _evaluate(model: Path, data: list[str], split: str, out: Path, parity: Path | None = None) -> dict:
     """``tracegrad evaluate``; ``split`` "test"/"all" with data folders, or "files" when ``data`` are .h5 files."""
-    cmd = [sys.executable, "-m", "tracegrad_ase.cli", "evaluate", str(model), *data, "--json", str(out)]
+    cmd = [sys.executable, "-m", "tracegrad_ase.cli", "evaluate", str(model), *data, "--json", str(out), "--force"]
     if split != "files":
         cmd += ["--split", split]
     if parity is not None:

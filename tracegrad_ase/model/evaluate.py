@@ -423,7 +423,8 @@ def evaluate(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.n
     :func:`default_kpoints`, absolute, within 2 eV of the band edges); ``band_mae_ef_mev``/``band_max_ef_mev``: levels relative to each spectrum's own E_F (VBM
     when the truth has a gap), true levels within ±2 eV, on a Γ-centred mesh (:func:`spectrum.evaluation_mesh`,
     ≤ 0.125 Å⁻¹ spacing;
-    molecules: Γ); ``ghost_levels``: predicted levels more than 3 eV outside the truth's E_F-relative range on
+    molecules: Γ); ``ghost_levels``: predicted levels more than 3 eV below (above: 10 % of its width) the truth's
+    E_F-relative range on
     ``ghost_kpoints`` random k-points per structure, ``ghost_levels_domain`` the same against the model's training
     range (``None`` if the model records none); ``n_structures``, ``n_molecules``, ``n_crystals``, ``n_edges``,
     ``n_values``, ``n_edges_beyond_cutoff``; ``per_structure``: ``[{"name", "mae_mev", "gauge_mae_mev", ...}]``.
