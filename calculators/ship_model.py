@@ -59,7 +59,7 @@ def _training_files(data: list[str], names: set[str] | None) -> list[Path]:
 
 def _complete_domain(model_json: dict, train_files: list[Path]) -> None:
     """Add what newer training runs record in the model's domain (Fermi level, spectral range) to older ones."""
-    from tracegrad_ase.datafiles import load_h5
+    from tracegrad_ase.io.h5 import load_h5
     from tracegrad_ase.model.train import training_domain
 
     domain = model_json["metadata"].setdefault("domain", {})
@@ -74,7 +74,7 @@ def _complete_domain(model_json: dict, train_files: list[Path]) -> None:
 def _redrawn_split(dest: Path, data: list[str]) -> dict[str, list[Path]]:
     """The training run's split, drawn again from the shipped train.yaml's split and seed (split_dataset is
     deterministic in the file list), for models whose run folder is gone."""
-    from tracegrad_ase.datafiles import load_dataset, split_dataset
+    from tracegrad_ase.io.h5 import load_dataset, split_dataset
 
     cfg = yaml.safe_load((dest / "train.yaml").read_text())
     files = [f for d in data for f in load_dataset(d)]

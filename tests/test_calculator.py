@@ -13,9 +13,9 @@ from ase.dft.bandgap import bandgap
 from ase.dft.dos import DOS
 
 from tracegrad_ase import electronic
-from tracegrad_ase.basis import OrbitalBasis
+from tracegrad_ase.core.basis import OrbitalBasis
 from tracegrad_ase.calculator import TraceGradCalculator
-from tracegrad_ase.errors import LinearDependenceError
+from tracegrad_ase.core.errors import LinearDependenceError
 from tracegrad_ase.model import ModelConfig, build_model
 from tracegrad_ase.model.checkpoint import save_model
 from tracegrad_ase.predict import load, predict_hamiltonian
@@ -123,7 +123,7 @@ def test_molecule_orbitals_and_export(tmp_path):
     assert np.trace(mo["density_matrix"] @ mo["overlap"]) == pytest.approx(10.0, abs=1e-8)
     assert np.allclose(water.calc.get_eigenvalues(), mo["energies"], atol=1e-6)
     water.calc.write_hamiltonian(tmp_path / "water.h5")
-    from tracegrad_ase.datafiles import load_h5
+    from tracegrad_ase.io.h5 import load_h5
 
     assert load_h5(tmp_path / "water.h5").norb == 7
 
@@ -134,7 +134,7 @@ def test_large_structure_uses_the_sparse_window(carbon, sheet, monkeypatch):
     dense = TraceGradCalculator(carbon, kpts=[[0.1, 0.2, 0.0]])
     dense.calculate(big)
     e_dense = dense.results["eigenvalues"][0]
-    monkeypatch.setattr(electronic, "SPARSE_THRESHOLD", 10)  # 32 orbitals count as "large" here
+    monkeypatch.setattr(electronic.solve, "SPARSE_THRESHOLD", 10)  # 32 orbitals count as "large" here
     # Without sigma the window sits at the Fermi level, found by inertia counts: the Γ HOMO/LUMO midpoint.
     auto = TraceGradCalculator(carbon, kpts=[[0.0, 0.0, 0.0]], n_bands=6)
     auto.calculate(big)

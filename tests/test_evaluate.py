@@ -10,10 +10,11 @@ import torch
 from ase import Atoms
 from ase.build import molecule
 
-from tracegrad_ase.basis import OrbitalBasis
-from tracegrad_ase.datafiles import load_h5, save_h5
-from tracegrad_ase.graphs import neighbor_list
-from tracegrad_ase.hamiltonian import RealSpaceHamiltonian
+from tracegrad_ase.core.basis import OrbitalBasis
+from tracegrad_ase.electronic import bloch_dense
+from tracegrad_ase.io.h5 import load_h5, save_h5
+from tracegrad_ase.core.graphs import neighbor_list
+from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
 from tracegrad_ase.model import ModelConfig, build_model
 from tracegrad_ase.model.checkpoint import save_model
 from tracegrad_ase.model.data import reverse_index
@@ -147,7 +148,7 @@ def test_onsite_shift_known_errors(model, data):
 
     # eigenvalues: the generalized problem at Γ solved independently (S is positive definite here)
     water = data["water"]
-    hk, sk = water.bloch(np.zeros((1, 3)))
+    hk, sk = bloch_dense(water, np.zeros((1, 3)))
     e_pred = scipy.linalg.eigh(hk[0].real, sk[0].real, eigvals_only=True)
     e_true = scipy.linalg.eigh(hk[0].real + DELTA * np.eye(len(hk[0])), sk[0].real, eigvals_only=True)
     err = np.abs(e_pred - e_true) * 1000.0

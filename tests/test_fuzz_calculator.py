@@ -1,5 +1,5 @@
 """Property-based fuzzing of the calculator (issue #14): for any parameters and any small carbon structure, the
-answer is finite or the error is one a user can read (an error of tracegrad_ase.errors, or a ValueError with a
+answer is finite or the error is one a user can read (an error of tracegrad_ase.core.errors, or a ValueError with a
 message); never NaN, never a crash of another type."""
 
 import sys
@@ -18,7 +18,7 @@ from test_calculator import _model  # noqa: E402
 
 import tracegrad_ase.calculator as calculator_module  # noqa: E402
 from tracegrad_ase.calculator import TraceGradCalculator  # noqa: E402
-from tracegrad_ase.errors import TraceGradError  # noqa: E402
+from tracegrad_ase.core.errors import TraceGradError  # noqa: E402
 from tracegrad_ase.predict import load  # noqa: E402
 
 

@@ -6,8 +6,8 @@ import torch
 from ase.build import graphene, molecule
 
 from conftest import random_rotation
-from tracegrad_ase.basis import OrbitalBasis, orbital_rotation
-from tracegrad_ase.graphs import neighbor_list
+from tracegrad_ase.core.basis import OrbitalBasis, orbital_rotation
+from tracegrad_ase.core.graphs import neighbor_list
 from tracegrad_ase.model import ModelConfig, build_model, graph_from_arrays
 
 BASIS = OrbitalBasis(name="mini", shells={"C": (0, 0, 1, 1, 2), "H": (0, 1), "O": (0, 0, 1, 1, 2)},

@@ -20,7 +20,7 @@ from pymatgen.electronic_structure.plotter import BSPlotter, DosPlotter
 from conftest import random_rotation
 from test_calculator import _model
 from tracegrad_ase.calculator import TraceGradCalculator
-from tracegrad_ase.pymatgen_adapter import (
+from tracegrad_ase.interop.pymatgen import (
     HBAR2_OVER_2ME,
     band_structure,
     complete_dos,

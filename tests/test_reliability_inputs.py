@@ -20,7 +20,7 @@ from test_calculator import _model  # noqa: E402  (the toy-model factory)
 
 from tracegrad_ase import cli  # noqa: E402
 from tracegrad_ase.calculator import TraceGradCalculator  # noqa: E402
-from tracegrad_ase.errors import (CalculatorUsageError, ConfigError, DataFormatError, MismatchError,  # noqa: E402
+from tracegrad_ase.core.errors import (CalculatorUsageError, ConfigError, DataFormatError, MismatchError,  # noqa: E402
                                   OutputPathError, ParameterError, PredictionError, StructureError,
                                   UnknownParameterError)
 
@@ -242,7 +242,7 @@ def test_model_file_without_its_cutoff_is_refused(carbon, tmp_path):
 def test_nan_in_data_weights_and_predictions_is_an_error(carbon, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from tracegrad_ase.datafiles import load_h5, save_h5
+    from tracegrad_ase.io.h5 import load_h5, save_h5
     from tracegrad_ase.predict import load, predict_hamiltonian
 
     model = load(carbon)
@@ -270,7 +270,7 @@ def test_nan_in_data_weights_and_predictions_is_an_error(carbon, tmp_path):
 # -- structures read from files -----------------------------------------------------------------------------
 def test_disordered_sites_are_refused_where_structures_are_read(tmp_path):
     from tracegrad_ase.cli import read_structure
-    from tracegrad_ase.recipes import recipe_structures
+    from tracegrad_ase.datasets.recipes import recipe_structures
 
     f = tmp_path / "cn.cif"
     f.write_text(DISORDERED_CIF)
@@ -301,7 +301,7 @@ def test_random_bytes_are_not_a_structure(tmp_path):
 
 # -- outputs checked before the work -----------------------------------------------------------------------
 def test_truth_checks_outputs_and_settings_before_the_scf(tmp_path, capsys, monkeypatch):
-    import tracegrad_ase.pyscf_truth as truth
+    import tracegrad_ase.engines.pyscf.scf as truth
 
     xyz = tmp_path / "h2.xyz"
     write(xyz, molecule("H2"))

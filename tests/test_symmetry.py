@@ -6,7 +6,7 @@ import spglib
 from ase.build import bulk, graphene
 
 from test_calculator import _model
-from tracegrad_ase import symmetry
+from tracegrad_ase.core import symmetry
 from tracegrad_ase.calculator import TraceGradCalculator
 
 # spglib 2.7+ warns on every call under its old error handling; not ours to flip (global state).

@@ -6,19 +6,19 @@ model (layout, data, network, checkpoint, train, evaluate) -> predict, calculato
 pyscf_truth, datasets, recipes, pymatgen_adapter, phonons, plots -> cli.
 """
 
-from .graphs import vesin_safe
+from .core.graphs import vesin_safe
 
 vesin_safe()  # loads vesin before any PySCF library, where it still can: see graphs.vesin_safe
 
-from .basis import OrbitalBasis  # noqa: E402
-from .errors import (  # noqa: E402
+from .core.basis import OrbitalBasis  # noqa: E402
+from .core.errors import (  # noqa: E402
     DataFormatError,
     SCFNotConvergedError,
     StructureError,
     TraceGradError,
     UnknownElementError,
 )
-from .hamiltonian import RealSpaceHamiltonian  # noqa: E402
+from .core.hamiltonian import RealSpaceHamiltonian  # noqa: E402
 
 __version__ = "0.2.0"
 

@@ -39,12 +39,14 @@ from ase.calculators.calculator import (Calculator, PropertyNotImplementedError,
                                          kpts2sizeandoffsets)
 from ase.dft.kpoints import BandPath
 
-from . import electronic, spectrum, symmetry
-from .errors import (CalculatorUsageError, LinearDependenceError, MismatchError, ParameterError, PredictionError,
+from . import electronic
+from .electronic import spectrum
+from .core import symmetry
+from .core.errors import (CalculatorUsageError, LinearDependenceError, MismatchError, ParameterError, PredictionError,
                      StructureError, UnknownParameterError)
-from .hamiltonian import PREDICTED_LINDEP
+from .electronic.solve import PREDICTED_LINDEP
 from .predict import load, predict_hamiltonian
-from .structures import validate_atoms
+from .core.structures import validate_atoms
 
 _NOT_OFFERED = ("energy", "free_energy", "forces", "stress", "energies", "stresses", "magmom", "magmoms",
                 "dipole", "charges")
@@ -226,13 +228,13 @@ class TraceGradCalculator(Calculator):
     symmetry: a Monkhorst-Pack size (of ``kpts`` or ``fermi_kpts``) is a Γ-centred mesh; with ``symmetry=True``
         only its irreducible points are solved (spglib's point group and time reversal), weighted by their star.
     smearing, width: ``"fermi-dirac"``, ``"gaussian"`` or ``"none"``, width in eV (> 0).
-    sigma, n_bands: for structures above ``electronic.SPARSE_THRESHOLD`` (3000) orbitals no dense matrix is
+    sigma, n_bands: for structures above ``electronic.solve.SPARSE_THRESHOLD`` (3000) orbitals no dense matrix is
         formed: the ``n_bands`` (default 32) eigenpairs nearest ``sigma`` (eV; default: the Fermi level) come
         from a sparse shift-invert solver. The Fermi level is then the Γ-point HOMO/LUMO midpoint found by
         inertia counting (``electronic.sparse_fermi_level``: sparse factorizations, no diagonalization);
         occupations are not available.
     lindep: overlap eigenvalues below this are dropped as linear dependencies when solving (canonical
-        orthogonalization), 0 <= lindep < 1. Default ``hamiltonian.PREDICTED_LINDEP`` (1e-2), molecules and
+        orthogonalization), 0 <= lindep < 1. Default ``electronic.solve.PREDICTED_LINDEP`` (1e-2), molecules and
         crystals: nearly dependent bases (gth-dzvp graphene: S(k) down to 1e-8; def2-SVP ethanol: ~1e-3) amplify a
         prediction's errors along those directions by 1/s — measured with the shipped carbon model, band errors
         near E_F of 6.7 eV at 1e-6 and 0.18 eV at 1e-2; with the ethanol model, spurious levels in the HOMO-LUMO
@@ -348,7 +350,7 @@ class TraceGradCalculator(Calculator):
             nelec = electronic.electron_count(ham)
             self._folded = weights is not None  # only a symmetry-reduced mesh carries weights
             self._lindep = self.parameters.lindep if self.parameters.lindep is not None else PREDICTED_LINDEP
-            if self.asm.norb > electronic.SPARSE_THRESHOLD:
+            if self.asm.norb > electronic.solve.SPARSE_THRESHOLD:
                 self._calculate_window(ham, kpts, weights, nelec)
                 return
             sol = electronic.solve_k(self.asm, kpts, vectors=not periodic, weights=weights, lindep=self._lindep)
@@ -392,7 +394,7 @@ class TraceGradCalculator(Calculator):
                 f"cell's overlap S(Γ) has an eigenvalue of {smallest:.1e} in the {ham.basis.name} basis, below "
                 f"lindep = {self._lindep:g}: a predicted H gives spurious levels there (its errors are amplified "
                 f"by 1/s). Use a model in a better-conditioned basis (the shipped 'graphene-szv': smallest overlap "
-                f"eigenvalue ~0.12 in graphene), at most {electronic.SPARSE_THRESHOLD} orbitals (dense path), or "
+                f"eigenvalue ~0.12 in graphene), at most {electronic.solve.SPARSE_THRESHOLD} orbitals (dense path), or "
                 f"lindep=0 to accept the risk")
         edges = electronic.sparse_fermi_level(self.asm, nelec, guess=self.parameters.sigma)
         ef = edges["fermi_level"]
@@ -569,8 +571,8 @@ class TraceGradCalculator(Calculator):
     # -- export -----------------------------------------------------------------------------------
     def write_hamiltonian(self, path: str | os.PathLike, format: str = "h5") -> None:
         """Write the predicted H(R), S(R): ``format="h5"`` (our HDF5) or ``"deeph"`` (a DeepH folder)."""
-        from .datafiles import save_h5
-        from .deeph import write_deeph
+        from .io.h5 import save_h5
+        from .io.deeph import write_deeph
 
         if format not in ("h5", "deeph"):
             raise ParameterError(f"format must be 'h5' or 'deeph', got {format!r}")

@@ -18,8 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .atomic import atomic_write_text
-from .errors import (ConfigError, InputNotFoundError, OutputPathError, ParameterError, SCFNotConvergedError,
+from .io.atomic import atomic_write_text
+from .core.errors import (ConfigError, InputNotFoundError, OutputPathError, ParameterError, SCFNotConvergedError,
                      StructureError, TraceGradError)
 
 EXIT_BAD_INPUT = 2
@@ -174,7 +174,7 @@ def _settings_options(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args):
-    from .pyscf_truth import GroundTruthSettings
+    from .engines.pyscf.scf import GroundTruthSettings
 
     kmesh = _parse_mesh(args.kmesh) if args.kmesh else None
     return GroundTruthSettings(xc=args.xc, basis=args.basis, pseudo=args.pseudo, kmesh=kmesh,
@@ -187,7 +187,7 @@ def read_structure(path: str):
     partially occupied (disordered) sites, which would otherwise become one element per site without a word."""
     from ase.io import read
 
-    from .structures import check_ordered
+    from .core.structures import check_ordered
 
     if not Path(path).is_file():
         raise InputNotFoundError(f"{path}: no such file")
@@ -209,7 +209,7 @@ def _read_with_pymatgen(path: str, ase_error: Exception):
     if not structure.is_ordered:
         raise StructureError(f"{path} has partially occupied (disordered) sites ({structure.composition}): the model "
                              "needs one element per site with occupancy 1; build an ordered supercell first")
-    from .pymatgen_adapter import to_atoms
+    from .interop.pymatgen import to_atoms
 
     return to_atoms(structure)
 
@@ -316,13 +316,14 @@ def _check_positive(name: str, value: float | int | None) -> None:
 
 def _bands_report(run, ham, out_png: Path | None, title: str, npoints: int = 40) -> dict:
     """Bands re-summed from H(R), S(R) against PySCF's own along the cell's standard path."""
-    from .hamiltonian import near_band_edges
-    from .plots import plot_bands
-    from .pyscf_truth import reference_bands
+    from .electronic.spectrum import near_band_edges
+    from .electronic.solve import band_energies
+    from .interop.plots import plot_bands
+    from .engines.pyscf.scf import reference_bands
 
     atoms = ham.atoms
     path = atoms.cell.bandpath(npoints=npoints, pbc=atoms.pbc)
-    ours = ham.eigenvalues(path.kpts)
+    ours = band_energies(ham, path.kpts)
     ref = reference_bands(run, path.kpts)
     ef = float(ham.meta["fermi_level_ev"])
     ref = ref[:, : ours.shape[1]]  # directions dropped as linearly dependent are the top of the spectrum
@@ -342,8 +343,8 @@ def _cmd_demo(args) -> int:
     from ase.build import graphene
 
     from .calculator import TraceGradCalculator
-    from .hamiltonian import near_band_edges
-    from .plots import plot_bands
+    from .electronic.spectrum import near_band_edges
+    from .interop.plots import plot_bands
 
     from .predict import resolve_model
 
@@ -370,7 +371,7 @@ def _cmd_demo(args) -> int:
               "bands_ev": bands.tolist()}
     reference = None
     if args.check:
-        from .pyscf_truth import GroundTruthSettings, reference_bands, run_scf
+        from .engines.pyscf.scf import GroundTruthSettings, reference_bands, run_scf
 
         print(f"PySCF: PBE/{ham.basis.name} SCF on a 6x6x1 mesh and the same path ...", flush=True)
         run = run_scf(atoms, GroundTruthSettings(basis=ham.basis.name, pseudo=ham.basis.pseudo, kmesh=(6, 6, 1)))
@@ -394,11 +395,11 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_truth(args) -> int:
-    from .datafiles import save_h5
-    from .deeph import write_deeph
+    from .io.h5 import save_h5
+    from .io.deeph import write_deeph
     from .predict import resolve_model
-    from .pyscf_truth import PYSCF_GUESSES, check_settings, extract_blocks, run_scf
-    from .structures import validate_atoms
+    from .engines.pyscf.scf import PYSCF_GUESSES, check_settings, extract_blocks, run_scf
+    from .core.structures import validate_atoms
 
     # Everything the SCF needs is checked before it runs: the structure, the settings (functional, basis for
     # every element, meshes), the guess model, and where the results go.
@@ -436,7 +437,7 @@ def _cmd_truth(args) -> int:
 
 
 def _cmd_generate(args) -> int:
-    from .recipes import load_recipe, run_recipe
+    from .datasets.recipes import load_recipe, run_recipe
 
     _check_positive("--workers", args.workers)
     recipe = load_recipe(args.recipe)
@@ -481,8 +482,8 @@ def _periodic_structure(path: str):
 def _ghost_guard(args):
     """Under ``--strict`` ghost levels in a prediction are an error (exit 2, nothing written); otherwise their
     :class:`~tracegrad_ase.spectrum.GhostLevelWarning` reaches the user as it is."""
-    from .errors import GhostLevelError
-    from .spectrum import GhostLevelWarning
+    from .core.errors import GhostLevelError
+    from .electronic.spectrum import GhostLevelWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GhostLevelWarning)
@@ -498,7 +499,7 @@ def _band_structure(calc, atoms, path_type: str, density: float):
     """(pymatgen BandStructureSymmLine, the path used). pymatgen's paths are for 3-D crystals and keep only the
     segments in the periodic plane; where none runs along some periodic direction (pbc (True, False, True): only
     Γ-A along the vacuum, flat) ASE's path of the periodic lattice is used, with a note."""
-    from .pymatgen_adapter import band_structure, symm_kpath
+    from .interop.pymatgen import band_structure, symm_kpath
 
     if path_type != "ase":
         try:
@@ -527,7 +528,7 @@ def _ase_band_structure(calc, atoms, density: float):
     from pymatgen.electronic_structure.core import Spin
 
     from .calculator import check_bandpath
-    from .pymatgen_adapter import to_pymatgen
+    from .interop.pymatgen import to_pymatgen
 
     path = atoms.cell.bandpath(pbc=atoms.pbc, npoints=0)
     check_bandpath(atoms, path, made_here=True)  # its fractional special points must be in this cell's basis
@@ -593,7 +594,7 @@ def _cmd_dos(args) -> int:
     from pymatgen.electronic_structure.plotter import DosPlotter
 
     from .calculator import TraceGradCalculator
-    from .pymatgen_adapter import complete_dos
+    from .interop.pymatgen import complete_dos
 
     _check_positive("--width", args.width)
     atoms = _periodic_structure(args.structure)
@@ -621,8 +622,8 @@ def _cmd_dos(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .datafiles import save_h5
-    from .deeph import write_deeph
+    from .io.h5 import save_h5
+    from .io.deeph import write_deeph
     from .predict import load, predict_hamiltonian
 
     from .predict import resolve_model
@@ -669,7 +670,7 @@ def _cmd_models(args) -> int:
 
 def _model_line(folder: Path) -> str:
     """One line on a model from its model.json, checked as loading it would check it."""
-    from .errors import DataFormatError
+    from .core.errors import DataFormatError
     from .model.checkpoint import read_card
     from .model.network import ModelConfig
 
@@ -717,7 +718,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from .datafiles import load_dataset
+    from .io.h5 import load_dataset
     from .model.evaluate import evaluate_to_files
 
     paths = []

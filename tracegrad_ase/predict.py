@@ -14,21 +14,17 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from .errors import (DataFormatError, ModelNotFoundError, ParameterError, PredictionError, StructureError,
-                     UnknownElementError)
-from .graphs import neighbor_list
-from .hamiltonian import RealSpaceHamiltonian
-from .integrals import overlap_blocks
-from .structures import MIN_DISTANCE, validate_atoms
+from .core.errors import (DataFormatError, ModelNotFoundError, OutOfDomainWarning, ParameterError,  # noqa: F401
+                          PredictionError, StructureError, UnknownElementError)
+from .core.graphs import neighbor_list
+from .core.hamiltonian import RealSpaceHamiltonian
+from .core.structures import MIN_DISTANCE, validate_atoms
+from .engines.pyscf.integrals import overlap_blocks
 
 #: Error below this fraction of the shortest distance of an element pair seen in training; warn below WARN.
 TOO_CLOSE_FRACTION = 0.75
 WARN_FRACTION = 0.95
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "calculators"
-
-
-class OutOfDomainWarning(UserWarning):
-    """A structure unlike the model's training data: the prediction may be poor."""
 
 
 def resolve_model(name_or_path: str | os.PathLike) -> Path:

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from ..atomic import atomic_folder, old_folder, recover_folder
-from ..errors import DataFormatError
+from ..io.atomic import atomic_folder, old_folder, recover_folder
+from ..core.errors import DataFormatError
 from .network import ModelConfig, TraceGradNet, build_model
 
 FORMAT = "tracegrad-ase/model"

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..errors import UnknownElementError
+from ..core.errors import UnknownElementError
 from .layout import BlockLayout
 
 
@@ -182,7 +182,7 @@ def collate(graphs: Sequence[GraphBatch]) -> GraphBatch:
 
 
 def _z(symbol: str) -> int:
-    from ..basis import atomic_numbers
+    from ..core.basis import atomic_numbers
 
     return atomic_numbers[symbol]
 

@@ -25,11 +25,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..basis import OrbitalBasis, symbol_of
-from ..datafiles import load_h5
-from ..hamiltonian import PREDICTED_LINDEP, RealSpaceHamiltonian, near_band_edges
-from ..spectrum import GHOST_MARGIN_EV, align, band_errors, evaluation_mesh, ghost_levels, levels, \
-    random_kpoints, spectral_range
+from ..core.basis import OrbitalBasis, symbol_of
+from ..io.h5 import load_h5
+from ..core.hamiltonian import RealSpaceHamiltonian
+from ..electronic.solve import PREDICTED_LINDEP, band_energies
+from ..electronic.spectrum import GHOST_MARGIN_EV, align, band_errors, evaluation_mesh, ghost_levels, levels, \
+    near_band_edges, random_kpoints, spectral_range
 from .data import GraphBatch, graph_from_hamiltonian
 from .network import TraceGradNet
 
@@ -287,8 +288,8 @@ class _Accumulator:
             k = default_kpoints(true_ham.atoms.pbc) if kpts is None else np.atleast_2d(np.asarray(kpts, float))
         # Solved as the calculator solves a prediction (PREDICTED_LINDEP), the truth in the same space.
         lindep = PREDICTED_LINDEP
-        e_true = true_ham.eigenvalues(k, lindep)  # absolute levels, as before: raw (see band_mae_ef_mev)
-        e_pred = pred_ham.eigenvalues(k, lindep)
+        e_true = band_energies(true_ham, k, lindep)  # absolute levels, as before: raw (see band_mae_ef_mev)
+        e_pred = band_energies(pred_ham, k, lindep)
         nb = min(e_true.shape[1], e_pred.shape[1])  # canonical orthogonalization may drop different directions
         e_true, e_pred = e_true[:, :nb], e_pred[:, :nb]
         err = np.abs(e_pred - e_true)
@@ -494,7 +495,7 @@ def parity_plot(model: TraceGradNet, paths: Sequence[str | os.PathLike], png_pat
 
 # -- files ----------------------------------------------------------------------------------------------------
 def _write_json_atomic(data: dict[str, Any], path: Path) -> None:
-    from ..atomic import atomic_write_json
+    from ..io.atomic import atomic_write_json
 
     atomic_write_json(path, data, indent=2, allow_nan=False)
 

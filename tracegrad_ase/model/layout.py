@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..basis import OrbitalBasis, symbol_of
+from ..core.basis import OrbitalBasis, symbol_of
 
 
 def _float64_wigner_3j(l1: int, l2: int, l3: int) -> np.ndarray:

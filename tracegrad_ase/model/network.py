@@ -29,7 +29,7 @@ from e3nn.math import soft_one_hot_linspace
 from e3nn.nn import FullyConnectedNet, Gate
 from torch import nn
 
-from ..basis import OrbitalBasis
+from ..core.basis import OrbitalBasis
 from .data import GraphBatch
 from .edge_frame import FrameConvolution, IrrepsRotation, invariant_gradient, invariant_products, wigner_matrices
 from .layout import BlockLayout

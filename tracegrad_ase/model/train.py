@@ -27,11 +27,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..atomic import atomic_write_json, atomic_write_text
-from ..basis import OrbitalBasis
-from ..datafiles import load_dataset, load_h5, split_dataset
-from ..errors import DataFormatError
-from ..hamiltonian import PREDICTED_LINDEP
+from ..io.atomic import atomic_write_json, atomic_write_text
+from ..core.basis import OrbitalBasis
+from ..io.h5 import load_dataset, load_h5, split_dataset
+from ..core.errors import DataFormatError
+from ..electronic.solve import PREDICTED_LINDEP, band_energies
 from .checkpoint import load_model, load_training_state, resolve_folder, save_model, stored_val_loss
 from .data import GraphBatch, collate, graph_from_hamiltonian
 from .layout import BlockLayout
@@ -104,7 +104,7 @@ class TrainConfig:
         """Refuse impossible values, all of them at once, as a :class:`~tracegrad_ase.errors.ConfigError` naming each
         (``batch_size: 0``, negative epochs, a split that does not sum to 1, ``lr: 1e-3`` that YAML reads as text).
         Runs on construction, so a bad YAML file stops before any data is read."""
-        from ..errors import ConfigError
+        from ..core.errors import ConfigError
 
         def number(x: Any, low: float | None = None, strict: bool = False) -> bool:
             ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
@@ -251,13 +251,13 @@ def training_domain(hams) -> dict[str, Any]:
 def _spectral_range(ham) -> tuple[float, float] | None:
     """Lowest and highest level of a structure relative to its Fermi level (eV), at Γ (molecule) or a few k."""
     from ..electronic import electron_count
-    from ..spectrum import align, spectral_range
+    from ..electronic.spectrum import align, spectral_range
     from .evaluate import default_kpoints
 
     periodic = bool(np.any(ham.atoms.pbc))
     k = default_kpoints(ham.atoms.pbc) if periodic else np.zeros((1, 3))
     try:
-        e = ham.eigenvalues(k)
+        e = band_energies(ham, k)
         fermi = ham.meta.get("fermi_level_ev") if periodic else None
         ref = float(fermi) if fermi is not None else align(e, None, electron_count(ham), kind="fermi").ref
     except (ValueError, np.linalg.LinAlgError):  # no Fermi level to be had (e.g. all bands filled)
