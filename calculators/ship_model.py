@@ -1,5 +1,7 @@
 """Ship a trained model: copy its weights into calculators/NAME, evaluate it and its baseline, write the card.
 
+calculators/NAME links to tracegrad_ase/shipped/NAME, the package data a wheel carries (tracegrad_ase.models).
+
     python calculators/ship_model.py molecules --run runs/ship/molecules --baseline runs/ship/molecules-baseline \\
         --data data/molecules-svp data/molecules-svp-extra
     python calculators/ship_model.py carbon --run runs/ship/carbon --baseline runs/ship/carbon-baseline \\

@@ -60,6 +60,8 @@ def _modules() -> dict[str, Path]:
     for path in PACKAGE.rglob("*.py"):
         rel = path.relative_to(PACKAGE).with_suffix("")
         parts = list(rel.parts)
+        if parts[0] == "shipped":  # package data: the shipped models' own scripts (recipes), not package code
+            continue
         if parts[-1] == "__init__" and len(parts) > 1:
             parts = parts[:-1]
         out[".".join(parts)] = path

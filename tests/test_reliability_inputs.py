@@ -367,7 +367,7 @@ def test_predict_never_overwrites_its_input_and_needs_force(carbon, tmp_path, ca
 def test_models_lists_the_good_ones_and_marks_the_bad(carbon, tmp_path, capsys, monkeypatch):
     import shutil
 
-    import tracegrad_ase.predict as predict
+    from tracegrad_ase import models
 
     root = tmp_path / "calculators"
     for name in ("good", "nocutoff", "badcard"):
@@ -376,7 +376,7 @@ def test_models_lists_the_good_ones_and_marks_the_bad(carbon, tmp_path, capsys, 
     del card["config"]["cutoff"]
     (root / "nocutoff" / "model.json").write_text(json.dumps(card))
     (root / "badcard" / "card.yaml").write_text("test: {model: {mae_mev: [oops\n")
-    monkeypatch.setattr(predict, "SHIPPED_MODELS", root)
+    monkeypatch.setattr(models, "SHIPPED_MODELS", root)
     code, out, err = _run(["models"], capsys)
     assert code == 0
     assert "good: elements C" in out and "badcard: elements C" in out and "card.yaml unreadable" in out

@@ -1,4 +1,4 @@
-"""The models in calculators/: they load safely, stay small, carry their cards, and still predict what their
+"""The shipped models (tracegrad_ase/shipped/, linked from calculators/): they load safely, stay small, carry their cards, and still predict what their
 cards say (regression guards against broken weights or conventions)."""
 
 import json
@@ -10,7 +10,8 @@ import pytest
 import yaml
 from ase.build import graphene, molecule
 
-from tracegrad_ase.predict import SHIPPED_MODELS, load, predict_hamiltonian
+from tracegrad_ase.models import SHIPPED_MODELS, card_path
+from tracegrad_ase.predict import load, predict_hamiltonian
 from tracegrad_ase.electronic import band_energies
 
 SHIPPED = sorted(d.name for d in SHIPPED_MODELS.iterdir() if (d / "model.json").is_file()) if SHIPPED_MODELS.is_dir() else []
@@ -28,7 +29,7 @@ def test_model_files_and_card(name):
     for key in ("summary", "data", "training", "test", "model"):
         assert key in card, key
     assert card["test"]["model"]["mae_mev"] > 0 and card["training"]["wall_time_s"] > 0
-    assert all((SHIPPED_MODELS.parent / r).is_file() for r in card["data"]["recipes"])
+    assert all(card_path(r).is_file() for r in card["data"]["recipes"])
     # The card's test figures are the evaluation file's.
     evaluation = json.loads((folder / "evaluation" / "test.json").read_text())
     assert card["test"]["model"]["mae_mev"] == pytest.approx(evaluation["mae_mev"])

@@ -643,12 +643,11 @@ def _cmd_predict(args) -> int:
 
 def _cmd_models(args) -> int:
     from .model.checkpoint import read_card
-    from .predict import SHIPPED_MODELS
+    from . import models
 
-    folders = sorted(d for d in SHIPPED_MODELS.iterdir() if (d / "model.json").is_file()) \
-        if SHIPPED_MODELS.is_dir() else []
+    folders = models.folders()
     if not folders:
-        print(f"no shipped models yet in {SHIPPED_MODELS}; train one with `tracegrad train` and pass its folder")
+        print(f"no shipped models yet in {models.SHIPPED_MODELS}; train one with `tracegrad train` and pass its folder")
         return 0
     broken = []
     for d in folders:

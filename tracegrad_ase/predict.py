@@ -6,7 +6,6 @@ H(R) comes from the network, S(R) from the basis' integrals (PySCF), never learn
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -20,25 +19,13 @@ from .core.graphs import neighbor_list
 from .core.hamiltonian import RealSpaceHamiltonian
 from .core.structures import MIN_DISTANCE, validate_atoms
 from .engines.pyscf.integrals import overlap_blocks
+from . import models
 
 #: Error below this fraction of the shortest distance of an element pair seen in training; warn below WARN.
 TOO_CLOSE_FRACTION = 0.75
 WARN_FRACTION = 0.95
-SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "calculators"
-
-
-def resolve_model(name_or_path: str | os.PathLike) -> Path:
-    """A model folder from a path, or the name of a shipped model (``calculators/NAME``)."""
-    p = Path(name_or_path)
-    if p.is_dir():
-        return p
-    shipped = SHIPPED_MODELS / str(name_or_path)
-    if shipped.is_dir():
-        return shipped
-    available = sorted(d.name for d in SHIPPED_MODELS.iterdir() if (d / "model.json").is_file()) \
-        if SHIPPED_MODELS.is_dir() else []
-    raise ModelNotFoundError(f"no model folder {str(name_or_path)!r}, and no shipped model of that name "
-                             f"(shipped: {', '.join(available) or 'none yet'})")
+SHIPPED_MODELS = models.SHIPPED_MODELS  # deprecated alias: the registry is tracegrad_ase.models
+resolve_model = models.resolve  # the one resolver (kept here: ``predict.resolve_model`` is public API)
 
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
