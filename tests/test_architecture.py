@@ -27,6 +27,7 @@ LAYERS: list[list[str]] = [
     ["engines", "model"],  # independent: a DFT engine never needs the model, the model never needs an engine
     ["models"],
     ["predict"],
+    ["parameters"],  # the calculator's parameter and k-point checks
     ["calculator"],
     ["interop"],
     ["datasets"],
@@ -50,7 +51,7 @@ MAX_FUNCTION_LINES = 80
 #: Known offenders still to be cut (module -> lines, or "module:function" -> lines): the test fails if they
 #: grow, and asks for the entry to be removed once they fit.
 OVERSIZE: dict[str, int] = {
-    "cli": 746, "cli:_parser": 106, "calculator": 645, "engines.pyscf.scf": 547, "interop.pymatgen": 453,
+    "cli": 746, "cli:_parser": 106, "engines.pyscf.scf": 547, "interop.pymatgen": 453,
     "model.evaluate": 527, "model.train": 524, "model.train:train": 125,
 }
 

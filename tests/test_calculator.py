@@ -48,6 +48,19 @@ def sheet():
     return atoms
 
 
+def test_results_carry_the_spin_axis_ase_declares(carbon, sheet):
+    """results["eigenvalues"] and ["occupations"] are (nspins, nkpts, nbands); the getters index into them."""
+    sheet.calc = TraceGradCalculator(carbon, kpts=(3, 3, 1))
+    calc = sheet.calc
+    nk, nb = len(calc.get_ibz_k_points()), calc.get_number_of_bands()
+    assert calc.results["eigenvalues"].shape == (calc.get_number_of_spins(), nk, nb) == (1, nk, nb)
+    assert calc.results["occupations"].shape == (1, nk, nb)
+    assert np.array_equal(calc.get_eigenvalues(nk - 1), calc.results["eigenvalues"][0, nk - 1])
+    assert np.array_equal(calc.get_occupation_numbers(1), calc.results["occupations"][0, 1])
+    with pytest.raises(IndexError):
+        calc.get_occupation_numbers(0, spin=1)
+
+
 def test_mesh_eigenvalues_fermi_level_and_ase_tools(carbon, sheet):
     calc = TraceGradCalculator(carbon, kpts=(4, 4, 1), symmetry=False)  # the full mesh: uniform weights
     sheet.calc = calc
@@ -133,7 +146,7 @@ def test_large_structure_uses_the_sparse_window(carbon, sheet, monkeypatch):
     big = sheet.repeat((2, 2, 1))
     dense = TraceGradCalculator(carbon, kpts=[[0.1, 0.2, 0.0]])
     dense.calculate(big)
-    e_dense = dense.results["eigenvalues"][0]
+    e_dense = dense.results["eigenvalues"][0, 0]
     monkeypatch.setattr(electronic.solve, "SPARSE_THRESHOLD", 10)  # 32 orbitals count as "large" here
     # Without sigma the window sits at the Fermi level, found by inertia counts: the Γ HOMO/LUMO midpoint.
     auto = TraceGradCalculator(carbon, kpts=[[0.0, 0.0, 0.0]], n_bands=6)
@@ -141,11 +154,11 @@ def test_large_structure_uses_the_sparse_window(carbon, sheet, monkeypatch):
     gamma = electronic.solve_k(dense.asm, np.zeros((1, 3)), sparse=False).energies
     ef = electronic.fermi_level(gamma, None, 32, "none")
     assert auto.results["fermi_level"] == pytest.approx(ef, abs=1e-6)
-    assert np.allclose(auto.results["eigenvalues"][0], np.sort(gamma[0][np.argsort(np.abs(gamma[0] - ef))[:6]]))
+    assert np.allclose(auto.results["eigenvalues"][0, 0], np.sort(gamma[0][np.argsort(np.abs(gamma[0] - ef))[:6]]))
     sigma = float(np.median(e_dense))
     calc = TraceGradCalculator(carbon, kpts=[[0.1, 0.2, 0.0]], sigma=sigma, n_bands=6)
     calc.calculate(big)
-    window = calc.results["eigenvalues"][0]
+    window = calc.results["eigenvalues"][0, 0]
     nearest = np.sort(e_dense[np.argsort(np.abs(e_dense - sigma))[:6]])
     assert np.allclose(window, nearest, atol=1e-6)
     with pytest.raises(PropertyNotImplementedError, match="window of bands"):

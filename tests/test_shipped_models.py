@@ -88,7 +88,7 @@ def test_predicted_crystals_drop_nearly_dependent_directions():
     strict = TraceGradCalculator("carbon", kpts=k, lindep=1e-6)
     strict.calculate(atoms)
     assert default.get_number_of_bands() < strict.get_number_of_bands() <= 26
-    low_default = default.results["eigenvalues"][0][:4]  # the occupied valence bands
+    low_default = default.results["eigenvalues"][0, 0][:4]  # the occupied valence bands
     assert np.all(np.isfinite(low_default)) and low_default.min() > -30.0
 
 
@@ -112,7 +112,7 @@ def test_graphene_szv_model_takes_large_cells_through_the_sparse_path(monkeypatc
     calc = TraceGradCalculator("graphene-szv", kpts=[[0.0, 0.0, 0.0]], n_bands=8)
     calc.calculate(big)
     assert calc.results["fermi_level"] == pytest.approx(ef, abs=1e-6)
-    assert np.allclose(calc.results["eigenvalues"][0], np.sort(dense[0][np.argsort(np.abs(dense[0] - ef))[:8]]),
+    assert np.allclose(calc.results["eigenvalues"][0, 0], np.sort(dense[0][np.argsort(np.abs(dense[0] - ef))[:8]]),
                        atol=1e-6)
     with pytest.raises(LinearDependenceError, match="gth-dzvp"):
         TraceGradCalculator("carbon", kpts=[[0.0, 0.0, 0.0]]).calculate(atoms.repeat((3, 3, 1)))

@@ -543,7 +543,7 @@ def _ase_band_structure(calc, atoms, density: float):
     kpts = np.array(kpts)
     work = atoms.copy()
     calc.set(kpts=kpts)
-    energies = np.asarray(calc.get_property("eigenvalues", work), dtype=float)
+    energies = np.asarray(calc.get_property("eigenvalues", work), dtype=float)[0]  # spin 0: (nk, nbands)
     efermi = float(calc.get_property("fermi_level", work))
     kcart = kpts @ rec.matrix
     pretty = {"G": "\\Gamma"}

@@ -18,6 +18,7 @@ from .core.errors import (DataFormatError, ModelNotFoundError, OutOfDomainWarnin
 from .core.graphs import neighbor_list
 from .core.hamiltonian import RealSpaceHamiltonian
 from .core.structures import MIN_DISTANCE, validate_atoms
+from .electronic.filling import valence_electrons
 from .engines.pyscf.integrals import overlap_blocks
 from . import models
 
@@ -150,7 +151,7 @@ def predict_hamiltonian(atoms: Atoms, model) -> RealSpaceHamiltonian:
     symbols = atoms.get_chemical_symbols()
     h = model.layout.unpad_blocks(padded, symbols, edges[:, 3], edges[:, 4])
     s = overlap_blocks(atoms, model.basis, edges)
-    nelec = int(sum(model.basis.valence[x] for x in symbols))
+    nelec = valence_electrons(model.basis, atoms.numbers)
     metadata = getattr(model, "card", {}).get("metadata", {})
     meta = {"source": "model", "cutoff": model.config.cutoff, "nelectron": nelec, "model": metadata.get("name"),
             "fermi_level_guess_ev": (metadata.get("domain") or {}).get("fermi_level_ev")}

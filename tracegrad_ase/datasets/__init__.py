@@ -6,7 +6,7 @@ The names of the former ``tracegrad_ase.datasets`` module are re-exported here.
 
 from ..core.errors import SettingsMismatchError
 from ..io.h5 import STRUCTURES_DIR, load_dataset, load_h5, save_h5, split_dataset
-from .generation import (FAILURES_FILE, SETTINGS_FILE, STRUCTURES_FILE, GenerationReport, _log_failure,
+from .generation import (FAILURES_FILE, SETTINGS_FILE, STRUCTURES_FILE, GenerationReport, _log_failure,  # noqa: F401
                          _logged_failures, _TaskFailure, generate_dataset)
 from .perturbation import perturbed_structures, phonopy_displacements
 

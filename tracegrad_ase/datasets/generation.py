@@ -33,7 +33,6 @@ from ..io.h5 import STRUCTURES_DIR, load_dataset, load_h5, save_h5, split_datase
 from ..core.errors import DataFormatError, SettingsMismatchError, StructureError, TraceGradError  # noqa: F401
 from ..core.hamiltonian import RealSpaceHamiltonian
 from ..engines.pyscf.scf import GroundTruthSettings, ground_truth
-from ..core.structures import validate_atoms
 from .perturbation import _root_name, perturbed_structures, phonopy_displacements  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)

@@ -6,18 +6,18 @@ Spin is degenerate throughout the package (no spin-polarized Hamiltonian is pred
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from scipy.optimize import brentq
 from scipy.special import erfc, expit
 
-from ..core.basis import symbol_of
+from ..core.basis import OrbitalBasis, symbol_of
 from ..core.hamiltonian import RealSpaceHamiltonian
 from .bloch import check_kpts, kpoint_weights
 
 __all__ = ["DEGENERACY_TOL", "NSPINS", "SMEARINGS", "SPIN_DEGENERACY", "band_gap", "electron_count",
-           "fermi_level", "occupations", "spin_axis"]
+           "fermi_level", "occupations", "spin_axis", "valence_electrons"]
 
 #: Electrons per level: spin-degenerate (restricted) Hamiltonians only.
 SPIN_DEGENERACY = 2
@@ -36,9 +36,16 @@ def spin_axis(per_k: np.ndarray) -> np.ndarray:
     return np.asarray(per_k)[None, ...]
 
 
+def valence_electrons(basis: OrbitalBasis, numbers: Sequence[int]) -> int:
+    """Electrons of the neutral atoms ``numbers`` in ``basis`` (its valence charges: pseudopotentials count)."""
+    return sum(int(basis.valence[symbol_of(int(z))]) for z in numbers)
+
+
 def electron_count(ham: RealSpaceHamiltonian) -> int:
-    """Valence electrons per cell: the basis' valence charges minus ``meta["settings"]["charge"]``."""
-    total = sum(int(ham.basis.valence[symbol_of(int(z))]) for z in ham.atoms.numbers)
+    """Electrons per cell, the one rule of the package: the basis' valence charges minus
+    ``meta["settings"]["charge"]``. Counted from the structure, so a supercell's count is right even where its
+    ``meta`` still carries the primitive cell's ``nelectron``."""
+    total = valence_electrons(ham.basis, ham.atoms.numbers)
     charge = (ham.meta.get("settings") or {}).get("charge", 0)
     n = total - charge
     if abs(n - round(n)) > 1e-9:

@@ -272,7 +272,7 @@ def band_structure(
     calc = _path_calculator(calc_or_model, kpts, **calc_kwargs)
     work = atoms.copy()
     work.calc = None
-    energies = np.asarray(calc.get_property("eigenvalues", work), dtype=float)  # (nk, nbands)
+    energies = np.asarray(calc.get_property("eigenvalues", work), dtype=float)[0]  # spin 0: (nk, nbands)
     efermi = float(calc.results["fermi_level"])
     rec = Lattice(atoms.cell[:]).reciprocal_lattice
     kcart = kpts @ rec.matrix

@@ -25,9 +25,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..core.basis import OrbitalBasis, symbol_of
+from ..core.basis import OrbitalBasis
 from ..io.h5 import load_h5
 from ..core.hamiltonian import RealSpaceHamiltonian
+from ..electronic.filling import electron_count  # noqa: F401 (the one count; re-exported here as before)
 from ..electronic.solve import PREDICTED_LINDEP, band_energies
 from ..electronic.spectrum import GHOST_MARGIN_EV, align, band_errors, evaluation_mesh, ghost_levels, levels, \
     near_band_edges, random_kpoints, spectral_range
@@ -137,13 +138,6 @@ def default_kpoints(pbc: Sequence[bool]) -> np.ndarray:
     k = DEFAULT_KPTS * np.asarray(pbc, dtype=float)[None, :]
     _, first = np.unique(np.round(k, 12), axis=0, return_index=True)
     return k[np.sort(first)]
-
-
-def electron_count(ham: RealSpaceHamiltonian) -> int:
-    """``meta["nelectron"]`` if stored, else the neutral valence count of the basis."""
-    if ham.meta.get("nelectron") is not None:
-        return int(ham.meta["nelectron"])
-    return int(sum(ham.basis.valence[symbol_of(int(z))] for z in ham.atoms.numbers))
 
 
 def _slot_presence(model: TraceGradNet) -> np.ndarray:
