@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from .core.dtypes import dtype_names
 from .core.errors import (DataFormatError, ModelNotFoundError, OutOfDomainWarning, ParameterError,  # noqa: F401
                           PredictionError, StructureError, UnknownElementError)
 from .core.graphs import neighbor_list
@@ -29,7 +30,7 @@ SHIPPED_MODELS = models.SHIPPED_MODELS  # deprecated alias: the registry is trac
 resolve_model = models.resolve  # the one resolver (kept here: ``predict.resolve_model`` is public API)
 
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_DTYPES = dtype_names()  # the one name -> dtype map (core.dtypes)
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:

@@ -30,6 +30,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
+from .dtypes import default_dtype
 from .errors import UnknownElementError
 
 ORDERS = ("pyscf", "e3nn", "deeph")
@@ -76,12 +77,8 @@ def wigner_d(l: int, rotation: np.ndarray) -> np.ndarray:
         raise ValueError("rotation must be a 3x3 orthogonal matrix")
     if np.linalg.det(rotation) < 0:
         raise ValueError("rotation must be proper (det = +1); handle inversion through parity")
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with default_dtype(torch.float64):
         d = o3.Irrep(l, (-1) ** l).D_from_matrix(torch.as_tensor(rotation, dtype=torch.float64))
-    finally:
-        torch.set_default_dtype(previous)
     return d.numpy().copy()
 
 

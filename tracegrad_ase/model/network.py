@@ -33,6 +33,7 @@ from ..core.basis import OrbitalBasis
 from .data import GraphBatch
 from .edge_frame import FrameConvolution, IrrepsRotation, invariant_gradient, invariant_products, wigner_matrices
 from .layout import BlockLayout
+from ..core.dtypes import default_dtype
 
 
 @dataclass
@@ -408,13 +409,12 @@ def build_model(config: ModelConfig, dtype: torch.dtype = torch.float32) -> Trac
     construction, so float64 models are built under a float64 default to be equivariant to round-off."""
     import e3nn
 
-    previous, optimization = torch.get_default_dtype(), e3nn.get_optimization_defaults()
-    torch.set_default_dtype(dtype)
+    optimization = e3nn.get_optimization_defaults()
     # opt_einsum_fx's contraction search is most of the construction time (9 of 16 s for a carbon model) and
     # measured no faster at inference on CPU, so models are built without it.
     e3nn.set_optimization_defaults(optimize_einsums=False)
     try:
-        return TraceGradNet(config)
+        with default_dtype(dtype):
+            return TraceGradNet(config)
     finally:
-        torch.set_default_dtype(previous)
         e3nn.set_optimization_defaults(**optimization)

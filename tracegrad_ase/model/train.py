@@ -27,18 +27,20 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..core.dtypes import dtype_names
 from ..io.atomic import atomic_write_json, atomic_write_text
 from ..core.basis import OrbitalBasis
 from ..io.h5 import load_dataset, load_h5, split_dataset
 from ..core.errors import DataFormatError
-from ..electronic.solve import PREDICTED_LINDEP, band_energies
+from ..electronic.solve import PREDICTED_LINDEP
 from .checkpoint import load_model, load_training_state, resolve_folder, save_model, stored_val_loss
 from .data import GraphBatch, collate, graph_from_hamiltonian
 from .layout import BlockLayout
+from .domain import training_domain  # noqa: F401 (public here before: calculators/ship_model.py)
 from .losses import aligned_target, band_loss
 from .network import ModelConfig, TraceGradNet, build_model
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_DTYPES = dtype_names()  # the one name -> dtype map (core.dtypes)
 #: What defines a run: resuming with any of these changed would mix two runs (a different seed draws another
 #: split, and the old split.json would be overwritten). Epochs, time limits, early stopping, device may change.
 RESUME_MUST_MATCH = ("data", "model", "split", "seed", "batch_size", "lr", "weight_decay", "lr_factor",
@@ -222,49 +224,6 @@ def _model_config(cfg: TrainConfig, hams: dict[Path, Any], train_files: Sequence
     return ModelConfig(elements=sorted(shells), basis=basis.to_dict(), **settings)
 
 
-def training_domain(hams) -> dict[str, Any]:
-    """What the model saw: elements and the shortest distance of each element pair (Å), for the calculator's
-    out-of-domain checks; the median Fermi level of its structures (eV), where the data record one; and the
-    spectral range relative to E_F (eV), for the ghost-level check (:mod:`tracegrad_ase.spectrum`)."""
-    shortest: dict[str, float] = {}
-    for h in hams:
-        sym = h.atoms.get_chemical_symbols()
-        lengths = h.edge_lengths()
-        for (rx, ry, rz, i, j), d in zip(h.edges, lengths):
-            if i == j and not (rx or ry or rz):
-                continue
-            key = "-".join(sorted((sym[i], sym[j])))
-            shortest[key] = min(shortest.get(key, np.inf), float(d))
-    elements = sorted({s for h in hams for s in h.atoms.get_chemical_symbols()})
-    periodic = sorted({bool(any(h.atoms.pbc)) for h in hams})
-    out = {"elements": elements, "min_distance": dict(sorted(shortest.items())), "periodic": periodic,
-           "n_structures": len(hams)}
-    fermi = [h.meta["fermi_level_ev"] for h in hams if h.meta.get("fermi_level_ev") is not None]
-    if fermi:  # where the sparse solver of a large cell starts looking (a guess eV off costs factorizations)
-        out["fermi_level_ev"] = float(np.median(fermi))
-    ranges = [r for r in (_spectral_range(h) for h in hams) if r is not None]
-    if ranges:
-        out["spectral_range_ev"] = [min(r[0] for r in ranges), max(r[1] for r in ranges)]
-    return out
-
-
-def _spectral_range(ham) -> tuple[float, float] | None:
-    """Lowest and highest level of a structure relative to its Fermi level (eV), at Γ (molecule) or a few k."""
-    from ..electronic import electron_count
-    from ..electronic.spectrum import align, spectral_range
-    from .evaluate import default_kpoints
-
-    periodic = bool(np.any(ham.atoms.pbc))
-    k = default_kpoints(ham.atoms.pbc) if periodic else np.zeros((1, 3))
-    try:
-        e = band_energies(ham, k)
-        fermi = ham.meta.get("fermi_level_ev") if periodic else None
-        ref = float(fermi) if fermi is not None else align(e, None, electron_count(ham), kind="fermi").ref
-    except (ValueError, np.linalg.LinAlgError):  # no Fermi level to be had (e.g. all bands filled)
-        return None
-    return spectral_range(e, ref)
-
-
 def _onsite_reference(layout, hams) -> dict[str, list[list[float]]]:
     """Mean tr(H_ab)/(2l+1) of the on-site same-l shell pairs, per element (see ModelConfig)."""
     start = layout.slot_start
@@ -345,6 +304,87 @@ def _check_same_run(out: Path, stored: dict[str, Any], cfg: TrainConfig) -> None
 
 
 # -- training --------------------------------------------------------------------------------------------
+def _resumed_or_new(cfg: TrainConfig, out: Path, last: Path, dtype: torch.dtype, hams: dict, train_files: list
+                    ) -> tuple[TraceGradNet, dict | None, dict | None]:
+    """The model with its trainer state and run state, resumed from ``last``, else new (seeded; states None)."""
+    # A kill between the two renames of a checkpoint swap leaves the previous one complete as .last.old:
+    # resume from it (the next save renames it back) rather than from epoch 0.
+    resume_from = resolve_folder(last)
+    if (resume_from / "model.json").is_file():
+        model = load_model(resume_from, dtype)
+        trainer_state, state = load_training_state(resume_from)
+        if trainer_state is None or state is None:
+            raise DataFormatError(f"{resume_from}: a model without training state cannot be resumed")
+        _check_same_run(out, state.get("train_config", {}), cfg)
+        return model, trainer_state, state
+    torch.manual_seed(cfg.seed)
+    return build_model(_model_config(cfg, hams, train_files), dtype), None, None
+
+
+def _optimizers(model: TraceGradNet, cfg: TrainConfig, trainer_state: dict | None):
+    """AdamW and its plateau scheduler, with their state (and torch's RNG) restored on resume."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.lr_factor, patience=cfg.lr_patience)
+    if trainer_state is not None:
+        optimizer.load_state_dict(trainer_state["optimizer"])
+        scheduler.load_state_dict(trainer_state["scheduler"])
+        torch.set_rng_state(trainer_state["torch_rng"])
+    return optimizer, scheduler
+
+
+def _train_epoch(net: torch.nn.Module, model: TraceGradNet, graphs: list, optimizer, cfg: TrainConfig, epoch: int,
+                 rank: int, world: int) -> np.ndarray:
+    """One pass over the training graphs in the epoch's seeded order; the mean (L_H, L_T, L_B) per step."""
+    model.train()
+    order = np.random.default_rng(cfg.seed + epoch).permutation(len(graphs))
+    sums = np.zeros(3)
+    band_rng = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)  # reproducible k-points on resume
+    steps = 0
+    for start in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
+        idx = order[start : start + cfg.batch_size][rank::world]
+        batch = collate([graphs[k] for k in idx])
+        out_ = net(batch)
+        losses = structure_losses(model, batch, out_, cfg.gauge, cfg.band_weight, cfg.band_kpoints,
+                                  cfg.band_window_ev, band_rng)
+        loss, means = combined_loss(losses, cfg.trace_weight, cfg.band_weight, cfg.batch_size, world)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        sums += (means["H"], means["T"], means["B"])
+        steps += 1
+    return sums / max(steps, 1)
+
+
+def _stop_reason(cfg: TrainConfig, state: dict, record: dict, lr: float) -> str | None:
+    """Why training stops after this epoch (``min_lr``, ``early_stopping``, ``max_time``), or None."""
+    if lr < cfg.min_lr:
+        return "min_lr"
+    if record["epoch"] - state["best_epoch"] >= cfg.early_stopping:
+        return "early_stopping"
+    if cfg.max_time_s is not None and record["time_s"] >= cfg.max_time_s:
+        return "max_time"
+    return None
+
+
+def _save_epoch(out: Path, model: TraceGradNet, record: dict, state: dict, val: dict, domain: dict, improved: bool,
+                best_on_disk: float | None, optimizer, scheduler) -> float | None:
+    """Log the epoch, save checkpoints/last (with trainer state) and, if it improved on what checkpoints/best
+    holds, checkpoints/best; returns the validation loss now in best."""
+    with open(out / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    meta = {"best_epoch": state["best_epoch"], "val_mae_mev": val["mae_mev"], "val_loss": val["loss"],
+            "val_loss_h": val["loss_h"], "domain": domain}
+    if improved and (best_on_disk is None or val["loss"] < best_on_disk):
+        save_model(model, out / "checkpoints" / "best", metadata=meta)
+        best_on_disk = val["loss"]
+    save_model(model, out / "checkpoints" / "last", metadata=meta, state=state, trainer_state={
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "torch_rng": torch.get_rng_state()})
+    return best_on_disk
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) a model; returns the final state (epochs, best validation loss, history)."""
     _init_distributed(cfg.device)
@@ -362,19 +402,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise ValueError(f"the split {cfg.split} of {len(files)} structures leaves no training or validation data")
 
     hams = {p: load_h5(p) for p in files}
-    # A kill between the two renames of a checkpoint swap leaves the previous one complete as .last.old:
-    # resume from it (the next save renames it back) rather than from epoch 0.
-    resume_from = resolve_folder(last)
-    if (resume_from / "model.json").is_file():
-        model = load_model(resume_from, dtype)
-        trainer_state, state = load_training_state(resume_from)
-        if trainer_state is None or state is None:
-            raise DataFormatError(f"{resume_from}: a model without training state cannot be resumed")
-        _check_same_run(out, state.get("train_config", {}), cfg)
-    else:
-        torch.manual_seed(cfg.seed)
-        model = build_model(_model_config(cfg, hams, train_files), dtype)
-        trainer_state, state = None, None
+    model, trainer_state, state = _resumed_or_new(cfg, out, last, dtype, hams, train_files)
     # What checkpoints/best already holds: a run that starts again (last deleted) must not replace it with a
     # worse model. None for a new folder or a best written before this record (then: replaced on improvement).
     best_on_disk = stored_val_loss(best)
@@ -383,12 +411,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     net: torch.nn.Module = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.lr_factor, patience=cfg.lr_patience)
-    if trainer_state is not None:
-        optimizer.load_state_dict(trainer_state["optimizer"])
-        scheduler.load_state_dict(trainer_state["scheduler"])
-        torch.set_rng_state(trainer_state["torch_rng"])
+    optimizer, scheduler = _optimizers(model, cfg, trainer_state)
     state = state or {"epoch": 0, "best_val": None, "best_epoch": None, "history": [], "wall_time_s": 0.0,
                       "train_config": asdict(cfg)}
     if rank == 0:
@@ -411,30 +434,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     stop_reason = "epochs"
     while state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
-        model.train()
-        order = np.random.default_rng(cfg.seed + epoch).permutation(len(train_graphs))
-        sums = np.zeros(3)
-        band_rng = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)  # reproducible k-points on resume
-        steps = 0
-        for start in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
-            idx = order[start : start + cfg.batch_size][rank::world]
-            batch = collate([train_graphs[k] for k in idx])
-            out_ = net(batch)
-            losses = structure_losses(model, batch, out_, cfg.gauge, cfg.band_weight, cfg.band_kpoints,
-                                      cfg.band_window_ev, band_rng)
-            loss, means = combined_loss(losses, cfg.trace_weight, cfg.band_weight, cfg.batch_size, world)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            sums += (means["H"], means["T"], means["B"])
-            steps += 1
+        means = _train_epoch(net, model, train_graphs, optimizer, cfg, epoch, rank, world)
         val = validate(model, val_graphs, cfg)
         scheduler.step(val["loss"])
         lr = optimizer.param_groups[0]["lr"]
-        record = {"epoch": epoch + 1, "train_loss_h": sums[0] / max(steps, 1), "train_loss_t": sums[1] / max(steps, 1),
-                  "train_loss_b": sums[2] / max(steps, 1), "val_loss": val["loss"], "val_loss_h": val["loss_h"],
+        record = {"epoch": epoch + 1, "train_loss_h": means[0], "train_loss_t": means[1],
+                  "train_loss_b": means[2], "val_loss": val["loss"], "val_loss_h": val["loss_h"],
                   "val_loss_b": val["loss_b"], "val_mae_mev": val["mae_mev"], "val_raw_mae_mev": val["raw_mae_mev"],
                   "lr": lr, "time_s": time.perf_counter() - t_start}
         state["epoch"] = epoch + 1
@@ -444,26 +449,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if improved:
             state["best_val"], state["best_epoch"] = val["loss"], epoch + 1
         if rank == 0:
-            with open(out / "log.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            meta = {"best_epoch": state["best_epoch"], "val_mae_mev": val["mae_mev"], "val_loss": val["loss"],
-                    "val_loss_h": val["loss_h"], "domain": domain}
-            if improved and (best_on_disk is None or val["loss"] < best_on_disk):
-                save_model(model, best, metadata=meta)
-                best_on_disk = val["loss"]
-            save_model(model, last, metadata=meta, state=state, trainer_state={
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state()})
+            best_on_disk = _save_epoch(out, model, record, state, val, domain, improved, best_on_disk,
+                                       optimizer, scheduler)
         bar.update(1)
         bar.set_postfix(val_mae_mev=f"{val['mae_mev']:.2f}", lr=f"{lr:.1e}", refresh=False)
-        if lr < cfg.min_lr:
-            stop_reason = "min_lr"
-            break
-        if epoch + 1 - state["best_epoch"] >= cfg.early_stopping:
-            stop_reason = "early_stopping"
-            break
-        if cfg.max_time_s is not None and record["time_s"] >= cfg.max_time_s:
-            stop_reason = "max_time"
+        stop = _stop_reason(cfg, state, record, lr)
+        if stop is not None:
+            stop_reason = stop
             break
     bar.close()
     state["stop_reason"] = stop_reason
