@@ -19,7 +19,7 @@ from tracegrad_ase.model import ModelConfig, build_model
 from tracegrad_ase.model.checkpoint import save_model
 from tracegrad_ase.model.data import reverse_index
 from tracegrad_ase.model.evaluate import (default_kpoints, evaluate, evaluate_to_files, parity_plot,
-                                          predict_hamiltonian)
+                                          predict_for)
 
 DELTA = 0.05  # eV added to every on-site diagonal element of the "truth"
 
@@ -58,7 +58,7 @@ def _initial(model, atoms, edges, offsite_overlap, seed=0):
 def _water(model):
     atoms = molecule("H2O")  # O first, then two H; pbc False, no cell
     edges = [(0, 0, 0, i, j) for i in range(3) for j in range(3)]
-    return predict_hamiltonian(model, _initial(model, atoms, edges, offsite_overlap=0.05))
+    return predict_for(_initial(model, atoms, edges, offsite_overlap=0.05), model)
 
 
 def _crystal(model, fermi: float | None = None):
@@ -68,7 +68,7 @@ def _crystal(model, fermi: float | None = None):
     nl = neighbor_list(atoms, 3.3, self_edges=True)
     edges = np.column_stack([nl.shifts, nl.i, nl.j])
     assert np.abs(edges[:, :3]).max() >= 1  # lattice shifts are present
-    pred = predict_hamiltonian(model, _initial(model, atoms, edges, offsite_overlap=0.0, seed=1))
+    pred = predict_for(_initial(model, atoms, edges, offsite_overlap=0.0, seed=1), model)
     if fermi is not None:
         pred.meta["fermi_level_ev"] = fermi
     return pred
@@ -99,7 +99,7 @@ def test_predict_hamiltonian(model, data):
     water = data["water"]
     assert water.meta["source"] == "model"
     assert water.hermiticity_error() < 1e-12
-    again = predict_hamiltonian(model, load_h5(data["exact"][0]))
+    again = predict_for(load_h5(data["exact"][0]), model)
     assert np.array_equal(again.edges, water.edges)
     for a, b, s0, s1 in zip(again.hamiltonian, water.hamiltonian, again.overlap, water.overlap):
         assert a.shape == b.shape and np.abs(a - b).max() < 1e-12
@@ -216,4 +216,15 @@ def test_basis_mismatch_is_refused(model, data):
     wrong = RealSpaceHamiltonian(atoms=water.atoms, basis=other, edges=water.edges, hamiltonian=blocks,
                                  overlap=blocks)
     with pytest.raises(ValueError, match="shells"):
-        predict_hamiltonian(model, wrong)
+        predict_for(wrong, model)
+
+
+def test_old_predict_hamiltonian_order_warns_and_agrees(model, data):
+    """The former model.evaluate.predict_hamiltonian(model, ham) is predict_for(ham, model), deprecated."""
+    from tracegrad_ase.model.evaluate import predict_hamiltonian
+
+    ham = load_h5(data["exact"][0])
+    with pytest.warns(DeprecationWarning, match="predict_for"):
+        old = predict_hamiltonian(model, ham)
+    new = predict_for(ham, model)
+    assert all(np.array_equal(a, b) for a, b in zip(old.hamiltonian, new.hamiltonian))

@@ -100,7 +100,7 @@ import warnings  # noqa: E402
 from tracegrad_ase.calculator import TraceGradCalculator  # noqa: E402
 from tracegrad_ase.io.h5 import save_h5  # noqa: E402
 from tracegrad_ase.model.checkpoint import save_model  # noqa: E402
-from tracegrad_ase.model.evaluate import evaluate, predict_hamiltonian  # noqa: E402
+from tracegrad_ase.model.evaluate import evaluate, predict_for  # noqa: E402
 from tracegrad_ase.electronic.spectrum import GhostLevelWarning, band_errors, evaluation_mesh  # noqa: E402
 
 SZV_REFERENCE = {"C": [[-12.0, 0.0], [0.0, -4.0]]}
@@ -161,7 +161,7 @@ def test_evaluation_counts_ghosts_and_ignores_the_energy_zero(ghost_models, tmp_
     edges = np.column_stack([nl.shifts, nl.i, nl.j]).astype(np.int64)
     s = overlap_blocks(sheet, good.basis, edges)
     shell = RealSpaceHamiltonian(sheet, good.basis, edges, [np.zeros_like(b) for b in s], s)
-    truth = predict_hamiltonian(good, shell)
+    truth = predict_for(shell, good)
     moved = RealSpaceHamiltonian(sheet, good.basis, edges, [h + 0.8 * x for h, x in zip(truth.hamiltonian, s)], s,
                                  meta={"fermi_level_ev": 0.0})
     path = save_h5(moved, tmp_path / "structures" / "g.h5")

@@ -220,7 +220,7 @@ class TraceGradCalculator(Calculator):
     def _ghost_levels(self, solutions, fermi: float) -> list:
         """Levels far outside the model's training range (relative to E_F), on every k-point solved, with one
         :class:`~tracegrad_ase.spectrum.GhostLevelWarning` naming the worst (the k-point and energy)."""
-        domain = (getattr(self.model, "card", None) or {}).get("metadata", {}).get("domain")
+        domain = self.model.model_file.get("metadata", {}).get("domain")
         energies = np.concatenate([np.asarray(s.energies).ravel() for s in solutions])
         kpts = np.concatenate([np.repeat(np.asarray(s.kpts), s.nbands, axis=0) for s in solutions])
         return spectrum.check_ghost_levels(energies[:, None], kpts, fermi, domain, stacklevel=5)

@@ -362,7 +362,7 @@ def _cmd_demo(args) -> int:
     bands = np.array([calc.get_eigenvalues(k) for k in range(len(path.kpts))])
     ham = calc.get_property("hamiltonian", atoms)
     t_model = time.perf_counter() - t0
-    name = calc.model.card.get("metadata", {}).get("name") or Path(str(args.model)).name
+    name = calc.model.model_file.get("metadata", {}).get("name") or Path(str(args.model)).name
     print(f"graphene with model '{name}' ({ham.basis.name}, {ham.norb} orbitals, {len(ham.edges)} predicted blocks): "
           f"E_F {ef:.3f} eV, gap {gap['gap']:.3f} eV ({'direct' if gap['direct'] else 'indirect'}) "
           f"in {t_model:.1f} s", flush=True)
@@ -556,9 +556,9 @@ def _ase_band_structure(calc, atoms, density: float):
 
 
 def _cmd_bands(args) -> int:
-    import matplotlib
+    from .core.figures import pyplot
 
-    matplotlib.use("Agg")
+    pyplot()  # the file-only backend, before pymatgen's plotter imports pyplot
     from pymatgen.electronic_structure.plotter import BSPlotter
 
     from .calculator import TraceGradCalculator
@@ -588,9 +588,9 @@ def _cmd_bands(args) -> int:
 
 
 def _cmd_dos(args) -> int:
-    import matplotlib
+    from .core.figures import pyplot
 
-    matplotlib.use("Agg")
+    pyplot()  # the file-only backend, before pymatgen's plotter imports pyplot
     from pymatgen.electronic_structure.plotter import DosPlotter
 
     from .calculator import TraceGradCalculator

@@ -82,7 +82,7 @@ def load(name_or_path, device: str | torch.device = "cpu", dtype: str | torch.dt
     _check_finite_weights(model, folder / WEIGHTS)
     model = model.to(dev)
     model.eval()
-    model.card = read_card(folder)  # type: ignore[attr-defined]
+    model.model_file = read_card(folder)  # config and metadata (training domain): model.json
     return model
 
 
@@ -103,7 +103,7 @@ def check_domain(atoms: Atoms, model) -> None:
     missing = sorted(set(symbols) - set(elements))
     if missing:
         raise UnknownElementError(f"element(s) {', '.join(missing)} not in the model (it knows {', '.join(elements)})")
-    domain = getattr(model, "card", {}).get("metadata", {}).get("domain") or {}
+    domain = model.domain
     shortest = domain.get("min_distance", {})
     if not shortest:
         return
@@ -138,22 +138,20 @@ def check_domain(atoms: Atoms, model) -> None:
 def predict_hamiltonian(atoms: Atoms, model) -> RealSpaceHamiltonian:
     """Predicted H(R) (eV, e3nn order) and the basis overlap S(R) on every pair within the model's cutoff."""
     from .model.data import graph_from_arrays
+    from .model.inference import on_model_device, predict_padded
 
     validate_atoms(atoms)
     check_domain(atoms, model)
     nl = neighbor_list(atoms, model.config.cutoff, self_edges=True)
     edges = np.column_stack([nl.shifts, nl.i, nl.j]).astype(np.int64)
     graph = graph_from_arrays(model.layout, atoms.numbers, atoms.get_positions(), np.asarray(atoms.cell[:]), edges)
-    param = next(model.parameters())
-    graph = graph.to(param.device, param.dtype)
-    with torch.no_grad():  # TraceGrad turns autograd on for its own gradient; the rest needs no graph
-        padded = model(graph)["H"].cpu().numpy()
+    padded = predict_padded(model, on_model_device(model, graph)).numpy()  # the one prediction step
     _check_finite_prediction(padded, edges)
     symbols = atoms.get_chemical_symbols()
     h = model.layout.unpad_blocks(padded, symbols, edges[:, 3], edges[:, 4])
     s = overlap_blocks(atoms, model.basis, edges)
     nelec = valence_electrons(model.basis, atoms.numbers)
-    metadata = getattr(model, "card", {}).get("metadata", {})
+    metadata = model.model_file.get("metadata", {})
     meta = {"source": "model", "cutoff": model.config.cutoff, "nelectron": nelec, "model": metadata.get("name"),
             "fermi_level_guess_ev": (metadata.get("domain") or {}).get("fermi_level_ev")}
     return RealSpaceHamiltonian(atoms=atoms.copy(), basis=model.basis, edges=edges, hamiltonian=h, overlap=s, meta=meta)

@@ -64,6 +64,10 @@ class RealSpaceHamiltonian:
         """Map from an edge tuple ``(Rx, Ry, Rz, i, j)`` to its position."""
         return {tuple(int(x) for x in e): n for n, e in enumerate(self.edges)}
 
+    def onsite_mask(self) -> np.ndarray:
+        """(E,) bool: the on-site edges ``(0, 0, 0, i, i)``, which carry each atom's own block."""
+        return (self.edges[:, 3] == self.edges[:, 4]) & (self.edges[:, :3] == 0).all(axis=1)
+
     def hermiticity_error(self) -> float:
         """max |H_ij(R) - H_ji(-R)^T| (eV) over the edges whose partner is stored; inf if a partner is missing."""
         idx = self.index()

@@ -224,10 +224,9 @@ def gap_vs_temperature(phonon: "Phonopy", model: str | os.PathLike, temperatures
 
 def plot_gap_vs_temperature(results: Sequence[dict[str, Any]], png: str | os.PathLike, title: str = "") -> None:
     """Mean gap (eV) with ± one standard deviation over snapshots, against temperature (K)."""
-    import matplotlib
+    from ..core.figures import pyplot
 
-    matplotlib.use("Agg")  # files only: works without a display
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     t = [r["temperature"] for r in results]
     mean = [r["mean_gap"] for r in results]

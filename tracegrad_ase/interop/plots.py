@@ -21,10 +21,9 @@ def plot_bands(
     label: str = "from H(R), S(R)",
 ) -> None:
     """Band structure (eV, relative to ``fermi_level``) along a path; ``reference`` bands drawn as dots."""
-    import matplotlib
+    from ..core.figures import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5.0, 4.2), dpi=150)
     for n in range(bands.shape[1]):

@@ -55,6 +55,11 @@ class GraphBatch:
             out[f.name] = v
         return GraphBatch(**out)
 
+    def onsite(self) -> torch.Tensor:
+        """(E,) bool: the on-site edges (i == j, R = 0), the one definition the model's code uses."""
+        i, j = self.edge_index
+        return (i == j) & (self.edge_offset.abs().sum(dim=1) == 0)
+
     @property
     def num_edges(self) -> int:
         return int(self.edge_index.shape[1])

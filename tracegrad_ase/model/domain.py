@@ -20,8 +20,8 @@ def training_domain(hams) -> dict[str, Any]:
     for h in hams:
         sym = h.atoms.get_chemical_symbols()
         lengths = h.edge_lengths()
-        for (rx, ry, rz, i, j), d in zip(h.edges, lengths):
-            if i == j and not (rx or ry or rz):
+        for (_, _, _, i, j), d, onsite in zip(h.edges, lengths, h.onsite_mask()):
+            if onsite:
                 continue
             key = "-".join(sorted((sym[i], sym[j])))
             shortest[key] = min(shortest.get(key, np.inf), float(d))

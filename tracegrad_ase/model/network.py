@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -166,9 +167,26 @@ class TraceGradBlock(nn.Module):
 class TraceGradNet(nn.Module):
     """Predicts padded H blocks (eV) on every edge of a :class:`GraphBatch`; see the module docstring."""
 
+    @property
+    def domain(self) -> dict[str, Any]:
+        """The training domain recorded in :attr:`model_file` (elements, closest pairs, E_F, spectral range)."""
+        return self.model_file.get("metadata", {}).get("domain") or {}
+
+    @property
+    def card(self) -> dict[str, Any]:
+        """Former name of :attr:`model_file` (it is ``model.json``, not the model card ``card.yaml``)."""
+        return self.model_file
+
+    @card.setter
+    def card(self, value: dict[str, Any]) -> None:
+        self.model_file = value
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        #: The ``model.json`` the model was loaded from (config, dtype, ``metadata`` with the training ``domain``);
+        #: empty for a model built in memory. Set by :func:`tracegrad_ase.predict.load`.
+        self.model_file: dict[str, Any] = {}
         self.basis = OrbitalBasis.from_dict(config.basis)
         self.layout = BlockLayout.build(self.basis, config.elements)
         irreps_out = o3.Irreps(self.layout.irreps_out)
@@ -254,7 +272,7 @@ class TraceGradNet(nn.Module):
         i, j = batch.edge_index
         vec = batch.pos[j] + batch.edge_offset - batch.pos[i]
         dist = vec.norm(dim=-1)
-        onsite = (i == j) & (dist < 1e-8)
+        onsite = batch.onsite()
         # On-site edges have no direction: Y = (1, 0, ..., 0), which any rotation leaves as it is.
         safe = torch.where(onsite[:, None], torch.tensor([0.0, 0.0, 1.0], dtype=vec.dtype, device=vec.device), vec)
         sh = None
@@ -373,7 +391,7 @@ class TraceGradNet(nn.Module):
         reverse = batch.reverse[c]
         blocks = 0.5 * (out[c].reshape(-1, n, n) + out[reverse].reshape(-1, n, n).transpose(1, 2))
         blocks = blocks * self.config.target_scale
-        onsite = (i == j) & (batch.edge_offset[c].abs().sum(dim=1) == 0)
+        onsite = batch.onsite()[c]
         blocks = blocks + self.onsite_ref[batch.species[i]] * onsite[:, None, None].to(blocks.dtype)
         return blocks * batch.mask[c].to(blocks.dtype)
 

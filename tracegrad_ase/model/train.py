@@ -213,8 +213,7 @@ def _model_config(cfg: TrainConfig, hams: dict[Path, Any], train_files: Sequence
     for p in train_files:
         g = graph_from_hamiltonian(probe.layout, hams[p], cutoff)
         i, j = g.edge_index
-        onsite = (i == j) & (g.edge_offset.abs().sum(dim=1) == 0)
-        rest = g.target - probe.onsite_ref.double()[g.species[i]] * onsite[:, None, None]
+        rest = g.target - probe.onsite_ref.double()[g.species[i]] * g.onsite()[:, None, None]
         sq += float((rest * g.mask).pow(2).sum())
         count += int(g.mask.sum())
         edges += g.num_edges
@@ -263,9 +262,8 @@ def structure_losses(model: TraceGradNet, batch: GraphBatch, out: dict[str, torc
     l_h = zeros.index_add(0, g, per_edge_sq) / zeros.index_add(0, g, per_edge_n).clamp(min=1)
     losses = {"H": l_h, "T": torch.zeros_like(l_h), "B": torch.zeros_like(l_h), "shift": shift.detach()}
     if "trace_hat" in out:
-        i, j = batch.edge_index
-        onsite = (i == j) & (batch.edge_offset.abs().sum(dim=1) == 0)
-        labels = model.trace_labels(target.detach(), batch.species[i], onsite)
+        i, _ = batch.edge_index
+        labels = model.trace_labels(target.detach(), batch.species[i], batch.onsite())
         tmask = model.trace_mask(mask).to(diff.dtype)
         err = ((out["trace_hat"] - labels).abs() * tmask).sum(1)
         losses["T"] = zeros.index_add(0, g, err) / zeros.index_add(0, g, tmask.sum(1)).clamp(min=1)
