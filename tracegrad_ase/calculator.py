@@ -27,6 +27,7 @@ Reliability contract:
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import weakref
@@ -34,7 +35,7 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import (Calculator, PropertyNotImplementedError, all_changes, kpts2kpts,
+from ase.calculators.calculator import (Calculator, Parameters, PropertyNotImplementedError, all_changes,
                                          kpts2sizeandoffsets)
 from ase.dft.kpoints import BandPath
 
@@ -49,7 +50,7 @@ from .predict import load, predict_hamiltonian
 from .core.structures import validate_atoms
 from .parameters import (_ASE_KEYWORDS, _CHECKS, _NOT_OFFERED, _check_finite, _check_mesh_pbc, _check_nonperiodic_k,
                          _is_path_dict, _path_from_dict, _real, check_bandpath, check_fermi_kpts,  # noqa: F401
-                         check_kpts)  # check_*: public, re-exported from their old home
+                         check_kpts, is_mesh_size, is_path_or_list, mesh_dict_kpoints)  # check_*: public, re-exported from their old home
 
 class TraceGradCalculator(Calculator):
     """Predicted H(R) (eV) with the basis overlap S(R), and everything that follows from them.
@@ -83,6 +84,18 @@ class TraceGradCalculator(Calculator):
 
     Any other keyword (except ASE's ``atoms``, ``label``, ``directory``) is an
     :class:`~tracegrad_ase.errors.UnknownParameterError`, and so is an unknown name in ``calc.set(...)``.
+
+    Public attributes (for adapters such as :mod:`tracegrad_ase.interop.pymatgen`; read them after a calculation):
+
+    - ``model``: the loaded :class:`~tracegrad_ase.model.network.TraceGradNet` (``model.model_file``,
+      ``model.domain``);
+    - ``solution``: the :class:`~tracegrad_ase.electronic.solve.KSolution` of the last calculation (k-points,
+      weights, energies; ``sparse`` for a window of bands);
+    - ``asm``: the :class:`~tracegrad_ase.electronic.bloch.BlochAssembler` of the predicted Hamiltonian
+      (``asm.ham``), for further Bloch sums and solves;
+    - ``folded``: whether ``solution`` is on a symmetry-reduced mesh (per-atom quantities then need
+      :func:`~tracegrad_ase.core.symmetry.orbit_mean`);
+    - :meth:`for_kpoints`: a copy on other k-points that shares the loaded network.
     """
 
     implemented_properties = ["hamiltonian", "eigenvalues", "fermi_level", "band_gap"]
@@ -135,6 +148,25 @@ class TraceGradCalculator(Calculator):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
+
+    @property
+    def folded(self) -> bool:
+        """Whether the last calculation's k-points are a symmetry-reduced mesh (weights from the star of each)."""
+        return self._folded
+
+    def for_kpoints(self, kpts: Any) -> "TraceGradCalculator":
+        """A copy on the explicit k-point list ``kpts`` that shares the loaded network; this calculator's
+        parameters and results are not touched. E_F needs a mesh: this one's Monkhorst-Pack ``kpts`` become the
+        copy's ``fermi_kpts`` when it has none."""
+        calc = copy.copy(self)  # __getstate__: the copy is attached to no Atoms
+        calc.parameters = Parameters(copy.deepcopy(dict(self.parameters)))
+        calc.reset()
+        params = calc.parameters
+        if params.get("fermi_kpts") is None and params.get("kpts") is not None \
+                and not is_path_or_list(params["kpts"]):
+            params["fermi_kpts"] = params["kpts"]
+        params["kpts"] = np.asarray(kpts, dtype=float)
+        return calc
 
     # -- which atoms the results belong to ----------------------------------------------------------
     def set_atoms(self, atoms: Atoms) -> None:
@@ -194,7 +226,7 @@ class TraceGradCalculator(Calculator):
                 return
             sol = electronic.solve_k(self.asm, kpts, vectors=not periodic, weights=weights, lindep=self._lindep)
             smearing, width = self.parameters.smearing, self.parameters.width
-            if periodic and self._is_path_or_list(self.parameters.kpts):
+            if periodic and is_path_or_list(self.parameters.kpts):
                 fk, fw = self._fermi_mesh(atoms)
                 fsol = electronic.solve_k(self.asm, fk, weights=fw, lindep=self._lindep)
                 ef = electronic.fermi_level(fsol.energies, fsol.weights, nelec, smearing, width)
@@ -250,14 +282,6 @@ class TraceGradCalculator(Calculator):
                         "band_gap": electronic.band_gap(sol.energies, sol.kpts, ef) if straddles else None}
 
     # -- kpoints ----------------------------------------------------------------------------------
-    @staticmethod
-    def _is_path_or_list(kpts) -> bool:
-        return isinstance(kpts, BandPath) or _is_path_dict(kpts) or (kpts is not None and np.ndim(kpts) == 2)
-
-    @staticmethod
-    def _is_size(kpts) -> bool:
-        return isinstance(kpts, tuple) and len(kpts) == 3 and all(isinstance(n, (int, np.integer)) for n in kpts)
-
     def _molecule_kpoints(self, atoms: Atoms) -> tuple[np.ndarray, None]:
         """Γ; a band path for a molecule is a mistake, not a request for flat bands."""
         kpts = self.parameters.kpts
@@ -280,8 +304,8 @@ class TraceGradCalculator(Calculator):
             self._bandpath = path
             return _check_nonperiodic_k(atoms, np.asarray(path.kpts, dtype=float), "kpts"), None
         if isinstance(kpts, dict):
-            return self._mesh_dict(atoms, kpts, "kpts"), None
-        if self._is_size(kpts):
+            return mesh_dict_kpoints(atoms, kpts, "kpts"), None
+        if is_mesh_size(kpts):
             return self._mesh(atoms, kpts, "kpts")
         return _check_nonperiodic_k(atoms, np.asarray(kpts, dtype=float), "kpts"), None
 
@@ -294,23 +318,16 @@ class TraceGradCalculator(Calculator):
             return k, w
         return symmetry.full_mesh(size), None
 
-    @staticmethod
-    def _mesh_dict(atoms: Atoms, spec: dict, name: str) -> np.ndarray:
-        """ASE's Monkhorst-Pack points of a ``{"size"|"density", "gamma", "even"}`` dict."""
-        size, _ = kpts2sizeandoffsets(atoms=atoms, **spec)
-        _check_mesh_pbc(atoms, size, name)
-        return np.asarray(kpts2kpts(spec, atoms=atoms).kpts, dtype=float)
-
     def _fermi_mesh(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray | None]:
         fk = self.parameters.fermi_kpts
         if fk is None:
             # Rounded up to odd sizes: that Monkhorst-Pack mesh is Γ-centred, so it is reduced like any size.
             size, _ = kpts2sizeandoffsets(density=5.0, even=False, atoms=atoms)
             fk = tuple(int(n) for n in size)
-        if self._is_size(fk):
+        if is_mesh_size(fk):
             return self._mesh(atoms, fk, "fermi_kpts")
         if isinstance(fk, dict):
-            return self._mesh_dict(atoms, fk, "fermi_kpts"), None
+            return mesh_dict_kpoints(atoms, fk, "fermi_kpts"), None
         return _check_nonperiodic_k(atoms, np.asarray(fk, dtype=float), "fermi_kpts"), None
 
     # -- ASE's electronic-structure interface -----------------------------------------------------
@@ -375,10 +392,9 @@ class TraceGradCalculator(Calculator):
             sol = electronic.solve_k(self.asm, self.solution.kpts, vectors=True, weights=self.solution.weights,
                                      lindep=self._lindep)
             pdos = electronic.projected_dos(sol, self.asm, energies, width, by=by)
-            if by == "atom" and self._folded:
+            if by in ("atom", "atom_l") and self._folded:
                 # Folding k by symmetry permutes equivalent atoms: only their average is the full-mesh value.
-                orbit = symmetry.equivalent_atoms(self.atoms)
-                pdos = {a: np.mean([pdos[b] for b in np.nonzero(orbit == orbit[a])[0]], axis=0) for a in pdos}
+                pdos = symmetry.orbit_mean(pdos, self.atoms)
             return pdos
 
     def band_structure(self, reference: float | None = None):

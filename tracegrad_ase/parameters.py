@@ -11,9 +11,10 @@ from typing import Any, Callable
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import kpts2kpts, kpts2sizeandoffsets
 from ase.dft.kpoints import BandPath
 
-from .core.errors import MismatchError, ParameterError, PredictionError
+from .core.errors import MismatchError, ParameterError, PredictionError, UnknownParameterError
 from .electronic.filling import SMEARINGS
 
 _NOT_OFFERED = ("energy", "free_energy", "forces", "stress", "energies", "stresses", "magmom", "magmoms",
@@ -241,3 +242,20 @@ def check_bandpath(atoms: Atoms, path: BandPath, made_here: bool = False) -> Non
         f"[{lengths(g_theirs)}] Å, these atoms' [{lengths(g_mine)}] Å (or the angles differ). Build the path on "
         "these atoms, atoms.cell.bandpath(..., pbc=atoms.pbc); for a slab whose in-plane vectors ASE re-orders, give "
         "the special points in this cell's basis: atoms.cell.bandpath('GXY', special_points={...}, pbc=atoms.pbc)")
+
+
+def is_path_or_list(kpts: Any) -> bool:
+    """``kpts`` names explicit k-points (a BandPath, a path dict or an (nk, 3) list), not a mesh."""
+    return isinstance(kpts, BandPath) or _is_path_dict(kpts) or (kpts is not None and np.ndim(kpts) == 2)
+
+
+def is_mesh_size(kpts: Any) -> bool:
+    """``kpts`` is a Monkhorst-Pack size ``(n1, n2, n3)`` of integers."""
+    return isinstance(kpts, tuple) and len(kpts) == 3 and all(isinstance(n, (int, np.integer)) for n in kpts)
+
+
+def mesh_dict_kpoints(atoms: Atoms, spec: dict, name: str) -> np.ndarray:
+    """ASE's Monkhorst-Pack points of a ``{"size"|"density", "gamma", "even"}`` dict."""
+    size, _ = kpts2sizeandoffsets(atoms=atoms, **spec)
+    _check_mesh_pbc(atoms, size, name)
+    return np.asarray(kpts2kpts(spec, atoms=atoms).kpts, dtype=float)

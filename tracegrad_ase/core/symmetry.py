@@ -19,7 +19,7 @@ import numpy as np
 import spglib
 from ase import Atoms
 
-__all__ = ["equivalent_atoms", "full_mesh", "irreducible_kpoints", "spacegroup", "standard_primitive"]
+__all__ = ["equivalent_atoms", "full_mesh", "irreducible_kpoints", "orbit_mean", "spacegroup", "standard_primitive"]
 
 
 def _spglib(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -159,3 +159,20 @@ def equivalent_atoms(atoms: Atoms, symprec: float = 1e-5) -> np.ndarray:
         # The orbit of i is {g(i)}: the group is closed, so the lowest image over all g is the orbit's label.
         label = np.minimum(label, image)
     return label
+
+
+def orbit_mean(values: dict[Any, np.ndarray], atoms: Atoms) -> dict[Any, np.ndarray]:
+    """Per-atom quantities keyed by atom ``a`` or by ``(a, ...)``, each replaced by its mean over the atoms of a's
+    crystallographic orbit (same rest of the key). On a symmetry-reduced k-mesh only such orbit sums are right
+    (folding k permutes equivalent atoms); on the full mesh equivalent atoms have equal shares, so the mean is
+    the exact per-atom value."""
+    orbit = equivalent_atoms(atoms)
+
+    def with_atom(key: Any, b: Any) -> Any:
+        return (b,) + tuple(key[1:]) if isinstance(key, tuple) else b
+
+    out = {}
+    for key in values:
+        a = key[0] if isinstance(key, tuple) else key
+        out[key] = np.mean([values[with_atom(key, b)] for b in np.nonzero(orbit == orbit[a])[0]], axis=0)
+    return out

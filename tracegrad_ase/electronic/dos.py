@@ -84,7 +84,8 @@ def mulliken_weights(solution: KSolution, ham_or_assembler: RealSpaceHamiltonian
 
 
 def orbital_groups(ham: RealSpaceHamiltonian, by: str) -> tuple[list[Any], np.ndarray]:
-    """Group label per orbital of the cell: (labels, index into labels for each orbital)."""
+    """Group label per orbital of the cell: (labels, index into labels for each orbital). ``by``: ``"atom"``
+    (atom index), ``"element"`` (symbol), ``"l"`` (letter) or ``"atom_l"`` ((atom index, l)); first-seen order."""
     letters = "spdfghik"
     per_orb: list[Any] = []
     for a, z in enumerate(ham.atoms.numbers):
@@ -97,8 +98,10 @@ def orbital_groups(ham: RealSpaceHamiltonian, by: str) -> tuple[list[Any], np.nd
                     per_orb.append(sym)
                 elif by == "l":
                     per_orb.append(letters[l] if l < len(letters) else f"l{l}")
+                elif by == "atom_l":
+                    per_orb.append((a, l))
                 else:
-                    raise ValueError(f"unknown projection {by!r}; choose 'atom', 'element' or 'l'")
+                    raise ValueError(f"unknown projection {by!r}; choose 'atom', 'element', 'l' or 'atom_l'")
     labels = list(dict.fromkeys(per_orb))  # first-seen order
     lookup = {lab: n for n, lab in enumerate(labels)}
     return labels, np.array([lookup[p] for p in per_orb], dtype=np.int64)

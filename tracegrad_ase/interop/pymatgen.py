@@ -16,7 +16,6 @@ No torch here: the calculator (and with it the network) is imported only where a
 
 from __future__ import annotations
 
-import copy
 import os
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from pymatgen.symmetry.bandstructure import HighSymmKpath
 
 from .. import electronic
-from ..electronic.dos import weighted_dos
+from ..core.symmetry import orbit_mean
 from ..core.basis import symbol_of
 
 if TYPE_CHECKING:
@@ -229,8 +228,6 @@ def symm_kpath(
 def _path_calculator(calc_or_model: Any, kpts: np.ndarray, **calc_kwargs: Any) -> TraceGradCalculator:
     """A calculator on the explicit k-point list: a new one for a model name/path, else a shallow copy of the
     given calculator (its loaded network is shared, its parameters and results are not touched)."""
-    from ase.calculators.calculator import Parameters
-
     from ..calculator import TraceGradCalculator
 
     if not isinstance(calc_or_model, TraceGradCalculator):
@@ -239,18 +236,8 @@ def _path_calculator(calc_or_model: Any, kpts: np.ndarray, **calc_kwargs: Any) -
         return TraceGradCalculator(calc_or_model, kpts=kpts, **calc_kwargs)
     if calc_kwargs:
         raise TypeError("calculator keywords go with a model name; a calculator instance brings its own")
-    calc = copy.copy(calc_or_model)
-    calc.parameters = Parameters(copy.deepcopy(dict(calc_or_model.parameters)))
-    calc._attached = None
-    calc.reset()
-    params = calc.parameters
-    # A path cannot count electrons: the calculator takes E_F from fermi_kpts, and the user's own mesh is the
-    # better choice for that when the original calculator had one.
-    if params.get("fermi_kpts") is None and params.get("kpts") is not None \
-            and not TraceGradCalculator._is_path_or_list(params["kpts"]):
-        params["fermi_kpts"] = params["kpts"]
-    params["kpts"] = np.asarray(kpts, dtype=float)
-    return calc
+    # A path cannot count electrons: the copy takes E_F from the user's own mesh (for_kpoints).
+    return calc_or_model.for_kpoints(kpts)
 
 
 def band_structure(
@@ -300,13 +287,6 @@ def _site_structure(atoms: Atoms) -> Structure:
     return Structure(lattice, atoms.get_chemical_symbols(), atoms.positions, coords_are_cartesian=True)
 
 
-def _gaussian_dos(energies: np.ndarray, wk: np.ndarray, amp: np.ndarray, grid: np.ndarray, width: float
-                  ) -> np.ndarray:
-    """Σ_k w_k Σ_n 2 amp[..., k, n] G(E - e_kn): electronic.dos's own sum (same Gaussian and spin factor, so the
-    projections add up to the calculator's total DOS), in blocks of bounded memory whatever the k-mesh."""
-    return weighted_dos(energies, wk, amp, grid, width, "gaussian")
-
-
 def complete_dos(calc: TraceGradCalculator, energies: Any = None, width: float = 0.1) -> CompleteDos:
     """Total and Mulliken-projected DOS (states/eV per cell, both spins, Gaussian ``width`` eV) on the
     calculator's k-points, as pymatgen's ``CompleteDos``.
@@ -338,36 +318,20 @@ def complete_dos(calc: TraceGradCalculator, energies: Any = None, width: float =
         grid = np.asarray(energies, dtype=float).ravel()
     total = np.asarray(calc.get_dos(grid, width=width), dtype=float)
 
-    # One group per (atom, l): the orbital order is per atom, shells in basis.shells_of order, 2l+1 each.
-    group_of_orbital, keys = [], {}
     for a, z in enumerate(ham.atoms.numbers):
-        for l in ham.basis.shells_of(symbol_of(int(z))):
-            if l > 3:
-                raise ValueError(f"pymatgen's OrbitalType stops at f; the basis has l={l} on atom {a}")
-            g = keys.setdefault((a, l), len(keys))
-            group_of_orbital.extend([g] * (2 * l + 1))
-    group = np.asarray(group_of_orbital, dtype=np.int64)
-    if len(group) != asm.norb:
-        raise ValueError(f"basis layout gives {len(group)} orbitals, the Hamiltonian has {asm.norb}")
+        if max(ham.basis.shells_of(symbol_of(int(z))), default=0) > 3:
+            raise ValueError(f"pymatgen's OrbitalType stops at f; the basis has l > 3 on atom {a}")
+    # One group per (atom, l), all shells of one l on one atom summed: electronic's own Mulliken grouping and
+    # DOS sum, so the projections add up to the calculator's total DOS.
     vec = electronic.solve_k(asm, sol.kpts, vectors=True, weights=sol.weights)
-    mw = electronic.mulliken_weights(vec, asm)
-    amp = np.stack([np.stack([np.bincount(group, weights=m[:, n], minlength=len(keys)) for n in range(m.shape[1])],
-                             axis=1) for m in mw], axis=1)  # (group, k, band)
-    pd = _gaussian_dos(np.asarray(vec.energies, dtype=float), vec.weights, amp, grid, width)
-    if getattr(calc, "_folded", False):
-        # On a symmetry-reduced mesh only the sum over a crystallographic orbit of atoms is right (folding k
-        # permutes equivalent atoms); on the full mesh equivalent atoms have equal shares, so their average is
-        # the exact per-site value (as calc.get_dos(by="atom") does).
-        from ..core.symmetry import equivalent_atoms
-
-        orbit = equivalent_atoms(ham.atoms)
-        pd = np.stack([np.mean([pd[keys[(b, l)]] for b in np.nonzero(orbit == orbit[a])[0]], axis=0)
-                       for (a, l) in keys])
+    pd = electronic.projected_dos(vec, asm, grid, width, by="atom_l")
+    if calc.folded:
+        pd = orbit_mean(pd, ham.atoms)  # as calc.get_dos(by="atom") does
 
     structure = _site_structure(ham.atoms)
     pdoss: dict[Any, dict[Any, dict[Spin, np.ndarray]]] = {site: {} for site in structure}
-    for (a, l), g in keys.items():
-        pdoss[structure[a]][OrbitalType(l)] = {Spin.up: pd[g]}
+    for (a, l), dos_al in pd.items():
+        pdoss[structure[a]][OrbitalType(l)] = {Spin.up: dos_al}
     return CompleteDos(structure, Dos(efermi, grid, {Spin.up: total}), pdoss)
 
 
