@@ -16,29 +16,9 @@ from tracegrad_ase import electronic
 from tracegrad_ase.core.basis import OrbitalBasis
 from tracegrad_ase.calculator import TraceGradCalculator
 from tracegrad_ase.core.errors import LinearDependenceError
-from tracegrad_ase.model import ModelConfig, build_model
-from tracegrad_ase.model.checkpoint import save_model
 from tracegrad_ase.predict import load, predict_hamiltonian
 
-
-REFERENCE = {  # plausible on-site levels (eV) per slot shell pair, so the random model has sensible bands
-    "gth-szv": {"C": [[-12.0, 0], [0, -4.0]]},
-    "sto-3g": {"H": [[-5.0, 0, 0], [0, 0, 0], [0, 0, 0]], "O": [[-500.0, 0, 0], [0, -25.0, 0], [0, 0, -8.0]]},
-}
-
-
-def _model(folder, name, elements, pseudo=None):
-    basis = OrbitalBasis.from_pyscf(name, elements, pseudo=pseudo)
-    torch.manual_seed(0)
-    cfg = ModelConfig(elements=list(elements), basis=basis.to_dict(), cutoff=5.0, num_layers=1, muls=[4, 2, 2],
-                      lmax_sh=2, tg_hidden=8, tg_z=4, target_scale=0.5,
-                      onsite_reference=REFERENCE[name])
-    return save_model(build_model(cfg), folder / name)
-
-
-@pytest.fixture(scope="module")
-def carbon(tmp_path_factory):
-    return _model(tmp_path_factory.mktemp("m"), "gth-szv", ["C"], "gth-pbe")
+from conftest import toy_model as _model  # noqa: F401 (other test files imported it from here)
 
 
 @pytest.fixture

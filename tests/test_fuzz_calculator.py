@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_calculator import _model  # noqa: E402
+from conftest import toy_model as _model  # noqa: E402
 
 import tracegrad_ase.calculator as calculator_module  # noqa: E402
 from tracegrad_ase.calculator import TraceGradCalculator  # noqa: E402

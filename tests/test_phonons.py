@@ -7,7 +7,7 @@ from ase.calculators.emt import EMT
 
 phonopy = pytest.importorskip("phonopy")
 
-from test_calculator import _model  # noqa: E402  (tests/ is on sys.path: conftest lives there)
+from conftest import toy_model as _model  # noqa: E402  (tests/ is on sys.path: conftest lives there)
 
 from tracegrad_ase.interop.phonopy import (force_constants_from_calculator, gap_vs_temperature,  # noqa: E402
                                    plot_gap_vs_temperature, thermal_structures)

@@ -18,7 +18,7 @@ from pymatgen.electronic_structure.core import OrbitalType, Spin
 from pymatgen.electronic_structure.plotter import BSPlotter, DosPlotter
 
 from conftest import random_rotation
-from test_calculator import _model
+from conftest import toy_model as _model
 from tracegrad_ase.calculator import TraceGradCalculator
 from tracegrad_ase.interop.pymatgen import (
     HBAR2_OVER_2ME,
@@ -31,11 +31,6 @@ from tracegrad_ase.interop.pymatgen import (
 )
 
 GAMMA = "\\Gamma"
-
-
-@pytest.fixture(scope="module")
-def carbon(tmp_path_factory):
-    return _model(tmp_path_factory.mktemp("m"), "gth-szv", ["C"], "gth-pbe")
 
 
 def _sheet(a=2.46):

@@ -16,7 +16,7 @@ from ase.calculators.calculator import kpts2kpts
 from ase.io import write
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_calculator import _model  # noqa: E402  (the toy-model factory)
+from conftest import toy_model as _model  # noqa: E402  (the toy-model factory)
 
 from tracegrad_ase import cli  # noqa: E402
 from tracegrad_ase.calculator import TraceGradCalculator  # noqa: E402
@@ -43,11 +43,6 @@ C1 C 0.0 0.0 0.5 0.5
 N1 N 0.0 0.0 0.5 0.5
 C2 C 0.33333 0.66667 0.5 1.0
 """
-
-
-@pytest.fixture(scope="module")
-def carbon(tmp_path_factory):
-    return _model(tmp_path_factory.mktemp("m"), "gth-szv", ["C"], "gth-pbe")
 
 
 def _sheet(a=2.46, pbc=(True, True, False)):
