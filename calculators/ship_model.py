@@ -46,9 +46,11 @@ def _figures(res: dict) -> dict:
 
 
 def _training(run: Path) -> dict:
-    state = json.loads((run / "checkpoints" / "last" / "state.json").read_text())
-    card = json.loads((run / "checkpoints" / "best" / "model.json").read_text())
-    split = json.loads((run / "split.json").read_text())
+    from tracegrad_ase.model.run_folder import best_checkpoint, last_checkpoint, split_file
+
+    state = json.loads((last_checkpoint(run) / "state.json").read_text())
+    card = json.loads((best_checkpoint(run) / "model.json").read_text())
+    split = json.loads(split_file(run).read_text())
     return {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
             "wall_time_s": round(state.get("wall_time_s", state["history"][-1]["time_s"]), 1),
             "best_val_mae_mev": card["metadata"].get("val_mae_mev"),
@@ -62,7 +64,7 @@ def _training_files(data: list[str], names: set[str] | None) -> list[Path]:
 def _complete_domain(model_json: dict, train_files: list[Path]) -> None:
     """Add what newer training runs record in the model's domain (Fermi level, spectral range) to older ones."""
     from tracegrad_ase.io.h5 import load_h5
-    from tracegrad_ase.model.train import training_domain
+    from tracegrad_ase.model.run_folder import training_domain
 
     domain = model_json["metadata"].setdefault("domain", {})
     if "fermi_level_ev" in domain and "spectral_range_ev" in domain:
@@ -115,12 +117,14 @@ def main() -> None:
         test_args, test_split = [str(f) for f in split["test"]], "files"
         _reevaluated(card, dest, best, test_args, test_split, args)
         return
-    run, best = Path(args.run), Path(args.run) / "checkpoints" / "best"
+    from tracegrad_ase.model.run_folder import best_checkpoint, split_file
+
+    run, best = Path(args.run), best_checkpoint(args.run)
     # Weights and config are copied as they are; only the card's metadata gains the model's name.
     shutil.copy2(best / "model.safetensors", dest / "model.safetensors")
     model_json = json.loads((best / "model.json").read_text())
     model_json["metadata"]["name"] = args.name
-    names = set(json.loads((run / "split.json").read_text())["train"])
+    names = set(json.loads(split_file(run).read_text())["train"])
     _complete_domain(model_json, _training_files(args.data, names))
     (dest / "model.json").write_text(json.dumps(model_json, indent=2))
 
@@ -140,7 +144,9 @@ def _reevaluated(card: dict, dest: Path, best: Path, test_data: list[str], test_
     card["test"] = {"model": _figures(_evaluate(best, test_data, test_split, evaluation / "test.json",
                                                  evaluation / "parity_test.png"))}
     if args.baseline:
-        bbest = Path(args.baseline) / "checkpoints" / "best"
+        from tracegrad_ase.model.run_folder import best_checkpoint
+
+        bbest = best_checkpoint(args.baseline)
         card["test"]["baseline"] = _figures(_evaluate(bbest, args.data, "test", evaluation / "test_baseline.json"))
         card["training"]["baseline"] = _training(Path(args.baseline))
         m, b = card["test"]["model"].get("mae_mev"), card["test"]["baseline"].get("mae_mev")
@@ -152,7 +158,7 @@ def _reevaluated(card: dict, dest: Path, best: Path, test_data: list[str], test_
                                                                            evaluation / f"{tag}.json"))}
         if args.baseline:
             card["heldout"][tag]["baseline"] = _figures(_evaluate(
-                Path(args.baseline) / "checkpoints" / "best", [folder], "all", evaluation / f"{tag}_baseline.json"))
+                best_checkpoint(args.baseline), [folder], "all", evaluation / f"{tag}_baseline.json"))
     card["evaluate_command"] = (
         f"python calculators/ship_model.py {args.name} --reevaluate --data {' '.join(args.data)} --heldout "
         f"{' '.join(args.heldout)}" if args.reevaluate else

@@ -39,6 +39,7 @@ from .layout import BlockLayout
 from .domain import training_domain  # noqa: F401 (public here before: calculators/ship_model.py)
 from .losses import aligned_target, band_loss
 from .network import ModelConfig, TraceGradNet, build_model
+from .run_folder import best_checkpoint, last_checkpoint, log_file, split_file
 
 _DTYPES = dtype_names()  # the one name -> dtype map (core.dtypes)
 #: What defines a run: resuming with any of these changed would mix two runs (a different seed draws another
@@ -370,14 +371,14 @@ def _save_epoch(out: Path, model: TraceGradNet, record: dict, state: dict, val: 
                 best_on_disk: float | None, optimizer, scheduler) -> float | None:
     """Log the epoch, save checkpoints/last (with trainer state) and, if it improved on what checkpoints/best
     holds, checkpoints/best; returns the validation loss now in best."""
-    with open(out / "log.jsonl", "a") as f:
+    with open(log_file(out), "a") as f:
         f.write(json.dumps(record) + "\n")
     meta = {"best_epoch": state["best_epoch"], "val_mae_mev": val["mae_mev"], "val_loss": val["loss"],
             "val_loss_h": val["loss_h"], "domain": domain}
     if improved and (best_on_disk is None or val["loss"] < best_on_disk):
-        save_model(model, out / "checkpoints" / "best", metadata=meta)
+        save_model(model, best_checkpoint(out), metadata=meta)
         best_on_disk = val["loss"]
-    save_model(model, out / "checkpoints" / "last", metadata=meta, state=state, trainer_state={
+    save_model(model, last_checkpoint(out), metadata=meta, state=state, trainer_state={
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "torch_rng": torch.get_rng_state()})
     return best_on_disk
@@ -393,7 +394,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {cfg.dtype!r}")
     dtype = _DTYPES[cfg.dtype]
     out = Path(cfg.out)
-    last, best = out / "checkpoints" / "last", out / "checkpoints" / "best"
+    last, best = last_checkpoint(out), best_checkpoint(out)
     files = _dataset_files(cfg)
     train_files, val_files, test_files = split_dataset(files, cfg.split, cfg.seed)
     if not train_files or not val_files:
@@ -414,9 +415,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                       "train_config": asdict(cfg)}
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / "split.json", {"train": [p.name for p in train_files], "val": [p.name for p in val_files],
+        _write_json(split_file(out), {"train": [p.name for p in train_files], "val": [p.name for p in val_files],
                                          "test": [p.name for p in test_files]})
-        _truncate_log(out / "log.jsonl", state["epoch"])
+        _truncate_log(log_file(out), state["epoch"])
 
     domain = training_domain([hams[p] for p in train_files])
 
