@@ -18,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .interop.files import _read_with_pymatgen, read_structure  # noqa: F401 (cli.read_structure: public)
 from .io.atomic import atomic_write_text
 from .core.errors import (ConfigError, InputNotFoundError, OutputPathError, ParameterError, SCFNotConvergedError,
                      StructureError, TraceGradError)
@@ -60,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
+    _add_truth_commands(sub)
+    _add_prediction_commands(sub)
+    _add_model_commands(sub)
+    return p
+
+
+def _add_truth_commands(sub) -> None:
+    """demo, truth, generate: the commands that run (or compare with) the ground truth."""
     d = sub.add_parser("demo", help="graphene bands, Fermi level and gap from the shipped carbon model (seconds)",
                        description="Predicts graphene's Hamiltonian with a model (default: the shipped carbon model), "
                        "prints the Fermi level and gap and plots the bands along Γ-M-K-Γ. With --check, PySCF "
@@ -93,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=int, default=None, help="local workers (default: from the recipe, else 1)")
     g.set_defaults(func=_cmd_generate)
 
+
+def _add_prediction_commands(sub) -> None:
+    """bands, dos, predict, models: the commands that use a trained model."""
     bd = sub.add_parser("bands", help="predicted band structure of a crystal along a symmetry-aware k-path",
                         description="Predicts H with a model, solves it along pymatgen's high-symmetry path for the "
                         "crystal (the same bands whatever cell setting the file uses), and plots it with pymatgen's "
@@ -137,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     mo = sub.add_parser("models", help="list the shipped models and their cards")
     mo.set_defaults(func=_cmd_models)
 
+
+def _add_model_commands(sub) -> None:
+    """train, evaluate: the commands that make and judge a model."""
     tr = sub.add_parser("train", help="train a TraceGrad (or baseline) model from a YAML config",
                         description="Trains on data set folders (see examples/train_molecules.yaml). Checkpoints "
                         "go to OUT/checkpoints/{last,best}; rerunning the same command resumes from 'last'. "
@@ -157,7 +172,6 @@ def _parser() -> argparse.ArgumentParser:
                     help="random k-points per crystal on which ghost levels are counted (default: %(default)s)")
     _force_option(ev)
     ev.set_defaults(func=_cmd_evaluate)
-    return p
 
 
 def _settings_options(p: argparse.ArgumentParser) -> None:
@@ -182,72 +196,6 @@ def _settings(args):
                                threads=args.threads)
 
 
-def read_structure(path: str):
-    """Any structure file ASE or pymatgen reads; a clear error for a missing or unreadable one, and for a file with
-    partially occupied (disordered) sites, which would otherwise become one element per site without a word."""
-    from ase.io import read
-
-    from .core.structures import check_ordered
-
-    if not Path(path).is_file():
-        raise InputNotFoundError(f"{path}: no such file")
-    try:
-        atoms = read(path)
-    except Exception as ase_error:  # ASE raises many types (even AssertionError) for unreadable files
-        atoms = _read_with_pymatgen(path, ase_error)
-    check_ordered(atoms, path)
-    return atoms
-
-
-def _read_with_pymatgen(path: str, ase_error: Exception):
-    try:
-        structure = _pymatgen_structure(path)
-    except Exception:  # pymatgen raises as many types as ASE
-        reason = str(ase_error) or type(ase_error).__name__
-        raise StructureError(f"cannot read structure {path}: ASE and pymatgen cannot read a structure from it "
-                             f"({reason})") from None
-    if not structure.is_ordered:
-        raise StructureError(f"{path} has partially occupied (disordered) sites ({structure.composition}): the model "
-                             "needs one element per site with occupancy 1; build an ordered supercell first")
-    from .interop.pymatgen import to_atoms
-
-    return to_atoms(structure)
-
-
-def _pymatgen_structure(path: str):
-    """pymatgen's reader, except for its JSON and YAML structures: those are read here as plain data without the
-    site properties, because pymatgen decodes them with monty's MontyDecoder, which imports whatever module an
-    ``@module`` key names (running its code). The package needs no site properties; only the ``pbc`` this package
-    stores in a structure's own properties is kept."""
-    from pymatgen.core import Structure
-
-    name = Path(path).name.lower()
-    if not any(ext in name for ext in (".json", ".yaml", ".yml")):
-        return Structure.from_file(path)
-    import yaml
-    from monty.io import zopen
-
-    with zopen(path, "rt") as f:
-        text = f.read()
-    data = json.loads(text) if ".json" in name else yaml.safe_load(text)
-    if not isinstance(data, dict) or "sites" not in data or "lattice" not in data:
-        raise ValueError("not a pymatgen Structure (no 'lattice' and 'sites')")
-    pbc = (data.get("properties") or {}).get("pbc") if isinstance(data.get("properties"), dict) else None
-    clean = _without_properties(data)
-    if pbc is not None:
-        clean["properties"] = {"pbc": [bool(x) for x in pbc]}
-    return Structure.from_dict(clean)
-
-
-def _without_properties(obj):
-    if isinstance(obj, dict):
-        return {k: _without_properties(v) for k, v in obj.items() if k != "properties"}
-    if isinstance(obj, list):
-        return [_without_properties(v) for v in obj]
-    return obj
-
-
-# -- outputs: checked before any work --------------------------------------------------------------------
 def _check_outputs(args, outputs: Sequence[tuple[str | os.PathLike | None, str]],
                    inputs: Sequence[str | os.PathLike | None] = ()) -> None:
     """Refuse, before any work, an output that cannot or must not be written.
