@@ -51,7 +51,7 @@ MAX_FUNCTION_LINES = 80
 #: Known offenders still to be cut (module -> lines, or "module:function" -> lines): the test fails if they
 #: grow, and asks for the entry to be removed once they fit.
 OVERSIZE: dict[str, int] = {
-    "cli": 693, "engines.pyscf.scf": 547, "model.evaluate": 521,
+    "cli": 693, "engines.pyscf.scf": 547, "model.evaluate": 519,
     "model.train": 515,
 }
 
