@@ -8,7 +8,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from tracegrad_ase.atomic import atomic_write_json
+from tracegrad_ase.io.atomic import atomic_write_json
 
 
 def machine(**extra: Any) -> dict[str, Any]:

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tracegrad_ase.datafiles import load_dataset, load_h5, split_dataset
+from tracegrad_ase.io.h5 import load_dataset, load_h5, split_dataset
 from tracegrad_ase.datasets import SETTINGS_FILE
 from tracegrad_ase.predict import load, predict_hamiltonian
-from tracegrad_ase.pyscf_truth import PYSCF_GUESSES, GroundTruthSettings, run_scf
-from tracegrad_ase.units import HARTREE_TO_EV
+from tracegrad_ase.engines.pyscf.scf import PYSCF_GUESSES, GroundTruthSettings, run_scf
+from tracegrad_ase.core.units import HARTREE_TO_EV
 from _results import machine, merge_results  # benchmarks/_results.py
 
 

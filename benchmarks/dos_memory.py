@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from _results import machine, merge_results  # benchmarks/_results.py
-from tracegrad_ase.electronic import DOS_CHUNK, _broadening, _weighted_dos
+from tracegrad_ase.electronic.dos import DOS_CHUNK, _broadening
+from tracegrad_ase.electronic.dos import weighted_dos as _weighted_dos
 
 NBANDS, NGROUPS, WIDTH = 26, 6, 0.1
 

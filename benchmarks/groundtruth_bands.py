@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 from ase.build import bulk, graphene
 
-from tracegrad_ase.hamiltonian import near_band_edges
-from tracegrad_ase.pyscf_truth import GroundTruthSettings, extract_blocks, overlap_cutoff, reference_bands, run_scf
+from tracegrad_ase.electronic.spectrum import near_band_edges
+from tracegrad_ase.electronic import band_energies
+from tracegrad_ase.engines.pyscf.scf import GroundTruthSettings, extract_blocks, overlap_cutoff, reference_bands, run_scf
 
 
 def structure(name: str):
@@ -78,7 +79,7 @@ def main() -> None:
         }
         for c in sorted(cutoffs):
             h = ham.within(c)
-            e = h.eigenvalues(path.kpts)  # canonical orthogonalization drops near-null overlap directions
+            e = band_energies(h, path.kpts)  # canonical orthogonalization drops near-null overlap directions
             r_ = ref[:, : e.shape[1]]
             err = np.abs(e - r_)
             near = near_band_edges(r_, ef)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tracegrad_ase.datafiles import load_h5
-from tracegrad_ase.hamiltonian import RealSpaceHamiltonian
-from tracegrad_ase.pyscf_truth import GroundTruthSettings, run_scf
+from tracegrad_ase.io.h5 import load_h5
+from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
+from tracegrad_ase.engines.pyscf.scf import GroundTruthSettings, run_scf
 from _results import machine, merge_results  # benchmarks/_results.py
 
 

@@ -30,7 +30,7 @@ import torch
 torch.set_num_threads(int(sys.argv[3]))
 from ase.build import graphene
 from tracegrad_ase import predict
-from tracegrad_ase.graphs import neighbor_list
+from tracegrad_ase.core.graphs import neighbor_list
 model = predict.load(sys.argv[1])
 model.use_edge_frame = sys.argv[4] == "frame"
 cell = graphene(a=2.46, vacuum=5.0)

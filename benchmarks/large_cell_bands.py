@@ -49,7 +49,7 @@ if sys.argv[1].startswith("model:"):  # the model's prediction for the n x n cel
     t0 = time.perf_counter()
     ham = predict.predict_hamiltonian(cell.repeat((n, n, 1)), model)
 else:
-    from tracegrad_ase.datafiles import load_h5
+    from tracegrad_ase.io.h5 import load_h5
     prim = load_h5(sys.argv[1])
     ham = prim.supercell((n, n, 1))
 asm = electronic.BlochAssembler(ham)
@@ -67,7 +67,7 @@ if len(k) * prim.norb ** 3 <= 1e9:
     e = np.sort(electronic.solve_k(prim, k).energies.ravel())
     near = np.sort(e[np.argsort(np.abs(e - ef["fermi_level"]))[:32]])
     check = float(np.abs(near - np.sort(sol.energies[0])).max())
-from tracegrad_ase.sparse_factor import resolve_backend
+from tracegrad_ase.electronic.sparse_factor import resolve_backend
 print(json.dumps({"n": n, "backend": resolve_backend(), "atoms": len(ham.atoms), "orbitals": ham.norb, "edges": len(ham.edges),
                   "build_s": t_build, "fermi_s": t_ef, "factorizations": ef["factorizations"], "bands_s": t_bands,
                   "fermi_level_ev": ef["fermi_level"], "homo_ev": ef["homo"], "lumo_ev": ef["lumo"],
@@ -84,7 +84,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--backend", choices=["auto", "pardiso", "superlu"], default="auto",
-                    help="sparse factorization (tracegrad_ase.sparse_factor); pardiso needs the [large] extra")
+                    help="sparse factorization (tracegrad_ase.electronic.sparse_factor); pardiso needs the [large] extra")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "large_cell_bands.json"))
     args = ap.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from _results import machine, merge_results
-from tracegrad_ase.atomic import atomic_write_json
-from tracegrad_ase.datafiles import load_dataset
+from tracegrad_ase.io.atomic import atomic_write_json
+from tracegrad_ase.io.h5 import load_dataset
 from tracegrad_ase.model.checkpoint import load_model, read_card
 from tracegrad_ase.model.evaluate import evaluate
 from tracegrad_ase.model.train import TrainConfig, train

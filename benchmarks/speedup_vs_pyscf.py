@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tracegrad_ase.datafiles import load_dataset, load_h5
+from tracegrad_ase.io.h5 import load_dataset, load_h5
 from tracegrad_ase.predict import load, predict_hamiltonian
 from _results import machine, merge_results  # benchmarks/_results.py
 
@@ -66,7 +66,7 @@ def fresh_graphene(model, args) -> None:
     """PySCF's SCF on an N x N graphene supercell now, against the model on the same atoms."""
     from ase.build import graphene
 
-    from tracegrad_ase.pyscf_truth import GroundTruthSettings, run_scf
+    from tracegrad_ase.engines.pyscf.scf import GroundTruthSettings, run_scf
 
     n = args.graphene_supercell
     atoms = graphene(a=2.46, vacuum=5.0).repeat((n, n, 1))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from tracegrad_ase.datafiles import load_dataset
+from tracegrad_ase.io.h5 import load_dataset
 from tracegrad_ase.model.checkpoint import load_model
 from tracegrad_ase.model.evaluate import evaluate
 from tracegrad_ase.model.train import TrainConfig, train

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tracegrad_ase.datafiles import load_h5
+from tracegrad_ase.io.h5 import load_h5
 from tracegrad_ase.model.data import collate, graph_from_hamiltonian
 from tracegrad_ase.model.network import build_model
 from tracegrad_ase.model.train import TrainConfig, _dataset_files, _model_config, combined_loss, structure_losses

@@ -1,5 +1,7 @@
 """Ship a trained model: copy its weights into calculators/NAME, evaluate it and its baseline, write the card.
 
+calculators/NAME links to tracegrad_ase/shipped/NAME, the package data a wheel carries (tracegrad_ase.models).
+
     python calculators/ship_model.py molecules --run runs/ship/molecules --baseline runs/ship/molecules-baseline \\
         --data data/molecules-svp data/molecules-svp-extra
     python calculators/ship_model.py carbon --run runs/ship/carbon --baseline runs/ship/carbon-baseline \\
@@ -44,9 +46,11 @@ def _figures(res: dict) -> dict:
 
 
 def _training(run: Path) -> dict:
-    state = json.loads((run / "checkpoints" / "last" / "state.json").read_text())
-    card = json.loads((run / "checkpoints" / "best" / "model.json").read_text())
-    split = json.loads((run / "split.json").read_text())
+    from tracegrad_ase.model.run_folder import best_checkpoint, last_checkpoint, split_file
+
+    state = json.loads((last_checkpoint(run) / "state.json").read_text())
+    card = json.loads((best_checkpoint(run) / "model.json").read_text())
+    split = json.loads(split_file(run).read_text())
     return {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
             "wall_time_s": round(state.get("wall_time_s", state["history"][-1]["time_s"]), 1),
             "best_val_mae_mev": card["metadata"].get("val_mae_mev"),
@@ -59,8 +63,8 @@ def _training_files(data: list[str], names: set[str] | None) -> list[Path]:
 
 def _complete_domain(model_json: dict, train_files: list[Path]) -> None:
     """Add what newer training runs record in the model's domain (Fermi level, spectral range) to older ones."""
-    from tracegrad_ase.datafiles import load_h5
-    from tracegrad_ase.model.train import training_domain
+    from tracegrad_ase.io.h5 import load_h5
+    from tracegrad_ase.model.run_folder import training_domain
 
     domain = model_json["metadata"].setdefault("domain", {})
     if "fermi_level_ev" in domain and "spectral_range_ev" in domain:
@@ -72,14 +76,26 @@ def _complete_domain(model_json: dict, train_files: list[Path]) -> None:
 
 
 def _redrawn_split(dest: Path, data: list[str]) -> dict[str, list[Path]]:
-    """The training run's split, drawn again from the shipped train.yaml's split and seed (split_dataset is
-    deterministic in the file list), for models whose run folder is gone."""
-    from tracegrad_ase.datafiles import load_dataset, split_dataset
+    """The training run's split, drawn again from the shipped train.yaml's split and seed, for models whose run
+    folder is gone. split_dataset depends only on the sorted file names, so the split is drawn over every name the
+    card's recipes make (whether generated yet or not); the test structures must all exist, the training ones
+    found are returned (the card says how many of how many)."""
+    from tracegrad_ase.datasets.recipes import load_recipe, recipe_structures
+    from tracegrad_ase.io.h5 import load_dataset, split_dataset
 
     cfg = yaml.safe_load((dest / "train.yaml").read_text())
-    files = [f for d in data for f in load_dataset(d)]
-    train, val, test = split_dataset(files, cfg.get("split", [0.8, 0.1, 0.1]), cfg.get("seed", 0))
-    return {"train": train, "val": val, "test": test}
+    recipes = (yaml.safe_load((dest / "card.in.yaml").read_text()).get("data") or {}).get("recipes") or []
+    found = {f.name: f for d in data for f in load_dataset(d)}
+    names = sorted({f"{a.info['name']}.h5" for r in recipes for a in recipe_structures(load_recipe(HERE.parent / r))}
+                   or found)
+    parts = dict(zip(("train", "val", "test"), split_dataset(names, cfg.get("split", [0.8, 0.1, 0.1]),
+                                                            cfg.get("seed", 0))))
+    missing = [n for n in parts["test"] if n not in found]
+    if missing:
+        raise SystemExit(f"test structures {missing} are not in {data}: generate them first")
+    split = {k: [found[n] for n in v if n in found] for k, v in parts.items()}
+    split["n_train_expected"] = len(parts["train"])
+    return split
 
 
 def main() -> None:
@@ -103,6 +119,11 @@ def main() -> None:
         split = _redrawn_split(dest, args.data)
         model_json = json.loads((dest / "model.json").read_text())
         _complete_domain(model_json, split["train"])
+        if len(split["train"]) < split["n_train_expected"]:
+            print(f"note: the domain's spectral range comes from {len(split['train'])} of the "
+                  f"{split['n_train_expected']} training structures (the others are not generated here)")
+            model_json["metadata"]["domain"]["spectral_range_from"] = (
+                f"{len(split['train'])} of {split['n_train_expected']} training structures")
         (dest / "model.json").write_text(json.dumps(model_json, indent=2))
         card = yaml.safe_load((dest / "card.yaml").read_text())
         # Figures of the old metrics would sit beside new ones; the baseline runs are not shipped, so their
@@ -113,12 +134,14 @@ def main() -> None:
         test_args, test_split = [str(f) for f in split["test"]], "files"
         _reevaluated(card, dest, best, test_args, test_split, args)
         return
-    run, best = Path(args.run), Path(args.run) / "checkpoints" / "best"
+    from tracegrad_ase.model.run_folder import best_checkpoint, split_file
+
+    run, best = Path(args.run), best_checkpoint(args.run)
     # Weights and config are copied as they are; only the card's metadata gains the model's name.
     shutil.copy2(best / "model.safetensors", dest / "model.safetensors")
     model_json = json.loads((best / "model.json").read_text())
     model_json["metadata"]["name"] = args.name
-    names = set(json.loads((run / "split.json").read_text())["train"])
+    names = set(json.loads(split_file(run).read_text())["train"])
     _complete_domain(model_json, _training_files(args.data, names))
     (dest / "model.json").write_text(json.dumps(model_json, indent=2))
 
@@ -138,7 +161,9 @@ def _reevaluated(card: dict, dest: Path, best: Path, test_data: list[str], test_
     card["test"] = {"model": _figures(_evaluate(best, test_data, test_split, evaluation / "test.json",
                                                  evaluation / "parity_test.png"))}
     if args.baseline:
-        bbest = Path(args.baseline) / "checkpoints" / "best"
+        from tracegrad_ase.model.run_folder import best_checkpoint
+
+        bbest = best_checkpoint(args.baseline)
         card["test"]["baseline"] = _figures(_evaluate(bbest, args.data, "test", evaluation / "test_baseline.json"))
         card["training"]["baseline"] = _training(Path(args.baseline))
         m, b = card["test"]["model"].get("mae_mev"), card["test"]["baseline"].get("mae_mev")
@@ -150,7 +175,7 @@ def _reevaluated(card: dict, dest: Path, best: Path, test_data: list[str], test_
                                                                            evaluation / f"{tag}.json"))}
         if args.baseline:
             card["heldout"][tag]["baseline"] = _figures(_evaluate(
-                Path(args.baseline) / "checkpoints" / "best", [folder], "all", evaluation / f"{tag}_baseline.json"))
+                best_checkpoint(args.baseline), [folder], "all", evaluation / f"{tag}_baseline.json"))
     card["evaluate_command"] = (
         f"python calculators/ship_model.py {args.name} --reevaluate --data {' '.join(args.data)} --heldout "
         f"{' '.join(args.heldout)}" if args.reevaluate else

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 from pymatgen.core import Lattice, Structure
 from pymatgen.electronic_structure.plotter import BSPlotter
 
-from tracegrad_ase.pymatgen_adapter import band_structure, effective_masses, to_atoms
+from tracegrad_ase.interop.pymatgen import band_structure, effective_masses, to_atoms
 
 
 def main() -> None:

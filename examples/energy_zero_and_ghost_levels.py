@@ -22,7 +22,7 @@ from ase import Atoms
 from ase.build import graphene
 
 from tracegrad_ase.calculator import TraceGradCalculator
-from tracegrad_ase.spectrum import GhostLevelWarning
+from tracegrad_ase.electronic.spectrum import GhostLevelWarning
 
 KPTS = [[0, 0, 0], [0.5, 0, 0], [1 / 3, 1 / 3, 0]]  # Γ, M, K
 
@@ -50,8 +50,8 @@ def main() -> None:
         near = e[np.abs(e - ef) < 3.0]
         print(f"   model, cell {2 * vacuum:.0f} Å: E_F {ef:+.3f} eV; levels - E_F: {np.round(np.sort(near - ef), 3)}")
     if args.check:
-        from tracegrad_ase.hamiltonian import gauge_shift
-        from tracegrad_ase.pyscf_truth import GroundTruthSettings, extract_blocks, run_scf
+        from tracegrad_ase.core.hamiltonian import gauge_shift
+        from tracegrad_ase.engines.pyscf.scf import GroundTruthSettings, extract_blocks, run_scf
 
         hams = [extract_blocks(run_scf(sheet(v), GroundTruthSettings(basis="gth-dzvp"))) for v in (5.0, 7.5)]
         a, b = (h.within(9.5) for h in hams)

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 from ase.build import graphene
 
-from tracegrad_ase.datafiles import save_h5
-from tracegrad_ase.deeph import write_deeph
-from tracegrad_ase.plots import plot_bands
-from tracegrad_ase.pyscf_truth import GroundTruthSettings, extract_blocks, reference_bands, run_scf
+from tracegrad_ase.io.h5 import save_h5
+from tracegrad_ase.electronic import band_energies
+from tracegrad_ase.io.deeph import write_deeph
+from tracegrad_ase.interop.plots import plot_bands
+from tracegrad_ase.engines.pyscf.scf import GroundTruthSettings, extract_blocks, reference_bands, run_scf
 
 
 def main() -> None:
@@ -31,7 +32,7 @@ def main() -> None:
     write_deeph(ham, out / "deeph")
 
     path = atoms.cell.bandpath("GMKG", npoints=60, pbc=atoms.pbc)
-    ours, ref = ham.eigenvalues(path.kpts), reference_bands(run, path.kpts)
+    ours, ref = band_energies(ham, path.kpts), reference_bands(run, path.kpts)
     ef = ham.meta["fermi_level_ev"]
     x, sx, sl = path.get_linear_kpoint_axis()
     plot_bands(x, ours, out / "bands.png", sx, sl, ef, reference=ref, title=f"graphene PBE/{args.basis}")

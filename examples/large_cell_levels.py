@@ -36,7 +36,7 @@ def main() -> None:
     t0 = time.perf_counter()
     calc.calculate(sheet)
     elapsed = time.perf_counter() - t0
-    levels, ef = calc.results["eigenvalues"][0], calc.results["fermi_level"]
+    levels, ef = calc.results["eigenvalues"][0, 0], calc.results["fermi_level"]
     gap = calc.results["band_gap"]
     print(f"{len(sheet)} atoms, {calc.asm.norb} orbitals, {elapsed:.1f} s (prediction + Fermi level + levels)")
     print(f"E_F (Γ, HOMO/LUMO midpoint) {ef:.3f} eV; Γ gap {gap['gap']:.3f} eV" if gap else f"E_F {ef:.3f} eV")

@@ -32,7 +32,7 @@ def main() -> None:
     print(f"{atoms.get_chemical_formula()}: HOMO {mo['homo']:.3f} eV, LUMO {mo['lumo']:.3f} eV, gap {mo['gap']:.3f} eV")
     print("occupied orbital energies (eV):", np.array2string(occ, precision=2, max_line_width=110))
     if args.check:
-        from tracegrad_ase.pyscf_truth import extract_blocks, run_scf
+        from tracegrad_ase.engines.pyscf.scf import extract_blocks, run_scf
 
         ref = run_scf(atoms, init_guess="minao")
         fast = run_scf(atoms, init_guess=atoms.calc.get_hamiltonian())

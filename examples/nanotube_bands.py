@@ -17,7 +17,7 @@ import numpy as np
 from ase.build import nanotube
 
 from tracegrad_ase.calculator import TraceGradCalculator
-from tracegrad_ase.plots import plot_bands
+from tracegrad_ase.interop.plots import plot_bands
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from ase.build import graphene
 from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
 
-from tracegrad_ase.phonons import (force_constants_from_calculator, gap_vs_temperature, load_phonopy,
+from tracegrad_ase.interop.phonopy import (force_constants_from_calculator, gap_vs_temperature, load_phonopy,
                                    plot_gap_vs_temperature)
 
 

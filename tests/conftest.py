@@ -19,3 +19,78 @@ def random_rotation(rng) -> np.ndarray:
     if np.linalg.det(q) < 0:
         q[:, 0] *= -1
     return q
+
+
+def chain_hamiltonian(t: float = -1.0, s: float = 0.2):
+    """One s orbital per cell along x: H(k) = 2t cos(2πk), S(k) = 1 + 2s cos(2πk)."""
+    from ase import Atoms
+
+    from tracegrad_ase.core.basis import OrbitalBasis
+    from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
+
+    basis = OrbitalBasis(name="s", shells={"H": (0,)}, valence={"H": 1})
+    atoms = Atoms("H", positions=[[0, 0, 0]], cell=[2.0, 10.0, 10.0], pbc=[True, False, False])
+    edges = [(0, 0, 0, 0, 0), (1, 0, 0, 0, 0), (-1, 0, 0, 0, 0)]
+    h = [np.array([[0.0]]), np.array([[t]]), np.array([[t]])]
+    o = [np.array([[1.0]]), np.array([[s]]), np.array([[s]])]
+    return RealSpaceHamiltonian(atoms, basis, edges, h, o)
+
+
+# -- a toy TraceGrad model, and the carbon one most calculator tests use --------------------------------------------
+REFERENCE = {  # plausible on-site levels (eV) per slot shell pair, so the random model has sensible bands
+    "gth-szv": {"C": [[-12.0, 0], [0, -4.0]]},
+    "sto-3g": {"H": [[-5.0, 0, 0], [0, 0, 0], [0, 0, 0]], "O": [[-500.0, 0, 0], [0, -25.0, 0], [0, 0, -8.0]]},
+}
+
+
+def toy_model(folder, name, elements, pseudo=None):
+    """A small random TraceGrad model in basis ``name`` saved under ``folder/name`` (its folder is returned); the
+    on-site references make its bands plausible. Seeded: the same call gives the same weights."""
+    import torch
+
+    from tracegrad_ase.core.basis import OrbitalBasis
+    from tracegrad_ase.model import ModelConfig, build_model
+    from tracegrad_ase.model.checkpoint import save_model
+
+    basis = OrbitalBasis.from_pyscf(name, elements, pseudo=pseudo)
+    torch.manual_seed(0)
+    cfg = ModelConfig(elements=list(elements), basis=basis.to_dict(), cutoff=5.0, num_layers=1, muls=[4, 2, 2],
+                      lmax_sh=2, tg_hidden=8, tg_z=4, target_scale=0.5,
+                      onsite_reference=REFERENCE[name])
+    return save_model(build_model(cfg), folder / name)
+
+
+@pytest.fixture(scope="module")
+def carbon(tmp_path_factory):
+    """The toy carbon model (gth-szv) of a test module."""
+    return toy_model(tmp_path_factory.mktemp("m"), "gth-szv", ["C"], "gth-pbe")
+
+
+# -- equivariance, in the spirit of e3nn.util.test.assert_equivariant ---------------------------------------------
+def rotated(atoms, rotation: np.ndarray):
+    """``atoms`` with positions and cell rotated by ``rotation`` (a proper 3x3 rotation)."""
+    out = atoms.copy()
+    out.positions = atoms.positions @ rotation.T
+    out.cell = atoms.cell[:] @ rotation.T
+    return out
+
+
+def rotation_error(predict, atoms, rotated_atoms, rotation, block_rotation, mapping=None):
+    """Largest |D_i H_ij D_j^T - H'_ij| over the edges, and the largest |H|: ``predict(atoms)`` maps edge tuples
+    ``(Rx, Ry, Rz, i, j)`` to blocks, ``block_rotation(symbol, rotation)`` gives D for an atom's orbitals, and
+    ``mapping`` relabels an edge of ``atoms`` to its image in ``rotated_atoms`` (default: the same edge)."""
+    a, b = predict(atoms), predict(rotated_atoms)
+    sym = atoms.get_chemical_symbols()
+    err = 0.0
+    for (rx, ry, rz, i, j), h in a.items():
+        key = (rx, ry, rz, i, j) if mapping is None else mapping(rx, ry, rz, i, j)
+        di, dj = block_rotation(sym[i], rotation), block_rotation(sym[j], rotation)
+        err = max(err, float(abs(di @ h @ dj.T - b[key]).max()))
+    return err, max(float(abs(h).max()) for h in a.values())
+
+
+def assert_equivariant(predict, atoms, rotation, block_rotation, rtol: float = 1e-12) -> None:
+    """The blocks predicted for the rotated structure are the rotated blocks, to ``rtol`` of the largest block
+    (which must not be trivially small)."""
+    err, scale = rotation_error(predict, atoms, rotated(atoms, rotation), rotation, block_rotation)
+    assert scale > 1e-2 and err < rtol * max(1.0, scale), (err, scale)

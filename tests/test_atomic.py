@@ -1,4 +1,4 @@
-"""The one atomic writer (tracegrad_ase.atomic) and the places that use it (issue #14)."""
+"""The one atomic writer (tracegrad_ase.io.atomic) and the places that use it (issue #14)."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import pytest
 from ase.build import molecule
 
 from faults import Killed, killed_at
-from tracegrad_ase.atomic import (append_line, atomic_folder, atomic_path, atomic_write_json, atomic_write_text,
+from tracegrad_ase.io.atomic import (append_line, atomic_folder, atomic_path, atomic_write_json, atomic_write_text,
                                   clean_stale_temporaries, old_folder, recover_folder)
 
 
@@ -129,9 +129,9 @@ def test_recover_folder_renames_the_old_folder_back(tmp_path):
 
 
 def test_data_files_and_recipes_get_the_umask_mode(tmp_path):
-    from tracegrad_ase.basis import OrbitalBasis
-    from tracegrad_ase.datafiles import load_h5, save_h5
-    from tracegrad_ase.hamiltonian import RealSpaceHamiltonian
+    from tracegrad_ase.core.basis import OrbitalBasis
+    from tracegrad_ase.io.h5 import load_h5, save_h5
+    from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
 
     atoms = molecule("H2")
     basis = OrbitalBasis(name="mini", shells={"H": (0,)}, valence={"H": 1})
@@ -147,9 +147,9 @@ def test_data_files_and_recipes_get_the_umask_mode(tmp_path):
 def test_deeph_replaces_its_folder_through_the_old_name(tmp_path):
     from ase.build import bulk
 
-    from tracegrad_ase.basis import OrbitalBasis
-    from tracegrad_ase.deeph import read_deeph, write_deeph
-    from tracegrad_ase.hamiltonian import RealSpaceHamiltonian
+    from tracegrad_ase.core.basis import OrbitalBasis
+    from tracegrad_ase.io.deeph import read_deeph, write_deeph
+    from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
 
     atoms = bulk("Si", "diamond", a=5.43)
     basis = OrbitalBasis(name="mini", shells={"Si": (0,)}, valence={"Si": 4})

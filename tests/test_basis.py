@@ -8,8 +8,8 @@ from e3nn import o3
 from pyscf import gto, scf
 
 from conftest import random_rotation
-from tracegrad_ase.basis import OrbitalBasis, shell_transform, wigner_d
-from tracegrad_ase.errors import UnknownElementError
+from tracegrad_ase.core.basis import OrbitalBasis, shell_transform, wigner_d
+from tracegrad_ase.core.errors import UnknownElementError
 
 
 def _unit_points(rng, n=64):

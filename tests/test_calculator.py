@@ -13,32 +13,12 @@ from ase.dft.bandgap import bandgap
 from ase.dft.dos import DOS
 
 from tracegrad_ase import electronic
-from tracegrad_ase.basis import OrbitalBasis
+from tracegrad_ase.core.basis import OrbitalBasis
 from tracegrad_ase.calculator import TraceGradCalculator
-from tracegrad_ase.errors import LinearDependenceError
-from tracegrad_ase.model import ModelConfig, build_model
-from tracegrad_ase.model.checkpoint import save_model
+from tracegrad_ase.core.errors import LinearDependenceError
 from tracegrad_ase.predict import load, predict_hamiltonian
 
-
-REFERENCE = {  # plausible on-site levels (eV) per slot shell pair, so the random model has sensible bands
-    "gth-szv": {"C": [[-12.0, 0], [0, -4.0]]},
-    "sto-3g": {"H": [[-5.0, 0, 0], [0, 0, 0], [0, 0, 0]], "O": [[-500.0, 0, 0], [0, -25.0, 0], [0, 0, -8.0]]},
-}
-
-
-def _model(folder, name, elements, pseudo=None):
-    basis = OrbitalBasis.from_pyscf(name, elements, pseudo=pseudo)
-    torch.manual_seed(0)
-    cfg = ModelConfig(elements=list(elements), basis=basis.to_dict(), cutoff=5.0, num_layers=1, muls=[4, 2, 2],
-                      lmax_sh=2, tg_hidden=8, tg_z=4, target_scale=0.5,
-                      onsite_reference=REFERENCE[name])
-    return save_model(build_model(cfg), folder / name)
-
-
-@pytest.fixture(scope="module")
-def carbon(tmp_path_factory):
-    return _model(tmp_path_factory.mktemp("m"), "gth-szv", ["C"], "gth-pbe")
+from conftest import toy_model as _model  # noqa: F401 (other test files imported it from here)
 
 
 @pytest.fixture
@@ -46,6 +26,19 @@ def sheet():
     atoms = graphene(a=2.46, vacuum=5.0)
     atoms.pbc = [True, True, False]
     return atoms
+
+
+def test_results_carry_the_spin_axis_ase_declares(carbon, sheet):
+    """results["eigenvalues"] and ["occupations"] are (nspins, nkpts, nbands); the getters index into them."""
+    sheet.calc = TraceGradCalculator(carbon, kpts=(3, 3, 1))
+    calc = sheet.calc
+    nk, nb = len(calc.get_ibz_k_points()), calc.get_number_of_bands()
+    assert calc.results["eigenvalues"].shape == (calc.get_number_of_spins(), nk, nb) == (1, nk, nb)
+    assert calc.results["occupations"].shape == (1, nk, nb)
+    assert np.array_equal(calc.get_eigenvalues(nk - 1), calc.results["eigenvalues"][0, nk - 1])
+    assert np.array_equal(calc.get_occupation_numbers(1), calc.results["occupations"][0, 1])
+    with pytest.raises(IndexError):
+        calc.get_occupation_numbers(0, spin=1)
 
 
 def test_mesh_eigenvalues_fermi_level_and_ase_tools(carbon, sheet):
@@ -123,7 +116,7 @@ def test_molecule_orbitals_and_export(tmp_path):
     assert np.trace(mo["density_matrix"] @ mo["overlap"]) == pytest.approx(10.0, abs=1e-8)
     assert np.allclose(water.calc.get_eigenvalues(), mo["energies"], atol=1e-6)
     water.calc.write_hamiltonian(tmp_path / "water.h5")
-    from tracegrad_ase.datafiles import load_h5
+    from tracegrad_ase.io.h5 import load_h5
 
     assert load_h5(tmp_path / "water.h5").norb == 7
 
@@ -133,19 +126,19 @@ def test_large_structure_uses_the_sparse_window(carbon, sheet, monkeypatch):
     big = sheet.repeat((2, 2, 1))
     dense = TraceGradCalculator(carbon, kpts=[[0.1, 0.2, 0.0]])
     dense.calculate(big)
-    e_dense = dense.results["eigenvalues"][0]
-    monkeypatch.setattr(electronic, "SPARSE_THRESHOLD", 10)  # 32 orbitals count as "large" here
+    e_dense = dense.results["eigenvalues"][0, 0]
+    monkeypatch.setattr(electronic.solve, "SPARSE_THRESHOLD", 10)  # 32 orbitals count as "large" here
     # Without sigma the window sits at the Fermi level, found by inertia counts: the Γ HOMO/LUMO midpoint.
     auto = TraceGradCalculator(carbon, kpts=[[0.0, 0.0, 0.0]], n_bands=6)
     auto.calculate(big)
     gamma = electronic.solve_k(dense.asm, np.zeros((1, 3)), sparse=False).energies
     ef = electronic.fermi_level(gamma, None, 32, "none")
     assert auto.results["fermi_level"] == pytest.approx(ef, abs=1e-6)
-    assert np.allclose(auto.results["eigenvalues"][0], np.sort(gamma[0][np.argsort(np.abs(gamma[0] - ef))[:6]]))
+    assert np.allclose(auto.results["eigenvalues"][0, 0], np.sort(gamma[0][np.argsort(np.abs(gamma[0] - ef))[:6]]))
     sigma = float(np.median(e_dense))
     calc = TraceGradCalculator(carbon, kpts=[[0.1, 0.2, 0.0]], sigma=sigma, n_bands=6)
     calc.calculate(big)
-    window = calc.results["eigenvalues"][0]
+    window = calc.results["eigenvalues"][0, 0]
     nearest = np.sort(e_dense[np.argsort(np.abs(e_dense - sigma))[:6]])
     assert np.allclose(window, nearest, atol=1e-6)
     with pytest.raises(PropertyNotImplementedError, match="window of bands"):

@@ -12,7 +12,7 @@ import torch
 
 from faults import Killed, killed_at
 from test_training import BASIS, SMALL, _config, dataset  # noqa: F401  (module fixture, reused)
-from tracegrad_ase.errors import DataFormatError
+from tracegrad_ase.core.errors import DataFormatError
 from tracegrad_ase.model import ModelConfig, build_model
 from tracegrad_ase.model.checkpoint import (CARD, TRAINER, TRAINER_JSON, TRAINER_TENSORS, WEIGHTS, is_complete,
                                             load_model, load_training_state, read_card, resolve_folder, save_model)

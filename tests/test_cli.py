@@ -8,8 +8,8 @@ import pytest
 from ase.build import molecule
 from ase.io import write
 
-from tracegrad_ase.datafiles import load_h5
-from tracegrad_ase.deeph import read_deeph
+from tracegrad_ase.io.h5 import load_h5
+from tracegrad_ase.io.deeph import read_deeph
 
 
 def tracegrad(*args, cwd=None):
@@ -60,7 +60,7 @@ def test_unconverged_scf_exit_code(tmp_path):
     write(xyz, molecule("H2O"))
     # the CLI has no max_cycle option; an absurd smearing-free molecule cannot fail, so use the API's setting
     r = subprocess.run([sys.executable, "-c", (
-        "import sys; from tracegrad_ase import cli; from tracegrad_ase import pyscf_truth as p;"
+        "import sys; from tracegrad_ase import cli; from tracegrad_ase.engines.pyscf import scf as p;"
         "orig = p.GroundTruthSettings.for_atoms;"
         "p.GroundTruthSettings.for_atoms = lambda s, a: __import__('dataclasses').replace(orig(s, a), max_cycle=1, conv_tol=1e-14);"
         f"sys.exit(cli.main(['truth', r'{xyz}', '--basis', 'sto-3g']))")], capture_output=True, text=True)
@@ -92,7 +92,7 @@ def test_generate_bad_recipe(tmp_path):
 def test_predict_and_models(tmp_path):
     import torch
 
-    from tracegrad_ase.basis import OrbitalBasis
+    from tracegrad_ase.core.basis import OrbitalBasis
     from tracegrad_ase.model import ModelConfig, build_model
     from tracegrad_ase.model.checkpoint import save_model
 
@@ -152,7 +152,7 @@ def test_cif_read_through_ase_or_pymatgen(tmp_path):
     assert atoms.get_chemical_formula() == "C2" and abs(atoms.cell.cellpar()[0] - 2.46) < 1e-6
     bad = tmp_path / "garbage.cif"
     bad.write_text("data_x\n_cell_length_a oops\n")
-    from tracegrad_ase.errors import TraceGradError
+    from tracegrad_ase.core.errors import TraceGradError
 
     with pytest.raises(TraceGradError, match="cannot read a structure"):
         read_structure(str(bad))

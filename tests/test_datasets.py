@@ -11,7 +11,7 @@ from ase import Atoms
 from ase.build import bulk, fcc111, molecule
 from ase.io import read
 
-from tracegrad_ase.datafiles import load_h5
+from tracegrad_ase.io.h5 import load_h5
 from tracegrad_ase.datasets import (
     SettingsMismatchError,
     generate_dataset,
@@ -20,8 +20,8 @@ from tracegrad_ase.datasets import (
     phonopy_displacements,
     split_dataset,
 )
-from tracegrad_ase.errors import StructureError
-from tracegrad_ase.pyscf_truth import GroundTruthSettings
+from tracegrad_ase.core.errors import StructureError
+from tracegrad_ase.engines.pyscf.scf import GroundTruthSettings
 
 SETTINGS = GroundTruthSettings(basis="sto-3g")
 

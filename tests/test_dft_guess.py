@@ -5,8 +5,8 @@ import pytest
 from ase.build import graphene, molecule
 
 from tracegrad_ase import electronic
-from tracegrad_ase.basis import OrbitalBasis
-from tracegrad_ase.pyscf_truth import GroundTruthSettings, extract_blocks, guess_density, run_scf
+from tracegrad_ase.core.basis import OrbitalBasis
+from tracegrad_ase.engines.pyscf.scf import GroundTruthSettings, extract_blocks, guess_density, run_scf
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +84,8 @@ def test_wrong_guesses_are_named(water_run, graphene_run):
 def test_a_predicted_molecule_drops_nearly_dependent_directions(water_run, monkeypatch):
     """An error along a nearly dependent overlap direction is amplified by 1/s into a spurious occupied level: a
     prediction (meta source "model") is solved with PREDICTED_LINDEP, an exact Hamiltonian with every direction."""
-    from tracegrad_ase import pyscf_truth
-    from tracegrad_ase.hamiltonian import RealSpaceHamiltonian, blocks_from_dense
+    from tracegrad_ase.engines.pyscf import scf as pyscf_truth
+    from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian, blocks_from_dense
 
     run, ham = water_run
     nelec = run.info["nelectron"]

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tracegrad_ase import electronic
-from tracegrad_ase.electronic import _weighted_dos, dos
+from tracegrad_ase.electronic import dos
+from tracegrad_ase.electronic.dos import weighted_dos as _weighted_dos
 
 
 def _dense(e, wk, amp, grid, width, kind):

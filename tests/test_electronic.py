@@ -7,10 +7,11 @@ from ase import Atoms
 from ase.build import graphene
 
 from tracegrad_ase import electronic as el
-from tracegrad_ase.basis import OrbitalBasis
-from tracegrad_ase.errors import StructureError
-from tracegrad_ase.graphs import neighbor_list
-from tracegrad_ase.hamiltonian import RealSpaceHamiltonian
+from tracegrad_ase.electronic import band_energies, bloch_dense
+from tracegrad_ase.core.basis import OrbitalBasis
+from tracegrad_ase.core.errors import StructureError
+from tracegrad_ase.core.graphs import neighbor_list
+from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
 
 SMEARINGS = ("fermi-dirac", "gaussian", "none")
 _trapz = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only trapz
@@ -105,7 +106,7 @@ def _mesh(n1, n2=1):
 def test_sparse_bloch_equals_dense(rng):
     ham = _random_model(rng)
     kpts = np.vstack([_mesh(3, 3), rng.uniform(-1, 1, size=(4, 3))])
-    hk, sk = ham.bloch(kpts)
+    hk, sk = bloch_dense(ham, kpts)
     asm = el.BlochAssembler(ham)
     for n, k in enumerate(kpts):
         h, s = asm.at(k)
@@ -125,8 +126,8 @@ def test_dense_solve_matches_analytic_chain_and_vectors():
     c = np.cos(2 * np.pi * kpts[:, 0])
     assert sol.energies.shape == (10, 1) and np.allclose(sol.weights, 0.1)
     assert np.allclose(sol.energies[:, 0], -2 * c / (1 + 0.4 * c), atol=1e-12)
-    assert np.allclose(sol.energies, ham.eigenvalues(kpts), atol=1e-12)
-    hk, sk = ham.bloch(kpts)
+    assert np.allclose(sol.energies, band_energies(ham, kpts), atol=1e-12)
+    hk, sk = bloch_dense(ham, kpts)
     for n, v in enumerate(sol.vectors):
         assert np.allclose(v.conj().T @ sk[n] @ v, np.eye(1), atol=1e-12)
 
@@ -153,7 +154,7 @@ def test_sparse_shift_invert_matches_dense_on_supercell():
 
 def test_sparse_path_is_automatic_above_threshold_and_stays_sparse(monkeypatch):
     ham = _chain(ncell=60)
-    monkeypatch.setattr(el, "SPARSE_THRESHOLD", 50)
+    monkeypatch.setattr(el.solve, "SPARSE_THRESHOLD", 50)
 
     def no_dense(*args, **kwargs):
         raise AssertionError("the sparse path formed a dense matrix")
@@ -315,8 +316,8 @@ def test_supercell_of_a_hamiltonian_is_the_explicit_supercell():
     assert got == want
     g = _graphene().supercell((3, 2, 1))
     assert g.hermiticity_error() == 0.0
-    assert np.allclose(np.sort(g.eigenvalues(np.zeros((1, 3))).ravel()),
-                       np.sort(_graphene().eigenvalues([[a / 3, b / 2, 0] for a in range(3) for b in range(2)]).ravel()))
+    assert np.allclose(np.sort(band_energies(g, np.zeros((1, 3))).ravel()),
+                       np.sort(band_energies(_graphene(), [[a / 3, b / 2, 0] for a in range(3) for b in range(2)]).ravel()))
     with pytest.raises(ValueError, match="periodic directions"):
         _chain().supercell((1, 2, 1))
 
@@ -350,7 +351,7 @@ def test_sparse_fermi_level_equals_the_dense_one():
 def test_sparse_fermi_level_rejects_a_window_that_misses_a_degenerate_copy(monkeypatch):
     """Lanczos can return 3 of 4 degenerate copies plus a spurious value: the inertia count must catch it."""
     dirac = _graphene().supercell((3, 3, 1))
-    real = el._sparse_eigs
+    real = el.solve.sparse_eigs
     calls = []
 
     def flaky(asm, k, sigma, nb, want, seed=0, factor=None):
@@ -360,10 +361,10 @@ def test_sparse_fermi_level_rejects_a_window_that_misses_a_degenerate_copy(monke
             e = np.sort(np.append(np.delete(e, np.argmin(np.abs(e - sigma))), sigma - 0.73))
         return e, v
 
-    monkeypatch.setattr(el, "_sparse_eigs", flaky)
+    monkeypatch.setattr(el.solve, "sparse_eigs", flaky)
     res = el.sparse_fermi_level(dirac, n_bands=4)
     assert res["fermi_level"] == pytest.approx(0.0, abs=1e-9) and 1 in calls
-    monkeypatch.setattr(el, "_sparse_eigs", lambda *a, **kw: flaky(*a, **{**kw, "seed": 0}))
+    monkeypatch.setattr(el.solve, "sparse_eigs", lambda *a, **kw: flaky(*a, **{**kw, "seed": 0}))
     with pytest.raises(np.linalg.LinAlgError, match="inertia count"):
         el.sparse_fermi_level(dirac, n_bands=4)
 
@@ -371,7 +372,7 @@ def test_sparse_fermi_level_rejects_a_window_that_misses_a_degenerate_copy(monke
 @pytest.mark.parametrize("backend", ["superlu", "pardiso"])
 def test_sparse_backends_count_and_solve_alike(backend, monkeypatch):
     """Both factorizations give the exact inertia, and shift-invert through either gives the dense levels."""
-    from tracegrad_ase import sparse_factor
+    from tracegrad_ase.electronic import sparse_factor
 
     if backend == "pardiso" and not sparse_factor.pardiso_available():
         pytest.skip("pypardiso (the optional [large] extra) is not installed")
@@ -391,7 +392,7 @@ def test_sparse_backends_count_and_solve_alike(backend, monkeypatch):
 
 
 def test_sparse_backend_choice_is_checked(monkeypatch):
-    from tracegrad_ase import sparse_factor
+    from tracegrad_ase.electronic import sparse_factor
 
     monkeypatch.setenv(sparse_factor.ENV_VAR, "umfpack")
     with pytest.raises(ValueError, match="unknown sparse backend 'umfpack'"):

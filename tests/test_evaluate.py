@@ -10,15 +10,16 @@ import torch
 from ase import Atoms
 from ase.build import molecule
 
-from tracegrad_ase.basis import OrbitalBasis
-from tracegrad_ase.datafiles import load_h5, save_h5
-from tracegrad_ase.graphs import neighbor_list
-from tracegrad_ase.hamiltonian import RealSpaceHamiltonian
+from tracegrad_ase.core.basis import OrbitalBasis
+from tracegrad_ase.electronic import bloch_dense
+from tracegrad_ase.io.h5 import load_h5, save_h5
+from tracegrad_ase.core.graphs import neighbor_list
+from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
 from tracegrad_ase.model import ModelConfig, build_model
 from tracegrad_ase.model.checkpoint import save_model
 from tracegrad_ase.model.data import reverse_index
 from tracegrad_ase.model.evaluate import (default_kpoints, evaluate, evaluate_to_files, parity_plot,
-                                          predict_hamiltonian)
+                                          predict_for)
 
 DELTA = 0.05  # eV added to every on-site diagonal element of the "truth"
 
@@ -57,7 +58,7 @@ def _initial(model, atoms, edges, offsite_overlap, seed=0):
 def _water(model):
     atoms = molecule("H2O")  # O first, then two H; pbc False, no cell
     edges = [(0, 0, 0, i, j) for i in range(3) for j in range(3)]
-    return predict_hamiltonian(model, _initial(model, atoms, edges, offsite_overlap=0.05))
+    return predict_for(_initial(model, atoms, edges, offsite_overlap=0.05), model)
 
 
 def _crystal(model, fermi: float | None = None):
@@ -67,7 +68,7 @@ def _crystal(model, fermi: float | None = None):
     nl = neighbor_list(atoms, 3.3, self_edges=True)
     edges = np.column_stack([nl.shifts, nl.i, nl.j])
     assert np.abs(edges[:, :3]).max() >= 1  # lattice shifts are present
-    pred = predict_hamiltonian(model, _initial(model, atoms, edges, offsite_overlap=0.0, seed=1))
+    pred = predict_for(_initial(model, atoms, edges, offsite_overlap=0.0, seed=1), model)
     if fermi is not None:
         pred.meta["fermi_level_ev"] = fermi
     return pred
@@ -98,7 +99,7 @@ def test_predict_hamiltonian(model, data):
     water = data["water"]
     assert water.meta["source"] == "model"
     assert water.hermiticity_error() < 1e-12
-    again = predict_hamiltonian(model, load_h5(data["exact"][0]))
+    again = predict_for(load_h5(data["exact"][0]), model)
     assert np.array_equal(again.edges, water.edges)
     for a, b, s0, s1 in zip(again.hamiltonian, water.hamiltonian, again.overlap, water.overlap):
         assert a.shape == b.shape and np.abs(a - b).max() < 1e-12
@@ -147,7 +148,7 @@ def test_onsite_shift_known_errors(model, data):
 
     # eigenvalues: the generalized problem at Γ solved independently (S is positive definite here)
     water = data["water"]
-    hk, sk = water.bloch(np.zeros((1, 3)))
+    hk, sk = bloch_dense(water, np.zeros((1, 3)))
     e_pred = scipy.linalg.eigh(hk[0].real, sk[0].real, eigvals_only=True)
     e_true = scipy.linalg.eigh(hk[0].real + DELTA * np.eye(len(hk[0])), sk[0].real, eigvals_only=True)
     err = np.abs(e_pred - e_true) * 1000.0
@@ -215,4 +216,15 @@ def test_basis_mismatch_is_refused(model, data):
     wrong = RealSpaceHamiltonian(atoms=water.atoms, basis=other, edges=water.edges, hamiltonian=blocks,
                                  overlap=blocks)
     with pytest.raises(ValueError, match="shells"):
-        predict_hamiltonian(model, wrong)
+        predict_for(wrong, model)
+
+
+def test_old_predict_hamiltonian_order_warns_and_agrees(model, data):
+    """The former model.evaluate.predict_hamiltonian(model, ham) is predict_for(ham, model), deprecated."""
+    from tracegrad_ase.model.evaluate import predict_hamiltonian
+
+    ham = load_h5(data["exact"][0])
+    with pytest.warns(DeprecationWarning, match="predict_for"):
+        old = predict_hamiltonian(model, ham)
+    new = predict_for(ham, model)
+    assert all(np.array_equal(a, b) for a, b in zip(old.hamiltonian, new.hamiltonian))

@@ -1,5 +1,5 @@
 """Property-based fuzzing of the calculator (issue #14): for any parameters and any small carbon structure, the
-answer is finite or the error is one a user can read (an error of tracegrad_ase.errors, or a ValueError with a
+answer is finite or the error is one a user can read (an error of tracegrad_ase.core.errors, or a ValueError with a
 message); never NaN, never a crash of another type."""
 
 import sys
@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_calculator import _model  # noqa: E402
+from conftest import toy_model as _model  # noqa: E402
 
 import tracegrad_ase.calculator as calculator_module  # noqa: E402
 from tracegrad_ase.calculator import TraceGradCalculator  # noqa: E402
-from tracegrad_ase.errors import TraceGradError  # noqa: E402
+from tracegrad_ase.core.errors import TraceGradError  # noqa: E402
 from tracegrad_ase.predict import load  # noqa: E402
 
 

@@ -4,9 +4,9 @@ from ase import Atoms
 from ase.build import bulk, graphene, molecule
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
-from tracegrad_ase.errors import StructureError
-from tracegrad_ase.graphs import neighbor_list
-from tracegrad_ase.structures import validate_atoms
+from tracegrad_ase.core.errors import StructureError
+from tracegrad_ase.core.graphs import neighbor_list
+from tracegrad_ase.core.structures import validate_atoms
 
 
 @pytest.mark.parametrize("atoms", [bulk("Si", "diamond", a=5.43), graphene(a=2.46, vacuum=5.0), molecule("CH3CH2OH")])

@@ -3,9 +3,9 @@
 import numpy as np
 from ase.build import graphene, molecule
 
-from tracegrad_ase import integrals
-from tracegrad_ase.basis import OrbitalBasis
-from tracegrad_ase.graphs import neighbor_list
+from tracegrad_ase.engines.pyscf import integrals
+from tracegrad_ase.core.basis import OrbitalBasis
+from tracegrad_ase.core.graphs import neighbor_list
 
 
 def _edges(atoms, cutoff):

@@ -5,9 +5,9 @@ import pytest
 import torch
 from ase.build import graphene, molecule
 
-from conftest import random_rotation
-from tracegrad_ase.basis import OrbitalBasis, orbital_rotation
-from tracegrad_ase.graphs import neighbor_list
+from conftest import assert_equivariant, random_rotation, rotation_error
+from tracegrad_ase.core.basis import OrbitalBasis, orbital_rotation
+from tracegrad_ase.core.graphs import neighbor_list
 from tracegrad_ase.model import ModelConfig, build_model, graph_from_arrays
 
 BASIS = OrbitalBasis(name="mini", shells={"C": (0, 0, 1, 1, 2), "H": (0, 1), "O": (0, 0, 1, 1, 2)},
@@ -35,15 +35,9 @@ def _padded_rotation(model, symbol, r):
     return torch.as_tensor(model.layout.pad_block(orbital_rotation(BASIS.shells_of(symbol), r), symbol, symbol))
 
 
-def _max_rotation_error(model, atoms, rotated, r, mapping=None):
-    a, b = _predict(model, atoms), _predict(model, rotated)
-    sym = atoms.get_chemical_symbols()
-    err = 0.0
-    for (rx, ry, rz, i, j), h in a.items():
-        key = (rx, ry, rz, i, j) if mapping is None else mapping(rx, ry, rz, i, j)
-        di, dj = _padded_rotation(model, sym[i], r), _padded_rotation(model, sym[j], r)
-        err = max(err, float((di @ h @ dj.T - b[key]).abs().max()))
-    return err, max(float(h.abs().max()) for h in a.values())
+def _max_rotation_error(model, atoms, rotated_atoms, r, mapping=None):
+    return rotation_error(lambda x: _predict(model, x), atoms, rotated_atoms, r,
+                          lambda symbol, rot: _padded_rotation(model, symbol, rot), mapping)
 
 
 def _crystal():
@@ -56,12 +50,8 @@ def _crystal():
 
 def test_random_rotation_molecule_and_crystal(model, rng):
     for atoms in (molecule("CH3CH2OH"), _crystal()):
-        r = random_rotation(rng)
-        rot = atoms.copy()
-        rot.positions = atoms.positions @ r.T
-        rot.cell = atoms.cell[:] @ r.T
-        err, scale = _max_rotation_error(model, atoms, rot, r)
-        assert scale > 1e-2 and err < 1e-12 * max(1.0, scale)
+        assert_equivariant(lambda x: _predict(model, x), atoms, random_rotation(rng),
+                           lambda symbol, rot: _padded_rotation(model, symbol, rot))
 
 
 def test_rotation_mapping_crystal_onto_itself(model):

@@ -7,9 +7,9 @@ from ase.calculators.emt import EMT
 
 phonopy = pytest.importorskip("phonopy")
 
-from test_calculator import _model  # noqa: E402  (tests/ is on sys.path: conftest lives there)
+from conftest import toy_model as _model  # noqa: E402  (tests/ is on sys.path: conftest lives there)
 
-from tracegrad_ase.phonons import (force_constants_from_calculator, gap_vs_temperature,  # noqa: E402
+from tracegrad_ase.interop.phonopy import (force_constants_from_calculator, gap_vs_temperature,  # noqa: E402
                                    plot_gap_vs_temperature, thermal_structures)
 
 SUPERCELL = [[2, 0, 0], [0, 2, 0], [0, 0, 1]]
@@ -66,7 +66,7 @@ def test_mean_square_displacement_grows_with_temperature(phonon):
 def test_no_force_constants_is_a_clear_error():
     from phonopy import Phonopy
 
-    from tracegrad_ase.datasets import _to_phonopy
+    from tracegrad_ase.interop.phonopy import to_phonopy_atoms as _to_phonopy
 
     bare = Phonopy(_to_phonopy(graphene(a=2.46, vacuum=5.0)), supercell_matrix=SUPERCELL, primitive_matrix=None)
     with pytest.raises(ValueError, match="produce or read force constants first"):
@@ -89,7 +89,7 @@ def test_gap_vs_temperature_and_plot(phonon, tmp_path):
 
 
 def test_load_phonopy_reads_saved_params(phonon, tmp_path):
-    from tracegrad_ase.phonons import load_phonopy
+    from tracegrad_ase.interop.phonopy import load_phonopy
 
     path = tmp_path / "phonopy_params.yaml"
     phonon.save(path)  # unit cell, supercell matrix and the displacement dataset with its forces
@@ -100,7 +100,7 @@ def test_load_phonopy_reads_saved_params(phonon, tmp_path):
 
 def test_recipe_thermal_structures(phonon, tmp_path):
     """A data set recipe takes thermal snapshots from a user's phonopy file."""
-    from tracegrad_ase.recipes import load_recipe, recipe_structures
+    from tracegrad_ase.datasets.recipes import load_recipe, recipe_structures
 
     phonon.save(str(tmp_path / "phonopy_params.yaml"))
     recipe = tmp_path / "recipe.yaml"

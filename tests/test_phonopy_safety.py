@@ -9,8 +9,8 @@ from ase.calculators.emt import EMT
 
 pytest.importorskip("phonopy")
 
-from tracegrad_ase.errors import DataFormatError  # noqa: E402
-from tracegrad_ase.phonons import force_constants_from_calculator, load_phonopy, thermal_structures  # noqa: E402
+from tracegrad_ase.core.errors import DataFormatError  # noqa: E402
+from tracegrad_ase.interop.phonopy import force_constants_from_calculator, load_phonopy, thermal_structures  # noqa: E402
 
 
 def _payload(marker):
@@ -39,7 +39,7 @@ def test_a_python_tag_in_a_phonopy_file_runs_nothing(tmp_path, suffix):
 
 
 def test_a_recipe_with_such_a_file_fails_clearly_and_runs_nothing(tmp_path):
-    from tracegrad_ase.recipes import load_recipe, recipe_structures
+    from tracegrad_ase.datasets.recipes import load_recipe, recipe_structures
 
     marker = tmp_path / "ran"
     (tmp_path / "evil.yaml").write_text(_payload(marker))

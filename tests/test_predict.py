@@ -8,13 +8,13 @@ import torch
 from ase import Atoms
 from ase.build import molecule
 
-from tracegrad_ase.basis import OrbitalBasis
-from tracegrad_ase.errors import StructureError, UnknownElementError
-from tracegrad_ase.integrals import overlap_blocks
+from tracegrad_ase.core.basis import OrbitalBasis
+from tracegrad_ase.core.errors import StructureError, UnknownElementError
+from tracegrad_ase.engines.pyscf.integrals import overlap_blocks
 from tracegrad_ase.model import ModelConfig, build_model
 from tracegrad_ase.model.checkpoint import save_model
 from tracegrad_ase.predict import OutOfDomainWarning, load, predict_hamiltonian, resolve_model
-from tracegrad_ase.pyscf_truth import GroundTruthSettings, ground_truth
+from tracegrad_ase.engines.pyscf.scf import GroundTruthSettings, ground_truth
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_crystal_without_cell_and_unknown_model_names(model_dir):
 def test_overlap_blocks_periodic_match_truth_engine():
     from ase.build import graphene
 
-    from tracegrad_ase.graphs import neighbor_list
+    from tracegrad_ase.core.graphs import neighbor_list
 
     atoms = graphene(a=2.46, vacuum=4.0)
     basis = OrbitalBasis.from_pyscf("gth-szv", ["C"], pseudo="gth-pbe")

@@ -16,11 +16,11 @@ from ase.calculators.calculator import kpts2kpts
 from ase.io import write
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_calculator import _model  # noqa: E402  (the toy-model factory)
+from conftest import toy_model as _model  # noqa: E402  (the toy-model factory)
 
 from tracegrad_ase import cli  # noqa: E402
 from tracegrad_ase.calculator import TraceGradCalculator  # noqa: E402
-from tracegrad_ase.errors import (CalculatorUsageError, ConfigError, DataFormatError, MismatchError,  # noqa: E402
+from tracegrad_ase.core.errors import (CalculatorUsageError, ConfigError, DataFormatError, MismatchError,  # noqa: E402
                                   OutputPathError, ParameterError, PredictionError, StructureError,
                                   UnknownParameterError)
 
@@ -43,11 +43,6 @@ C1 C 0.0 0.0 0.5 0.5
 N1 N 0.0 0.0 0.5 0.5
 C2 C 0.33333 0.66667 0.5 1.0
 """
-
-
-@pytest.fixture(scope="module")
-def carbon(tmp_path_factory):
-    return _model(tmp_path_factory.mktemp("m"), "gth-szv", ["C"], "gth-pbe")
 
 
 def _sheet(a=2.46, pbc=(True, True, False)):
@@ -242,7 +237,7 @@ def test_model_file_without_its_cutoff_is_refused(carbon, tmp_path):
 def test_nan_in_data_weights_and_predictions_is_an_error(carbon, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from tracegrad_ase.datafiles import load_h5, save_h5
+    from tracegrad_ase.io.h5 import load_h5, save_h5
     from tracegrad_ase.predict import load, predict_hamiltonian
 
     model = load(carbon)
@@ -270,7 +265,7 @@ def test_nan_in_data_weights_and_predictions_is_an_error(carbon, tmp_path):
 # -- structures read from files -----------------------------------------------------------------------------
 def test_disordered_sites_are_refused_where_structures_are_read(tmp_path):
     from tracegrad_ase.cli import read_structure
-    from tracegrad_ase.recipes import recipe_structures
+    from tracegrad_ase.datasets.recipes import recipe_structures
 
     f = tmp_path / "cn.cif"
     f.write_text(DISORDERED_CIF)
@@ -301,7 +296,7 @@ def test_random_bytes_are_not_a_structure(tmp_path):
 
 # -- outputs checked before the work -----------------------------------------------------------------------
 def test_truth_checks_outputs_and_settings_before_the_scf(tmp_path, capsys, monkeypatch):
-    import tracegrad_ase.pyscf_truth as truth
+    import tracegrad_ase.engines.pyscf.scf as truth
 
     xyz = tmp_path / "h2.xyz"
     write(xyz, molecule("H2"))
@@ -367,7 +362,7 @@ def test_predict_never_overwrites_its_input_and_needs_force(carbon, tmp_path, ca
 def test_models_lists_the_good_ones_and_marks_the_bad(carbon, tmp_path, capsys, monkeypatch):
     import shutil
 
-    import tracegrad_ase.predict as predict
+    from tracegrad_ase import models
 
     root = tmp_path / "calculators"
     for name in ("good", "nocutoff", "badcard"):
@@ -376,7 +371,7 @@ def test_models_lists_the_good_ones_and_marks_the_bad(carbon, tmp_path, capsys, 
     del card["config"]["cutoff"]
     (root / "nocutoff" / "model.json").write_text(json.dumps(card))
     (root / "badcard" / "card.yaml").write_text("test: {model: {mae_mev: [oops\n")
-    monkeypatch.setattr(predict, "SHIPPED_MODELS", root)
+    monkeypatch.setattr(models, "SHIPPED_MODELS", root)
     code, out, err = _run(["models"], capsys)
     assert code == 0
     assert "good: elements C" in out and "badcard: elements C" in out and "card.yaml unreadable" in out

@@ -1,4 +1,4 @@
-"""The models in calculators/: they load safely, stay small, carry their cards, and still predict what their
+"""The shipped models (tracegrad_ase/shipped/, linked from calculators/): they load safely, stay small, carry their cards, and still predict what their
 cards say (regression guards against broken weights or conventions)."""
 
 import json
@@ -10,7 +10,9 @@ import pytest
 import yaml
 from ase.build import graphene, molecule
 
-from tracegrad_ase.predict import SHIPPED_MODELS, load, predict_hamiltonian
+from tracegrad_ase.models import SHIPPED_MODELS, card_path
+from tracegrad_ase.predict import load, predict_hamiltonian
+from tracegrad_ase.electronic import band_energies
 
 SHIPPED = sorted(d.name for d in SHIPPED_MODELS.iterdir() if (d / "model.json").is_file()) if SHIPPED_MODELS.is_dir() else []
 
@@ -27,7 +29,7 @@ def test_model_files_and_card(name):
     for key in ("summary", "data", "training", "test", "model"):
         assert key in card, key
     assert card["test"]["model"]["mae_mev"] > 0 and card["training"]["wall_time_s"] > 0
-    assert all((SHIPPED_MODELS.parent / r).is_file() for r in card["data"]["recipes"])
+    assert all(card_path(r).is_file() for r in card["data"]["recipes"])
     # The card's test figures are the evaluation file's.
     evaluation = json.loads((folder / "evaluation" / "test.json").read_text())
     assert card["test"]["model"]["mae_mev"] == pytest.approx(evaluation["mae_mev"])
@@ -37,7 +39,7 @@ def test_model_files_and_card(name):
 
 def test_molecules_model_predicts_water_like_pyscf():
     from tracegrad_ase.electronic import molecular_orbitals
-    from tracegrad_ase.pyscf_truth import ground_truth
+    from tracegrad_ase.engines.pyscf.scf import ground_truth
 
     water = molecule("H2O")
     true = ground_truth(water)
@@ -56,7 +58,7 @@ def test_carbon_model_graphene_is_a_semimetal_and_hermitian():
     ham = predict_hamiltonian(atoms, load("carbon"))
     assert ham.hermiticity_error() < 1e-5
     k = np.array([[0, 0, 0], [0.5, 0, 0], [1 / 3, 1 / 3, 0]])
-    e = ham.eigenvalues(k)
+    e = band_energies(ham, k)
     # 8 valence electrons: bands 4 and 5 touch at K (the Dirac point) by symmetry, which the model must keep.
     assert abs(e[2, 4] - e[2, 3]) < 1e-3
     assert e[0, 4] - e[0, 3] > 1.0 and e[1, 4] - e[1, 3] > 0.5
@@ -86,7 +88,7 @@ def test_predicted_crystals_drop_nearly_dependent_directions():
     strict = TraceGradCalculator("carbon", kpts=k, lindep=1e-6)
     strict.calculate(atoms)
     assert default.get_number_of_bands() < strict.get_number_of_bands() <= 26
-    low_default = default.results["eigenvalues"][0][:4]  # the occupied valence bands
+    low_default = default.results["eigenvalues"][0, 0][:4]  # the occupied valence bands
     assert np.all(np.isfinite(low_default)) and low_default.min() > -30.0
 
 
@@ -96,21 +98,21 @@ def test_graphene_szv_model_takes_large_cells_through_the_sparse_path(monkeypatc
     gth-dzvp carbon model is refused there by name."""
     from tracegrad_ase import electronic
     from tracegrad_ase.calculator import TraceGradCalculator
-    from tracegrad_ase.errors import LinearDependenceError
+    from tracegrad_ase.core.errors import LinearDependenceError
 
     atoms = graphene(a=2.46, vacuum=5.0)
     atoms.pbc = [True, True, False]
     model = load("graphene-szv")
-    e = predict_hamiltonian(atoms, model).eigenvalues(np.array([[1 / 3, 1 / 3, 0]]))
+    e = band_energies(predict_hamiltonian(atoms, model), np.array([[1 / 3, 1 / 3, 0]]))
     assert abs(e[0, 4] - e[0, 3]) < 1e-3
     big = atoms.repeat((6, 6, 1))  # K folds onto Γ: a 4-fold level at E_F
     dense = electronic.solve_k(predict_hamiltonian(big, model), np.zeros((1, 3))).energies
     ef = electronic.fermi_level(dense, None, 4 * len(big), "none")
-    monkeypatch.setattr(electronic, "SPARSE_THRESHOLD", 100)  # 288 orbitals count as "large" here
+    monkeypatch.setattr(electronic.solve, "SPARSE_THRESHOLD", 100)  # 288 orbitals count as "large" here
     calc = TraceGradCalculator("graphene-szv", kpts=[[0.0, 0.0, 0.0]], n_bands=8)
     calc.calculate(big)
     assert calc.results["fermi_level"] == pytest.approx(ef, abs=1e-6)
-    assert np.allclose(calc.results["eigenvalues"][0], np.sort(dense[0][np.argsort(np.abs(dense[0] - ef))[:8]]),
+    assert np.allclose(calc.results["eigenvalues"][0, 0], np.sort(dense[0][np.argsort(np.abs(dense[0] - ef))[:8]]),
                        atol=1e-6)
     with pytest.raises(LinearDependenceError, match="gth-dzvp"):
         TraceGradCalculator("carbon", kpts=[[0.0, 0.0, 0.0]]).calculate(atoms.repeat((3, 3, 1)))

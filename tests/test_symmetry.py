@@ -5,8 +5,8 @@ import pytest
 import spglib
 from ase.build import bulk, graphene
 
-from test_calculator import _model
-from tracegrad_ase import symmetry
+from conftest import toy_model as _model
+from tracegrad_ase.core import symmetry
 from tracegrad_ase.calculator import TraceGradCalculator
 
 # spglib 2.7+ warns on every call under its old error handling; not ours to flip (global state).
@@ -74,11 +74,6 @@ def test_graphene_mesh_and_bad_2d_mesh(rng):
         symmetry.irreducible_kpoints(sheet, (6, 6, 2))
     with pytest.raises(ValueError, match="3 positive integers"):
         symmetry.full_mesh((4, 4))
-
-
-@pytest.fixture(scope="module")
-def carbon(tmp_path_factory):
-    return _model(tmp_path_factory.mktemp("m"), "gth-szv", ["C"], "gth-pbe")
 
 
 def test_calculator_reduced_mesh_equals_full_mesh(carbon):

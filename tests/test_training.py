@@ -10,11 +10,11 @@ import pytest
 import torch
 from ase.build import molecule
 
-from tracegrad_ase.basis import OrbitalBasis
-from tracegrad_ase.datafiles import STRUCTURES_DIR, save_h5
-from tracegrad_ase.errors import DataFormatError
-from tracegrad_ase.graphs import neighbor_list
-from tracegrad_ase.hamiltonian import RealSpaceHamiltonian
+from tracegrad_ase.core.basis import OrbitalBasis
+from tracegrad_ase.io.h5 import STRUCTURES_DIR, save_h5
+from tracegrad_ase.core.errors import DataFormatError
+from tracegrad_ase.core.graphs import neighbor_list
+from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
 from tracegrad_ase.model import ModelConfig, build_model, graph_from_arrays
 from tracegrad_ase.model.checkpoint import load_model, save_model
 from tracegrad_ase.model.train import TrainConfig, train

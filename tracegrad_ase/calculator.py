@@ -27,188 +27,30 @@ Reliability contract:
 
 from __future__ import annotations
 
-import math
+import copy
 import os
 import threading
 import weakref
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import (Calculator, PropertyNotImplementedError, all_changes, kpts2kpts,
+from ase.calculators.calculator import (Calculator, Parameters, PropertyNotImplementedError, all_changes,
                                          kpts2sizeandoffsets)
 from ase.dft.kpoints import BandPath
 
-from . import electronic, spectrum, symmetry
-from .errors import (CalculatorUsageError, LinearDependenceError, MismatchError, ParameterError, PredictionError,
+from . import electronic
+from .electronic import spectrum
+from .electronic.filling import NSPINS, spin_axis
+from .core import symmetry
+from .core.errors import (CalculatorUsageError, LinearDependenceError, MismatchError, ParameterError, PredictionError,
                      StructureError, UnknownParameterError)
-from .hamiltonian import PREDICTED_LINDEP
+from .electronic.solve import PREDICTED_LINDEP
 from .predict import load, predict_hamiltonian
-from .structures import validate_atoms
-
-_NOT_OFFERED = ("energy", "free_energy", "forces", "stress", "energies", "stresses", "magmom", "magmoms",
-                "dipole", "charges")
-#: ASE's own Calculator keywords, passed on (its restart files mean nothing here and are refused).
-_ASE_KEYWORDS = ("atoms", "label", "directory")
-#: Keys of a ``kpts`` dict: ASE's Monkhorst-Pack form, or a band path built on the atoms' cell.
-_MESH_KEYS = ("size", "density", "gamma", "even")
-_PATH_KEYS = ("path", "npoints", "density", "special_points", "eps")
-#: A BandPath fits the atoms when the metric tensors of their periodic cell vectors agree to this (relative).
-_CELL_TOL = 1e-6
-
-
-# -- parameter checks (no atoms needed) -----------------------------------------------------------------
-def _is_real(x: Any) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
-
-
-def _real(name: str, value: Any, low: float | None = None, high: float | None = None, strict_low: bool = False,
-          allow_none: bool = False) -> float | None:
-    """A finite real number within the bounds, or a ParameterError naming ``name``."""
-    if value is None and allow_none:
-        return None
-    if not _is_real(value) or not math.isfinite(float(value)):
-        raise ParameterError(f"{name} must be a finite number{' or None' if allow_none else ''}, got {value!r}")
-    v = float(value)
-    if low is not None and (v < low or (strict_low and v == low)):
-        raise ParameterError(f"{name} must be {'>' if strict_low else '>='} {low:g}, got {value!r}")
-    if high is not None and v >= high:
-        raise ParameterError(f"{name} must be < {high:g}, got {value!r}")
-    return v
-
-
-def _integral(name: str, value: Any, low: int = 1) -> int:
-    """An integer >= ``low``. A float with an integral value is accepted as that integer (6.0 -> 6: YAML and JSON
-    give floats); 6.5, booleans and strings are refused."""
-    if not _is_real(value) or not math.isfinite(float(value)) or not float(value).is_integer():
-        raise ParameterError(f"{name} must be an integer, got {value!r}")
-    if int(value) < low:
-        raise ParameterError(f"{name} must be >= {low}, got {value!r}")
-    return int(value)
-
-
-def _mesh_size(name: str, value: Any) -> tuple[int, int, int]:
-    arr = np.asarray(value, dtype=object).ravel() if not isinstance(value, (str, bytes)) else None
-    if arr is None or len(arr) != 3:
-        raise ParameterError(f"a Monkhorst-Pack size needs 3 integers, got {value!r}")
-    try:
-        return tuple(_integral(name, x) for x in arr)  # type: ignore[return-value]
-    except ParameterError:
-        raise ParameterError(f"{name}: a Monkhorst-Pack size is 3 positive integers, got {value!r} (for explicit "
-                             "k-points give a list of them, [[kx, ky, kz], ...])") from None
-
-
-def _kpts_dict(d: dict, name: str) -> dict:
-    """ASE's dict forms: a mesh (``size`` or ``density``, ``gamma``, ``even``) or a path (``path``, ...)."""
-    if "path" in d or "special_points" in d or "npoints" in d:
-        unknown = sorted(set(map(str, d)) - set(_PATH_KEYS))
-        if unknown:
-            raise UnknownParameterError(f"{name}: unknown band-path key(s) {unknown}; known: {list(_PATH_KEYS)}")
-        out = dict(d)
-        if out.get("path") is not None and not isinstance(out["path"], str):
-            raise ParameterError(f"{name}['path'] must be a string of special points such as 'GMKG', "
-                                 f"got {out['path']!r}")
-        if out.get("npoints") is not None:
-            out["npoints"] = _integral(f"{name}['npoints']", out["npoints"])
-        for key in ("density", "eps"):
-            if out.get(key) is not None:
-                out[key] = _real(f"{name}[{key!r}]", out[key], 0.0, strict_low=True)
-        return out
-    unknown = sorted(set(map(str, d)) - set(_MESH_KEYS))
-    if unknown:
-        raise UnknownParameterError(f"{name}: unknown key(s) {unknown}; a mesh takes {list(_MESH_KEYS)}, a band path "
-                                    f"{list(_PATH_KEYS)}")
-    if ("size" in d) == ("density" in d):
-        raise ParameterError(f"{name} as a mesh needs 'size' or 'density' (one of them), got {d!r}")
-    out = dict(d)
-    if "size" in out:
-        out["size"] = _mesh_size(f"{name}['size']", out["size"])
-    else:
-        out["density"] = _real(f"{name}['density']", out["density"], 0.0, strict_low=True)
-    for key in ("gamma", "even"):
-        if out.get(key) is not None and not isinstance(out[key], (bool, np.bool_)):
-            raise ParameterError(f"{name}[{key!r}] must be True, False or None, got {out[key]!r}")
-    return out
-
-
-def check_kpts(value: Any, name: str = "kpts") -> Any:
-    """``kpts`` as the calculator keeps it: None, a ``BandPath``, a checked dict, a Monkhorst-Pack size as a tuple of
-    3 ints, or an (nk, 3) float array of fractional k-points. Anything else is a :class:`ParameterError`.
-
-    A 1-D sequence of 3 numbers is always a mesh size: ``(6.0, 6.0, 1.0)`` is the mesh (6, 6, 1) (not one k-point at
-    (6, 6, 1), which ASE's ``kpts2kpts`` makes of it); ``(6.5, 6, 1)`` is refused.
-    """
-    if value is None:
-        return None
-    if isinstance(value, BandPath):
-        k = np.asarray(value.kpts, dtype=float)
-        if k.ndim != 2 or k.shape[1] != 3 or len(k) == 0 or not np.isfinite(k).all():
-            raise ParameterError(f"{name}: the BandPath has no usable k-points (shape {k.shape}); interpolate it, "
-                                 "e.g. cell.bandpath('GMKG', npoints=100)")
-        return value
-    if isinstance(value, dict):
-        return _kpts_dict(value, name)
-    if isinstance(value, (str, bytes)):
-        raise ParameterError(f"{name} must be a Monkhorst-Pack size (3 integers), a dict such as {{'density': 5}}, an "
-                             f"(nk, 3) list of fractional k-points or a BandPath, got the string {value!r}")
-    try:
-        arr = np.asarray(value)
-    except (ValueError, TypeError):
-        arr = np.asarray(None)
-    if arr.dtype.kind not in "iuf" or arr.ndim not in (1, 2):
-        raise ParameterError(f"{name} must be a Monkhorst-Pack size (3 integers), a dict such as {{'density': 5}}, an "
-                             f"(nk, 3) list of fractional k-points or a BandPath, got {value!r}")
-    if arr.ndim == 1:
-        return _mesh_size(name, value)
-    if arr.shape[1] != 3 or len(arr) == 0:
-        raise ParameterError(f"an explicit k-point list must have shape (nk, 3), got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ParameterError(f"{name}: the k-point list holds NaN or infinite values")
-    return arr.astype(float)
-
-
-def check_fermi_kpts(value: Any) -> Any:
-    """``fermi_kpts``: like ``kpts`` but a mesh or a list, never a path (a path does not sample the zone)."""
-    out = check_kpts(value, "fermi_kpts")
-    if isinstance(out, BandPath) or _is_path_dict(out):
-        raise ParameterError("fermi_kpts must sample the Brillouin zone (a Monkhorst-Pack size, {'density': d} or a "
-                             "k-point list), not a band path: the Fermi level of a path is not the crystal's")
-    return out
-
-
-def _check_smearing(value: Any) -> str:
-    if not isinstance(value, str) or value not in electronic.SMEARINGS:
-        raise ParameterError(f"smearing must be one of {electronic.SMEARINGS}, got {value!r}")
-    return value
-
-
-def _check_bool(name: str) -> Callable[[Any], bool]:
-    def check(value: Any) -> bool:
-        if not isinstance(value, (bool, np.bool_)):
-            raise ParameterError(f"{name} must be True or False, got {value!r}")
-        return bool(value)
-    return check
-
-
-_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "kpts": check_kpts,
-    "fermi_kpts": check_fermi_kpts,
-    "smearing": _check_smearing,
-    "width": lambda v: _real("width (eV)", v, 0.0, strict_low=True),
-    "sigma": lambda v: _real("sigma (eV)", v, allow_none=True),
-    "n_bands": lambda v: None if v is None else _integral("n_bands", v),
-    "symmetry": _check_bool("symmetry"),
-    "lindep": lambda v: _real("lindep", v, 0.0, 1.0, allow_none=True),
-}
-
-
-def _is_path_dict(kpts: Any) -> bool:
-    return isinstance(kpts, dict) and any(k in kpts for k in ("path", "special_points", "npoints"))
-
-
-def _axes(mask: np.ndarray) -> str:
-    return ", ".join("abc"[i] for i in np.flatnonzero(mask))
-
+from .core.structures import validate_atoms
+from .parameters import (_ASE_KEYWORDS, _CHECKS, _NOT_OFFERED, _check_finite, _check_mesh_pbc, _check_nonperiodic_k,
+                         _is_path_dict, _path_from_dict, _real, check_bandpath, check_fermi_kpts,  # noqa: F401
+                         check_kpts, is_mesh_size, is_path_or_list, mesh_dict_kpoints)  # check_*: public, re-exported from their old home
 
 class TraceGradCalculator(Calculator):
     """Predicted H(R) (eV) with the basis overlap S(R), and everything that follows from them.
@@ -226,13 +68,13 @@ class TraceGradCalculator(Calculator):
     symmetry: a Monkhorst-Pack size (of ``kpts`` or ``fermi_kpts``) is a Γ-centred mesh; with ``symmetry=True``
         only its irreducible points are solved (spglib's point group and time reversal), weighted by their star.
     smearing, width: ``"fermi-dirac"``, ``"gaussian"`` or ``"none"``, width in eV (> 0).
-    sigma, n_bands: for structures above ``electronic.SPARSE_THRESHOLD`` (3000) orbitals no dense matrix is
+    sigma, n_bands: for structures above ``electronic.solve.SPARSE_THRESHOLD`` (3000) orbitals no dense matrix is
         formed: the ``n_bands`` (default 32) eigenpairs nearest ``sigma`` (eV; default: the Fermi level) come
         from a sparse shift-invert solver. The Fermi level is then the Γ-point HOMO/LUMO midpoint found by
         inertia counting (``electronic.sparse_fermi_level``: sparse factorizations, no diagonalization);
         occupations are not available.
     lindep: overlap eigenvalues below this are dropped as linear dependencies when solving (canonical
-        orthogonalization), 0 <= lindep < 1. Default ``hamiltonian.PREDICTED_LINDEP`` (1e-2), molecules and
+        orthogonalization), 0 <= lindep < 1. Default ``electronic.solve.PREDICTED_LINDEP`` (1e-2), molecules and
         crystals: nearly dependent bases (gth-dzvp graphene: S(k) down to 1e-8; def2-SVP ethanol: ~1e-3) amplify a
         prediction's errors along those directions by 1/s — measured with the shipped carbon model, band errors
         near E_F of 6.7 eV at 1e-6 and 0.18 eV at 1e-2; with the ethanol model, spurious levels in the HOMO-LUMO
@@ -242,6 +84,18 @@ class TraceGradCalculator(Calculator):
 
     Any other keyword (except ASE's ``atoms``, ``label``, ``directory``) is an
     :class:`~tracegrad_ase.errors.UnknownParameterError`, and so is an unknown name in ``calc.set(...)``.
+
+    Public attributes (for adapters such as :mod:`tracegrad_ase.interop.pymatgen`; read them after a calculation):
+
+    - ``model``: the loaded :class:`~tracegrad_ase.model.network.TraceGradNet` (``model.model_file``,
+      ``model.domain``);
+    - ``solution``: the :class:`~tracegrad_ase.electronic.solve.KSolution` of the last calculation (k-points,
+      weights, energies; ``sparse`` for a window of bands);
+    - ``asm``: the :class:`~tracegrad_ase.electronic.bloch.BlochAssembler` of the predicted Hamiltonian
+      (``asm.ham``), for further Bloch sums and solves;
+    - ``folded``: whether ``solution`` is on a symmetry-reduced mesh (per-atom quantities then need
+      :func:`~tracegrad_ase.core.symmetry.orbit_mean`);
+    - :meth:`for_kpoints`: a copy on other k-points that shares the loaded network.
     """
 
     implemented_properties = ["hamiltonian", "eigenvalues", "fermi_level", "band_gap"]
@@ -294,6 +148,25 @@ class TraceGradCalculator(Calculator):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
+
+    @property
+    def folded(self) -> bool:
+        """Whether the last calculation's k-points are a symmetry-reduced mesh (weights from the star of each)."""
+        return self._folded
+
+    def for_kpoints(self, kpts: Any) -> "TraceGradCalculator":
+        """A copy on the explicit k-point list ``kpts`` that shares the loaded network; this calculator's
+        parameters and results are not touched. E_F needs a mesh: this one's Monkhorst-Pack ``kpts`` become the
+        copy's ``fermi_kpts`` when it has none."""
+        calc = copy.copy(self)  # __getstate__: the copy is attached to no Atoms
+        calc.parameters = Parameters(copy.deepcopy(dict(self.parameters)))
+        calc.reset()
+        params = calc.parameters
+        if params.get("fermi_kpts") is None and params.get("kpts") is not None \
+                and not is_path_or_list(params["kpts"]):
+            params["fermi_kpts"] = params["kpts"]
+        params["kpts"] = np.asarray(kpts, dtype=float)
+        return calc
 
     # -- which atoms the results belong to ----------------------------------------------------------
     def set_atoms(self, atoms: Atoms) -> None:
@@ -348,12 +221,12 @@ class TraceGradCalculator(Calculator):
             nelec = electronic.electron_count(ham)
             self._folded = weights is not None  # only a symmetry-reduced mesh carries weights
             self._lindep = self.parameters.lindep if self.parameters.lindep is not None else PREDICTED_LINDEP
-            if self.asm.norb > electronic.SPARSE_THRESHOLD:
+            if self.asm.norb > electronic.solve.SPARSE_THRESHOLD:
                 self._calculate_window(ham, kpts, weights, nelec)
                 return
             sol = electronic.solve_k(self.asm, kpts, vectors=not periodic, weights=weights, lindep=self._lindep)
             smearing, width = self.parameters.smearing, self.parameters.width
-            if periodic and self._is_path_or_list(self.parameters.kpts):
+            if periodic and is_path_or_list(self.parameters.kpts):
                 fk, fw = self._fermi_mesh(atoms)
                 fsol = electronic.solve_k(self.asm, fk, weights=fw, lindep=self._lindep)
                 ef = electronic.fermi_level(fsol.energies, fsol.weights, nelec, smearing, width)
@@ -367,10 +240,11 @@ class TraceGradCalculator(Calculator):
             self.solution = sol
             self.results = {
                 "hamiltonian": ham,
-                "eigenvalues": sol.energies,
+                "eigenvalues": spin_axis(sol.energies),  # (nspins, nkpts, nbands), as ASE declares it
                 "fermi_level": ef,
                 "band_gap": electronic.band_gap(sol.energies, sol.kpts, ef),
-                "occupations": electronic.occupations(sol.energies, ef, smearing, width, sol.weights, nelec),
+                "occupations": spin_axis(electronic.occupations(sol.energies, ef, smearing, width, sol.weights,
+                                                                nelec)),
                 "n_electrons": nelec,
                 "ghost_levels": ghosts,
             }
@@ -378,7 +252,7 @@ class TraceGradCalculator(Calculator):
     def _ghost_levels(self, solutions, fermi: float) -> list:
         """Levels far outside the model's training range (relative to E_F), on every k-point solved, with one
         :class:`~tracegrad_ase.spectrum.GhostLevelWarning` naming the worst (the k-point and energy)."""
-        domain = (getattr(self.model, "card", None) or {}).get("metadata", {}).get("domain")
+        domain = self.model.model_file.get("metadata", {}).get("domain")
         energies = np.concatenate([np.asarray(s.energies).ravel() for s in solutions])
         kpts = np.concatenate([np.repeat(np.asarray(s.kpts), s.nbands, axis=0) for s in solutions])
         return spectrum.check_ghost_levels(energies[:, None], kpts, fermi, domain, stacklevel=5)
@@ -392,7 +266,7 @@ class TraceGradCalculator(Calculator):
                 f"cell's overlap S(Γ) has an eigenvalue of {smallest:.1e} in the {ham.basis.name} basis, below "
                 f"lindep = {self._lindep:g}: a predicted H gives spurious levels there (its errors are amplified "
                 f"by 1/s). Use a model in a better-conditioned basis (the shipped 'graphene-szv': smallest overlap "
-                f"eigenvalue ~0.12 in graphene), at most {electronic.SPARSE_THRESHOLD} orbitals (dense path), or "
+                f"eigenvalue ~0.12 in graphene), at most {electronic.solve.SPARSE_THRESHOLD} orbitals (dense path), or "
                 f"lindep=0 to accept the risk")
         edges = electronic.sparse_fermi_level(self.asm, nelec, guess=self.parameters.sigma)
         ef = edges["fermi_level"]
@@ -403,18 +277,11 @@ class TraceGradCalculator(Calculator):
         ham.meta["fermi_level_ev"] = ef
         self.solution = sol
         straddles = (sol.energies <= ef).any() and (sol.energies > ef).any()  # a window away from E_F has no gap
-        self.results = {"hamiltonian": ham, "eigenvalues": sol.energies, "fermi_level": ef, "n_electrons": nelec,
+        self.results = {"hamiltonian": ham, "eigenvalues": spin_axis(sol.energies), "fermi_level": ef,
+                        "n_electrons": nelec,
                         "band_gap": electronic.band_gap(sol.energies, sol.kpts, ef) if straddles else None}
 
     # -- kpoints ----------------------------------------------------------------------------------
-    @staticmethod
-    def _is_path_or_list(kpts) -> bool:
-        return isinstance(kpts, BandPath) or _is_path_dict(kpts) or (kpts is not None and np.ndim(kpts) == 2)
-
-    @staticmethod
-    def _is_size(kpts) -> bool:
-        return isinstance(kpts, tuple) and len(kpts) == 3 and all(isinstance(n, (int, np.integer)) for n in kpts)
-
     def _molecule_kpoints(self, atoms: Atoms) -> tuple[np.ndarray, None]:
         """Γ; a band path for a molecule is a mistake, not a request for flat bands."""
         kpts = self.parameters.kpts
@@ -437,8 +304,8 @@ class TraceGradCalculator(Calculator):
             self._bandpath = path
             return _check_nonperiodic_k(atoms, np.asarray(path.kpts, dtype=float), "kpts"), None
         if isinstance(kpts, dict):
-            return self._mesh_dict(atoms, kpts, "kpts"), None
-        if self._is_size(kpts):
+            return mesh_dict_kpoints(atoms, kpts, "kpts"), None
+        if is_mesh_size(kpts):
             return self._mesh(atoms, kpts, "kpts")
         return _check_nonperiodic_k(atoms, np.asarray(kpts, dtype=float), "kpts"), None
 
@@ -451,23 +318,16 @@ class TraceGradCalculator(Calculator):
             return k, w
         return symmetry.full_mesh(size), None
 
-    @staticmethod
-    def _mesh_dict(atoms: Atoms, spec: dict, name: str) -> np.ndarray:
-        """ASE's Monkhorst-Pack points of a ``{"size"|"density", "gamma", "even"}`` dict."""
-        size, _ = kpts2sizeandoffsets(atoms=atoms, **spec)
-        _check_mesh_pbc(atoms, size, name)
-        return np.asarray(kpts2kpts(spec, atoms=atoms).kpts, dtype=float)
-
     def _fermi_mesh(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray | None]:
         fk = self.parameters.fermi_kpts
         if fk is None:
             # Rounded up to odd sizes: that Monkhorst-Pack mesh is Γ-centred, so it is reduced like any size.
             size, _ = kpts2sizeandoffsets(density=5.0, even=False, atoms=atoms)
             fk = tuple(int(n) for n in size)
-        if self._is_size(fk):
+        if is_mesh_size(fk):
             return self._mesh(atoms, fk, "fermi_kpts")
         if isinstance(fk, dict):
-            return self._mesh_dict(atoms, fk, "fermi_kpts"), None
+            return mesh_dict_kpoints(atoms, fk, "fermi_kpts"), None
         return _check_nonperiodic_k(atoms, np.asarray(fk, dtype=float), "fermi_kpts"), None
 
     # -- ASE's electronic-structure interface -----------------------------------------------------
@@ -482,7 +342,7 @@ class TraceGradCalculator(Calculator):
     def get_eigenvalues(self, kpt: int = 0, spin: int = 0) -> np.ndarray:
         if spin != 0:
             raise IndexError("TraceGradCalculator is spin-restricted: only spin 0 exists")
-        return np.array(self._result("eigenvalues")[kpt])
+        return np.array(self._result("eigenvalues")[spin, kpt])
 
     def get_fermi_level(self) -> float:
         return float(self._result("fermi_level"))
@@ -499,21 +359,23 @@ class TraceGradCalculator(Calculator):
             return np.array(self.solution.weights)
 
     def get_number_of_spins(self) -> int:
-        return 1
+        return NSPINS
 
     def get_spin_polarized(self) -> bool:
         return False
 
     def get_number_of_bands(self) -> int:
-        return int(self._result("eigenvalues").shape[1])
+        return int(self._result("eigenvalues").shape[2])
 
     def get_occupation_numbers(self, kpt: int = 0, spin: int = 0) -> np.ndarray:
+        if spin != 0:
+            raise IndexError("TraceGradCalculator is spin-restricted: only spin 0 exists")
         with self._lock:
             self._result("eigenvalues")
             if "occupations" not in self.results:
                 raise PropertyNotImplementedError("occupations need the full spectrum; this structure was solved "
                                                   "for a window of bands near sigma (sparse solver)")
-            return np.array(self.results["occupations"][kpt])
+            return np.array(self.results["occupations"][spin, kpt])
 
     def get_band_gap(self) -> dict[str, Any]:
         """Gap (eV), direct or not, band edges and their k-points."""
@@ -530,10 +392,9 @@ class TraceGradCalculator(Calculator):
             sol = electronic.solve_k(self.asm, self.solution.kpts, vectors=True, weights=self.solution.weights,
                                      lindep=self._lindep)
             pdos = electronic.projected_dos(sol, self.asm, energies, width, by=by)
-            if by == "atom" and self._folded:
+            if by in ("atom", "atom_l") and self._folded:
                 # Folding k by symmetry permutes equivalent atoms: only their average is the full-mesh value.
-                orbit = symmetry.equivalent_atoms(self.atoms)
-                pdos = {a: np.mean([pdos[b] for b in np.nonzero(orbit == orbit[a])[0]], axis=0) for a in pdos}
+                pdos = symmetry.orbit_mean(pdos, self.atoms)
             return pdos
 
     def band_structure(self, reference: float | None = None):
@@ -545,7 +406,7 @@ class TraceGradCalculator(Calculator):
             raise ParameterError("band_structure() needs the calculator's kpts to be a BandPath, "
                                  "e.g. TraceGradCalculator(model, kpts=atoms.cell.bandpath(npoints=100))")
         with self._lock:
-            energies = self._result("eigenvalues")[None]
+            energies = self._result("eigenvalues")  # (nspins, nkpts, nbands): ASE's BandStructure shape
             path = self._bandpath if self._bandpath is not None else kpts
             return BandStructure(path=path, energies=energies,
                                  reference=self.get_fermi_level() if reference is None else reference)
@@ -569,8 +430,8 @@ class TraceGradCalculator(Calculator):
     # -- export -----------------------------------------------------------------------------------
     def write_hamiltonian(self, path: str | os.PathLike, format: str = "h5") -> None:
         """Write the predicted H(R), S(R): ``format="h5"`` (our HDF5) or ``"deeph"`` (a DeepH folder)."""
-        from .datafiles import save_h5
-        from .deeph import write_deeph
+        from .io.h5 import save_h5
+        from .io.deeph import write_deeph
 
         if format not in ("h5", "deeph"):
             raise ParameterError(f"format must be 'h5' or 'deeph', got {format!r}")
@@ -579,65 +440,3 @@ class TraceGradCalculator(Calculator):
             save_h5(ham, path)
         else:
             write_deeph(ham, path)
-
-
-# -- checks against the atoms --------------------------------------------------------------------------
-def _path_from_dict(atoms: Atoms, spec: dict) -> BandPath:
-    """ASE's band path of the atoms' periodic lattice; special points it does not know are a ParameterError."""
-    try:
-        return atoms.cell.bandpath(pbc=atoms.pbc, **spec)
-    except (KeyError, ValueError) as exc:
-        try:
-            known = sorted(atoms.cell.bandpath(pbc=atoms.pbc, npoints=0).special_points)
-        except Exception:  # noqa: BLE001 - only for the message
-            known = []
-        raise ParameterError(f"kpts {spec!r}: ASE cannot build that path for this cell ({exc!s}); its lattice's "
-                             f"special points are {known}") from None
-
-
-def _check_finite(energies: Any, fermi: float) -> None:
-    if not (np.isfinite(np.asarray(energies, dtype=float)).all() and math.isfinite(float(fermi))):
-        raise PredictionError("the predicted Hamiltonian gave NaN or infinite levels (or Fermi level); nothing is "
-                              "returned. Check the model file and the structure")
-
-
-def _check_mesh_pbc(atoms: Atoms, size, name: str) -> None:
-    flat = ~np.asarray(atoms.pbc, dtype=bool)
-    if (np.asarray(size)[flat] != 1).any():
-        raise ParameterError(f"{name}={tuple(int(n) for n in size)}: a mesh must be 1 along the non-periodic "
-                             f"direction(s) {_axes(flat)} (pbc={[bool(p) for p in atoms.pbc]})")
-
-
-def _check_nonperiodic_k(atoms: Atoms, k: np.ndarray, name: str) -> np.ndarray:
-    """k along a non-periodic direction must be 0 (a whole number is the same point: H(k) has no R there)."""
-    flat = ~np.asarray(atoms.pbc, dtype=bool)
-    off = k[:, flat]
-    if (np.abs(off - np.round(off)) > 1e-6).any():  # rounding noise of path conversions passes
-        raise ParameterError(
-            f"{name} has k-points with non-zero components along the non-periodic direction(s) {_axes(flat)} "
-            f"(pbc={[bool(p) for p in atoms.pbc]}): H(k) does not depend on them, so bands along them are flat "
-            "and say nothing. Set those components to 0, e.g. atoms.cell.bandpath(pbc=atoms.pbc)")
-    return k
-
-
-def check_bandpath(atoms: Atoms, path: BandPath, made_here: bool = False) -> None:
-    """A BandPath's fractional k-points mean something only on the cell it was made for. ASE may hand back that
-    cell rotated to a standard orientation, so the periodic vectors' metric (lengths and angles) is compared.
-    ``made_here``: the path was built from these atoms (a ``kpts`` dict), so a mismatch is ASE's choice of basis."""
-    pbc = np.asarray(atoms.pbc, dtype=bool)
-    mine, theirs = np.asarray(atoms.cell[:], dtype=float)[pbc], np.asarray(path.cell[:], dtype=float)[pbc]
-    g_mine, g_theirs = mine @ mine.T, theirs @ theirs.T
-    if np.allclose(g_theirs, g_mine, rtol=0, atol=_CELL_TOL * max(1.0, float(np.abs(g_mine).max()))):
-        return
-    if made_here:
-        raise ParameterError(
-            f"ASE's band path for this cell ({path.path}) is given in another basis of its periodic lattice (ASE "
-            "re-orders or reduces the cell vectors of this slab or wire), so its k-points would be misread; give the "
-            "special points in this cell's basis: kpts={'path': 'GX', 'special_points': {'G': [0, 0, 0], "
-            "'X': [0.5, 0, 0]}, 'npoints': 50}")
-    lengths = lambda g: ", ".join(f"{x:.4f}" for x in np.sqrt(np.abs(np.diag(g))))  # noqa: E731
-    raise MismatchError(
-        f"kpts is a BandPath of another cell: its periodic cell vectors ({_axes(pbc)}) have lengths "
-        f"[{lengths(g_theirs)}] Å, these atoms' [{lengths(g_mine)}] Å (or the angles differ). Build the path on "
-        "these atoms, atoms.cell.bandpath(..., pbc=atoms.pbc); for a slab whose in-plane vectors ASE re-orders, give "
-        "the special points in this cell's basis: atoms.cell.bandpath('GXY', special_points={...}, pbc=atoms.pbc)")

@@ -18,8 +18,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .atomic import atomic_write_text
-from .errors import (ConfigError, InputNotFoundError, OutputPathError, ParameterError, SCFNotConvergedError,
+from .interop.files import _read_with_pymatgen, read_structure  # noqa: F401 (cli.read_structure: public)
+from .io.atomic import atomic_write_text
+from .core.errors import (ConfigError, InputNotFoundError, OutputPathError, ParameterError, SCFNotConvergedError,
                      StructureError, TraceGradError)
 
 EXIT_BAD_INPUT = 2
@@ -60,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
+    _add_truth_commands(sub)
+    _add_prediction_commands(sub)
+    _add_model_commands(sub)
+    return p
+
+
+def _add_truth_commands(sub) -> None:
+    """demo, truth, generate: the commands that run (or compare with) the ground truth."""
     d = sub.add_parser("demo", help="graphene bands, Fermi level and gap from the shipped carbon model (seconds)",
                        description="Predicts graphene's Hamiltonian with a model (default: the shipped carbon model), "
                        "prints the Fermi level and gap and plots the bands along Γ-M-K-Γ. With --check, PySCF "
@@ -93,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=int, default=None, help="local workers (default: from the recipe, else 1)")
     g.set_defaults(func=_cmd_generate)
 
+
+def _add_prediction_commands(sub) -> None:
+    """bands, dos, predict, models: the commands that use a trained model."""
     bd = sub.add_parser("bands", help="predicted band structure of a crystal along a symmetry-aware k-path",
                         description="Predicts H with a model, solves it along pymatgen's high-symmetry path for the "
                         "crystal (the same bands whatever cell setting the file uses), and plots it with pymatgen's "
@@ -137,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     mo = sub.add_parser("models", help="list the shipped models and their cards")
     mo.set_defaults(func=_cmd_models)
 
+
+def _add_model_commands(sub) -> None:
+    """train, evaluate: the commands that make and judge a model."""
     tr = sub.add_parser("train", help="train a TraceGrad (or baseline) model from a YAML config",
                         description="Trains on data set folders (see examples/train_molecules.yaml). Checkpoints "
                         "go to OUT/checkpoints/{last,best}; rerunning the same command resumes from 'last'. "
@@ -157,7 +172,6 @@ def _parser() -> argparse.ArgumentParser:
                     help="random k-points per crystal on which ghost levels are counted (default: %(default)s)")
     _force_option(ev)
     ev.set_defaults(func=_cmd_evaluate)
-    return p
 
 
 def _settings_options(p: argparse.ArgumentParser) -> None:
@@ -174,7 +188,7 @@ def _settings_options(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args):
-    from .pyscf_truth import GroundTruthSettings
+    from .engines.pyscf.scf import GroundTruthSettings
 
     kmesh = _parse_mesh(args.kmesh) if args.kmesh else None
     return GroundTruthSettings(xc=args.xc, basis=args.basis, pseudo=args.pseudo, kmesh=kmesh,
@@ -182,72 +196,6 @@ def _settings(args):
                                threads=args.threads)
 
 
-def read_structure(path: str):
-    """Any structure file ASE or pymatgen reads; a clear error for a missing or unreadable one, and for a file with
-    partially occupied (disordered) sites, which would otherwise become one element per site without a word."""
-    from ase.io import read
-
-    from .structures import check_ordered
-
-    if not Path(path).is_file():
-        raise InputNotFoundError(f"{path}: no such file")
-    try:
-        atoms = read(path)
-    except Exception as ase_error:  # ASE raises many types (even AssertionError) for unreadable files
-        atoms = _read_with_pymatgen(path, ase_error)
-    check_ordered(atoms, path)
-    return atoms
-
-
-def _read_with_pymatgen(path: str, ase_error: Exception):
-    try:
-        structure = _pymatgen_structure(path)
-    except Exception:  # pymatgen raises as many types as ASE
-        reason = str(ase_error) or type(ase_error).__name__
-        raise StructureError(f"cannot read structure {path}: ASE and pymatgen cannot read a structure from it "
-                             f"({reason})") from None
-    if not structure.is_ordered:
-        raise StructureError(f"{path} has partially occupied (disordered) sites ({structure.composition}): the model "
-                             "needs one element per site with occupancy 1; build an ordered supercell first")
-    from .pymatgen_adapter import to_atoms
-
-    return to_atoms(structure)
-
-
-def _pymatgen_structure(path: str):
-    """pymatgen's reader, except for its JSON and YAML structures: those are read here as plain data without the
-    site properties, because pymatgen decodes them with monty's MontyDecoder, which imports whatever module an
-    ``@module`` key names (running its code). The package needs no site properties; only the ``pbc`` this package
-    stores in a structure's own properties is kept."""
-    from pymatgen.core import Structure
-
-    name = Path(path).name.lower()
-    if not any(ext in name for ext in (".json", ".yaml", ".yml")):
-        return Structure.from_file(path)
-    import yaml
-    from monty.io import zopen
-
-    with zopen(path, "rt") as f:
-        text = f.read()
-    data = json.loads(text) if ".json" in name else yaml.safe_load(text)
-    if not isinstance(data, dict) or "sites" not in data or "lattice" not in data:
-        raise ValueError("not a pymatgen Structure (no 'lattice' and 'sites')")
-    pbc = (data.get("properties") or {}).get("pbc") if isinstance(data.get("properties"), dict) else None
-    clean = _without_properties(data)
-    if pbc is not None:
-        clean["properties"] = {"pbc": [bool(x) for x in pbc]}
-    return Structure.from_dict(clean)
-
-
-def _without_properties(obj):
-    if isinstance(obj, dict):
-        return {k: _without_properties(v) for k, v in obj.items() if k != "properties"}
-    if isinstance(obj, list):
-        return [_without_properties(v) for v in obj]
-    return obj
-
-
-# -- outputs: checked before any work --------------------------------------------------------------------
 def _check_outputs(args, outputs: Sequence[tuple[str | os.PathLike | None, str]],
                    inputs: Sequence[str | os.PathLike | None] = ()) -> None:
     """Refuse, before any work, an output that cannot or must not be written.
@@ -316,13 +264,14 @@ def _check_positive(name: str, value: float | int | None) -> None:
 
 def _bands_report(run, ham, out_png: Path | None, title: str, npoints: int = 40) -> dict:
     """Bands re-summed from H(R), S(R) against PySCF's own along the cell's standard path."""
-    from .hamiltonian import near_band_edges
-    from .plots import plot_bands
-    from .pyscf_truth import reference_bands
+    from .electronic.spectrum import near_band_edges
+    from .electronic.solve import band_energies
+    from .interop.plots import plot_bands
+    from .engines.pyscf.scf import reference_bands
 
     atoms = ham.atoms
     path = atoms.cell.bandpath(npoints=npoints, pbc=atoms.pbc)
-    ours = ham.eigenvalues(path.kpts)
+    ours = band_energies(ham, path.kpts)
     ref = reference_bands(run, path.kpts)
     ef = float(ham.meta["fermi_level_ev"])
     ref = ref[:, : ours.shape[1]]  # directions dropped as linearly dependent are the top of the spectrum
@@ -342,8 +291,8 @@ def _cmd_demo(args) -> int:
     from ase.build import graphene
 
     from .calculator import TraceGradCalculator
-    from .hamiltonian import near_band_edges
-    from .plots import plot_bands
+    from .electronic.spectrum import near_band_edges
+    from .interop.plots import plot_bands
 
     from .predict import resolve_model
 
@@ -361,7 +310,7 @@ def _cmd_demo(args) -> int:
     bands = np.array([calc.get_eigenvalues(k) for k in range(len(path.kpts))])
     ham = calc.get_property("hamiltonian", atoms)
     t_model = time.perf_counter() - t0
-    name = calc.model.card.get("metadata", {}).get("name") or Path(str(args.model)).name
+    name = calc.model.model_file.get("metadata", {}).get("name") or Path(str(args.model)).name
     print(f"graphene with model '{name}' ({ham.basis.name}, {ham.norb} orbitals, {len(ham.edges)} predicted blocks): "
           f"E_F {ef:.3f} eV, gap {gap['gap']:.3f} eV ({'direct' if gap['direct'] else 'indirect'}) "
           f"in {t_model:.1f} s", flush=True)
@@ -370,7 +319,7 @@ def _cmd_demo(args) -> int:
               "bands_ev": bands.tolist()}
     reference = None
     if args.check:
-        from .pyscf_truth import GroundTruthSettings, reference_bands, run_scf
+        from .engines.pyscf.scf import GroundTruthSettings, reference_bands, run_scf
 
         print(f"PySCF: PBE/{ham.basis.name} SCF on a 6x6x1 mesh and the same path ...", flush=True)
         run = run_scf(atoms, GroundTruthSettings(basis=ham.basis.name, pseudo=ham.basis.pseudo, kmesh=(6, 6, 1)))
@@ -394,11 +343,11 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_truth(args) -> int:
-    from .datafiles import save_h5
-    from .deeph import write_deeph
+    from .io.h5 import save_h5
+    from .io.deeph import write_deeph
     from .predict import resolve_model
-    from .pyscf_truth import PYSCF_GUESSES, check_settings, extract_blocks, run_scf
-    from .structures import validate_atoms
+    from .engines.pyscf.scf import PYSCF_GUESSES, check_settings, extract_blocks, run_scf
+    from .core.structures import validate_atoms
 
     # Everything the SCF needs is checked before it runs: the structure, the settings (functional, basis for
     # every element, meshes), the guess model, and where the results go.
@@ -436,7 +385,7 @@ def _cmd_truth(args) -> int:
 
 
 def _cmd_generate(args) -> int:
-    from .recipes import load_recipe, run_recipe
+    from .datasets.recipes import load_recipe, run_recipe
 
     _check_positive("--workers", args.workers)
     recipe = load_recipe(args.recipe)
@@ -481,8 +430,8 @@ def _periodic_structure(path: str):
 def _ghost_guard(args):
     """Under ``--strict`` ghost levels in a prediction are an error (exit 2, nothing written); otherwise their
     :class:`~tracegrad_ase.spectrum.GhostLevelWarning` reaches the user as it is."""
-    from .errors import GhostLevelError
-    from .spectrum import GhostLevelWarning
+    from .core.errors import GhostLevelError
+    from .electronic.spectrum import GhostLevelWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GhostLevelWarning)
@@ -498,7 +447,7 @@ def _band_structure(calc, atoms, path_type: str, density: float):
     """(pymatgen BandStructureSymmLine, the path used). pymatgen's paths are for 3-D crystals and keep only the
     segments in the periodic plane; where none runs along some periodic direction (pbc (True, False, True): only
     Γ-A along the vacuum, flat) ASE's path of the periodic lattice is used, with a note."""
-    from .pymatgen_adapter import band_structure, symm_kpath
+    from .interop.pymatgen import band_structure, symm_kpath
 
     if path_type != "ase":
         try:
@@ -527,7 +476,7 @@ def _ase_band_structure(calc, atoms, density: float):
     from pymatgen.electronic_structure.core import Spin
 
     from .calculator import check_bandpath
-    from .pymatgen_adapter import to_pymatgen
+    from .interop.pymatgen import to_pymatgen
 
     path = atoms.cell.bandpath(pbc=atoms.pbc, npoints=0)
     check_bandpath(atoms, path, made_here=True)  # its fractional special points must be in this cell's basis
@@ -542,7 +491,7 @@ def _ase_band_structure(calc, atoms, density: float):
     kpts = np.array(kpts)
     work = atoms.copy()
     calc.set(kpts=kpts)
-    energies = np.asarray(calc.get_property("eigenvalues", work), dtype=float)
+    energies = np.asarray(calc.get_property("eigenvalues", work), dtype=float)[0]  # spin 0: (nk, nbands)
     efermi = float(calc.get_property("fermi_level", work))
     kcart = kpts @ rec.matrix
     pretty = {"G": "\\Gamma"}
@@ -555,9 +504,9 @@ def _ase_band_structure(calc, atoms, density: float):
 
 
 def _cmd_bands(args) -> int:
-    import matplotlib
+    from .core.figures import pyplot
 
-    matplotlib.use("Agg")
+    pyplot()  # the file-only backend, before pymatgen's plotter imports pyplot
     from pymatgen.electronic_structure.plotter import BSPlotter
 
     from .calculator import TraceGradCalculator
@@ -587,13 +536,13 @@ def _cmd_bands(args) -> int:
 
 
 def _cmd_dos(args) -> int:
-    import matplotlib
+    from .core.figures import pyplot
 
-    matplotlib.use("Agg")
+    pyplot()  # the file-only backend, before pymatgen's plotter imports pyplot
     from pymatgen.electronic_structure.plotter import DosPlotter
 
     from .calculator import TraceGradCalculator
-    from .pymatgen_adapter import complete_dos
+    from .interop.pymatgen import complete_dos
 
     _check_positive("--width", args.width)
     atoms = _periodic_structure(args.structure)
@@ -621,8 +570,8 @@ def _cmd_dos(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .datafiles import save_h5
-    from .deeph import write_deeph
+    from .io.h5 import save_h5
+    from .io.deeph import write_deeph
     from .predict import load, predict_hamiltonian
 
     from .predict import resolve_model
@@ -642,12 +591,11 @@ def _cmd_predict(args) -> int:
 
 def _cmd_models(args) -> int:
     from .model.checkpoint import read_card
-    from .predict import SHIPPED_MODELS
+    from . import models
 
-    folders = sorted(d for d in SHIPPED_MODELS.iterdir() if (d / "model.json").is_file()) \
-        if SHIPPED_MODELS.is_dir() else []
+    folders = models.folders()
     if not folders:
-        print(f"no shipped models yet in {SHIPPED_MODELS}; train one with `tracegrad train` and pass its folder")
+        print(f"no shipped models yet in {models.SHIPPED_MODELS}; train one with `tracegrad train` and pass its folder")
         return 0
     broken = []
     for d in folders:
@@ -669,7 +617,7 @@ def _cmd_models(args) -> int:
 
 def _model_line(folder: Path) -> str:
     """One line on a model from its model.json, checked as loading it would check it."""
-    from .errors import DataFormatError
+    from .core.errors import DataFormatError
     from .model.checkpoint import read_card
     from .model.network import ModelConfig
 
@@ -717,7 +665,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from .datafiles import load_dataset
+    from .io.h5 import load_dataset
     from .model.evaluate import evaluate_to_files
 
     paths = []

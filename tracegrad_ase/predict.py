@@ -6,7 +6,6 @@ H(R) comes from the network, S(R) from the basis' integrals (PySCF), never learn
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -14,38 +13,24 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from .errors import (DataFormatError, ModelNotFoundError, ParameterError, PredictionError, StructureError,
-                     UnknownElementError)
-from .graphs import neighbor_list
-from .hamiltonian import RealSpaceHamiltonian
-from .integrals import overlap_blocks
-from .structures import MIN_DISTANCE, validate_atoms
+from .core.dtypes import dtype_names
+from .core.errors import (DataFormatError, ModelNotFoundError, OutOfDomainWarning, ParameterError,  # noqa: F401
+                          PredictionError, StructureError, UnknownElementError)
+from .core.graphs import neighbor_list
+from .core.hamiltonian import RealSpaceHamiltonian
+from .core.structures import MIN_DISTANCE, validate_atoms
+from .electronic.filling import valence_electrons
+from .engines.pyscf.integrals import overlap_blocks
+from . import models
 
 #: Error below this fraction of the shortest distance of an element pair seen in training; warn below WARN.
 TOO_CLOSE_FRACTION = 0.75
 WARN_FRACTION = 0.95
-SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "calculators"
+SHIPPED_MODELS = models.SHIPPED_MODELS  # deprecated alias: the registry is tracegrad_ase.models
+resolve_model = models.resolve  # the one resolver (kept here: ``predict.resolve_model`` is public API)
 
 
-class OutOfDomainWarning(UserWarning):
-    """A structure unlike the model's training data: the prediction may be poor."""
-
-
-def resolve_model(name_or_path: str | os.PathLike) -> Path:
-    """A model folder from a path, or the name of a shipped model (``calculators/NAME``)."""
-    p = Path(name_or_path)
-    if p.is_dir():
-        return p
-    shipped = SHIPPED_MODELS / str(name_or_path)
-    if shipped.is_dir():
-        return shipped
-    available = sorted(d.name for d in SHIPPED_MODELS.iterdir() if (d / "model.json").is_file()) \
-        if SHIPPED_MODELS.is_dir() else []
-    raise ModelNotFoundError(f"no model folder {str(name_or_path)!r}, and no shipped model of that name "
-                             f"(shipped: {', '.join(available) or 'none yet'})")
-
-
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_DTYPES = dtype_names()  # the one name -> dtype map (core.dtypes)
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
@@ -97,7 +82,7 @@ def load(name_or_path, device: str | torch.device = "cpu", dtype: str | torch.dt
     _check_finite_weights(model, folder / WEIGHTS)
     model = model.to(dev)
     model.eval()
-    model.card = read_card(folder)  # type: ignore[attr-defined]
+    model.model_file = read_card(folder)  # config and metadata (training domain): model.json
     return model
 
 
@@ -118,7 +103,7 @@ def check_domain(atoms: Atoms, model) -> None:
     missing = sorted(set(symbols) - set(elements))
     if missing:
         raise UnknownElementError(f"element(s) {', '.join(missing)} not in the model (it knows {', '.join(elements)})")
-    domain = getattr(model, "card", {}).get("metadata", {}).get("domain") or {}
+    domain = model.domain
     shortest = domain.get("min_distance", {})
     if not shortest:
         return
@@ -153,22 +138,20 @@ def check_domain(atoms: Atoms, model) -> None:
 def predict_hamiltonian(atoms: Atoms, model) -> RealSpaceHamiltonian:
     """Predicted H(R) (eV, e3nn order) and the basis overlap S(R) on every pair within the model's cutoff."""
     from .model.data import graph_from_arrays
+    from .model.inference import on_model_device, predict_padded
 
     validate_atoms(atoms)
     check_domain(atoms, model)
     nl = neighbor_list(atoms, model.config.cutoff, self_edges=True)
     edges = np.column_stack([nl.shifts, nl.i, nl.j]).astype(np.int64)
     graph = graph_from_arrays(model.layout, atoms.numbers, atoms.get_positions(), np.asarray(atoms.cell[:]), edges)
-    param = next(model.parameters())
-    graph = graph.to(param.device, param.dtype)
-    with torch.no_grad():  # TraceGrad turns autograd on for its own gradient; the rest needs no graph
-        padded = model(graph)["H"].cpu().numpy()
+    padded = predict_padded(model, on_model_device(model, graph)).numpy()  # the one prediction step
     _check_finite_prediction(padded, edges)
     symbols = atoms.get_chemical_symbols()
     h = model.layout.unpad_blocks(padded, symbols, edges[:, 3], edges[:, 4])
     s = overlap_blocks(atoms, model.basis, edges)
-    nelec = int(sum(model.basis.valence[x] for x in symbols))
-    metadata = getattr(model, "card", {}).get("metadata", {})
+    nelec = valence_electrons(model.basis, atoms.numbers)
+    metadata = model.model_file.get("metadata", {})
     meta = {"source": "model", "cutoff": model.config.cutoff, "nelectron": nelec, "model": metadata.get("name"),
             "fermi_level_guess_ev": (metadata.get("domain") or {}).get("fermi_level_ev")}
     return RealSpaceHamiltonian(atoms=atoms.copy(), basis=model.basis, edges=edges, hamiltonian=h, overlap=s, meta=meta)

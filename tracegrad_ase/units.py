@@ -1,10 +1,5 @@
-"""Unit conversions. Public surfaces speak eV and Å; Hartree and Bohr exist only at the PySCF boundary."""
+"""Deprecated: moved to :mod:`tracegrad_ase.core.units` (this path is removed in 0.6)."""
 
-from __future__ import annotations
+from ._deprecated import alias
 
-from ase import units as _ase_units
-
-#: 1 Hartree in eV (ASE's CODATA value; PySCF's differs by < 1e-9 relative).
-HARTREE_TO_EV: float = float(_ase_units.Hartree)
-#: 1 Bohr in Å.
-BOHR_TO_ANGSTROM: float = float(_ase_units.Bohr)
+alias(__name__)

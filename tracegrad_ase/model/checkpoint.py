@@ -20,8 +20,9 @@ from typing import Any
 
 import torch
 
-from ..atomic import atomic_folder, old_folder, recover_folder
-from ..errors import DataFormatError
+from ..core.dtypes import dtype_names
+from ..io.atomic import atomic_folder, old_folder, recover_folder
+from ..core.errors import DataFormatError
 from .network import ModelConfig, TraceGradNet, build_model
 
 FORMAT = "tracegrad-ase/model"
@@ -34,7 +35,7 @@ TRAINER_JSON = "trainer.json"
 TRAINER = "trainer.pt"  # older checkpoints: a torch pickle
 TRAINER_FORMAT = "tracegrad-ase/trainer-state"
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_DTYPES = dtype_names()  # the one name -> dtype map (core.dtypes)
 
 
 def save_model(model: TraceGradNet, folder: str | os.PathLike, metadata: dict[str, Any] | None = None,

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..errors import UnknownElementError
+from ..core.errors import UnknownElementError
 from .layout import BlockLayout
 
 
@@ -54,6 +54,11 @@ class GraphBatch:
                 v = v.to(device=device, dtype=dtype if (dtype is not None and v.is_floating_point()) else None)
             out[f.name] = v
         return GraphBatch(**out)
+
+    def onsite(self) -> torch.Tensor:
+        """(E,) bool: the on-site edges (i == j, R = 0), the one definition the model's code uses."""
+        i, j = self.edge_index
+        return (i == j) & (self.edge_offset.abs().sum(dim=1) == 0)
 
     @property
     def num_edges(self) -> int:
@@ -182,7 +187,7 @@ def collate(graphs: Sequence[GraphBatch]) -> GraphBatch:
 
 
 def _z(symbol: str) -> int:
-    from ..basis import atomic_numbers
+    from ..core.basis import atomic_numbers
 
     return atomic_numbers[symbol]
 

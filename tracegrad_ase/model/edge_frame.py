@@ -25,6 +25,7 @@ import math
 import torch
 from e3nn import o3
 from torch import nn
+from ..core.dtypes import default_dtype
 
 
 @functools.lru_cache(maxsize=None)
@@ -34,14 +35,10 @@ def _rotation_tables(l: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     sparse form ``Z[i, i] = cos(m_i θ)``, ``Z[i, 2l - i] = sign_i sin(m_i θ)``, ``m_i = |l - i|``,
     ``sign_i = sign(l - i)``. Float64."""
     d = 2 * l + 1
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # e3nn builds its generators in the default dtype
-    try:
+    with default_dtype(torch.float64):  # e3nn builds its generators in the default dtype
         gen = o3.so3_generators(l)
         to_x = torch.tensor([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
         j = o3.Irrep(l, 1).D_from_matrix(to_x)
-    finally:
-        torch.set_default_dtype(previous)
     samples = torch.arange(d, dtype=torch.float64) * 2 * math.pi / d + 0.1
     z = torch.matrix_exp(samples[:, None, None] * gen[1])
     trig = torch.cat([torch.cos(samples[:, None] * torch.arange(l + 1)),

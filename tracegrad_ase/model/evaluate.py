@@ -25,12 +25,15 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..basis import OrbitalBasis, symbol_of
-from ..datafiles import load_h5
-from ..hamiltonian import PREDICTED_LINDEP, RealSpaceHamiltonian, near_band_edges
-from ..spectrum import GHOST_MARGIN_EV, align, band_errors, evaluation_mesh, ghost_levels, levels, \
-    random_kpoints, spectral_range
+from ..core.basis import OrbitalBasis
+from ..io.h5 import load_h5
+from ..core.hamiltonian import RealSpaceHamiltonian
+from ..electronic.filling import electron_count  # noqa: F401 (the one count; re-exported here as before)
+from ..electronic.solve import PREDICTED_LINDEP, band_energies
+from ..electronic.spectrum import GHOST_MARGIN_EV, align, band_errors, evaluation_mesh, ghost_levels, levels, \
+    near_band_edges, random_kpoints, spectral_range
 from .data import GraphBatch, graph_from_hamiltonian
+from .inference import on_model_device, predict_padded
 from .network import TraceGradNet
 
 EV_TO_MEV = 1000.0
@@ -51,9 +54,7 @@ def _model_graph(model: TraceGradNet, ham: RealSpaceHamiltonian) -> tuple[RealSp
     """The truth restricted to the model's cutoff and its graph, on the model's device and dtype."""
     _check_basis(model.basis, ham)
     sub = ham.within(model.config.cutoff)
-    graph = graph_from_hamiltonian(model.layout, sub)
-    p = next(model.parameters())
-    return sub, graph.to(device=p.device, dtype=p.dtype)
+    return sub, on_model_device(model, graph_from_hamiltonian(model.layout, sub))
 
 
 def _check_basis(model_basis: OrbitalBasis, ham: RealSpaceHamiltonian) -> None:
@@ -66,25 +67,16 @@ def _check_basis(model_basis: OrbitalBasis, ham: RealSpaceHamiltonian) -> None:
 
 
 def _forward(model: TraceGradNet, graph: GraphBatch) -> np.ndarray:
-    """Padded predicted blocks (E, n_orb, n_orb) in eV, float64 on the CPU.
-
-    Under torch.no_grad(): TraceGrad's update is a gradient, but the network computes it with autograd switched
-    on locally; everything else needs no graph (and edges then go through in chunks).
-    """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            h = model(graph)["H"]
-    finally:
-        model.train(was_training)
-    return h.detach().to("cpu", torch.float64).numpy()
+    """Padded predicted blocks (E, n_orb, n_orb) in eV, float64 (:func:`~.inference.predict_padded`)."""
+    return predict_padded(model, graph).to(torch.float64).numpy()
 
 
-def predict_hamiltonian(model: TraceGradNet, ham: RealSpaceHamiltonian) -> RealSpaceHamiltonian:
+def predict_for(ham: RealSpaceHamiltonian, model: TraceGradNet) -> RealSpaceHamiltonian:
     """The model's H on ``ham``'s structure and edges (those within the model's cutoff), overlap copied.
 
     S is not learned: its blocks are ``ham``'s own on the same edges. ``meta["source"]`` is ``"model"``.
+    Argument order as :func:`tracegrad_ase.predict.predict_hamiltonian` (structure first, then model), which
+    predicts for a bare structure (its own edges, S(R) from the basis).
     """
     sub, graph = _model_graph(model, ham)
     padded = _forward(model, graph)
@@ -104,6 +96,16 @@ def predict_hamiltonian(model: TraceGradNet, ham: RealSpaceHamiltonian) -> RealS
             meta[key] = ham.meta[key]
     return RealSpaceHamiltonian(atoms=sub.atoms.copy(), basis=sub.basis, edges=sub.edges.copy(),
                                 hamiltonian=blocks, overlap=[np.array(s) for s in sub.overlap], meta=meta)
+
+
+def predict_hamiltonian(model: TraceGradNet, ham: RealSpaceHamiltonian) -> RealSpaceHamiltonian:
+    """Deprecated (removed in 0.6): :func:`predict_for` ``(ham, model)``, in the argument order of
+    :func:`tracegrad_ase.predict.predict_hamiltonian`."""
+    import warnings
+
+    warnings.warn("tracegrad_ase.model.evaluate.predict_hamiltonian(model, ham) is deprecated; use "
+                  "predict_for(ham, model)", DeprecationWarning, stacklevel=2)
+    return predict_for(ham, model)
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
@@ -136,13 +138,6 @@ def default_kpoints(pbc: Sequence[bool]) -> np.ndarray:
     k = DEFAULT_KPTS * np.asarray(pbc, dtype=float)[None, :]
     _, first = np.unique(np.round(k, 12), axis=0, return_index=True)
     return k[np.sort(first)]
-
-
-def electron_count(ham: RealSpaceHamiltonian) -> int:
-    """``meta["nelectron"]`` if stored, else the neutral valence count of the basis."""
-    if ham.meta.get("nelectron") is not None:
-        return int(ham.meta["nelectron"])
-    return int(sum(ham.basis.valence[symbol_of(int(z))] for z in ham.atoms.numbers))
 
 
 def _slot_presence(model: TraceGradNet) -> np.ndarray:
@@ -217,8 +212,7 @@ class _Accumulator:
         true = raw_true + shift * overlap if overlap is not None else raw_true
         i, j = graph.edge_index.cpu().numpy()
         species = graph.species.cpu().numpy()
-        offset = graph.edge_offset.cpu().numpy()
-        onsite = (i == j) & (np.abs(offset).max(axis=1) < 1e-12)
+        onsite = graph.onsite().cpu().numpy()
         err = np.abs(pred - true)
         raw_err = np.abs(pred - raw_true)
         self.n_edges += len(i)
@@ -287,8 +281,8 @@ class _Accumulator:
             k = default_kpoints(true_ham.atoms.pbc) if kpts is None else np.atleast_2d(np.asarray(kpts, float))
         # Solved as the calculator solves a prediction (PREDICTED_LINDEP), the truth in the same space.
         lindep = PREDICTED_LINDEP
-        e_true = true_ham.eigenvalues(k, lindep)  # absolute levels, as before: raw (see band_mae_ef_mev)
-        e_pred = pred_ham.eigenvalues(k, lindep)
+        e_true = band_energies(true_ham, k, lindep)  # absolute levels, as before: raw (see band_mae_ef_mev)
+        e_pred = band_energies(pred_ham, k, lindep)
         nb = min(e_true.shape[1], e_pred.shape[1])  # canonical orthogonalization may drop different directions
         e_true, e_pred = e_true[:, :nb], e_pred[:, :nb]
         err = np.abs(e_pred - e_true)
@@ -381,8 +375,7 @@ class _Accumulator:
 
 
 def _domain_range(model: TraceGradNet) -> tuple[float, float] | None:
-    domain = (getattr(model, "card", None) or {}).get("metadata", {}).get("domain") or {}
-    r = domain.get("spectral_range_ev")
+    r = model.domain.get("spectral_range_ev")
     return (float(r[0]), float(r[1])) if r else None
 
 
@@ -434,10 +427,9 @@ def evaluate(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.n
 
 # -- parity plot ----------------------------------------------------------------------------------------------
 def _parity_figure(acc: _Accumulator, png_path: str | os.PathLike, title: str = "") -> Path:
-    import matplotlib
+    from ..core.figures import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
@@ -495,7 +487,7 @@ def parity_plot(model: TraceGradNet, paths: Sequence[str | os.PathLike], png_pat
 
 # -- files ----------------------------------------------------------------------------------------------------
 def _write_json_atomic(data: dict[str, Any], path: Path) -> None:
-    from ..atomic import atomic_write_json
+    from ..io.atomic import atomic_write_json
 
     atomic_write_json(path, data, indent=2, allow_nan=False)
 
@@ -512,7 +504,7 @@ def evaluate_to_files(model_folder: str | os.PathLike, paths: Sequence[str | os.
     from .checkpoint import load_model, read_card
 
     model = load_model(model_folder)
-    model.card = read_card(model_folder)  # type: ignore[attr-defined]  # its training domain, for ghost levels
+    model.model_file = read_card(model_folder)  # its training domain, for ghost levels
     acc = _run(model, paths, kpts, progress, sample_size=max_points if parity_png is not None else 0,
                ghost_kpoints=ghost_kpoints)
     result = acc.result()
@@ -524,4 +516,4 @@ def evaluate_to_files(model_folder: str | os.PathLike, paths: Sequence[str | os.
 
 
 __all__ = ["DEFAULT_KPTS", "default_kpoints", "electron_count", "evaluate", "evaluate_to_files", "is_molecule",
-           "parity_plot", "predict_hamiltonian"]
+           "parity_plot", "predict_for", "predict_hamiltonian"]

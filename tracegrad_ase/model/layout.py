@@ -22,19 +22,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..basis import OrbitalBasis, symbol_of
+from ..core.basis import OrbitalBasis, symbol_of
+from ..core.dtypes import default_dtype
 
 
 def _float64_wigner_3j(l1: int, l2: int, l3: int) -> np.ndarray:
     # e3nn builds wigner_3j in torch's default dtype; in float32 it is only good to ~1e-7.
     from e3nn import o3
 
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with default_dtype(torch.float64):
         return o3.wigner_3j(l1, l2, l3).numpy().copy()
-    finally:
-        torch.set_default_dtype(previous)
 
 
 @dataclass

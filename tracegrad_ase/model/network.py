@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,10 +30,11 @@ from e3nn.math import soft_one_hot_linspace
 from e3nn.nn import FullyConnectedNet, Gate
 from torch import nn
 
-from ..basis import OrbitalBasis
+from ..core.basis import OrbitalBasis
 from .data import GraphBatch
 from .edge_frame import FrameConvolution, IrrepsRotation, invariant_gradient, invariant_products, wigner_matrices
 from .layout import BlockLayout
+from ..core.dtypes import default_dtype
 
 
 @dataclass
@@ -165,9 +167,26 @@ class TraceGradBlock(nn.Module):
 class TraceGradNet(nn.Module):
     """Predicts padded H blocks (eV) on every edge of a :class:`GraphBatch`; see the module docstring."""
 
+    @property
+    def domain(self) -> dict[str, Any]:
+        """The training domain recorded in :attr:`model_file` (elements, closest pairs, E_F, spectral range)."""
+        return self.model_file.get("metadata", {}).get("domain") or {}
+
+    @property
+    def card(self) -> dict[str, Any]:
+        """Former name of :attr:`model_file` (it is ``model.json``, not the model card ``card.yaml``)."""
+        return self.model_file
+
+    @card.setter
+    def card(self, value: dict[str, Any]) -> None:
+        self.model_file = value
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        #: The ``model.json`` the model was loaded from (config, dtype, ``metadata`` with the training ``domain``);
+        #: empty for a model built in memory. Set by :func:`tracegrad_ase.predict.load`.
+        self.model_file: dict[str, Any] = {}
         self.basis = OrbitalBasis.from_dict(config.basis)
         self.layout = BlockLayout.build(self.basis, config.elements)
         irreps_out = o3.Irreps(self.layout.irreps_out)
@@ -253,7 +272,7 @@ class TraceGradNet(nn.Module):
         i, j = batch.edge_index
         vec = batch.pos[j] + batch.edge_offset - batch.pos[i]
         dist = vec.norm(dim=-1)
-        onsite = (i == j) & (dist < 1e-8)
+        onsite = batch.onsite()
         # On-site edges have no direction: Y = (1, 0, ..., 0), which any rotation leaves as it is.
         safe = torch.where(onsite[:, None], torch.tensor([0.0, 0.0, 1.0], dtype=vec.dtype, device=vec.device), vec)
         sh = None
@@ -372,7 +391,7 @@ class TraceGradNet(nn.Module):
         reverse = batch.reverse[c]
         blocks = 0.5 * (out[c].reshape(-1, n, n) + out[reverse].reshape(-1, n, n).transpose(1, 2))
         blocks = blocks * self.config.target_scale
-        onsite = (i == j) & (batch.edge_offset[c].abs().sum(dim=1) == 0)
+        onsite = batch.onsite()[c]
         blocks = blocks + self.onsite_ref[batch.species[i]] * onsite[:, None, None].to(blocks.dtype)
         return blocks * batch.mask[c].to(blocks.dtype)
 
@@ -408,13 +427,12 @@ def build_model(config: ModelConfig, dtype: torch.dtype = torch.float32) -> Trac
     construction, so float64 models are built under a float64 default to be equivariant to round-off."""
     import e3nn
 
-    previous, optimization = torch.get_default_dtype(), e3nn.get_optimization_defaults()
-    torch.set_default_dtype(dtype)
+    optimization = e3nn.get_optimization_defaults()
     # opt_einsum_fx's contraction search is most of the construction time (9 of 16 s for a carbon model) and
     # measured no faster at inference on CPU, so models are built without it.
     e3nn.set_optimization_defaults(optimize_einsums=False)
     try:
-        return TraceGradNet(config)
+        with default_dtype(dtype):
+            return TraceGradNet(config)
     finally:
-        torch.set_default_dtype(previous)
         e3nn.set_optimization_defaults(**optimization)

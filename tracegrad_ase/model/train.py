@@ -22,143 +22,29 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from ..atomic import atomic_write_json, atomic_write_text
-from ..basis import OrbitalBasis
-from ..datafiles import load_dataset, load_h5, split_dataset
-from ..errors import DataFormatError, TrainingDivergedError
-from ..hamiltonian import PREDICTED_LINDEP
+from ..core.dtypes import dtype_names
+from ..io.atomic import atomic_write_json, atomic_write_text
+from ..core.basis import OrbitalBasis
+from ..io.h5 import load_dataset, load_h5, split_dataset
+from ..core.errors import DataFormatError, TrainingDivergedError
+from ..electronic.solve import PREDICTED_LINDEP
 from .checkpoint import load_model, load_training_state, resolve_folder, save_model, stored_val_loss
 from .data import GraphBatch, collate, graph_from_hamiltonian
 from .layout import BlockLayout
+from .domain import training_domain  # noqa: F401 (public here before: calculators/ship_model.py)
 from .losses import aligned_target, band_loss
 from .network import ModelConfig, TraceGradNet, build_model
+from .run_folder import best_checkpoint, last_checkpoint, log_file, split_file
+from .train_config import RESUME_MUST_MATCH, TrainConfig, fixed_split
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-#: What defines a run: resuming with any of these changed would mix two runs (a different seed draws another
-#: split, and the old split.json would be overwritten). Epochs, time limits, early stopping, device may change.
-RESUME_MUST_MATCH = ("data", "model", "split", "seed", "batch_size", "lr", "weight_decay", "lr_factor",
-                     "lr_patience", "grad_clip", "trace_weight", "dtype", "gauge", "band_weight", "band_kpoints",
-                     "band_window_ev", "split_file")
-
-
-@dataclass
-class TrainConfig:
-    """A training run; ``tracegrad train CONFIG.yaml`` reads these keys (paths relative to the YAML file)."""
-
-    data: list[str]  # data set folders (each with structures/*.h5)
-    out: str  # run folder: checkpoints/last, checkpoints/best, log.jsonl, split.json
-    model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (elements/basis come from the data)
-    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
-    seed: int = 0
-    epochs: int = 200
-    batch_size: int = 1  # structures per optimizer step, over all processes
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    lr_factor: float = 0.5  # ReduceLROnPlateau on the validation loss
-    lr_patience: int = 10
-    min_lr: float = 1e-5  # training stops when the LR falls below this
-    grad_clip: float = 5.0
-    trace_weight: float = 0.3  # lambda; 0 turns the trace loss off (z and v stay in the network)
-    # Compare with the truth moved to the prediction's energy zero (H + c*·S per structure): "periodic" (crystals,
-    # slabs, wires: their zero is the cell-averaged potential), true (molecules too) or false.
-    gauge: bool | str = "periodic"
-    band_weight: float = 0.0  # weight of the band-energy loss L_B (0: off)
-    band_kpoints: int = 4  # random k-points per crystal and step for L_B (molecules: Γ)
-    band_window_ev: float = 3.0  # L_B counts the true levels within this of E_F (molecules: the HOMO-LUMO midpoint)
-    # A JSON {"train": [...], "val": [...], "test": [...]} of structure file names (as in a run's split.json): a
-    # fixed split instead of drawing one with `split` and `seed` (learning curves share validation and test sets).
-    split_file: str | None = None
-    early_stopping: int = 40  # epochs without validation improvement
-    max_time_s: float | None = None  # stop (with a checkpoint) after this much wall time
-    dtype: str = "float32"
-    device: str = "cpu"
-    progress: bool = True
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "TrainConfig":
-        import yaml
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such training config")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise DataFormatError(f"{path}: not valid YAML ({exc})") from None
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise DataFormatError(f"{path}: unknown training settings {sorted(unknown)}; known: {sorted(known)}")
-        if isinstance(raw.get("data"), str):
-            raw["data"] = [raw["data"]]
-        root = path.parent
-        raw["data"] = [str(p if Path(p).is_absolute() else root / p) for p in raw.get("data", [])]
-        if "out" in raw and not Path(raw["out"]).is_absolute():
-            raw["out"] = str(root / raw["out"])
-        if raw.get("split_file") and not Path(raw["split_file"]).is_absolute():
-            raw["split_file"] = str(root / raw["split_file"])
-        return cls(**raw)
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Refuse impossible values, all of them at once, as a :class:`~tracegrad_ase.errors.ConfigError` naming each
-        (``batch_size: 0``, negative epochs, a split that does not sum to 1, ``lr: 1e-3`` that YAML reads as text).
-        Runs on construction, so a bad YAML file stops before any data is read."""
-        from ..errors import ConfigError
-
-        def number(x: Any, low: float | None = None, strict: bool = False) -> bool:
-            ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-            return ok and (low is None or (x > low if strict else x >= low))
-
-        def integer(x: Any, low: int) -> bool:
-            return isinstance(x, int) and not isinstance(x, bool) and x >= low
-
-        split = self.split
-        split_ok = isinstance(split, (list, tuple)) and len(split) == 3 and all(number(x, 0) for x in split) \
-            and abs(sum(split) - 1) < 1e-6 and split[0] > 0 and split[1] > 0
-        rules = [
-            ("data", isinstance(self.data, list) and all(isinstance(p, (str, os.PathLike)) for p in self.data),
-             "a list of data set folders"),
-            ("out", isinstance(self.out, (str, os.PathLike)), "a folder name"),
-            ("model", isinstance(self.model, dict), "a mapping of model settings"),
-            ("split", split_ok, "3 fractions (train, validation, test) >= 0 summing to 1, train and validation > 0"),
-            ("seed", integer(self.seed, -2**63), "an integer"),
-            ("epochs", integer(self.epochs, 1), "an integer >= 1"),
-            ("batch_size", integer(self.batch_size, 1), "an integer >= 1"),
-            ("lr", number(self.lr, 0, True), "a number > 0 (in YAML write 1.0e-3: 1e-3 without a dot is text)"),
-            ("weight_decay", number(self.weight_decay, 0), "a number >= 0"),
-            ("lr_factor", number(self.lr_factor, 0, True) and self.lr_factor < 1, "a number between 0 and 1"),
-            ("lr_patience", integer(self.lr_patience, 0), "an integer >= 0"),
-            ("min_lr", number(self.min_lr, 0) and not (number(self.lr) and self.min_lr >= self.lr),
-             "a number >= 0 and below lr"),
-            ("grad_clip", number(self.grad_clip, 0, True), "a number > 0"),
-            ("trace_weight", number(self.trace_weight, 0), "a number >= 0"),
-            ("early_stopping", integer(self.early_stopping, 1), "an integer >= 1"),
-            ("max_time_s", self.max_time_s is None or number(self.max_time_s, 0, True), "a number > 0 or null"),
-            ("dtype", self.dtype in ("float32", "float64"), "'float32' or 'float64'"),
-            ("device", isinstance(self.device, str) and bool(self.device), "a torch device such as 'cpu' or 'cuda'"),
-            ("progress", isinstance(self.progress, bool), "true or false"),
-        ]
-        later = {"gauge": (lambda v: isinstance(v, bool) or v == "periodic", "true, false or 'periodic'"),
-                 "band_weight": (lambda v: number(v, 0), "a number >= 0"),
-                 "band_kpoints": (lambda v: integer(v, 1), "an integer >= 1"),
-                 "band_window_ev": (lambda v: number(v, 0, True), "a number > 0"),
-                 "split_file": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a file name or null")}
-        rules += [(k, ok(getattr(self, k)), what) for k, (ok, what) in later.items() if hasattr(self, k)]
-        problems = [f"{name}={getattr(self, name)!r} (must be {what})" for name, ok, what in rules if not ok]
-        if problems:
-            raise ConfigError("bad training settings: " + "; ".join(problems))
-
-
+_DTYPES = dtype_names()  # the one name -> dtype map (core.dtypes)
 # -- distributed helpers ---------------------------------------------------------------------------------
 def _dist():
     import torch.distributed as dist
@@ -197,25 +83,6 @@ def _dataset_files(cfg: TrainConfig) -> list[Path]:
     return files
 
 
-def _fixed_split(files: list[Path], split_file: str) -> tuple[list[Path], list[Path], list[Path]]:
-    """The split a JSON of file names gives; every name must be one of the data's files."""
-    try:
-        names = json.loads(Path(split_file).read_text())
-    except (OSError, ValueError) as exc:
-        raise DataFormatError(f"{split_file}: unreadable split file ({exc})") from None
-    by_name = {f.name: f for f in files}
-    parts = []
-    for part in ("train", "val", "test"):
-        wanted = names.get(part, []) if isinstance(names, dict) else None
-        if not isinstance(wanted, list):
-            raise DataFormatError(f"{split_file}: needs lists 'train', 'val' and 'test' of structure file names")
-        missing = [n for n in wanted if n not in by_name]
-        if missing:
-            raise DataFormatError(f"{split_file}: {len(missing)} {part} structure(s) not in the data, e.g. {missing[0]}")
-        parts.append([by_name[n] for n in wanted])
-    return parts[0], parts[1], parts[2]
-
-
 def _model_config(cfg: TrainConfig, hams: dict[Path, Any], train_files: Sequence[Path]) -> ModelConfig:
     """Elements and basis from the data; target scale and neighbour count from the training set."""
     first_path, first = next(iter(hams.items()))
@@ -240,8 +107,7 @@ def _model_config(cfg: TrainConfig, hams: dict[Path, Any], train_files: Sequence
     for p in train_files:
         g = graph_from_hamiltonian(probe.layout, hams[p], cutoff)
         i, j = g.edge_index
-        onsite = (i == j) & (g.edge_offset.abs().sum(dim=1) == 0)
-        rest = g.target - probe.onsite_ref.double()[g.species[i]] * onsite[:, None, None]
+        rest = g.target - probe.onsite_ref.double()[g.species[i]] * g.onsite()[:, None, None]
         sq += float((rest * g.mask).pow(2).sum())
         count += int(g.mask.sum())
         edges += g.num_edges
@@ -249,49 +115,6 @@ def _model_config(cfg: TrainConfig, hams: dict[Path, Any], train_files: Sequence
     settings.setdefault("target_scale", math.sqrt(sq / max(count, 1)))
     settings.setdefault("avg_neighbors", edges / max(nodes, 1))
     return ModelConfig(elements=sorted(shells), basis=basis.to_dict(), **settings)
-
-
-def training_domain(hams) -> dict[str, Any]:
-    """What the model saw: elements and the shortest distance of each element pair (Å), for the calculator's
-    out-of-domain checks; the median Fermi level of its structures (eV), where the data record one; and the
-    spectral range relative to E_F (eV), for the ghost-level check (:mod:`tracegrad_ase.spectrum`)."""
-    shortest: dict[str, float] = {}
-    for h in hams:
-        sym = h.atoms.get_chemical_symbols()
-        lengths = h.edge_lengths()
-        for (rx, ry, rz, i, j), d in zip(h.edges, lengths):
-            if i == j and not (rx or ry or rz):
-                continue
-            key = "-".join(sorted((sym[i], sym[j])))
-            shortest[key] = min(shortest.get(key, np.inf), float(d))
-    elements = sorted({s for h in hams for s in h.atoms.get_chemical_symbols()})
-    periodic = sorted({bool(any(h.atoms.pbc)) for h in hams})
-    out = {"elements": elements, "min_distance": dict(sorted(shortest.items())), "periodic": periodic,
-           "n_structures": len(hams)}
-    fermi = [h.meta["fermi_level_ev"] for h in hams if h.meta.get("fermi_level_ev") is not None]
-    if fermi:  # where the sparse solver of a large cell starts looking (a guess eV off costs factorizations)
-        out["fermi_level_ev"] = float(np.median(fermi))
-    ranges = [r for r in (_spectral_range(h) for h in hams) if r is not None]
-    if ranges:
-        out["spectral_range_ev"] = [min(r[0] for r in ranges), max(r[1] for r in ranges)]
-    return out
-
-
-def _spectral_range(ham) -> tuple[float, float] | None:
-    """Lowest and highest level of a structure relative to its Fermi level (eV), at Γ (molecule) or a few k."""
-    from ..electronic import electron_count
-    from ..spectrum import align, spectral_range
-    from .evaluate import default_kpoints
-
-    periodic = bool(np.any(ham.atoms.pbc))
-    k = default_kpoints(ham.atoms.pbc) if periodic else np.zeros((1, 3))
-    try:
-        e = ham.eigenvalues(k)
-        fermi = ham.meta.get("fermi_level_ev") if periodic else None
-        ref = float(fermi) if fermi is not None else align(e, None, electron_count(ham), kind="fermi").ref
-    except (ValueError, np.linalg.LinAlgError):  # no Fermi level to be had (e.g. all bands filled)
-        return None
-    return spectral_range(e, ref)
 
 
 def _onsite_reference(layout, hams) -> dict[str, list[list[float]]]:
@@ -333,9 +156,8 @@ def structure_losses(model: TraceGradNet, batch: GraphBatch, out: dict[str, torc
     l_h = zeros.index_add(0, g, per_edge_sq) / zeros.index_add(0, g, per_edge_n).clamp(min=1)
     losses = {"H": l_h, "T": torch.zeros_like(l_h), "B": torch.zeros_like(l_h), "shift": shift.detach()}
     if "trace_hat" in out:
-        i, j = batch.edge_index
-        onsite = (i == j) & (batch.edge_offset.abs().sum(dim=1) == 0)
-        labels = model.trace_labels(target.detach(), batch.species[i], onsite)
+        i, _ = batch.edge_index
+        labels = model.trace_labels(target.detach(), batch.species[i], batch.onsite())
         tmask = model.trace_mask(mask).to(diff.dtype)
         err = ((out["trace_hat"] - labels).abs() * tmask).sum(1)
         losses["T"] = zeros.index_add(0, g, err) / zeros.index_add(0, g, tmask.sum(1)).clamp(min=1)
@@ -374,6 +196,95 @@ def _check_same_run(out: Path, stored: dict[str, Any], cfg: TrainConfig) -> None
 
 
 # -- training --------------------------------------------------------------------------------------------
+def _resumed_or_new(cfg: TrainConfig, out: Path, last: Path, dtype: torch.dtype, hams: dict, train_files: list
+                    ) -> tuple[TraceGradNet, dict | None, dict | None]:
+    """The model with its trainer state and run state, resumed from ``last``, else new (seeded; states None)."""
+    # A kill between the two renames of a checkpoint swap leaves the previous one complete as .last.old:
+    # resume from it (the next save renames it back) rather than from epoch 0.
+    resume_from = resolve_folder(last)
+    if (resume_from / "model.json").is_file():
+        model = load_model(resume_from, dtype)
+        trainer_state, state = load_training_state(resume_from)
+        if trainer_state is None or state is None:
+            raise DataFormatError(f"{resume_from}: a model without training state cannot be resumed")
+        _check_same_run(out, state.get("train_config", {}), cfg)
+        return model, trainer_state, state
+    torch.manual_seed(cfg.seed)
+    return build_model(_model_config(cfg, hams, train_files), dtype), None, None
+
+
+def _optimizers(model: TraceGradNet, cfg: TrainConfig, trainer_state: dict | None):
+    """AdamW and its plateau scheduler, with their state (and torch's RNG) restored on resume."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.lr_factor, patience=cfg.lr_patience)
+    if trainer_state is not None:
+        optimizer.load_state_dict(trainer_state["optimizer"])
+        scheduler.load_state_dict(trainer_state["scheduler"])
+        torch.set_rng_state(trainer_state["torch_rng"])
+    return optimizer, scheduler
+
+
+def _train_epoch(net: torch.nn.Module, model: TraceGradNet, graphs: list, optimizer, cfg: TrainConfig, epoch: int,
+                 rank: int, world: int, names: Sequence[str] = ()) -> np.ndarray:
+    """One pass over the training graphs in the epoch's seeded order; the mean (L_H, L_T, L_B) per step.
+    ``names`` (of the graphs' structures) go into the error when a step's loss is not finite."""
+    model.train()
+    order = np.random.default_rng(cfg.seed + epoch).permutation(len(graphs))
+    sums = np.zeros(3)
+    band_rng = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)  # reproducible k-points on resume
+    steps = 0
+    for start in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
+        idx = order[start : start + cfg.batch_size][rank::world]
+        batch = collate([graphs[k] for k in idx])
+        out_ = net(batch)
+        losses = structure_losses(model, batch, out_, cfg.gauge, cfg.band_weight, cfg.band_kpoints,
+                                  cfg.band_window_ev, band_rng)
+        loss, means = combined_loss(losses, cfg.trace_weight, cfg.band_weight, cfg.batch_size, world)
+        if not all(math.isfinite(v) for v in means.values()):
+            # A diverged step would write NaN weights into every later checkpoint: stop with the last good one.
+            which = ", ".join(names[k] for k in idx) if names else f"graphs {list(idx)}"
+            raise TrainingDivergedError(
+                f"epoch {epoch + 1}: the loss is not finite ({', '.join(f'L_{k}={v:g}' for k, v in means.items())}) "
+                f"on {which}; checkpoints/last holds the last finite epoch. Lower lr or grad_clip, or check these "
+                f"structures' data")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        sums += (means["H"], means["T"], means["B"])
+        steps += 1
+    return sums / max(steps, 1)
+
+
+def _stop_reason(cfg: TrainConfig, state: dict, record: dict, lr: float) -> str | None:
+    """Why training stops after this epoch (``min_lr``, ``early_stopping``, ``max_time``), or None."""
+    if lr < cfg.min_lr:
+        return "min_lr"
+    if record["epoch"] - state["best_epoch"] >= cfg.early_stopping:
+        return "early_stopping"
+    if cfg.max_time_s is not None and record["time_s"] >= cfg.max_time_s:
+        return "max_time"
+    return None
+
+
+def _save_epoch(out: Path, model: TraceGradNet, record: dict, state: dict, val: dict, domain: dict, improved: bool,
+                best_on_disk: float | None, optimizer, scheduler) -> float | None:
+    """Log the epoch, save checkpoints/last (with trainer state) and, if it improved on what checkpoints/best
+    holds, checkpoints/best; returns the validation loss now in best."""
+    with open(log_file(out), "a") as f:
+        f.write(json.dumps(record) + "\n")
+    meta = {"best_epoch": state["best_epoch"], "val_mae_mev": val["mae_mev"], "val_loss": val["loss"],
+            "val_loss_h": val["loss_h"], "domain": domain}
+    if improved and (best_on_disk is None or val["loss"] < best_on_disk):
+        save_model(model, best_checkpoint(out), metadata=meta)
+        best_on_disk = val["loss"]
+    save_model(model, last_checkpoint(out), metadata=meta, state=state, trainer_state={
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "torch_rng": torch.get_rng_state()})
+    return best_on_disk
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) a model; returns the final state (epochs, best validation loss, history)."""
     _init_distributed(cfg.device)
@@ -384,27 +295,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {cfg.dtype!r}")
     dtype = _DTYPES[cfg.dtype]
     out = Path(cfg.out)
-    last, best = out / "checkpoints" / "last", out / "checkpoints" / "best"
+    last, best = last_checkpoint(out), best_checkpoint(out)
     files = _dataset_files(cfg)
-    train_files, val_files, test_files = (_fixed_split(files, cfg.split_file) if cfg.split_file
+    train_files, val_files, test_files = (fixed_split(files, cfg.split_file) if cfg.split_file
                                           else split_dataset(files, cfg.split, cfg.seed))
     if not train_files or not val_files:
         raise ValueError(f"the split {cfg.split} of {len(files)} structures leaves no training or validation data")
 
     hams = {p: load_h5(p) for p in files}
-    # A kill between the two renames of a checkpoint swap leaves the previous one complete as .last.old:
-    # resume from it (the next save renames it back) rather than from epoch 0.
-    resume_from = resolve_folder(last)
-    if (resume_from / "model.json").is_file():
-        model = load_model(resume_from, dtype)
-        trainer_state, state = load_training_state(resume_from)
-        if trainer_state is None or state is None:
-            raise DataFormatError(f"{resume_from}: a model without training state cannot be resumed")
-        _check_same_run(out, state.get("train_config", {}), cfg)
-    else:
-        torch.manual_seed(cfg.seed)
-        model = build_model(_model_config(cfg, hams, train_files), dtype)
-        trainer_state, state = None, None
+    model, trainer_state, state = _resumed_or_new(cfg, out, last, dtype, hams, train_files)
     # What checkpoints/best already holds: a run that starts again (last deleted) must not replace it with a
     # worse model. None for a new folder or a best written before this record (then: replaced on improvement).
     best_on_disk = stored_val_loss(best)
@@ -413,19 +312,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     net: torch.nn.Module = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.lr_factor, patience=cfg.lr_patience)
-    if trainer_state is not None:
-        optimizer.load_state_dict(trainer_state["optimizer"])
-        scheduler.load_state_dict(trainer_state["scheduler"])
-        torch.set_rng_state(trainer_state["torch_rng"])
+    optimizer, scheduler = _optimizers(model, cfg, trainer_state)
     state = state or {"epoch": 0, "best_val": None, "best_epoch": None, "history": [], "wall_time_s": 0.0,
                       "train_config": asdict(cfg)}
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / "split.json", {"train": [p.name for p in train_files], "val": [p.name for p in val_files],
+        _write_json(split_file(out), {"train": [p.name for p in train_files], "val": [p.name for p in val_files],
                                          "test": [p.name for p in test_files]})
-        _truncate_log(out / "log.jsonl", state["epoch"])
+        _truncate_log(log_file(out), state["epoch"])
 
     domain = training_domain([hams[p] for p in train_files])
 
@@ -441,37 +335,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     stop_reason = "epochs"
     while state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
-        model.train()
-        order = np.random.default_rng(cfg.seed + epoch).permutation(len(train_graphs))
-        sums = np.zeros(3)
-        band_rng = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)  # reproducible k-points on resume
-        steps = 0
-        for start in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
-            idx = order[start : start + cfg.batch_size][rank::world]
-            batch = collate([train_graphs[k] for k in idx])
-            out_ = net(batch)
-            losses = structure_losses(model, batch, out_, cfg.gauge, cfg.band_weight, cfg.band_kpoints,
-                                      cfg.band_window_ev, band_rng)
-            loss, means = combined_loss(losses, cfg.trace_weight, cfg.band_weight, cfg.batch_size, world)
-            if not all(math.isfinite(v) for v in means.values()):
-                # A diverged step would write NaN weights into every later checkpoint: stop with the last good one.
-                names = ", ".join(train_files[k].name for k in idx)
-                raise TrainingDivergedError(
-                    f"epoch {epoch + 1}: the loss is not finite ({', '.join(f'L_{k}={v:g}' for k, v in means.items())}) "
-                    f"on {names}; checkpoints/last holds the last finite epoch. Lower lr or grad_clip, or check these "
-                    f"structures' data")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            sums += (means["H"], means["T"], means["B"])
-            steps += 1
+        means = _train_epoch(net, model, train_graphs, optimizer, cfg, epoch, rank, world,
+                             [p.name for p in train_files])
         val = validate(model, val_graphs, cfg)
         scheduler.step(val["loss"])
         lr = optimizer.param_groups[0]["lr"]
-        record = {"epoch": epoch + 1, "train_loss_h": sums[0] / max(steps, 1), "train_loss_t": sums[1] / max(steps, 1),
-                  "train_loss_b": sums[2] / max(steps, 1), "val_loss": val["loss"], "val_loss_h": val["loss_h"],
+        record = {"epoch": epoch + 1, "train_loss_h": means[0], "train_loss_t": means[1],
+                  "train_loss_b": means[2], "val_loss": val["loss"], "val_loss_h": val["loss_h"],
                   "val_loss_b": val["loss_b"], "val_mae_mev": val["mae_mev"], "val_raw_mae_mev": val["raw_mae_mev"],
                   "lr": lr, "time_s": time.perf_counter() - t_start}
         state["epoch"] = epoch + 1
@@ -481,26 +351,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if improved:
             state["best_val"], state["best_epoch"] = val["loss"], epoch + 1
         if rank == 0:
-            with open(out / "log.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            meta = {"best_epoch": state["best_epoch"], "val_mae_mev": val["mae_mev"], "val_loss": val["loss"],
-                    "val_loss_h": val["loss_h"], "domain": domain}
-            if improved and (best_on_disk is None or val["loss"] < best_on_disk):
-                save_model(model, best, metadata=meta)
-                best_on_disk = val["loss"]
-            save_model(model, last, metadata=meta, state=state, trainer_state={
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state()})
+            best_on_disk = _save_epoch(out, model, record, state, val, domain, improved, best_on_disk,
+                                       optimizer, scheduler)
         bar.update(1)
         bar.set_postfix(val_mae_mev=f"{val['mae_mev']:.2f}", lr=f"{lr:.1e}", refresh=False)
-        if lr < cfg.min_lr:
-            stop_reason = "min_lr"
-            break
-        if epoch + 1 - state["best_epoch"] >= cfg.early_stopping:
-            stop_reason = "early_stopping"
-            break
-        if cfg.max_time_s is not None and record["time_s"] >= cfg.max_time_s:
-            stop_reason = "max_time"
+        stop = _stop_reason(cfg, state, record, lr)
+        if stop is not None:
+            stop_reason = stop
             break
     bar.close()
     state["stop_reason"] = stop_reason

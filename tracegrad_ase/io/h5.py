@@ -1,0 +1,174 @@
+"""Our on-disk format of a :class:`RealSpaceHamiltonian` (one HDF5 file per structure) and data set folders.
+Writes are atomic (temporary name, then rename), so a killed job leaves no half file. The DeepH folder
+format lives in :mod:`tracegrad_ase.deeph`.
+
+HDF5 layout (``format = "tracegrad-ase/hamiltonian"``, ``format_version = 1``), documented in
+``docs/data-format.md``:
+
+=================  ==========  ===============================================================
+dataset            shape       meaning
+=================  ==========  ===============================================================
+numbers            (N,)        atomic numbers
+positions          (N, 3)      Cartesian positions, Å
+cell               (3, 3)      lattice vectors as rows, Å
+pbc                (3,)        periodic directions
+edges              (E, 5)      Rx, Ry, Rz, i, j (0-based atoms)
+block_offsets      (E+1,)      start of each edge's block in the flat arrays
+hamiltonian        (sum,)      H_ij(R) blocks, row-major, eV, e3nn orbital order
+overlap            (sum,)      S_ij(R) blocks, same layout
+=================  ==========  ===============================================================
+
+Attributes: ``basis`` and ``meta`` (JSON), ``energy_unit = "eV"``, ``length_unit = "Angstrom"``,
+``orbital_order = "e3nn"``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from ase import Atoms
+
+from .atomic import atomic_path
+from ..core.basis import OrbitalBasis
+from ..core.errors import DataFormatError, InputNotFoundError
+from ..core.hamiltonian import RealSpaceHamiltonian
+
+FORMAT = "tracegrad-ase/hamiltonian"
+STRUCTURES_DIR = "structures"  # a data set folder keeps one file per structure here
+FORMAT_VERSION = 1
+_DATASETS = ("numbers", "positions", "cell", "pbc", "edges", "block_offsets", "hamiltonian", "overlap")
+
+
+def save_h5(ham: RealSpaceHamiltonian, path: str | os.PathLike) -> Path:
+    """Write ``ham`` to ``path`` atomically; returns the path."""
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sizes = [h.size for h in ham.hamiltonian]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    flat = lambda blocks: np.concatenate([b.ravel() for b in blocks]) if blocks else np.zeros(0)  # noqa: E731
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["energy_unit"] = "eV"
+        f.attrs["length_unit"] = "Angstrom"
+        f.attrs["orbital_order"] = "e3nn"
+        f.attrs["basis"] = json.dumps(ham.basis.to_dict())
+        f.attrs["meta"] = json.dumps(ham.meta, default=_json_default)
+        f["numbers"] = ham.atoms.numbers.astype(np.int64)
+        f["positions"] = ham.atoms.get_positions()
+        f["cell"] = np.asarray(ham.atoms.cell[:], dtype=float)
+        f["pbc"] = np.asarray(ham.atoms.pbc, dtype=bool)
+        f["edges"] = ham.edges
+        f["block_offsets"] = offsets
+        f.create_dataset("hamiltonian", data=flat(ham.hamiltonian), compression="gzip", shuffle=True)
+        f.create_dataset("overlap", data=flat(ham.overlap), compression="gzip", shuffle=True)
+    return path
+
+
+def load_h5(path: str | os.PathLike) -> RealSpaceHamiltonian:
+    """Read a file written by :func:`save_h5`; a clear :class:`DataFormatError` for anything else."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataFormatError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with f:
+        fmt = f.attrs.get("format")
+        if fmt != FORMAT:
+            raise DataFormatError(f"{path}: not a tracegrad-ase Hamiltonian file (format attribute {fmt!r})")
+        version = int(f.attrs.get("format_version", -1))
+        if version > FORMAT_VERSION:
+            raise DataFormatError(f"{path}: format version {version} is newer than this package reads ({FORMAT_VERSION})")
+        missing = [k for k in _DATASETS if k not in f]
+        if missing:
+            raise DataFormatError(f"{path}: missing datasets {missing}")
+        try:
+            data = {k: f[k][()] for k in _DATASETS}
+            basis = OrbitalBasis.from_dict(json.loads(f.attrs["basis"]))
+            meta = json.loads(f.attrs.get("meta", "{}"))
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataFormatError(f"{path}: corrupt content ({exc})") from None
+    _check_finite(path, data)
+    atoms = Atoms(numbers=data["numbers"], positions=data["positions"], cell=data["cell"], pbc=data["pbc"])
+    off = data["block_offsets"]
+    edges = np.asarray(data["edges"], dtype=np.int64).reshape(-1, 5)
+    if len(off) != len(edges) + 1 or off[-1] != len(data["hamiltonian"]) or off[-1] != len(data["overlap"]):
+        raise DataFormatError(f"{path}: block offsets do not match the stored blocks")
+    try:
+        shapes = [(basis.norb(atoms.numbers[i]), basis.norb(atoms.numbers[j])) for i, j in edges[:, 3:]]
+    except IndexError:
+        raise DataFormatError(f"{path}: an edge refers to an atom that is not in the structure") from None
+    if any(off[e + 1] - off[e] != a * b for e, (a, b) in enumerate(shapes)):
+        raise DataFormatError(f"{path}: block sizes do not match the basis {basis.name!r}")
+    h = [data["hamiltonian"][off[e] : off[e + 1]].reshape(s) for e, s in enumerate(shapes)]
+    s_ = [data["overlap"][off[e] : off[e + 1]].reshape(s) for e, s in enumerate(shapes)]
+    return RealSpaceHamiltonian(atoms=atoms, basis=basis, edges=edges, hamiltonian=h, overlap=s_, meta=meta)
+
+
+def _check_finite(path: Path, data: dict[str, np.ndarray]) -> None:
+    """Refuse NaN or infinite numbers where data enter: one such file would train a model to NaN, or give NaN
+    bands, without any other error."""
+    for key in ("positions", "cell", "hamiltonian", "overlap"):
+        values = np.asarray(data[key])
+        if not np.issubdtype(values.dtype, np.number):
+            raise DataFormatError(f"{path}: dataset {key!r} is not numeric ({values.dtype})")
+        finite = np.isfinite(values)
+        if finite.all():
+            continue
+        where = ""
+        if key in ("hamiltonian", "overlap"):
+            off = np.asarray(data["block_offsets"])
+            first = int(np.flatnonzero(~finite.ravel())[0])
+            edge = int(np.searchsorted(off, first, side="right")) - 1
+            if 0 <= edge < len(data["edges"]):
+                rx, ry, rz, i, j = (int(x) for x in np.asarray(data["edges"])[edge])
+                where = f", first in the block of edge {edge} (atoms {i}-{j}, R=({rx}, {ry}, {rz}))"
+        elif key == "positions":
+            where = f" (atoms {sorted({int(a) for a in np.argwhere(~finite)[:, 0]})[:5]})"
+        raise DataFormatError(f"{path}: {int((~finite).sum())} NaN or infinite value(s) in {key!r}{where}; "
+                              "the file is corrupt or came from a failed calculation")
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in metadata")
+
+
+# -- data set folders (written by datasets.generate_dataset) ---------------------------------------------
+def load_dataset(out_dir: str | os.PathLike) -> list[Path]:
+    """The ``.h5`` files of a data set folder, sorted by name."""
+    h5_dir = Path(out_dir) / STRUCTURES_DIR
+    if not h5_dir.is_dir():
+        raise InputNotFoundError(f"{out_dir} is not a data set folder (no {STRUCTURES_DIR}/ in it)")
+    return sorted(h5_dir.glob("*.h5"), key=lambda p: p.name)
+
+
+def split_dataset(
+    paths: Sequence[str | os.PathLike], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> tuple[list, list, list]:
+    """Train/validation/test split, the same for the same files and seed whatever their input order."""
+    fractions = np.asarray(fractions, dtype=float)
+    if fractions.shape != (3,) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions.tolist()}")
+    items = sorted(paths, key=lambda p: (Path(p).name, str(p)))
+    order = np.random.default_rng(seed).permutation(len(items))
+    # Cumulative rounding: the three parts always add up to all the files.
+    cuts = np.rint(np.cumsum(fractions) * len(items)).astype(int)
+    cuts[-1] = len(items)
+    shuffled = [items[i] for i in order]
+    return shuffled[: cuts[0]], shuffled[cuts[0] : cuts[1]], shuffled[cuts[1] :]

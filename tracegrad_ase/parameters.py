@@ -1,0 +1,261 @@
+"""The calculator's parameters and k-points, checked where they are given: types, ranges, mesh and path forms,
+and their fit to the atoms (non-periodic directions, a BandPath's cell). Each failure is a
+:class:`~tracegrad_ase.core.errors.ParameterError` (or :class:`~tracegrad_ase.core.errors.MismatchError`) naming
+the parameter; nothing here needs the model.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import kpts2kpts, kpts2sizeandoffsets
+from ase.dft.kpoints import BandPath
+
+from .core.errors import MismatchError, ParameterError, PredictionError, UnknownParameterError
+from .electronic.filling import SMEARINGS
+
+_NOT_OFFERED = ("energy", "free_energy", "forces", "stress", "energies", "stresses", "magmom", "magmoms",
+                "dipole", "charges")
+#: ASE's own Calculator keywords, passed on (its restart files mean nothing here and are refused).
+_ASE_KEYWORDS = ("atoms", "label", "directory")
+#: Keys of a ``kpts`` dict: ASE's Monkhorst-Pack form, or a band path built on the atoms' cell.
+_MESH_KEYS = ("size", "density", "gamma", "even")
+_PATH_KEYS = ("path", "npoints", "density", "special_points", "eps")
+#: A BandPath fits the atoms when the metric tensors of their periodic cell vectors agree to this (relative).
+_CELL_TOL = 1e-6
+
+
+# -- parameter checks (no atoms needed) -----------------------------------------------------------------
+def _is_real(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
+def _real(name: str, value: Any, low: float | None = None, high: float | None = None, strict_low: bool = False,
+          allow_none: bool = False) -> float | None:
+    """A finite real number within the bounds, or a ParameterError naming ``name``."""
+    if value is None and allow_none:
+        return None
+    if not _is_real(value) or not math.isfinite(float(value)):
+        raise ParameterError(f"{name} must be a finite number{' or None' if allow_none else ''}, got {value!r}")
+    v = float(value)
+    if low is not None and (v < low or (strict_low and v == low)):
+        raise ParameterError(f"{name} must be {'>' if strict_low else '>='} {low:g}, got {value!r}")
+    if high is not None and v >= high:
+        raise ParameterError(f"{name} must be < {high:g}, got {value!r}")
+    return v
+
+
+def _integral(name: str, value: Any, low: int = 1) -> int:
+    """An integer >= ``low``. A float with an integral value is accepted as that integer (6.0 -> 6: YAML and JSON
+    give floats); 6.5, booleans and strings are refused."""
+    if not _is_real(value) or not math.isfinite(float(value)) or not float(value).is_integer():
+        raise ParameterError(f"{name} must be an integer, got {value!r}")
+    if int(value) < low:
+        raise ParameterError(f"{name} must be >= {low}, got {value!r}")
+    return int(value)
+
+
+def _mesh_size(name: str, value: Any) -> tuple[int, int, int]:
+    arr = np.asarray(value, dtype=object).ravel() if not isinstance(value, (str, bytes)) else None
+    if arr is None or len(arr) != 3:
+        raise ParameterError(f"a Monkhorst-Pack size needs 3 integers, got {value!r}")
+    try:
+        return tuple(_integral(name, x) for x in arr)  # type: ignore[return-value]
+    except ParameterError:
+        raise ParameterError(f"{name}: a Monkhorst-Pack size is 3 positive integers, got {value!r} (for explicit "
+                             "k-points give a list of them, [[kx, ky, kz], ...])") from None
+
+
+def _kpts_dict(d: dict, name: str) -> dict:
+    """ASE's dict forms: a mesh (``size`` or ``density``, ``gamma``, ``even``) or a path (``path``, ...)."""
+    if "path" in d or "special_points" in d or "npoints" in d:
+        unknown = sorted(set(map(str, d)) - set(_PATH_KEYS))
+        if unknown:
+            raise UnknownParameterError(f"{name}: unknown band-path key(s) {unknown}; known: {list(_PATH_KEYS)}")
+        out = dict(d)
+        if out.get("path") is not None and not isinstance(out["path"], str):
+            raise ParameterError(f"{name}['path'] must be a string of special points such as 'GMKG', "
+                                 f"got {out['path']!r}")
+        if out.get("npoints") is not None:
+            out["npoints"] = _integral(f"{name}['npoints']", out["npoints"])
+        for key in ("density", "eps"):
+            if out.get(key) is not None:
+                out[key] = _real(f"{name}[{key!r}]", out[key], 0.0, strict_low=True)
+        return out
+    unknown = sorted(set(map(str, d)) - set(_MESH_KEYS))
+    if unknown:
+        raise UnknownParameterError(f"{name}: unknown key(s) {unknown}; a mesh takes {list(_MESH_KEYS)}, a band path "
+                                    f"{list(_PATH_KEYS)}")
+    if ("size" in d) == ("density" in d):
+        raise ParameterError(f"{name} as a mesh needs 'size' or 'density' (one of them), got {d!r}")
+    out = dict(d)
+    if "size" in out:
+        out["size"] = _mesh_size(f"{name}['size']", out["size"])
+    else:
+        out["density"] = _real(f"{name}['density']", out["density"], 0.0, strict_low=True)
+    for key in ("gamma", "even"):
+        if out.get(key) is not None and not isinstance(out[key], (bool, np.bool_)):
+            raise ParameterError(f"{name}[{key!r}] must be True, False or None, got {out[key]!r}")
+    return out
+
+
+def check_kpts(value: Any, name: str = "kpts") -> Any:
+    """``kpts`` as the calculator keeps it: None, a ``BandPath``, a checked dict, a Monkhorst-Pack size as a tuple of
+    3 ints, or an (nk, 3) float array of fractional k-points. Anything else is a :class:`ParameterError`.
+
+    A 1-D sequence of 3 numbers is always a mesh size: ``(6.0, 6.0, 1.0)`` is the mesh (6, 6, 1) (not one k-point at
+    (6, 6, 1), which ASE's ``kpts2kpts`` makes of it); ``(6.5, 6, 1)`` is refused.
+    """
+    if value is None:
+        return None
+    if isinstance(value, BandPath):
+        k = np.asarray(value.kpts, dtype=float)
+        if k.ndim != 2 or k.shape[1] != 3 or len(k) == 0 or not np.isfinite(k).all():
+            raise ParameterError(f"{name}: the BandPath has no usable k-points (shape {k.shape}); interpolate it, "
+                                 "e.g. cell.bandpath('GMKG', npoints=100)")
+        return value
+    if isinstance(value, dict):
+        return _kpts_dict(value, name)
+    if isinstance(value, (str, bytes)):
+        raise ParameterError(f"{name} must be a Monkhorst-Pack size (3 integers), a dict such as {{'density': 5}}, an "
+                             f"(nk, 3) list of fractional k-points or a BandPath, got the string {value!r}")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError):
+        arr = np.asarray(None)
+    if arr.dtype.kind not in "iuf" or arr.ndim not in (1, 2):
+        raise ParameterError(f"{name} must be a Monkhorst-Pack size (3 integers), a dict such as {{'density': 5}}, an "
+                             f"(nk, 3) list of fractional k-points or a BandPath, got {value!r}")
+    if arr.ndim == 1:
+        return _mesh_size(name, value)
+    if arr.shape[1] != 3 or len(arr) == 0:
+        raise ParameterError(f"an explicit k-point list must have shape (nk, 3), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ParameterError(f"{name}: the k-point list holds NaN or infinite values")
+    return arr.astype(float)
+
+
+def check_fermi_kpts(value: Any) -> Any:
+    """``fermi_kpts``: like ``kpts`` but a mesh or a list, never a path (a path does not sample the zone)."""
+    out = check_kpts(value, "fermi_kpts")
+    if isinstance(out, BandPath) or _is_path_dict(out):
+        raise ParameterError("fermi_kpts must sample the Brillouin zone (a Monkhorst-Pack size, {'density': d} or a "
+                             "k-point list), not a band path: the Fermi level of a path is not the crystal's")
+    return out
+
+
+def _check_smearing(value: Any) -> str:
+    if not isinstance(value, str) or value not in SMEARINGS:
+        raise ParameterError(f"smearing must be one of {SMEARINGS}, got {value!r}")
+    return value
+
+
+def _check_bool(name: str) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ParameterError(f"{name} must be True or False, got {value!r}")
+        return bool(value)
+    return check
+
+
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "kpts": check_kpts,
+    "fermi_kpts": check_fermi_kpts,
+    "smearing": _check_smearing,
+    "width": lambda v: _real("width (eV)", v, 0.0, strict_low=True),
+    "sigma": lambda v: _real("sigma (eV)", v, allow_none=True),
+    "n_bands": lambda v: None if v is None else _integral("n_bands", v),
+    "symmetry": _check_bool("symmetry"),
+    "lindep": lambda v: _real("lindep", v, 0.0, 1.0, allow_none=True),
+}
+
+
+def _is_path_dict(kpts: Any) -> bool:
+    return isinstance(kpts, dict) and any(k in kpts for k in ("path", "special_points", "npoints"))
+
+
+def _axes(mask: np.ndarray) -> str:
+    return ", ".join("abc"[i] for i in np.flatnonzero(mask))
+
+
+
+# -- checks against the atoms --------------------------------------------------------------------------
+def _path_from_dict(atoms: Atoms, spec: dict) -> BandPath:
+    """ASE's band path of the atoms' periodic lattice; special points it does not know are a ParameterError."""
+    try:
+        return atoms.cell.bandpath(pbc=atoms.pbc, **spec)
+    except (KeyError, ValueError) as exc:
+        try:
+            known = sorted(atoms.cell.bandpath(pbc=atoms.pbc, npoints=0).special_points)
+        except Exception:  # noqa: BLE001 - only for the message
+            known = []
+        raise ParameterError(f"kpts {spec!r}: ASE cannot build that path for this cell ({exc!s}); its lattice's "
+                             f"special points are {known}") from None
+
+
+def _check_finite(energies: Any, fermi: float) -> None:
+    if not (np.isfinite(np.asarray(energies, dtype=float)).all() and math.isfinite(float(fermi))):
+        raise PredictionError("the predicted Hamiltonian gave NaN or infinite levels (or Fermi level); nothing is "
+                              "returned. Check the model file and the structure")
+
+
+def _check_mesh_pbc(atoms: Atoms, size, name: str) -> None:
+    flat = ~np.asarray(atoms.pbc, dtype=bool)
+    if (np.asarray(size)[flat] != 1).any():
+        raise ParameterError(f"{name}={tuple(int(n) for n in size)}: a mesh must be 1 along the non-periodic "
+                             f"direction(s) {_axes(flat)} (pbc={[bool(p) for p in atoms.pbc]})")
+
+
+def _check_nonperiodic_k(atoms: Atoms, k: np.ndarray, name: str) -> np.ndarray:
+    """k along a non-periodic direction must be 0 (a whole number is the same point: H(k) has no R there)."""
+    flat = ~np.asarray(atoms.pbc, dtype=bool)
+    off = k[:, flat]
+    if (np.abs(off - np.round(off)) > 1e-6).any():  # rounding noise of path conversions passes
+        raise ParameterError(
+            f"{name} has k-points with non-zero components along the non-periodic direction(s) {_axes(flat)} "
+            f"(pbc={[bool(p) for p in atoms.pbc]}): H(k) does not depend on them, so bands along them are flat "
+            "and say nothing. Set those components to 0, e.g. atoms.cell.bandpath(pbc=atoms.pbc)")
+    return k
+
+
+def check_bandpath(atoms: Atoms, path: BandPath, made_here: bool = False) -> None:
+    """A BandPath's fractional k-points mean something only on the cell it was made for. ASE may hand back that
+    cell rotated to a standard orientation, so the periodic vectors' metric (lengths and angles) is compared.
+    ``made_here``: the path was built from these atoms (a ``kpts`` dict), so a mismatch is ASE's choice of basis."""
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    mine, theirs = np.asarray(atoms.cell[:], dtype=float)[pbc], np.asarray(path.cell[:], dtype=float)[pbc]
+    g_mine, g_theirs = mine @ mine.T, theirs @ theirs.T
+    if np.allclose(g_theirs, g_mine, rtol=0, atol=_CELL_TOL * max(1.0, float(np.abs(g_mine).max()))):
+        return
+    if made_here:
+        raise ParameterError(
+            f"ASE's band path for this cell ({path.path}) is given in another basis of its periodic lattice (ASE "
+            "re-orders or reduces the cell vectors of this slab or wire), so its k-points would be misread; give the "
+            "special points in this cell's basis: kpts={'path': 'GX', 'special_points': {'G': [0, 0, 0], "
+            "'X': [0.5, 0, 0]}, 'npoints': 50}")
+    lengths = lambda g: ", ".join(f"{x:.4f}" for x in np.sqrt(np.abs(np.diag(g))))  # noqa: E731
+    raise MismatchError(
+        f"kpts is a BandPath of another cell: its periodic cell vectors ({_axes(pbc)}) have lengths "
+        f"[{lengths(g_theirs)}] Å, these atoms' [{lengths(g_mine)}] Å (or the angles differ). Build the path on "
+        "these atoms, atoms.cell.bandpath(..., pbc=atoms.pbc); for a slab whose in-plane vectors ASE re-orders, give "
+        "the special points in this cell's basis: atoms.cell.bandpath('GXY', special_points={...}, pbc=atoms.pbc)")
+
+
+def is_path_or_list(kpts: Any) -> bool:
+    """``kpts`` names explicit k-points (a BandPath, a path dict or an (nk, 3) list), not a mesh."""
+    return isinstance(kpts, BandPath) or _is_path_dict(kpts) or (kpts is not None and np.ndim(kpts) == 2)
+
+
+def is_mesh_size(kpts: Any) -> bool:
+    """``kpts`` is a Monkhorst-Pack size ``(n1, n2, n3)`` of integers."""
+    return isinstance(kpts, tuple) and len(kpts) == 3 and all(isinstance(n, (int, np.integer)) for n in kpts)
+
+
+def mesh_dict_kpoints(atoms: Atoms, spec: dict, name: str) -> np.ndarray:
+    """ASE's Monkhorst-Pack points of a ``{"size"|"density", "gamma", "even"}`` dict."""
+    size, _ = kpts2sizeandoffsets(atoms=atoms, **spec)
+    _check_mesh_pbc(atoms, size, name)
+    return np.asarray(kpts2kpts(spec, atoms=atoms).kpts, dtype=float)
