@@ -64,7 +64,7 @@ def _training_files(data: list[str], names: set[str] | None) -> list[Path]:
 def _complete_domain(model_json: dict, train_files: list[Path]) -> None:
     """Add what newer training runs record in the model's domain (Fermi level, spectral range) to older ones."""
     from tracegrad_ase.io.h5 import load_h5
-    from tracegrad_ase.model.run_folder import training_domain
+    from tracegrad_ase.model.domain import training_domain
 
     domain = model_json["metadata"].setdefault("domain", {})
     if "fermi_level_ev" in domain and "spectral_range_ev" in domain:
