@@ -31,6 +31,7 @@ LAYERS: list[list[str]] = [
     ["calculator"],
     ["interop"],
     ["datasets"],
+    ["cli_strict"],  # the commands' --strict guard
     ["cli"],
 ]
 
@@ -51,7 +52,7 @@ MAX_FUNCTION_LINES = 80
 #: Known offenders still to be cut (module -> lines, or "module:function" -> lines): the test fails if they
 #: grow, and asks for the entry to be removed once they fit.
 OVERSIZE: dict[str, int] = {
-    "cli": 693, "engines.pyscf.scf": 547, "model.evaluate": 519,
+    "cli": 680,
 }
 
 

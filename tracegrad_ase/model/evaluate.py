@@ -16,7 +16,6 @@ gauge errors), and bands are judged as users see them: relative to E_F (VBM for 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,15 +24,15 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..core.basis import OrbitalBasis
 from ..io.h5 import load_h5
 from ..core.hamiltonian import RealSpaceHamiltonian
 from ..electronic.filling import electron_count  # noqa: F401 (the one count; re-exported here as before)
 from ..electronic.solve import PREDICTED_LINDEP, band_energies
 from ..electronic.spectrum import GHOST_MARGIN_EV, align, band_errors, evaluation_mesh, ghost_levels, levels, \
     near_band_edges, random_kpoints, spectral_range
-from .data import GraphBatch, graph_from_hamiltonian
-from .inference import on_model_device, predict_padded
+from .data import GraphBatch
+from .inference import _forward, _model_graph, predict_for, predict_hamiltonian  # noqa: F401 (public here)
+from .parity import parity_figure
 from .network import TraceGradNet
 
 EV_TO_MEV = 1000.0
@@ -47,65 +46,6 @@ DEFAULT_KPTS = np.array([
     [0.5, 0.0, 0.0],
     [0.0, 0.5, 0.5],
 ])
-
-
-# -- prediction -----------------------------------------------------------------------------------------------
-def _model_graph(model: TraceGradNet, ham: RealSpaceHamiltonian) -> tuple[RealSpaceHamiltonian, GraphBatch]:
-    """The truth restricted to the model's cutoff and its graph, on the model's device and dtype."""
-    _check_basis(model.basis, ham)
-    sub = ham.within(model.config.cutoff)
-    return sub, on_model_device(model, graph_from_hamiltonian(model.layout, sub))
-
-
-def _check_basis(model_basis: OrbitalBasis, ham: RealSpaceHamiltonian) -> None:
-    # Blocks of another basis would fit the padded layout silently wherever the shell counts happen to agree.
-    for z in sorted(set(int(z) for z in ham.atoms.numbers)):
-        if tuple(ham.basis.shells_of(z)) != tuple(model_basis.shells_of(z)):
-            raise ValueError(f"the data's basis {ham.basis.name!r} has shells {list(ham.basis.shells_of(z))} for "
-                             f"atomic number {z}, the model's basis {model_basis.name!r} has "
-                             f"{list(model_basis.shells_of(z))}")
-
-
-def _forward(model: TraceGradNet, graph: GraphBatch) -> np.ndarray:
-    """Padded predicted blocks (E, n_orb, n_orb) in eV, float64 (:func:`~.inference.predict_padded`)."""
-    return predict_padded(model, graph).to(torch.float64).numpy()
-
-
-def predict_for(ham: RealSpaceHamiltonian, model: TraceGradNet) -> RealSpaceHamiltonian:
-    """The model's H on ``ham``'s structure and edges (those within the model's cutoff), overlap copied.
-
-    S is not learned: its blocks are ``ham``'s own on the same edges. ``meta["source"]`` is ``"model"``.
-    Argument order as :func:`tracegrad_ase.predict.predict_hamiltonian` (structure first, then model), which
-    predicts for a bare structure (its own edges, S(R) from the basis).
-    """
-    sub, graph = _model_graph(model, ham)
-    padded = _forward(model, graph)
-    numbers = sub.atoms.numbers
-    layout = model.layout
-    blocks = layout.unpad_blocks(padded, numbers, sub.edges[:, 3], sub.edges[:, 4])
-    meta = {
-        "source": "model",
-        "cutoff": float(model.config.cutoff),
-        "model": {"tracegrad": bool(model.config.tracegrad), "num_layers": int(model.config.num_layers),
-                  "elements": list(model.layout.elements)},
-        "overlap_from": ham.meta.get("source", "data"),
-    }
-    # Keep what describes the structure's electrons, so the prediction can be diagonalised and filled alike.
-    for key in ("nelectron", "fermi_level_ev", "name"):
-        if key in ham.meta:
-            meta[key] = ham.meta[key]
-    return RealSpaceHamiltonian(atoms=sub.atoms.copy(), basis=sub.basis, edges=sub.edges.copy(),
-                                hamiltonian=blocks, overlap=[np.array(s) for s in sub.overlap], meta=meta)
-
-
-def predict_hamiltonian(model: TraceGradNet, ham: RealSpaceHamiltonian) -> RealSpaceHamiltonian:
-    """Deprecated (removed in 0.6): :func:`predict_for` ``(ham, model)``, in the argument order of
-    :func:`tracegrad_ase.predict.predict_hamiltonian`."""
-    import warnings
-
-    warnings.warn("tracegrad_ase.model.evaluate.predict_hamiltonian(model, ham) is deprecated; use "
-                  "predict_for(ham, model)", DeprecationWarning, stacklevel=2)
-    return predict_for(ham, model)
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
@@ -390,7 +330,7 @@ def _run(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.ndarr
         sub, graph = _model_graph(model, ham)
         acc.n_beyond += len(ham.edges) - len(sub.edges)
         pred = _forward(model, graph)
-        shift = acc.add_blocks(Path(path).stem, graph, pred)
+        acc.add_blocks(Path(path).stem, graph, pred)
         if eigenvalues:
             numbers = sub.atoms.numbers
             blocks = model.layout.unpad_blocks(pred, numbers, sub.edges[:, 3], sub.edges[:, 4])
@@ -426,54 +366,6 @@ def evaluate(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.n
 
 
 # -- parity plot ----------------------------------------------------------------------------------------------
-def _parity_figure(acc: _Accumulator, png_path: str | os.PathLike, title: str = "") -> Path:
-    from ..core.figures import pyplot
-
-    plt = pyplot()
-
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    sample = acc.sample or {"true": np.zeros(0), "pred": np.zeros(0), "onsite": np.zeros(0, bool)}
-    true, pred, onsite = sample["true"], sample["pred"], sample["onsite"].astype(bool)
-
-    fig, (ax, hx) = plt.subplots(1, 2, figsize=(8.4, 4.0), dpi=150, gridspec_kw={"width_ratios": [1.35, 1.0]})
-    # The truth is plotted in the prediction's energy zero (gauge), and the MAEs are gauge MAEs.
-    for sel, colour, label, mae in ((~onsite, "tab:blue", "off-site", acc.gauge_offsite.mev()),
-                                    (onsite, "tab:orange", "on-site", acc.gauge_onsite.mev())):
-        text = f"{label} (MAE {mae:.2f} meV)" if mae is not None else label
-        ax.plot(true[sel], pred[sel], ".", color=colour, ms=2.0, alpha=0.6, label=text, rasterized=True)
-    if true.size:
-        lo, hi = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
-        pad = 0.03 * (hi - lo) if hi > lo else 1.0
-        lo, hi = lo - pad, hi + pad
-    else:
-        lo, hi = -1.0, 1.0
-    ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8, ls="--", label="y = x")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    ax.set_aspect("equal")
-    ax.set_xlabel("true H element, prediction's zero (eV)")
-    ax.set_ylabel("predicted H element (eV)")
-    mae = acc.gauge.mev()
-    ax.set_title(title or (f"gauge MAE {mae:.2f} meV over {acc.gauge.count} values" if mae is not None else "no values"),
-                 fontsize=9)
-    ax.legend(loc="upper left", fontsize=7, framealpha=0.9, markerscale=4)
-
-    err = (pred - true) * EV_TO_MEV
-    if err.size:
-        # Symmetric range around 0 that drops the worst 0.5 % so one outlier does not squash the histogram.
-        span = float(np.quantile(np.abs(err), 0.995)) or 1e-6
-        hx.hist(np.clip(err, -span, span), bins=60, range=(-span, span), color="tab:blue", alpha=0.8)
-    hx.axvline(0.0, color="0.3", lw=0.8, ls="--")
-    hx.set_xlabel("predicted − true (meV)")
-    hx.set_ylabel("count")
-    hx.set_title(f"errors ({err.size} sampled values)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(png_path)
-    plt.close(fig)
-    return png_path
-
-
 def parity_plot(model: TraceGradNet, paths: Sequence[str | os.PathLike], png_path: str | os.PathLike,
                 max_points: int = 20000, seed: int = 0, progress: bool = False) -> Path:
     """Predicted vs true matrix elements (eV), on-site and off-site in two colours, with the error histogram.
@@ -482,7 +374,7 @@ def parity_plot(model: TraceGradNet, paths: Sequence[str | os.PathLike], png_pat
     the legend and title are over all values. Returns ``png_path``.
     """
     acc = _run(model, paths, None, progress, sample_size=max_points, seed=seed, eigenvalues=False)
-    return _parity_figure(acc, png_path)
+    return parity_figure(acc, png_path)
 
 
 # -- files ----------------------------------------------------------------------------------------------------
@@ -510,7 +402,7 @@ def evaluate_to_files(model_folder: str | os.PathLike, paths: Sequence[str | os.
     result = acc.result()
     result["model"] = str(model_folder)
     if parity_png is not None:
-        result["parity_png"] = str(_parity_figure(acc, parity_png))
+        result["parity_png"] = str(parity_figure(acc, parity_png))
     _write_json_atomic(result, Path(out_json))
     return result
 

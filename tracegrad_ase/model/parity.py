@@ -1,0 +1,61 @@
+"""The parity plot of an evaluation: predicted against true matrix elements, on-site and off-site, with the error
+histogram (the truth in the prediction's energy zero)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+EV_TO_MEV = 1000.0
+
+
+def parity_figure(acc, png_path: str | os.PathLike, title: str = "") -> Path:
+    from ..core.figures import pyplot
+
+    plt = pyplot()
+
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    sample = acc.sample or {"true": np.zeros(0), "pred": np.zeros(0), "onsite": np.zeros(0, bool)}
+    true, pred, onsite = sample["true"], sample["pred"], sample["onsite"].astype(bool)
+
+    fig, (ax, hx) = plt.subplots(1, 2, figsize=(8.4, 4.0), dpi=150, gridspec_kw={"width_ratios": [1.35, 1.0]})
+    # The truth is plotted in the prediction's energy zero (gauge), and the MAEs are gauge MAEs.
+    for sel, colour, label, mae in ((~onsite, "tab:blue", "off-site", acc.gauge_offsite.mev()),
+                                    (onsite, "tab:orange", "on-site", acc.gauge_onsite.mev())):
+        text = f"{label} (MAE {mae:.2f} meV)" if mae is not None else label
+        ax.plot(true[sel], pred[sel], ".", color=colour, ms=2.0, alpha=0.6, label=text, rasterized=True)
+    if true.size:
+        lo, hi = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
+        pad = 0.03 * (hi - lo) if hi > lo else 1.0
+        lo, hi = lo - pad, hi + pad
+    else:
+        lo, hi = -1.0, 1.0
+    ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8, ls="--", label="y = x")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    ax.set_xlabel("true H element, prediction's zero (eV)")
+    ax.set_ylabel("predicted H element (eV)")
+    mae = acc.gauge.mev()
+    ax.set_title(title or (f"gauge MAE {mae:.2f} meV over {acc.gauge.count} values" if mae is not None else "no values"),
+                 fontsize=9)
+    ax.legend(loc="upper left", fontsize=7, framealpha=0.9, markerscale=4)
+
+    err = (pred - true) * EV_TO_MEV
+    if err.size:
+        # Symmetric range around 0 that drops the worst 0.5 % so one outlier does not squash the histogram.
+        span = float(np.quantile(np.abs(err), 0.995)) or 1e-6
+        hx.hist(np.clip(err, -span, span), bins=60, range=(-span, span), color="tab:blue", alpha=0.8)
+    hx.axvline(0.0, color="0.3", lw=0.8, ls="--")
+    hx.set_xlabel("predicted − true (meV)")
+    hx.set_ylabel("count")
+    hx.set_title(f"errors ({err.size} sampled values)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
+    return png_path
+
+
