@@ -62,15 +62,17 @@ def _training_files(data: list[str], names: set[str] | None) -> list[Path]:
 
 
 def _complete_domain(model_json: dict, train_files: list[Path]) -> None:
-    """Add what newer training runs record in the model's domain (Fermi level, spectral range) to older ones."""
+    """Add what newer training runs record in the model's domain (Fermi level, spectral range, environment
+    fingerprints) to older ones."""
     from tracegrad_ase.io.h5 import load_h5
     from tracegrad_ase.model.domain import training_domain
 
     domain = model_json["metadata"].setdefault("domain", {})
-    if "fermi_level_ev" in domain and "spectral_range_ev" in domain:
+    keys = ("fermi_level_ev", "spectral_range_ev", "fingerprints")
+    if all(k in domain for k in keys):
         return
     new = training_domain([load_h5(f) for f in train_files])
-    for key in ("fermi_level_ev", "spectral_range_ev"):
+    for key in keys:
         if key not in domain and key in new:
             domain[key] = new[key]
 

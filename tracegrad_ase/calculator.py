@@ -9,7 +9,8 @@ Absolute levels (``get_eigenvalues``) are in the model's own energy zero: the ze
 the cell-averaged potential (more vacuum: every level moves together), which no local model can see. Levels
 relative to ``get_fermi_level()``, gaps, the DOS around E_F and occupations do not depend on it. Predicted levels
 far outside the model's training range (relative to E_F) are ghost levels: a ``spectrum.GhostLevelWarning`` and
-``results["ghost_levels"]``.
+``results["ghost_levels"]``. Atoms unlike any in the training data: an ``OutOfDomainWarning`` and
+``results["domain_scores"]`` (per atom; above 1 out of the domain), for models that record fingerprints.
 
 Reliability contract:
 
@@ -246,7 +247,7 @@ class TraceGradCalculator(Calculator):
                 "occupations": spin_axis(electronic.occupations(sol.energies, ef, smearing, width, sol.weights,
                                                                 nelec)),
                 "n_electrons": nelec,
-                "ghost_levels": ghosts,
+                "ghost_levels": ghosts, **_domain_results(ham),
             }
 
     def _ghost_levels(self, solutions, fermi: float) -> list:
@@ -278,7 +279,7 @@ class TraceGradCalculator(Calculator):
         self.solution = sol
         straddles = (sol.energies <= ef).any() and (sol.energies > ef).any()  # a window away from E_F has no gap
         self.results = {"hamiltonian": ham, "eigenvalues": spin_axis(sol.energies), "fermi_level": ef,
-                        "n_electrons": nelec,
+                        "n_electrons": nelec, **_domain_results(ham),
                         "band_gap": electronic.band_gap(sol.energies, sol.kpts, ef) if straddles else None}
 
     # -- kpoints ----------------------------------------------------------------------------------
@@ -440,3 +441,9 @@ class TraceGradCalculator(Calculator):
             save_h5(ham, path)
         else:
             write_deeph(ham, path)
+
+
+def _domain_results(ham) -> dict:
+    """``domain_scores`` (natoms,): each atom's distance from the training environments (> 1: out of domain)."""
+    scores = ham.meta.get("domain_scores")
+    return {} if scores is None else {"domain_scores": np.asarray(scores, dtype=float)}

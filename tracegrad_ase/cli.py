@@ -7,12 +7,10 @@ bad option), 3 an SCF that did not converge, 1 anything else.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +18,7 @@ import numpy as np
 
 from .interop.files import _read_with_pymatgen, read_structure  # noqa: F401 (cli.read_structure: public)
 from .io.atomic import atomic_write_text
+from .cli_strict import strict_guard as _ghost_guard  # the --strict guard (its old name kept)
 from .core.errors import (ConfigError, InputNotFoundError, OutputPathError, ParameterError, SCFNotConvergedError,
                      StructureError, TraceGradError)
 
@@ -120,7 +119,8 @@ def _add_prediction_commands(sub) -> None:
     bd.add_argument("-o", "--out", default="bands.png", help="PNG (default: %(default)s)")
     bd.add_argument("--json", default=None, help="also write energies, labels, E_F and gap as JSON")
     bd.add_argument("--strict", action="store_true", help="exit 2 (no figure) when the prediction has ghost levels "
-                    "(levels far outside the model's training range; a warning otherwise)")
+                    "(levels far outside the model's training range) or the structure is outside its training "
+                    "domain (warnings otherwise)")
     _force_option(bd)
     bd.set_defaults(func=_cmd_bands)
 
@@ -133,7 +133,8 @@ def _add_prediction_commands(sub) -> None:
     ds.add_argument("--width", type=float, default=0.1, help="Gaussian broadening in eV (default: %(default)s)")
     ds.add_argument("-o", "--out", default="dos.png")
     ds.add_argument("--json", default=None)
-    ds.add_argument("--strict", action="store_true", help="exit 2 (no figure) when the prediction has ghost levels")
+    ds.add_argument("--strict", action="store_true", help="exit 2 (no figure) when the prediction has ghost levels "
+                    "or the structure is outside the model's training domain")
     _force_option(ds)
     ds.set_defaults(func=_cmd_dos)
 
@@ -143,6 +144,8 @@ def _add_prediction_commands(sub) -> None:
     pr.add_argument("--model", required=True, help="shipped model name or model folder (see `tracegrad models`)")
     pr.add_argument("-o", "--out", default=None, help="HDF5 output (default: STRUCTURE stem + .pred.h5)")
     pr.add_argument("--deeph", default=None, metavar="DIR", help="also write a DeepH folder")
+    pr.add_argument("--strict", action="store_true", help="exit 2 (nothing written) when the structure is outside "
+                    "the model's training domain (an OutOfDomainWarning)")
     _force_option(pr)
     pr.set_defaults(func=_cmd_predict)
 
@@ -426,23 +429,6 @@ def _periodic_structure(path: str):
     return atoms
 
 
-@contextlib.contextmanager
-def _ghost_guard(args):
-    """Under ``--strict`` ghost levels in a prediction are an error (exit 2, nothing written); otherwise their
-    :class:`~tracegrad_ase.spectrum.GhostLevelWarning` reaches the user as it is."""
-    from .core.errors import GhostLevelError
-    from .electronic.spectrum import GhostLevelWarning
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", GhostLevelWarning)
-        yield
-    ghosts = [w for w in caught if issubclass(w.category, GhostLevelWarning)]
-    for w in caught:  # everything caught goes back out, as if nothing had listened
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if ghosts and getattr(args, "strict", False):
-        raise GhostLevelError(f"{ghosts[0].message} (refused: --strict)")
-
-
 def _band_structure(calc, atoms, path_type: str, density: float):
     """(pymatgen BandStructureSymmLine, the path used). pymatgen's paths are for 3-D crystals and keep only the
     segments in the periodic plane; where none runs along some periodic direction (pbc (True, False, True): only
@@ -580,7 +566,8 @@ def _cmd_predict(args) -> int:
     model = load(args.model)
     out = Path(args.out) if args.out else Path(args.structure).with_suffix(".pred.h5")
     _check_outputs(args, [(out, "file"), (args.deeph, "dir")], inputs=[args.structure, resolve_model(args.model)])
-    ham = predict_hamiltonian(atoms, model)
+    with _ghost_guard(args):  # --strict: out of the training domain is exit 2, nothing written
+        ham = predict_hamiltonian(atoms, model)
     save_h5(ham, out)
     print(f"{atoms.get_chemical_formula()}: {len(ham.edges)} predicted blocks, {ham.norb} orbitals -> {out}")
     if args.deeph:

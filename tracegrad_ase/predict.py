@@ -95,18 +95,31 @@ def _check_finite_weights(model: torch.nn.Module, source: Path) -> None:
                               "or came from a training run that diverged")
 
 
-def check_domain(atoms: Atoms, model) -> None:
+def check_domain(atoms: Atoms, model) -> np.ndarray | None:
     """Errors for elements the model lacks and atoms closer than it can handle; warnings for structures
-    unlike its training data."""
+    unlike its training data. Returns each atom's environment score (:func:`domain_scores`), or ``None`` for a
+    model without recorded fingerprints."""
     elements = list(model.layout.elements)
     symbols = atoms.get_chemical_symbols()
     missing = sorted(set(symbols) - set(elements))
     if missing:
         raise UnknownElementError(f"element(s) {', '.join(missing)} not in the model (it knows {', '.join(elements)})")
     domain = model.domain
-    shortest = domain.get("min_distance", {})
+    _check_pairs(atoms, domain.get("min_distance", {}))
+    periodic = domain.get("periodic")
+    if periodic and bool(any(atoms.pbc)) not in periodic:
+        kind = "crystal" if any(atoms.pbc) else "molecule"
+        warnings.warn(f"this is a {kind}; the model was trained on "
+                      f"{'crystals' if periodic == [True] else 'molecules'} only", OutOfDomainWarning, stacklevel=3)
+    return domain_scores(atoms, model)
+
+
+def _check_pairs(atoms: Atoms, shortest: dict[str, float]) -> None:
+    """Pairs closer than the training data's closest of their kind (error far below, warning just below), and
+    element pairs that never were neighbours in training."""
     if not shortest:
         return
+    symbols = atoms.get_chemical_symbols()
     nl = neighbor_list(atoms, max(shortest.values()) + 1e-9)
     seen_pairs = set()
     warned = False
@@ -122,17 +135,35 @@ def check_domain(atoms: Atoms, model) -> None:
                                  f"{TOO_CLOSE_FRACTION * ref:.3f} Å")
         if d < WARN_FRACTION * ref and not warned:
             warnings.warn(f"atoms {i} and {j} ({key}) are {d:.3f} Å apart, closer than any {key} pair in the "
-                          f"training data ({ref:.3f} Å): outside the training domain", OutOfDomainWarning, stacklevel=3)
+                          f"training data ({ref:.3f} Å): outside the training domain", OutOfDomainWarning,
+                          stacklevel=4)
             warned = True
     unseen = sorted(k for k in seen_pairs if k not in shortest)
     if unseen:
         warnings.warn(f"element pairs {unseen} are neighbours here but never were in the training data",
-                      OutOfDomainWarning, stacklevel=3)
-    periodic = domain.get("periodic")
-    if periodic and bool(any(atoms.pbc)) not in periodic:
-        kind = "crystal" if any(atoms.pbc) else "molecule"
-        warnings.warn(f"this is a {kind}; the model was trained on "
-                      f"{'crystals' if periodic == [True] else 'molecules'} only", OutOfDomainWarning, stacklevel=3)
+                      OutOfDomainWarning, stacklevel=4)
+
+
+def domain_scores(atoms: Atoms, model, worst: int = 5) -> np.ndarray | None:
+    """Each atom's environment score: the distance of its fingerprint (:mod:`tracegrad_ase.core.environment`) to
+    the nearest one of its element in the training data, over that element's scale (:mod:`.model.domain`). Atoms
+    above the threshold (1) get one :class:`OutOfDomainWarning` naming the ``worst`` highest; ``None`` (no check)
+    for a model without recorded fingerprints."""
+    from .model.domain import DOMAIN_THRESHOLD, domain_scores as _scores
+
+    scores = _scores(atoms, model.domain)
+    if scores is None:
+        return None
+    threshold = float(model.domain["fingerprints"].get("threshold", DOMAIN_THRESHOLD))
+    out = np.flatnonzero(scores > threshold)
+    if len(out):
+        symbols = atoms.get_chemical_symbols()
+        top = out[np.lexsort((out, -np.round(scores[out], 2)))][:worst]  # ties (equivalent atoms): by index
+        named = ", ".join(f"{int(i)} {symbols[i]} ({scores[i]:.2f})" for i in top)
+        warnings.warn(f"{len(out)} of {len(atoms)} atoms have environments unlike any in the training data "
+                      f"(score > {threshold:g}; atom, element, score: {named}{', ...' if len(out) > worst else ''}): "
+                      "the prediction may be poor there", OutOfDomainWarning, stacklevel=4)
+    return scores
 
 
 def predict_hamiltonian(atoms: Atoms, model) -> RealSpaceHamiltonian:
@@ -141,7 +172,7 @@ def predict_hamiltonian(atoms: Atoms, model) -> RealSpaceHamiltonian:
     from .model.inference import on_model_device, predict_padded
 
     validate_atoms(atoms)
-    check_domain(atoms, model)
+    scores = check_domain(atoms, model)
     nl = neighbor_list(atoms, model.config.cutoff, self_edges=True)
     edges = np.column_stack([nl.shifts, nl.i, nl.j]).astype(np.int64)
     graph = graph_from_arrays(model.layout, atoms.numbers, atoms.get_positions(), np.asarray(atoms.cell[:]), edges)
@@ -154,6 +185,8 @@ def predict_hamiltonian(atoms: Atoms, model) -> RealSpaceHamiltonian:
     metadata = model.model_file.get("metadata", {})
     meta = {"source": "model", "cutoff": model.config.cutoff, "nelectron": nelec, "model": metadata.get("name"),
             "fermi_level_guess_ev": (metadata.get("domain") or {}).get("fermi_level_ev")}
+    if scores is not None:  # per atom, so a saved prediction keeps what the model thought of its input
+        meta["domain_scores"] = [round(float(x), 4) for x in scores]
     return RealSpaceHamiltonian(atoms=atoms.copy(), basis=model.basis, edges=edges, hamiltonian=h, overlap=s, meta=meta)
 
 

@@ -74,6 +74,11 @@ class GhostLevelError(TraceGradError, ValueError):
     ``--strict``; without it they are a :class:`GhostLevelWarning`."""
 
 
+class OutOfDomainError(TraceGradError, ValueError):
+    """A structure outside the model's training domain, refused under ``--strict``; without it it is an
+    :class:`OutOfDomainWarning`."""
+
+
 class TrainingDivergedError(TraceGradError, ArithmeticError):
     """A training step whose loss is not finite; training stops before any checkpoint holds NaN weights."""
 

@@ -41,7 +41,7 @@ def predict_padded(model: TraceGradNet, graph: GraphBatch) -> torch.Tensor:
     return h.detach().cpu()
 
 
-# -- a stored structure's edges -----------------------------------------------------------------------------------------------
+# -- a stored structure's edges -----------------------------------------------------------------------------
 def _model_graph(model: TraceGradNet, ham: RealSpaceHamiltonian) -> tuple[RealSpaceHamiltonian, GraphBatch]:
     """The truth restricted to the model's cutoff and its graph, on the model's device and dtype."""
     _check_basis(model.basis, ham)
