@@ -31,6 +31,7 @@ LAYERS: list[list[str]] = [
     ["calculator"],
     ["interop"],
     ["datasets"],
+    ["cli_support"],  # what the commands share: output checks, band-structure and model-listing helpers, demo
     ["cli_strict"],  # the commands' --strict guard
     ["cli"],
 ]
@@ -51,9 +52,7 @@ MAX_FUNCTION_LINES = 80
 
 #: Known offenders still to be cut (module -> lines, or "module:function" -> lines): the test fails if they
 #: grow, and asks for the entry to be removed once they fit.
-OVERSIZE: dict[str, int] = {
-    "cli": 680,
-}
+OVERSIZE: dict[str, int] = {}
 
 
 def _modules() -> dict[str, Path]:
