@@ -1,22 +1,10 @@
 import numpy as np
 import pytest
-from ase import Atoms
 
-from tracegrad_ase.core.basis import OrbitalBasis
 from tracegrad_ase.electronic import band_energies
-from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
 from tracegrad_ase.electronic.solve import generalized_eigh
 from tracegrad_ase.electronic.spectrum import near_band_edges
-
-
-def _chain(t=-1.0, s=0.2):
-    """One s orbital per cell along x: H(k) = 2t cos(2πk), S(k) = 1 + 2s cos(2πk)."""
-    basis = OrbitalBasis(name="s", shells={"H": (0,)}, valence={"H": 1})
-    atoms = Atoms("H", positions=[[0, 0, 0]], cell=[2.0, 10.0, 10.0], pbc=[True, False, False])
-    edges = [(0, 0, 0, 0, 0), (1, 0, 0, 0, 0), (-1, 0, 0, 0, 0)]
-    h = [np.array([[0.0]]), np.array([[t]]), np.array([[t]])]
-    o = [np.array([[1.0]]), np.array([[s]]), np.array([[s]])]
-    return RealSpaceHamiltonian(atoms, basis, edges, h, o)
+from conftest import chain_hamiltonian as _chain
 
 
 def test_bloch_sum_matches_analytic_chain():
