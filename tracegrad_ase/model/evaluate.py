@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..io.h5 import load_h5
-from ..core.hamiltonian import RealSpaceHamiltonian
+from ..core.hamiltonian import RealSpaceHamiltonian, gauge_shift
 from ..electronic.filling import electron_count  # noqa: F401 (the one count; re-exported here as before)
 from ..electronic.solve import PREDICTED_LINDEP, band_energies
 from ..electronic.spectrum import GHOST_MARGIN_EV, align, band_errors, evaluation_mesh, ghost_levels, levels, \
@@ -145,10 +145,7 @@ class _Accumulator:
         raw_true = graph.target.detach().to("cpu", torch.float64).numpy()
         mask = graph.mask.cpu().numpy()
         overlap = graph.overlap.detach().to("cpu", torch.float64).numpy() * mask if graph.overlap is not None else None
-        shift = 0.0
-        if overlap is not None:
-            den = float((overlap * overlap).sum())
-            shift = float((overlap * (pred - raw_true)).sum()) / den if den > 0 else 0.0
+        shift = gauge_shift([pred], [raw_true], [overlap]) if overlap is not None else 0.0
         true = raw_true + shift * overlap if overlap is not None else raw_true
         i, j = graph.edge_index.cpu().numpy()
         species = graph.species.cpu().numpy()

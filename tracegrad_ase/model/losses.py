@@ -55,10 +55,15 @@ def aligned_target(pred: torch.Tensor, batch: GraphBatch, periodic_only: bool = 
     c = gauge_shift(pred - batch.target, batch)
     if periodic_only and batch.pbc is not None:
         c = c * batch.pbc.any(dim=1).to(c.dtype)
+    return shifted_target(batch, c), c
+
+
+def shifted_target(batch: GraphBatch, c: torch.Tensor) -> torch.Tensor:
+    """The truth with ``c[s]·S`` added to every block of structure s (the truth itself without overlap blocks)."""
     if batch.overlap is None:
-        return batch.target, c
-    shift = c[batch.edge_graph][:, None, None] * batch.overlap.to(pred.dtype)
-    return batch.target + shift * batch.mask.to(pred.dtype), c
+        return batch.target
+    shift = c[batch.edge_graph][:, None, None] * batch.overlap.to(batch.target.dtype)
+    return batch.target + shift * batch.mask.to(batch.target.dtype)
 
 
 def _graph_rows(batch: GraphBatch, g: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -39,7 +39,7 @@ from .checkpoint import load_model, load_training_state, resolve_folder, save_mo
 from .data import GraphBatch, collate, graph_from_hamiltonian
 from .layout import BlockLayout
 from .domain import training_domain  # noqa: F401 (public here before: calculators/ship_model.py)
-from .losses import aligned_target, band_loss
+from .losses import aligned_target, band_loss, shifted_target
 from .network import ModelConfig, TraceGradNet, build_model
 from .run_folder import best_checkpoint, last_checkpoint, log_file, split_file
 from .train_config import RESUME_MUST_MATCH, TrainConfig, fixed_split
@@ -382,9 +382,7 @@ def validate(model: TraceGradNet, graphs: Sequence[GraphBatch], cfg: TrainConfig
         count = float(g.mask.sum())
         sq += float(losses["H"].sum()) * count
         band += float(losses["B"].sum())
-        shift = losses["shift"][g.edge_graph][:, None, None]
-        aligned = g.target + (shift * g.overlap * g.mask if g.overlap is not None else 0.0)
-        ae += float(((pred - aligned) * g.mask).abs().sum())
+        ae += float(((pred - shifted_target(g, losses["shift"])) * g.mask).abs().sum())
         raw += float(((pred - g.target) * g.mask).abs().sum())
         n += count
     loss_h, loss_b = sq / max(n, 1), band / max(len(graphs), 1)
