@@ -36,8 +36,7 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import (Calculator, Parameters, PropertyNotImplementedError, all_changes,
-                                         kpts2sizeandoffsets)
+from ase.calculators.calculator import Calculator, Parameters, PropertyNotImplementedError, all_changes
 from ase.dft.kpoints import BandPath
 
 from . import electronic
@@ -49,9 +48,9 @@ from .core.errors import (CalculatorUsageError, LinearDependenceError, MismatchE
 from .electronic.solve import PREDICTED_LINDEP
 from .predict import load, predict_hamiltonian
 from .core.structures import validate_atoms
-from .parameters import (_ASE_KEYWORDS, _CHECKS, _NOT_OFFERED, _check_finite, _check_mesh_pbc, _check_nonperiodic_k,
-                         _is_path_dict, _path_from_dict, _real, check_bandpath, check_fermi_kpts,  # noqa: F401
-                         check_kpts, is_mesh_size, is_path_or_list, mesh_dict_kpoints)  # check_*: public, re-exported from their old home
+from .parameters import (_ASE_KEYWORDS, _CHECKS, _NOT_OFFERED, _check_finite, _is_path_dict, _real,  # noqa: F401
+                         check_bandpath, check_fermi_kpts, check_kpts, fermi_mesh, is_path_or_list,  # check_*: public,
+                         molecule_kpoints, resolve_kpoints)  # re-exported from their old home
 
 class TraceGradCalculator(Calculator):
     """Predicted H(R) (eV) with the basis overlap S(R), and everything that follows from them.
@@ -216,7 +215,10 @@ class TraceGradCalculator(Calculator):
             atoms = self.atoms
             validate_atoms(atoms)  # before symmetry and k-points, which would fail less clearly
             periodic = bool(np.any(atoms.pbc))
-            kpts, weights = self._kpoints(atoms, self.parameters.kpts) if periodic else self._molecule_kpoints(atoms)
+            if periodic:
+                kpts, weights, self._bandpath = resolve_kpoints(atoms, self.parameters)
+            else:
+                kpts, weights, self._bandpath = molecule_kpoints(atoms, self.parameters.kpts), None, None
             ham = predict_hamiltonian(atoms, self.model)
             self.asm = electronic.BlochAssembler(ham)
             nelec = electronic.electron_count(ham)
@@ -228,7 +230,7 @@ class TraceGradCalculator(Calculator):
             sol = electronic.solve_k(self.asm, kpts, vectors=not periodic, weights=weights, lindep=self._lindep)
             smearing, width = self.parameters.smearing, self.parameters.width
             if periodic and is_path_or_list(self.parameters.kpts):
-                fk, fw = self._fermi_mesh(atoms)
+                fk, fw = fermi_mesh(atoms, self.parameters)
                 fsol = electronic.solve_k(self.asm, fk, weights=fw, lindep=self._lindep)
                 ef = electronic.fermi_level(fsol.energies, fsol.weights, nelec, smearing, width)
                 _check_finite(fsol.energies, ef)
@@ -281,55 +283,6 @@ class TraceGradCalculator(Calculator):
         self.results = {"hamiltonian": ham, "eigenvalues": spin_axis(sol.energies), "fermi_level": ef,
                         "n_electrons": nelec, **_domain_results(ham),
                         "band_gap": electronic.band_gap(sol.energies, sol.kpts, ef) if straddles else None}
-
-    # -- kpoints ----------------------------------------------------------------------------------
-    def _molecule_kpoints(self, atoms: Atoms) -> tuple[np.ndarray, None]:
-        """Γ; a band path for a molecule is a mistake, not a request for flat bands."""
-        kpts = self.parameters.kpts
-        self._bandpath = None
-        if isinstance(kpts, BandPath) or _is_path_dict(kpts):
-            raise ParameterError("kpts is a band path, but the structure is a molecule (no periodic direction): it "
-                                 "has no bands; use get_eigenvalues() or get_molecular_orbitals()")
-        if kpts is not None and np.ndim(kpts) == 2:
-            _check_nonperiodic_k(atoms, kpts, "kpts")
-        return np.zeros((1, 3)), None
-
-    def _kpoints(self, atoms: Atoms, kpts) -> tuple[np.ndarray, np.ndarray | None]:
-        """k-points and their weights (None: uniform)."""
-        self._bandpath = None
-        if kpts is None:
-            return self._fermi_mesh(atoms)
-        if isinstance(kpts, BandPath) or _is_path_dict(kpts):
-            path = kpts if isinstance(kpts, BandPath) else _path_from_dict(atoms, kpts)
-            check_bandpath(atoms, path, made_here=not isinstance(kpts, BandPath))
-            self._bandpath = path
-            return _check_nonperiodic_k(atoms, np.asarray(path.kpts, dtype=float), "kpts"), None
-        if isinstance(kpts, dict):
-            return mesh_dict_kpoints(atoms, kpts, "kpts"), None
-        if is_mesh_size(kpts):
-            return self._mesh(atoms, kpts, "kpts")
-        return _check_nonperiodic_k(atoms, np.asarray(kpts, dtype=float), "kpts"), None
-
-    def _mesh(self, atoms: Atoms, size, name: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """The Γ-centred mesh of ``size``: its irreducible points and weights, or with ``symmetry=False`` all of
-        it (the same points in spglib's convention either way, so the two agree)."""
-        _check_mesh_pbc(atoms, size, name)
-        if self.parameters.symmetry:
-            k, w, _ = symmetry.irreducible_kpoints(atoms, size)
-            return k, w
-        return symmetry.full_mesh(size), None
-
-    def _fermi_mesh(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray | None]:
-        fk = self.parameters.fermi_kpts
-        if fk is None:
-            # Rounded up to odd sizes: that Monkhorst-Pack mesh is Γ-centred, so it is reduced like any size.
-            size, _ = kpts2sizeandoffsets(density=5.0, even=False, atoms=atoms)
-            fk = tuple(int(n) for n in size)
-        if is_mesh_size(fk):
-            return self._mesh(atoms, fk, "fermi_kpts")
-        if isinstance(fk, dict):
-            return mesh_dict_kpoints(atoms, fk, "fermi_kpts"), None
-        return _check_nonperiodic_k(atoms, np.asarray(fk, dtype=float), "fermi_kpts"), None
 
     # -- ASE's electronic-structure interface -----------------------------------------------------
     def _result(self, name):

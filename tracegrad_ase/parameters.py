@@ -14,6 +14,7 @@ from ase import Atoms
 from ase.calculators.calculator import kpts2kpts, kpts2sizeandoffsets
 from ase.dft.kpoints import BandPath
 
+from .core import symmetry
 from .core.errors import MismatchError, ParameterError, PredictionError, UnknownParameterError
 from .electronic.filling import SMEARINGS
 
@@ -259,3 +260,56 @@ def mesh_dict_kpoints(atoms: Atoms, spec: dict, name: str) -> np.ndarray:
     size, _ = kpts2sizeandoffsets(atoms=atoms, **spec)
     _check_mesh_pbc(atoms, size, name)
     return np.asarray(kpts2kpts(spec, atoms=atoms).kpts, dtype=float)
+
+
+# -- the k-points of a calculation -------------------------------------------------------------------------
+def molecule_kpoints(atoms: Atoms, kpts: Any) -> np.ndarray:
+    """Γ; a band path for a molecule is a mistake, not a request for flat bands."""
+    if isinstance(kpts, BandPath) or _is_path_dict(kpts):
+        raise ParameterError("kpts is a band path, but the structure is a molecule (no periodic direction): it "
+                             "has no bands; use get_eigenvalues() or get_molecular_orbitals()")
+    if kpts is not None and np.ndim(kpts) == 2:
+        _check_nonperiodic_k(atoms, kpts, "kpts")
+    return np.zeros((1, 3))
+
+
+def resolve_kpoints(atoms: Atoms, params: Any) -> tuple[np.ndarray, np.ndarray | None, BandPath | None]:
+    """A periodic calculation's k-points, their weights (None: uniform) and its band path (None: not a path),
+    from the calculator's parameters (``kpts``, ``fermi_kpts``, ``symmetry``)."""
+    kpts = params.kpts
+    if kpts is None:
+        return (*fermi_mesh(atoms, params), None)
+    if isinstance(kpts, BandPath) or _is_path_dict(kpts):
+        path = kpts if isinstance(kpts, BandPath) else _path_from_dict(atoms, kpts)
+        check_bandpath(atoms, path, made_here=not isinstance(kpts, BandPath))
+        return _check_nonperiodic_k(atoms, np.asarray(path.kpts, dtype=float), "kpts"), None, path
+    if isinstance(kpts, dict):
+        return mesh_dict_kpoints(atoms, kpts, "kpts"), None, None
+    if is_mesh_size(kpts):
+        return (*_mesh(atoms, kpts, "kpts", params.symmetry), None)
+    return _check_nonperiodic_k(atoms, np.asarray(kpts, dtype=float), "kpts"), None, None
+
+
+def _mesh(atoms: Atoms, size, name: str, use_symmetry: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The Γ-centred mesh of ``size``: its irreducible points and weights, or with ``symmetry=False`` all of
+    it (the same points in spglib's convention either way, so the two agree)."""
+    _check_mesh_pbc(atoms, size, name)
+    if use_symmetry:
+        k, w, _ = symmetry.irreducible_kpoints(atoms, size)
+        return k, w
+    return symmetry.full_mesh(size), None
+
+
+def fermi_mesh(atoms: Atoms, params: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """The k-points (and weights, None: uniform) the Fermi level is found on: ``fermi_kpts``, by default a
+    Monkhorst-Pack mesh of density 5 Å."""
+    fk = params.fermi_kpts
+    if fk is None:
+        # Rounded up to odd sizes: that Monkhorst-Pack mesh is Γ-centred, so it is reduced like any size.
+        size, _ = kpts2sizeandoffsets(density=5.0, even=False, atoms=atoms)
+        fk = tuple(int(n) for n in size)
+    if is_mesh_size(fk):
+        return _mesh(atoms, fk, "fermi_kpts", params.symmetry)
+    if isinstance(fk, dict):
+        return mesh_dict_kpoints(atoms, fk, "fermi_kpts"), None
+    return _check_nonperiodic_k(atoms, np.asarray(fk, dtype=float), "fermi_kpts"), None
