@@ -27,6 +27,7 @@ LAYERS: list[list[str]] = [
     ["engines", "model"],  # independent: a DFT engine never needs the model, the model never needs an engine
     ["models"],
     ["predict"],
+    ["committee"],  # a model's committee members and the spread of their predictions (uncertainty)
     ["parameters"],  # the calculator's parameter and k-point checks
     ["calculator"],
     ["interop"],

@@ -46,6 +46,7 @@ from .core import symmetry
 from .core.errors import (CalculatorUsageError, LinearDependenceError, MismatchError, ParameterError, PredictionError,
                      StructureError, UnknownParameterError)
 from .electronic.solve import PREDICTED_LINDEP
+from . import committee
 from .predict import load, predict_hamiltonian
 from .core.structures import validate_atoms
 from .parameters import (_ASE_KEYWORDS, _CHECKS, _NOT_OFFERED, _check_finite, _is_path_dict, _real,  # noqa: F401
@@ -79,8 +80,15 @@ class TraceGradCalculator(Calculator):
         prediction's errors along those directions by 1/s — measured with the shipped carbon model, band errors
         near E_F of 6.7 eV at 1e-6 and 0.18 eV at 1e-2; with the ethanol model, spurious levels in the HOMO-LUMO
         gap at 1e-6 —, while the exact Hamiltonian is consistent with S there and needs no such cut.
+    uncertainty: also predict with the model's committee (``committee/`` members: other seeds) and report the
+        spread over members in ``results``: ``eigenvalues_std`` (of ε - E_F, shaped as ``eigenvalues``), ``fermi_level_std``,
+        ``band_gap_std`` (eV; ``get_property("band_gap_std")``), with an ``UncertaintyWarning`` when a level within
+        2 eV of E_F spreads by more than 0.1 eV. Costs one prediction and solve per member; dense path only.
     device, dtype: where the network runs: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``; ``None``
-        (the model file's), ``"float32"``, ``"float64"`` or the torch dtypes.
+        (the model file's), ``"float32"``, ``"float64"`` or the torch dtypes (anything else: a ``ParameterError``
+        naming these). Use ``"float64"`` for reproducible comparisons: rotating or permuting the atoms moves the
+        levels by ~1e-3 meV in float64 but by ~0.03-0.3 meV in float32 (shipped ``carbon`` model, graphene and
+        diamond); float32 (the shipped models' own) is faster and accurate far beyond the model's error.
 
     Any other keyword (except ASE's ``atoms``, ``label``, ``directory``) is an
     :class:`~tracegrad_ase.errors.UnknownParameterError`, and so is an unknown name in ``calc.set(...)``.
@@ -98,14 +106,16 @@ class TraceGradCalculator(Calculator):
     - :meth:`for_kpoints`: a copy on other k-points that shares the loaded network.
     """
 
-    implemented_properties = ["hamiltonian", "eigenvalues", "fermi_level", "band_gap"]
+    implemented_properties = ["hamiltonian", "eigenvalues", "fermi_level", "band_gap", "eigenvalues_std",
+                              "fermi_level_std", "band_gap_std"]
     default_parameters: dict[str, Any] = {"kpts": None, "fermi_kpts": None, "smearing": "fermi-dirac", "width": 0.05,
                                           "sigma": None, "n_bands": None, "symmetry": True, "lindep": None}
     ignored_changes = {"initial_magmoms", "initial_charges"}
 
     def __init__(self, model: str | os.PathLike, kpts=None, fermi_kpts=None, smearing: str = "fermi-dirac",
                  width: float = 0.05, sigma: float | None = None, n_bands: int | None = None, device: str = "cpu",
-                 dtype=None, symmetry: bool = True, lindep: float | None = None, **kwargs):
+                 dtype=None, symmetry: bool = True, lindep: float | None = None, uncertainty: bool = False,
+                 **kwargs):
         unknown = sorted(set(kwargs) - set(_ASE_KEYWORDS))
         if unknown:
             raise UnknownParameterError(
@@ -122,6 +132,9 @@ class TraceGradCalculator(Calculator):
                                                      sigma=sigma, n_bands=n_bands, symmetry=symmetry,
                                                      lindep=lindep).items()}
         self.model = load(model, device=device, dtype=dtype)
+        if not isinstance(uncertainty, bool):
+            raise ParameterError(f"uncertainty must be True or False, got {uncertainty!r}")
+        self._members = committee.load_members(model, self.model, device, dtype) if uncertainty else []
         self.model_name = str(model)
         super().__init__(**params, **kwargs)
 
@@ -225,6 +238,9 @@ class TraceGradCalculator(Calculator):
             self._folded = weights is not None  # only a symmetry-reduced mesh carries weights
             self._lindep = self.parameters.lindep if self.parameters.lindep is not None else PREDICTED_LINDEP
             if self.asm.norb > electronic.solve.SPARSE_THRESHOLD:
+                if self._members:
+                    raise ParameterError(f"uncertainty=True needs the dense solver (at most "
+                                         f"{electronic.solve.SPARSE_THRESHOLD} orbitals; this cell has {self.asm.norb})")
                 self._calculate_window(ham, kpts, weights, nelec)
                 return
             sol = electronic.solve_k(self.asm, kpts, vectors=not periodic, weights=weights, lindep=self._lindep)
@@ -251,6 +267,11 @@ class TraceGradCalculator(Calculator):
                 "n_electrons": nelec,
                 "ghost_levels": ghosts, **_domain_results(ham),
             }
+            if self._members:
+                spread = committee.spread(atoms, ham, sol.energies, ef, self._members, kpts,
+                                          None if fsol is None else (fk, fw),
+                                          weights, dict(lindep=self._lindep, smearing=smearing, width=width))
+                self.results.update(committee.results(spread, sol.energies, ef))
 
     def _ghost_levels(self, solutions, fermi: float) -> list:
         """Levels far outside the model's training range (relative to E_F), on every k-point solved, with one

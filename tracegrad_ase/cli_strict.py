@@ -1,18 +1,21 @@
 """``--strict`` for the commands that predict: the warnings that say a prediction cannot be trusted (ghost levels,
-a structure outside the training domain) become errors, so the command exits 2 with one line and writes nothing."""
+a structure outside the training domain, committee members that disagree) become errors, so the command exits 2
+with one line and writes nothing."""
 
 from __future__ import annotations
 
 import contextlib
 import warnings
 
-from .core.errors import GhostLevelError, GhostLevelWarning, OutOfDomainError, OutOfDomainWarning
+from .core.errors import (GhostLevelError, GhostLevelWarning, OutOfDomainError, OutOfDomainWarning,
+                          UncertainPredictionError, UncertaintyWarning)
 
 __all__ = ["strict_guard"]
 
 #: warning -> the error it becomes under ``--strict``
 STRICT: dict[type[Warning], type[Exception]] = {OutOfDomainWarning: OutOfDomainError,
-                                                GhostLevelWarning: GhostLevelError}
+                                                GhostLevelWarning: GhostLevelError,
+                                                UncertaintyWarning: UncertainPredictionError}
 
 
 @contextlib.contextmanager

@@ -74,6 +74,11 @@ class GhostLevelError(TraceGradError, ValueError):
     ``--strict``; without it they are a :class:`GhostLevelWarning`."""
 
 
+class UncertainPredictionError(TraceGradError, ValueError):
+    """Committee members disagree near E_F beyond the threshold, refused under ``--strict``; without it it is an
+    :class:`UncertaintyWarning`."""
+
+
 class OutOfDomainError(TraceGradError, ValueError):
     """A structure outside the model's training domain, refused under ``--strict``; without it it is an
     :class:`OutOfDomainWarning`."""
@@ -87,6 +92,11 @@ class SettingsMismatchError(TraceGradError, ValueError):
     """A data set folder that already holds results made with other ground-truth settings."""
 
 
+class ElectronCountError(TraceGradError, ValueError):
+    """An electron count that cannot be known: data from another program whose folder records no valence
+    charges (pass ``valence=`` to the reader), and whose Fermi level does not fix the count unambiguously."""
+
+
 # -- warnings: a result is returned, but it may be poor ------------------------------------------------------
 class OutOfDomainWarning(UserWarning):
     """A structure unlike the model's training data: the prediction may be poor."""
@@ -95,3 +105,8 @@ class OutOfDomainWarning(UserWarning):
 class GhostLevelWarning(UserWarning):
     """A predicted level far outside the spectral range of the model's training data: no real system of the
     kind the model knows has it, and it shifts E_F, gaps and occupations (``tracegrad bands --strict`` exits 2)."""
+
+
+class UncertaintyWarning(UserWarning):
+    """The members of a model's committee disagree on levels near E_F by more than the threshold: the prediction
+    is uncertain there (``tracegrad bands --strict`` exits 2)."""

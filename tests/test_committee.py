@@ -1,0 +1,96 @@
+"""Committee uncertainty (issue 17): members' spread of levels, E_F and gap, in member 0's energy zero."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from ase.build import graphene
+from safetensors.torch import load_file, save_file
+
+from tracegrad_ase import committee
+from tracegrad_ase.calculator import TraceGradCalculator
+from tracegrad_ase.core.errors import DataFormatError, ParameterError, UncertaintyWarning
+from tracegrad_ase.model.checkpoint import WEIGHTS
+from tracegrad_ase.predict import load, predict_hamiltonian
+
+from conftest import toy_model
+
+
+@pytest.fixture
+def sheet():
+    atoms = graphene(a=2.46, vacuum=5.0)
+    atoms.pbc = [True, True, False]
+    return atoms
+
+
+def _member(main, name: str, noise: float, seed: int):
+    """A copy of ``main`` under ``committee/name`` with its weights perturbed by ``noise`` (relative)."""
+    dest = main / committee.COMMITTEE_DIR / name
+    shutil.copytree(main, dest, ignore=shutil.ignore_patterns(committee.COMMITTEE_DIR))
+    gen = torch.Generator().manual_seed(seed)
+    weights = load_file(dest / WEIGHTS)
+    save_file({k: v + noise * v.abs().mean() * torch.randn(v.shape, generator=gen, dtype=v.dtype)
+               if v.is_floating_point() else v for k, v in weights.items()}, dest / WEIGHTS)
+    return dest
+
+
+@pytest.fixture
+def model(tmp_path):
+    return toy_model(tmp_path, "gth-szv", ["C"], "gth-pbe")
+
+
+def test_a_model_without_members_refuses_uncertainty(model):
+    with pytest.raises(ParameterError, match="no committee"):
+        TraceGradCalculator(model, uncertainty=True)
+    with pytest.raises(ParameterError, match="True or False"):
+        TraceGradCalculator(model, uncertainty="yes")
+
+
+def test_identical_members_have_zero_spread(model, sheet):
+    _member(model, "a", 0.0, 1)
+    _member(model, "b", 0.0, 2)
+    sheet.calc = TraceGradCalculator(model, kpts=(4, 4, 1), uncertainty=True)
+    std = sheet.calc.get_property("eigenvalues_std")
+    assert std.shape == sheet.calc.get_property("eigenvalues").shape
+    assert np.nanmax(std) < 1e-9
+    assert sheet.calc.get_property("fermi_level_std") < 1e-9
+    assert sheet.calc.results["committee_size"] == 3
+
+
+def test_alignment_removes_a_constant_shift(model, sheet):
+    ham = predict_hamiltonian(sheet, load(model))
+    shifted = committee.aligned(ham, ham)
+    moved = type(ham)(atoms=ham.atoms, basis=ham.basis, edges=ham.edges, overlap=ham.overlap,
+                      hamiltonian=[h + 0.7 * s for h, s in zip(ham.hamiltonian, ham.overlap)])
+    back = committee.aligned(moved, ham)
+    for a, b, c in zip(ham.hamiltonian, back.hamiltonian, shifted.hamiltonian):
+        np.testing.assert_allclose(b, a, atol=1e-10)
+        np.testing.assert_allclose(c, a, atol=1e-12)
+
+
+def test_perturbed_members_spread_and_warn(model, sheet):
+    _member(model, "a", 0.05, 1)
+    _member(model, "b", 0.05, 2)
+    calc = TraceGradCalculator(model, kpts={"path": "GMKG", "npoints": 12}, fermi_kpts=(4, 4, 1), uncertainty=True)
+    plain = TraceGradCalculator(model, kpts={"path": "GMKG", "npoints": 12}, fermi_kpts=(4, 4, 1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        calc.calculate(sheet)
+    plain.calculate(sheet)
+    # member 0's numbers are the plain calculator's: the committee only adds the spread
+    np.testing.assert_allclose(calc.results["eigenvalues"], plain.results["eigenvalues"], atol=1e-10)
+    std = calc.results["eigenvalues_std"]
+    assert np.nanmax(std) > 1e-4 and np.all(np.isfinite(calc.results["fermi_level_std"]))
+    worst = calc.results["uncertainty_near_fermi"]
+    assert (worst > committee.THRESHOLD_EV) == any(issubclass(w.category, UncertaintyWarning) for w in caught)
+
+
+def test_a_member_of_another_basis_is_refused(model, tmp_path):
+    other = toy_model(tmp_path / "o", "sto-3g", ["H", "O"])
+    shutil.copytree(other, model / committee.COMMITTEE_DIR / "x")
+    with pytest.raises(DataFormatError, match="differs from the main model"):
+        TraceGradCalculator(model, uncertainty=True)

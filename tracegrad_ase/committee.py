@@ -1,0 +1,134 @@
+"""A committee of models, for error bars: the spread of the levels, Fermi level and gap that its members predict.
+
+A model folder may hold further members under ``committee/<member>/`` (each a complete model folder:
+``model.json`` and weights, same basis and cutoff, trained from another seed or data split). The folder's own
+model is member 0, the one whose numbers the calculator reports; the others only give the spread.
+
+Each member's H is moved to member 0's energy zero first (H + c·S with the least-squares c,
+:func:`~tracegrad_ase.core.hamiltonian.gauge_shift`): the zero of a periodic prediction is arbitrary, so absolute
+levels of two members differ by a constant that says nothing about trust. After that, the spread of a level
+relative to E_F (as bands are read), of E_F and of the gap is the standard deviation over members (ddof = 1).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import electronic
+from .core.errors import DataFormatError, ParameterError
+from .core.hamiltonian import RealSpaceHamiltonian, gauge_shift
+from .models import MODEL_FILE, resolve
+from .predict import load, predict_hamiltonian
+
+#: Where further members live inside a model folder.
+COMMITTEE_DIR = "committee"
+#: The default warning threshold (eV): the largest spread of a level within ``WINDOW_EV`` of E_F.
+THRESHOLD_EV = 0.1
+WINDOW_EV = 2.0
+
+
+def member_folders(name_or_path: str | os.PathLike) -> list[Path]:
+    """The folders of a model's further committee members (empty when it has none), by name."""
+    root = resolve(name_or_path) / COMMITTEE_DIR
+    return sorted(d for d in root.iterdir() if (d / MODEL_FILE).is_file()) if root.is_dir() else []
+
+
+def load_members(name_or_path: str | os.PathLike, main, device: str = "cpu", dtype=None) -> list:
+    """The further members, loaded like the main model ``main`` and checked to predict the same quantity (same
+    elements, basis and cutoff); a model without members is a :class:`ParameterError` (uncertainty asked of a
+    model that cannot give it)."""
+    folders = member_folders(name_or_path)
+    if not folders:
+        raise ParameterError(f"model {str(name_or_path)!r} has no committee (no {COMMITTEE_DIR}/<member>/ folders "
+                             "with a model.json), so it cannot estimate its uncertainty; use uncertainty=False")
+    main_dtype = next(main.parameters()).dtype  # members compute in the main model's precision
+    members = [load(f, device=device, dtype=dtype if dtype is not None else main_dtype) for f in folders]
+    for folder, m in zip(folders, members):
+        same = (list(m.layout.elements) == list(main.layout.elements) and m.basis.name == main.basis.name
+                and abs(m.config.cutoff - main.config.cutoff) < 1e-9)
+        if not same:
+            raise DataFormatError(f"{folder}: committee member differs from the main model in elements, basis or "
+                                  "cutoff; members must predict the same Hamiltonian")
+    return members
+
+
+@dataclass
+class Spread:
+    """Standard deviations over the members (eV), and each member's own figures."""
+
+    eigenvalues_std: np.ndarray  # (nkpts, nbands) of ε - E_F, on the calculator's k-points
+    fermi_level_std: float
+    band_gap_std: float | None  # None for a metal in every member
+    fermi_levels: np.ndarray  # (members,), in member 0's energy zero
+    gaps: np.ndarray  # (members,), 0 for metals
+    size: int
+
+    def worst_near_fermi(self, energies: np.ndarray, fermi: float, window: float = WINDOW_EV) -> float:
+        """The largest level spread within ``window`` eV of E_F (0 when no level is there)."""
+        near = np.abs(np.asarray(energies) - fermi) <= window
+        return float(self.eigenvalues_std[near].max()) if near.any() else 0.0
+
+
+def aligned(ham: RealSpaceHamiltonian, reference: RealSpaceHamiltonian) -> RealSpaceHamiltonian:
+    """``ham`` moved to ``reference``'s energy zero (same edges): H + c·S with the least-squares c."""
+    c = gauge_shift(reference.hamiltonian, ham.hamiltonian, ham.overlap)
+    return RealSpaceHamiltonian(atoms=ham.atoms, basis=ham.basis, edges=ham.edges, overlap=ham.overlap,
+                                hamiltonian=[h + c * s for h, s in zip(ham.hamiltonian, ham.overlap)],
+                                meta=dict(ham.meta))
+
+
+def spread(atoms, main_ham: RealSpaceHamiltonian, main_energies: np.ndarray, main_fermi: float, members: list,
+           kpts: np.ndarray, fermi_kpts: tuple[np.ndarray, Any] | None, weights: Any, settings: dict) -> Spread:
+    """Predict with every further member, solve on the same k-points (E_F on the same mesh: ``fermi_kpts`` =
+    (k, weights), or ``kpts`` when None) and return the spread together with member 0's numbers.
+
+    ``settings``: ``lindep``, ``smearing``, ``width`` as the calculator uses them.
+    """
+    nelec = electronic.electron_count(main_ham)
+    lindep, smearing, width = settings["lindep"], settings["smearing"], settings["width"]
+    levels, fermis, gaps = [np.asarray(main_energies)], [main_fermi], []
+    for model in members:
+        asm = electronic.BlochAssembler(aligned(predict_hamiltonian(atoms, model), main_ham))
+        sol = electronic.solve_k(asm, kpts, weights=weights, lindep=lindep)
+        fsol = sol if fermi_kpts is None else electronic.solve_k(asm, fermi_kpts[0], weights=fermi_kpts[1],
+                                                                 lindep=lindep)
+        ef = electronic.fermi_level(fsol.energies, fsol.weights, nelec, smearing, width)
+        n = min(levels[0].shape[1], sol.energies.shape[1])  # lindep may drop a different number of directions
+        levels = [x[:, :n] for x in levels] + [sol.energies[:, :n]]
+        fermis.append(ef)
+    for e, ef in zip(levels, fermis):
+        gaps.append(electronic.band_gap(e, kpts, ef)["gap"])
+    stack, gaps_arr = np.stack(levels), np.asarray(gaps, dtype=float)
+    # Bands are read relative to E_F: the spread of ε - E_F is what a shaded band plot means (and it tracked
+    # the true error better than that of absolute levels: benchmarks/committee_uncertainty.py).
+    std = (stack - np.asarray(fermis)[:, None, None]).std(axis=0, ddof=1)
+    if std.shape[1] < np.asarray(main_energies).shape[1]:  # levels some member lacks: no spread known
+        std = np.pad(std, ((0, 0), (0, np.asarray(main_energies).shape[1] - std.shape[1])), constant_values=np.nan)
+    return Spread(eigenvalues_std=std, fermi_level_std=float(np.std(fermis, ddof=1)),
+                  band_gap_std=None if not gaps_arr.any() else float(gaps_arr.std(ddof=1)),
+                  fermi_levels=np.asarray(fermis), gaps=gaps_arr, size=len(levels))
+
+
+def results(spread_: Spread, energies: np.ndarray, fermi: float, threshold: float = THRESHOLD_EV) -> dict:
+    """The calculator's results entries for a spread (ASE's spin axis on the level spreads), with one
+    :class:`~tracegrad_ase.core.errors.UncertaintyWarning` when a level within ``WINDOW_EV`` of E_F spreads by
+    more than ``threshold`` eV."""
+    import warnings
+
+    from .core.errors import UncertaintyWarning
+    from .electronic.filling import spin_axis
+
+    worst = spread_.worst_near_fermi(energies, fermi)
+    if worst > threshold:
+        warnings.warn(f"the {spread_.size} committee members disagree by up to {worst:.3f} eV (standard deviation) "
+                      f"on levels within {WINDOW_EV:g} eV of E_F, above {threshold:g} eV: the bands there are "
+                      f"uncertain (gap spread: {spread_.band_gap_std if spread_.band_gap_std is not None else 0:.3f} "
+                      "eV)", UncertaintyWarning, stacklevel=4)
+    return {"eigenvalues_std": spin_axis(spread_.eigenvalues_std), "fermi_level_std": spread_.fermi_level_std,
+            "band_gap_std": spread_.band_gap_std, "committee_size": spread_.size,
+            "uncertainty_near_fermi": worst}
