@@ -109,6 +109,9 @@ def main() -> None:
     ap.add_argument("--baseline", default=None, help="training run folder of its baseline (tracegrad: false)")
     ap.add_argument("--data", nargs="+", required=True, help="the data folders it was trained on")
     ap.add_argument("--heldout", nargs="*", default=[], help="data folders of structure types never trained on")
+    ap.add_argument("--committee", nargs="*", default=[],
+                    help="training run folders of further committee members (other seeds): their best checkpoints "
+                         "go to committee/<run name>/ (uncertainty=True in the calculator)")
     args = ap.parse_args()
     if bool(args.run) == bool(args.reevaluate):
         ap.error("give exactly one of --run and --reevaluate")
@@ -154,7 +157,30 @@ def main() -> None:
                      "muls": cfg["muls"], "dtype": model_json["dtype"],
                      "weights_bytes": (dest / "model.safetensors").stat().st_size}
     card["training"] = {**card.get("training", {}), **_training(run)}
+    if args.committee:
+        card["committee"] = _ship_committee(dest, args.name, [Path(r) for r in args.committee])
     _reevaluated(card, dest, best, args.data, "test", args)
+
+
+def _ship_committee(dest: Path, name: str, runs: list[Path]) -> dict:
+    """Copy each member run's best weights and model file to committee/<run name>/ (replacing old members)."""
+    from tracegrad_ase.committee import COMMITTEE_DIR
+    from tracegrad_ase.model.run_folder import best_checkpoint
+
+    root = dest / COMMITTEE_DIR
+    shutil.rmtree(root, ignore_errors=True)
+    members = {}
+    for run in runs:
+        best, out = best_checkpoint(run), root / run.name
+        out.mkdir(parents=True)
+        shutil.copy2(best / "model.safetensors", out / "model.safetensors")
+        model_json = json.loads((best / "model.json").read_text())
+        model_json["metadata"]["name"] = f"{name}/{COMMITTEE_DIR}/{run.name}"
+        (out / "model.json").write_text(json.dumps(model_json, indent=2))
+        members[run.name] = _training(run)
+    return {"members": len(runs) + 1, "further_members": members,
+            "use": "TraceGradCalculator(NAME, uncertainty=True): spread over members in results['eigenvalues_std'], "
+                   "['fermi_level_std'], ['band_gap_std']"}
 
 
 def _reevaluated(card: dict, dest: Path, best: Path, test_data: list[str], test_split: str, args) -> None:
