@@ -34,6 +34,9 @@ LAYERS: list[list[str]] = [
     ["datasets"],
     ["cli_support"],  # what the commands share: output checks, band-structure and model-listing helpers, demo
     ["cli_strict"],  # the commands' --strict guard
+    ["cli_fatbands"],  # bands --projected: projection checks and the fat-band figure
+    ["cli_unfold"],  # tracegrad bands --unfold: a supercell's levels on the primitive path
+    ["cli_uncertainty"],  # tracegrad bands --uncertainty: the committee's spread shaded
     ["cli"],
 ]
 

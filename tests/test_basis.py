@@ -62,6 +62,28 @@ def test_deeph_order_is_openmx_order(rng, l, labels):
         assert np.abs(deeph[:, k] - want).max() < 1e-12, label
 
 
+@pytest.mark.parametrize("l", [1, 2, 3])
+def test_std_order_is_deeptb_and_deeph_pack_order(rng, l):
+    """"std" (DeePTB's files, DeepH-pack's newer layout) is m = -l..l: PySCF's functions land on the std
+    polynomials, and the maps equal the ones those programs publish (DeePTB dptb/utils/constants.py
+    PYSCF2DeePTB, OPENMX2DeePTB; DeepH-dock translate_old_dataset_to_new.py BASIS_TRANS_OPENMX2WIKI)."""
+    x, y, z = _unit_points(rng).T
+    pyscf_funcs = np.stack(_std_polynomials(l, x, y, z), 1)
+    if l == 1:
+        pyscf_funcs = pyscf_funcs[:, [2, 0, 1]]  # PySCF p order is x, y, z
+    pyscf_funcs /= np.linalg.norm(pyscf_funcs, axis=0)
+    std = pyscf_funcs @ shell_transform(l, "pyscf", "std").T
+    want = np.stack(_std_polynomials(l, x, y, z), 1)
+    assert np.abs(std - want / np.linalg.norm(want, axis=0)).max() < 1e-12
+    pyscf2deeptb = {1: [1, 2, 0], 2: [0, 1, 2, 3, 4], 3: list(range(7))}[l]
+    openmx2wiki = {1: [1, 2, 0], 2: [2, 4, 0, 3, 1], 3: [6, 4, 2, 0, 1, 3, 5]}[l]  # also OPENMX2DeePTB
+    assert np.array_equal(shell_transform(l, "pyscf", "std"), np.eye(2 * l + 1)[pyscf2deeptb])
+    assert np.array_equal(shell_transform(l, "deeph", "std"), np.eye(2 * l + 1)[openmx2wiki])
+    # e3nn <-> std is a rotation (not a permutation) from l = 2 on, and it composes exactly
+    t = shell_transform(l, "e3nn", "std")
+    assert np.abs(shell_transform(l, "std", "e3nn") @ t - np.eye(2 * l + 1)).max() < 1e-14
+
+
 @pytest.mark.parametrize("src,dst", [("pyscf", "e3nn"), ("e3nn", "deeph"), ("deeph", "pyscf")])
 def test_transforms_are_orthogonal_and_compose(src, dst):
     for l in range(4):

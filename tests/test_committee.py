@@ -94,3 +94,34 @@ def test_a_member_of_another_basis_is_refused(model, tmp_path):
     shutil.copytree(other, model / committee.COMMITTEE_DIR / "x")
     with pytest.raises(DataFormatError, match="differs from the main model"):
         TraceGradCalculator(model, uncertainty=True)
+
+
+def _bands(model, structure, tmp_path, *extra):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "tracegrad_ase.cli", "bands", str(structure), "--model", str(model), "--uncertainty",
+           "--density", "4", "--mesh", "4x4x1", "-o", str(tmp_path / "u.png"), "--json", str(tmp_path / "u.json"),
+           *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_shades_the_spread_and_strict_refuses_disagreement(model, sheet, tmp_path):
+    import json
+
+    _member(model, "a", 0.2, 1)
+    _member(model, "b", 0.2, 2)
+    structure = tmp_path / "sheet.extxyz"
+    sheet.write(structure)
+    run = _bands(model, structure, tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = json.loads((tmp_path / "u.json").read_text())
+    assert np.shape(out["energies_std_ev"]) == np.shape(out["energies_ev"]) and out["committee_size"] == 3
+    assert (tmp_path / "u.png").stat().st_size > 10_000
+    worst = max(abs(s) for row, e in zip(out["energies_std_ev"], out["energies_ev"]) for s, x in zip(row, e)
+                if abs(x - out["efermi_ev"]) <= committee.WINDOW_EV)
+    assert worst > committee.THRESHOLD_EV  # members this far apart must trip --strict
+    (tmp_path / "u.png").unlink()
+    strict = _bands(model, structure, tmp_path, "--strict", "--force")
+    assert strict.returncode == 2 and "committee members disagree" in strict.stderr
+    assert not (tmp_path / "u.png").exists()

@@ -183,6 +183,28 @@ def test_phonopy_displacements_match_phonopy():
         assert moved.max() == pytest.approx(0.01, abs=1e-10)
 
 
+def test_recipe_multi_frame_file_gives_one_structure_per_frame(tmp_path):
+    from ase.io import write
+
+    from tracegrad_ase.core.errors import DataFormatError
+    from tracegrad_ase.datasets.recipes import recipe_structures
+
+    frames = [_named(molecule("H2O"), "water"), molecule("NH3"), _named(molecule("CH4"), "methane")]
+    frames[2].positions[0, 0] += 0.01
+    write(tmp_path / "mols.extxyz", frames, format="extxyz")
+    write(tmp_path / "one.xyz", molecule("H2"))
+    recipe = {"_root": tmp_path, "structures": [{"base": {"file": "mols.extxyz"}}, {"base": {"file": "one.xyz"}}]}
+    got = recipe_structures(recipe)
+    assert [a.info["name"] for a in got] == ["water", "s0-00001", "methane", "s1-base"]
+    assert [a.get_chemical_formula() for a in got] == ["H2O", "H3N", "CH4", "H2"]
+    np.testing.assert_allclose(got[2].positions, frames[2].positions, atol=1e-8)
+    for part in ({"perturb": {"n": 1}}, {"phonopy": {"supercell": [1, 1, 1]}}):
+        with pytest.raises(DataFormatError, match="3 frames"):  # it used to take the last frame silently
+            recipe_structures({"_root": tmp_path, "structures": [{"base": {"file": "mols.extxyz"}, **part}]})
+    one = recipe_structures({"_root": tmp_path, "structures": [{"base": {"file": "one.xyz"}, "perturb": {"n": 2}}]})
+    assert [a.info["name"] for a in one] == ["s0-perturbed-00000", "s0-perturbed-00001"]
+
+
 # -- reading ---------------------------------------------------------------------------------------------
 def test_split_dataset_deterministic_partition(tmp_path):
     paths = [tmp_path / f"s{k:02d}.h5" for k in range(10)]

@@ -62,7 +62,7 @@ def test_round_trip(tmp_path, ham):
     assert np.abs(back.atoms.cell[:] - ham.atoms.cell[:]).max() < 1e-12
     assert back.atoms.pbc.all()
     assert dict(back.basis.shells) == dict(BASIS.shells) and back.basis.name == "deeph"
-    assert dict(back.basis.valence) == {"C": 6, "H": 1}  # nuclear charge: the folder has no valence
+    assert dict(back.basis.valence) == {"C": 4, "H": 1}  # recorded by our writer, not the nuclear charge
     assert read_deeph(tmp_path / "s0", basis_name="mine").basis.name == "mine"
     assert back.meta["fermi_level_ev"] == -3.25
     a, b = _blocks(ham), _blocks(back)
@@ -101,7 +101,7 @@ def test_layout_matches_deeph_pack(tmp_path, ham):
     assert (folder / "orbital_types.dat").read_text().splitlines() == ["0 0 1 1 2", "0 1", "0 0 1 1 2"]
     info = json.loads((folder / "info.json").read_text())
     assert info == {"nsites": 3, "isorthogonal": False, "isspinful": False, "norbits": 13 + 4 + 13,
-                    "fermi_level": -3.25}
+                    "fermi_level": -3.25, "tracegrad": {"valence": {"C": 4, "H": 1}}}
     idx = ham.index()
     with h5py.File(folder / "hamiltonians.h5", "r") as f, h5py.File(folder / "overlaps.h5", "r") as g:
         assert set(f.keys()) == set(g.keys()) and len(f.keys()) == len(ham.edges)
@@ -147,6 +147,7 @@ def test_reads_deeph_pack_style_folder(tmp_path, ham):
         del f["[1, 1, 1, 1, 3]"]
     back = read_deeph(folder)
     assert back.meta["fermi_level_ev"] == 1.5
+    assert dict(back.basis.valence) == {}  # DeepH-pack's folders record no valence charges: unknown, never Z
     n = back.index()[(1, 1, 1, 0, 2)]
     assert np.array_equal(back.overlap[n], np.zeros((13, 13)))
     assert np.abs(back.hamiltonian[n] - ham.hamiltonian[ham.index()[(1, 1, 1, 0, 2)]]).max() < 1e-12

@@ -386,6 +386,15 @@ class TraceGradCalculator(Calculator):
             return BandStructure(path=path, energies=energies,
                                  reference=self.get_fermi_level() if reference is None else reference)
 
+    def unfold(self, primitive_cell: Atoms, path=None, npoints: int = 60, **kw):
+        """This supercell's levels unfolded onto ``primitive_cell``'s k-path (``electronic.unfold``; its keywords):
+        an ``UnfoldedBands`` (``energies``, ``weights``, ``plot()``), with this prediction's E_F and lindep."""
+        with self._lock:
+            ef = self.get_fermi_level()  # predicts first: asm and lindep are this structure's
+            kw = dict(fermi_level=ef, lindep=self._lindep, sigma=self.parameters.sigma,
+                      n_bands=self.parameters.n_bands) | kw
+            return electronic.unfold(self.asm, primitive_cell, path, npoints, **kw)
+
     # -- molecules --------------------------------------------------------------------------------
     def get_molecular_orbitals(self) -> dict[str, Any]:
         """Orbital energies, MO coefficients (e3nn order), occupations, HOMO/LUMO, gap, density matrix."""
@@ -415,6 +424,13 @@ class TraceGradCalculator(Calculator):
             save_h5(ham, path)
         else:
             write_deeph(ham, path)
+
+    def to_sisl(self, atoms: Atoms | None = None):
+        """The predicted H(R), S(R) as a non-orthogonal ``sisl.Hamiltonian`` (eV; the ``[sisl]`` extra), for sisl's
+        fat bands, COOP/COHP, Berry phases and TBtrans: :func:`tracegrad_ase.io.sisl.to_sisl`."""
+        from .io.sisl import to_sisl
+
+        return to_sisl(self.get_hamiltonian(atoms))
 
 
 def _domain_results(ham) -> dict:

@@ -17,12 +17,14 @@ from .interop.files import _read_with_pymatgen, read_structure  # noqa: F401 (cl
 from .io.atomic import atomic_write_text
 from .cli_strict import strict_guard as _ghost_guard  # the --strict guard (its old name kept)
 from .cli_support import (  # noqa: F401 (cli._check_outputs etc. stay importable from here)
-    _ase_band_structure, _band_structure, _bands_report, _card_lines, _check_not_input, _check_output, _check_outputs, _check_positive, _check_writable, _cmd_demo, _cmd_models, _model_line, _spans_periodic)
+    _ase_band_structure, _band_structure, _bands_report, _card_lines, _check_not_input, _check_output, _check_outputs, _check_positive, _check_writable, _cmd_demo, _cmd_models, _default_model, _model_line, _spans_periodic)
 from .core.errors import (ConfigError, InputNotFoundError, OutputPathError, ParameterError, SCFNotConvergedError,
                      StructureError, TraceGradError)
 
 EXIT_BAD_INPUT = 2
 EXIT_NOT_CONVERGED = 3
+_MODEL_HELP = ("shipped model name or model folder (default: the shipped model whose training domain covers the "
+               "structure's elements and periodicity; see `tracegrad models`)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,7 +110,7 @@ def _add_prediction_commands(sub) -> None:
                         "crystal (the same bands whatever cell setting the file uses), and plots it with pymatgen's "
                         "BSPlotter. Prints the Fermi level (from a k-mesh) and the gap.")
     bd.add_argument("structure", help="any structure file ASE or pymatgen reads (CIF, POSCAR, extxyz, ...)")
-    bd.add_argument("--model", required=True, help="shipped model name or model folder (see `tracegrad models`)")
+    bd.add_argument("--model", default=None, help=_MODEL_HELP)
     bd.add_argument("--path", default="setyawan_curtarolo",
                     choices=["setyawan_curtarolo", "hinuma", "latimer_munro", "ase"],
                     help="pymatgen's path convention, or 'ase' (ASE's path of the periodic lattice, used anyway where "
@@ -117,6 +119,12 @@ def _add_prediction_commands(sub) -> None:
     bd.add_argument("--mesh", default=None, help="k-mesh for the Fermi level, e.g. 12x12x1 (default: density 5 Å)")
     bd.add_argument("-o", "--out", default="bands.png", help="PNG (default: %(default)s)")
     bd.add_argument("--json", default=None, help="also write energies, labels, E_F and gap as JSON")
+    bd.add_argument("--unfold", default=None, metavar="PRIMITIVE", help="STRUCTURE is a supercell (defect, alloy, "
+                    "rattle) of this primitive cell: plot its levels unfolded onto PRIMITIVE's path (spectral weight)")
+    bd.add_argument("--uncertainty", action="store_true", help="shade ±2σ of each level over the model's "
+                    "committee (models with committee/ members, e.g. carbon); warns above 0.1 eV near E_F")
+    bd.add_argument("--projected", nargs="+", default=None, metavar="EL[:ORB]", help="fat bands: one panel per "
+                    "Mulliken projection, e.g. C:p C:s, C:pz, C:px+py or C (space- or comma-separated)")
     bd.add_argument("--strict", action="store_true", help="exit 2 (no figure) when the prediction has ghost levels "
                     "(levels far outside the model's training range) or the structure is outside its training "
                     "domain (warnings otherwise)")
@@ -127,7 +135,7 @@ def _add_prediction_commands(sub) -> None:
                         description="Total DOS and Mulliken projections by element and orbital type, on an "
                         "irreducible k-mesh, plotted with pymatgen's DosPlotter.")
     ds.add_argument("structure")
-    ds.add_argument("--model", required=True)
+    ds.add_argument("--model", default=None, help=_MODEL_HELP)
     ds.add_argument("--mesh", default=None, help="k-mesh, e.g. 24x24x1 (default: density 8 Å)")
     ds.add_argument("--width", type=float, default=0.1, help="Gaussian broadening in eV (default: %(default)s)")
     ds.add_argument("-o", "--out", default="dos.png")
@@ -140,7 +148,7 @@ def _add_prediction_commands(sub) -> None:
     pr = sub.add_parser("predict", help="predicted H(R), S(R) of a structure to HDF5 or a DeepH folder",
                         description="Runs a model (a shipped name or a folder) on any structure file ASE reads.")
     pr.add_argument("structure")
-    pr.add_argument("--model", required=True, help="shipped model name or model folder (see `tracegrad models`)")
+    pr.add_argument("--model", default=None, help=_MODEL_HELP)
     pr.add_argument("-o", "--out", default=None, help="HDF5 output (default: STRUCTURE stem + .pred.h5)")
     pr.add_argument("--deeph", default=None, metavar="DIR", help="also write a DeepH folder")
     pr.add_argument("--strict", action="store_true", help="exit 2 (nothing written) when the structure is outside "
@@ -292,12 +300,25 @@ def _cmd_bands(args) -> int:
 
     _check_positive("--density", args.density)
     atoms = _periodic_structure(args.structure)
-    calc = TraceGradCalculator(args.model, fermi_kpts=_mesh_arg(args.mesh, atoms, 5.0))
+    if args.uncertainty:  # issue 17: the committee's spread shaded
+        from .cli_uncertainty import cmd_uncertainty
+
+        return cmd_uncertainty(args, atoms, _default_model(args, atoms), _mesh_arg(args.mesh, atoms, 5.0))
+    if args.unfold:  # issue 17: the supercell's levels unfolded onto the primitive cell's path
+        from .cli_unfold import cmd_unfold
+
+        return cmd_unfold(args, atoms, _default_model(args, atoms), _mesh_arg(args.mesh, atoms, 5.0))
+    calc = TraceGradCalculator(_default_model(args, atoms), fermi_kpts=_mesh_arg(args.mesh, atoms, 5.0))
+    from .cli_fatbands import draw_fat_bands, projection_specs
+
+    specs = projection_specs(args.projected, atoms, calc.model.basis) if args.projected else None
     _check_outputs(args, [(args.out, "file"), (args.json, "file")], inputs=[args.structure])
     with _ghost_guard(args):
         bs, used = _band_structure(calc, atoms, args.path, args.density)
-    ax = BSPlotter(bs).get_plot(ylim=(-8, 6))
-    ax.figure.savefig(args.out, dpi=150)
+    if specs:  # fat bands (issue 16)
+        draw_fat_bands(calc, atoms, bs, specs, args.out)
+    else:
+        BSPlotter(bs).get_plot(ylim=(-8, 6)).figure.savefig(args.out, dpi=150)
     gap = bs.get_band_gap()
     print(f"{atoms.get_chemical_formula()}: E_F {bs.efermi:.3f} eV; "
           + ("metal" if bs.is_metal() else f"gap {gap['energy']:.3f} eV ({'direct' if gap['direct'] else 'indirect'}, "
@@ -325,7 +346,7 @@ def _cmd_dos(args) -> int:
 
     _check_positive("--width", args.width)
     atoms = _periodic_structure(args.structure)
-    atoms.calc = TraceGradCalculator(args.model, kpts=_mesh_arg(args.mesh, atoms, 8.0))
+    atoms.calc = TraceGradCalculator(_default_model(args, atoms), kpts=_mesh_arg(args.mesh, atoms, 8.0))
     _check_outputs(args, [(args.out, "file"), (args.json, "file")], inputs=[args.structure])
     with _ghost_guard(args):
         cdos = complete_dos(atoms.calc, width=args.width)
@@ -356,7 +377,7 @@ def _cmd_predict(args) -> int:
     from .predict import resolve_model
 
     atoms = read_structure(args.structure)
-    model = load(args.model)
+    model = load(_default_model(args, atoms))
     out = Path(args.out) if args.out else Path(args.structure).with_suffix(".pred.h5")
     _check_outputs(args, [(out, "file"), (args.deeph, "dir")], inputs=[args.structure, resolve_model(args.model)])
     with _ghost_guard(args):  # --strict: out of the training domain is exit 2, nothing written

@@ -234,6 +234,7 @@ def _cmd_models(args) -> int:
     for d in folders:
         try:
             print(_model_line(d))
+            print(_default_role_line(d.name))
         except Exception as exc:  # one bad model.json must not hide the other models
             broken.append(d.name)
             print(f"{d.name}: BROKEN, cannot be used ({' '.join(str(exc).split())})")
@@ -246,6 +247,34 @@ def _cmd_models(args) -> int:
     if broken:
         print(f"tracegrad: warning: model(s) {', '.join(broken)} cannot be used (marked BROKEN above)", file=sys.stderr)
     return 0
+
+
+def _default_role_line(name: str) -> str:
+    """When a shipped model is chosen without ``--model`` (``models.DEFAULT_ROLE``)."""
+    from . import models
+
+    role = models.DEFAULT_ROLE.get(name, "special")
+    if role == "general":
+        elements, periodic = models.domain(name)
+        kinds = " or ".join("periodic" if p else "non-periodic" for p in sorted(periodic, reverse=True))
+        return f"  chosen without --model for {kinds} structures of {', '.join(elements)}"
+    if role == "never":
+        return f"  used only when named (--model {name})"
+    return "  chosen without --model only where no other shipped model covers the structure"
+
+
+def _default_model(args, atoms) -> str | os.PathLike:
+    """``args.model``; without one, the shipped model whose training domain covers the structure's elements and
+    periodicity (``models.choose``: exit 2, candidates listed, when none or several fit), said on stderr."""
+    if getattr(args, "model", None) is not None:
+        return args.model
+    from . import models
+
+    elements, periodic = sorted(set(atoms.get_chemical_symbols())), bool(any(atoms.pbc))
+    args.model = models.choose(elements, periodic)
+    print(f"model: {args.model} (chosen: covers {', '.join(elements)}, {'periodic' if periodic else 'non-periodic'}; "
+          "--model names another)", file=sys.stderr)
+    return args.model
 
 
 def _model_line(folder: Path) -> str:

@@ -1,6 +1,6 @@
 """Orbital bases and the one place where orbital orders are converted.
 
-A shell of angular momentum ``l`` holds ``2l+1`` real orbitals. Three orders for them meet in this package:
+A shell of angular momentum ``l`` holds ``2l+1`` real orbitals. Five orders for them meet in this package:
 
 ``"pyscf"``
     PySCF's spherical AO order: p as (x, y, z); ``l >= 2`` as the real spherical harmonics
@@ -14,6 +14,14 @@ A shell of angular momentum ``l`` holds ``2l+1`` real orbitals. Three orders for
 ``"deeph"``
     The DeepH / OpenMX file order: p (x, y, z); d (z², x²-y², xy, xz, yz);
     f (m = 0, +1, -1, +2, -2, +3, -3).
+``"sisl"``
+    sisl's (SIESTA's) real spherical harmonics (``sisl.AtomicOrbital``): m = -l..l like "std" (p: y, z, x;
+    d: xy, yz, z², xz, x²-y², the order of pymatgen's ``Orbital`` names too), each with the sign (-1)^m.
+``"std"``
+    The real spherical harmonics m = -l..l of Wikipedia's table, no Condon-Shortley phase: p (y, z, x),
+    d (xy, yz, z², xz, x²-y²). DeePTB's files and DeepH-pack's newer layout (DeepH-dock's ``hamiltonian.h5``)
+    are in it: both take OpenMX's order to it by the same permutation (DeePTB ``OPENMX2DeePTB``, DeepH-dock
+    ``BASIS_TRANS_OPENMX2WIKI``), and PySCF's by relabelling p only (DeePTB ``PYSCF2DeePTB``).
 
 Each order is written as an orthogonal matrix ``M`` from the standard m = -l..l order ("std", where l = 1 is
 (y, z, x)): ``v_order = M @ v_std``. Converting a block between orders is ``T_i @ H @ T_j.T``.
@@ -33,7 +41,7 @@ from ase.data import atomic_numbers, chemical_symbols
 from .dtypes import default_dtype
 from .errors import UnknownElementError
 
-ORDERS = ("pyscf", "e3nn", "deeph")
+ORDERS = ("pyscf", "e3nn", "deeph", "sisl", "std")
 
 # Index k of an order holds std component _PERM[order][l][k] (std is m = -l..l).
 _PERMS: dict[str, dict[int, tuple[int, ...]]] = {
@@ -57,9 +65,12 @@ def _from_std(l: int, order: str) -> np.ndarray:
     if order == "e3nn":
         # e3nn_Y(r) = Y_std(P r) with P r = (z, x, y), hence e3nn_Y = D_e3nn(P) Y_std.
         return wigner_d(l, np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+    if order == "sisl":
+        # sisl evaluates SIESTA's harmonics: Condon-Shortley phase kept in the real combinations (p_y = -y, p_x = -x).
+        return np.diag([(-1.0) ** abs(m) for m in range(-l, l + 1)])
     if order == "deeph" and l > _DEEPH_LMAX:
         raise ValueError(f"the DeepH/OpenMX order is defined up to l = {_DEEPH_LMAX}, got l = {l}")
-    perm = _PERMS[order].get(l, tuple(range(2 * l + 1)))
+    perm = _PERMS.get(order, {}).get(l, tuple(range(2 * l + 1)))
     return _permutation_matrix(perm)
 
 

@@ -15,7 +15,9 @@ A recipe is the reproducible record of a data set (fixed seeds), so a data set n
       - thermal: {phonopy: phonopy_params.yaml, temperature: 300, n: 10, seed: 0, pbc: [true, true, false]}
         # phonopy's thermal random displacements of the supercell in a phonopy file with its forces
 
-``build`` names any ``ase.build`` function; ``file`` any format ASE reads.
+``build`` names any ``ase.build`` function; ``file`` any format ASE reads. A file of several frames (extxyz) gives
+one structure per frame, named by the frame's ``info["name"]`` or ``s{n}-{k:05d}``; perturb and phonopy take a
+one-frame file.
 """
 
 from __future__ import annotations
@@ -149,7 +151,16 @@ def recipe_structures(recipe: dict[str, Any]) -> list[Atoms]:
         if "thermal" in entry:
             out += _thermal(dict(entry["thermal"]), recipe["_root"], n)
             continue
-        base = _base(entry.get("base") or {}, recipe["_root"], n)
+        bases = _bases(entry.get("base") or {}, recipe["_root"], n)
+        if len(bases) > 1:
+            if "perturb" in entry or "phonopy" in entry:
+                raise DataFormatError(f"structure {n}: {entry['base'].get('file')} has {len(bases)} frames; "
+                                      "perturb and phonopy take a file of one structure")
+            for k, frame in enumerate(bases):
+                frame.info["name"] = frame.info.get("name") or f"s{n}-{k:05d}"
+            out += bases
+            continue
+        base = bases[0]
         if "perturb" in entry:
             p = dict(entry["perturb"])
             out += perturbed_structures(base, int(p.pop("n")), prefix=p.pop("prefix", f"s{n}-perturbed"), **p)
@@ -191,7 +202,8 @@ def _thermal(spec: dict[str, Any], root: Path, n: int) -> list[Atoms]:
                               pbc=spec.get("pbc", (True, True, True)), prefix=spec.get("prefix", f"s{n}-thermal"))
 
 
-def _base(spec: dict[str, Any], root: Path, n: int) -> Atoms:
+def _bases(spec: dict[str, Any], root: Path, n: int) -> list[Atoms]:
+    """The base structure of an entry: one, or one per frame of a multi-frame file."""
     import ase.build
     from ase.io import read
 
@@ -199,15 +211,22 @@ def _base(spec: dict[str, Any], root: Path, n: int) -> Atoms:
         from ..core.structures import check_ordered
 
         f = Path(spec["file"])
-        atoms = read(f if f.is_absolute() else root / f)
-        check_ordered(atoms, str(f))  # a partially occupied site would become one element without a word
-    elif "build" in spec:
-        builder = getattr(ase.build, str(spec["build"]), None)
-        if builder is None or not callable(builder):
-            raise DataFormatError(f"structure {n}: ase.build has no function {spec['build']!r}")
-        atoms = builder(*spec.get("args", []), **spec.get("kwargs", {}))
-    else:
+        frames = read(f if f.is_absolute() else root / f, index=":")
+        if not frames:
+            raise DataFormatError(f"structure {n}: {f} holds no structure")
+        for atoms in frames:
+            check_ordered(atoms, str(f))  # a partially occupied site would become one element without a word
+        return [_placed(atoms, spec) for atoms in frames]
+    if "build" not in spec:
         raise DataFormatError(f"structure {n}: base needs 'file' or 'build'")
+    builder = getattr(ase.build, str(spec["build"]), None)
+    if builder is None or not callable(builder):
+        raise DataFormatError(f"structure {n}: ase.build has no function {spec['build']!r}")
+    return [_placed(builder(*spec.get("args", []), **spec.get("kwargs", {})), spec)]
+
+
+def _placed(atoms: Atoms, spec: dict[str, Any]) -> Atoms:
+    """The base's pbc and repeat applied."""
     if "pbc" in spec:
         atoms.pbc = spec["pbc"]
     if "repeat" in spec:

@@ -10,7 +10,8 @@ One module per concept, each the only owner of it:
 - :mod:`.dos`: total and Mulliken-projected densities of states;
 - :mod:`.molecules`: molecular orbitals and density matrices (DFT initial guesses);
 - :mod:`.spectrum`: E_F-aligned band errors, spectral ranges and ghost levels;
-- :mod:`.sparse_factor`: the sparse LDLᵀ of H − σS (PARDISO or SuperLU).
+- :mod:`.sparse_factor`: the sparse LDLᵀ of H − σS (PARDISO or SuperLU);
+- :mod:`.unfolding`: supercell levels unfolded onto a primitive k-path (spectral weights with S).
 
 Energies in eV, lengths in Å, k-points in fractional reciprocal coordinates (``H(k) = sum_R exp(2 pi i k.R)
 H(R)``). The names below are re-exported so ``from tracegrad_ase.electronic import solve_k`` keeps working.
@@ -26,6 +27,7 @@ from .molecules import density_matrices, molecular_orbitals
 from .solve import (DEFAULT_SPARSE_BANDS, LINDEP_THRESHOLD, PREDICTED_LINDEP, SPARSE_THRESHOLD, KSolution,
                     band_energies, generalized_eigh, shifted_factorization, smallest_overlap_eigenvalue, solve_k,
                     states_below)
+from .unfolding import UnfoldedBands, supercell_map, unfold
 
 __all__ = [
     "DEFAULT_SPARSE_BANDS",
@@ -38,6 +40,7 @@ __all__ = [
     "SPIN_DEGENERACY",
     "BlochAssembler",
     "KSolution",
+    "UnfoldedBands",
     "band_energies",
     "band_gap",
     "bloch_dense",
@@ -56,4 +59,6 @@ __all__ = [
     "solve_k",
     "sparse_fermi_level",
     "states_below",
+    "supercell_map",
+    "unfold",
 ]

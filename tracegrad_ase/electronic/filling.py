@@ -13,11 +13,14 @@ from scipy.optimize import brentq
 from scipy.special import erfc, expit
 
 from ..core.basis import OrbitalBasis, symbol_of
+from ..core.errors import ElectronCountError
 from ..core.hamiltonian import RealSpaceHamiltonian
-from .bloch import check_kpts, kpoint_weights
+from .bloch import as_assembler, check_kpts, kpoint_weights
+from .solve import SPARSE_THRESHOLD, band_energies, states_below
 
-__all__ = ["DEGENERACY_TOL", "NSPINS", "SMEARINGS", "SPIN_DEGENERACY", "band_gap", "electron_count",
-           "fermi_level", "occupations", "spin_axis", "valence_electrons"]
+__all__ = ["DEGENERACY_TOL", "FERMI_COUNT_WINDOW", "NSPINS", "SMEARINGS", "SPIN_DEGENERACY", "band_gap",
+           "electron_count", "electrons_below_fermi_level", "fermi_level", "occupations", "spin_axis",
+           "valence_electrons"]
 
 #: Electrons per level: spin-degenerate (restricted) Hamiltonians only.
 SPIN_DEGENERACY = 2
@@ -30,22 +33,50 @@ SMEARINGS = ("fermi-dirac", "gaussian", "none")
 #: Two levels closer than this (eV) are treated as degenerate when filling levels without smearing.
 DEGENERACY_TOL = 1e-8
 
+#: A recorded DFT Fermi level fixes the electron count only with no level within this many eV of it at any k:
+#: about 4 kT at room temperature, the smearing OpenMX and SIESTA use by default, so the smeared tails beyond it
+#: hold far less than the one electron that would change the count (an isolated atom's d levels 20 meV from
+#: OpenMX's E_F do not).
+FERMI_COUNT_WINDOW = 0.1
+
 
 def spin_axis(per_k: np.ndarray) -> np.ndarray:
     """(nkpts, nbands) -> (nspins, nkpts, nbands), the shape ASE declares for eigenvalues and occupations."""
     return np.asarray(per_k)[None, ...]
 
 
+def _without_valence(basis: OrbitalBasis, numbers: Sequence[int]) -> list[str]:
+    return sorted({symbol_of(int(z)) for z in numbers} - set(basis.valence))
+
+
+def _ask_for_valence(basis: OrbitalBasis, missing: list[str]) -> str:
+    example = ", ".join(f"{s!r}: ..." for s in missing)
+    return (f"basis {basis.name!r} records no valence charge for {', '.join(missing)} (data read from another "
+            "program's folder do not say how many electrons the pseudopotentials hold); pass valence= when "
+            f"reading it, e.g. io.layouts.read_folder(folder, valence={{{example}}}), or the total per cell, "
+            "valence=N")
+
+
 def valence_electrons(basis: OrbitalBasis, numbers: Sequence[int]) -> int:
-    """Electrons of the neutral atoms ``numbers`` in ``basis`` (its valence charges: pseudopotentials count)."""
+    """Electrons of the neutral atoms ``numbers`` in ``basis`` (its valence charges: pseudopotentials count);
+    :class:`ElectronCountError` if the basis records none for one of the elements (foreign data)."""
+    missing = _without_valence(basis, numbers)
+    if missing:
+        raise ElectronCountError(f"unknown electron count: {_ask_for_valence(basis, missing)}")
     return sum(int(basis.valence[symbol_of(int(z))]) for z in numbers)
 
 
 def electron_count(ham: RealSpaceHamiltonian) -> int:
     """Electrons per cell, the one rule of the package: the basis' valence charges minus
     ``meta["settings"]["charge"]``. Counted from the structure, so a supercell's count is right even where its
-    ``meta`` still carries the primitive cell's ``nelectron``."""
-    total = valence_electrons(ham.basis, ham.atoms.numbers)
+    ``meta`` still carries the primitive cell's ``nelectron``.
+
+    Foreign data (``io.deeph``, ``io.deeph_pack``, ``io.deeptb``) may lack valence charges. Then, in order: a total
+    given for this very structure (``meta["nelectron"]`` with ``meta["nelectron_formula"]`` equal to its
+    formula); else the count the recorded DFT Fermi level fixes (:func:`electrons_below_fermi_level`, kept in
+    ``meta`` once found); else :class:`ElectronCountError` asking for ``valence=``. Never the nuclear charges."""
+    missing = _without_valence(ham.basis, ham.atoms.numbers)
+    total = valence_electrons(ham.basis, ham.atoms.numbers) if not missing else _foreign_count(ham, missing)
     charge = (ham.meta.get("settings") or {}).get("charge", 0)
     n = total - charge
     if abs(n - round(n)) > 1e-9:
@@ -53,6 +84,56 @@ def electron_count(ham: RealSpaceHamiltonian) -> int:
     if n < 0:
         raise ValueError(f"negative electron count {n} (charge {charge})")
     return int(round(n))
+
+
+def _foreign_count(ham: RealSpaceHamiltonian, missing: list[str]) -> int:
+    meta = ham.meta
+    if meta.get("nelectron") is not None and meta.get("nelectron_formula") == ham.atoms.get_chemical_formula():
+        return int(meta["nelectron"])
+    fermi = meta.get("fermi_level_ev")
+    if not fermi:  # None, or exactly 0.0: the placeholder some converters write (DeepH-JAX, our own writer)
+        raise ElectronCountError(f"unknown electron count: {_ask_for_valence(ham.basis, missing)}")
+    n = electrons_below_fermi_level(ham, float(fermi), hint=_ask_for_valence(ham.basis, missing))
+    if n > int(np.sum(ham.atoms.numbers)):
+        raise ElectronCountError(f"{n} levels' worth of electrons lie below the recorded Fermi level {fermi} eV, more "
+                                 f"than the nuclear charges hold: it is not this data's Fermi level; "
+                                 f"{_ask_for_valence(ham.basis, missing)}")
+    # Kept with the data (and saved with it): the mesh search runs once per Hamiltonian.
+    meta.update(nelectron=n, nelectron_formula=ham.atoms.get_chemical_formula(), nelectron_source="fermi_level")
+    return n
+
+
+def electrons_below_fermi_level(ham: RealSpaceHamiltonian, fermi: float, window: float = FERMI_COUNT_WINDOW,
+                                spacing: float = 0.2, hint: str = "pass valence= to the reader") -> int:
+    """Electrons per cell fixed by the Fermi level ``fermi`` (eV) of the DFT run that made ``ham``.
+
+    On a Γ-centred mesh (about ``spacing`` 1/Å, so supercells get few k-points) every k-point must have the same
+    number of levels below ``fermi`` and none within ``window`` eV of it: E_F then lies in a gap and the count is
+    exact, whatever mesh the DFT code used. A compensated semimetal whose pockets fall between mesh points
+    passes too, and still gets the right integer (pockets smaller than half the zone cannot change it). A metal,
+    or E_F on a band edge, raises :class:`ElectronCountError` (ending with ``hint``): the count is then not
+    read off a Fermi level, it is asked for.
+    """
+    rec = 2 * np.pi * np.linalg.inv(np.asarray(ham.atoms.cell[:], dtype=float)).T
+    mesh = [max(1, int(np.ceil(np.linalg.norm(b) / spacing))) if p else 1 for b, p in zip(rec, ham.atoms.pbc)]
+    kpts = np.stack(np.meshgrid(*[np.arange(n) / n for n in mesh], indexing="ij"), -1).reshape(-1, 3)
+    kpts = np.where(kpts > 0.5, kpts - 1.0, kpts)
+    if ham.norb <= SPARSE_THRESHOLD:
+        e = band_energies(ham, kpts)
+        below, near = (e < fermi - window).sum(axis=1), (np.abs(e - fermi) <= window).any(axis=1)
+    else:  # inertia counts: no eigenvalue is computed
+        asm = as_assembler(ham)
+        below = np.array([states_below(asm, k, fermi - window) for k in kpts])
+        near = np.array([states_below(asm, k, fermi + window) for k in kpts]) != below
+    where = f"the Fermi level {fermi:.4f} eV recorded with the data ({'x'.join(map(str, mesh))} mesh)"
+    if near.any():
+        k = kpts[int(np.argmax(near))]
+        raise ElectronCountError(f"levels lie within {window * 1e3:.0f} meV of {where} at k = {np.round(k, 3).tolist()}"
+                                 f" (a metal, or E_F on a band edge), so it does not fix the electron count: {hint}")
+    if np.ptp(below) > 0:
+        raise ElectronCountError(f"bands cross {where}: {below.min()} to {below.max()} levels lie below it "
+                                 f"depending on k (a metal), so it does not fix the electron count: {hint}")
+    return SPIN_DEGENERACY * int(below[0])
 
 
 def _smearing_function(x: np.ndarray, smearing: str) -> np.ndarray:

@@ -14,10 +14,14 @@ __all__ = ["read_structure"]
 
 def read_structure(path: str):
     """Any structure file ASE or pymatgen reads; a clear error for a missing or unreadable one, and for a file with
-    partially occupied (disordered) sites, which would otherwise become one element per site without a word."""
+    partially occupied (disordered) sites, which would otherwise become one element per site without a word.
+    A folder is read as a Hamiltonian folder of DeepH, DeepH-pack or DeePTB layout (its structure only)."""
     from ase.io import read
 
+    if Path(path).is_dir():
+        from ..io.layouts import read_folder_structure
 
+        return read_folder_structure(path)
     if not Path(path).is_file():
         raise InputNotFoundError(f"{path}: no such file")
     try:

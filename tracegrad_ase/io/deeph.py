@@ -1,9 +1,11 @@
-"""The DeepH folder format, in and out, so users can bring DeepH-pack/OpenMX/ABACUS data and take ours out.
+"""The (legacy) DeepH folder layout, in and out: DeepH-pack's preprocessed OpenMX/ABACUS/SIESTA data and ours.
 
 Layout (checked against mzjb/DeepH-pack's preprocessors, see :func:`write_deeph`): ``element.dat``,
-``lat.dat``, ``rlat.dat``, ``site_positions.dat``, ``orbital_types.dat``, ``info.json``, ``hamiltonians.h5`` and
-``overlaps.h5`` with datasets named ``"[Rx, Ry, Rz, i, j]"`` (atoms 1-based), blocks in the DeepH/OpenMX orbital
-order. Folders are written under a temporary name and renamed into place.
+``lat.dat``, ``rlat.dat``, ``site_positions.dat``, ``orbital_types.dat``, ``info.json``, ``hamiltonians.h5``
+(or DeepH-pack's prediction ``hamiltonians_pred.h5``) and ``overlaps.h5`` with datasets named
+``"[Rx, Ry, Rz, i, j]"`` (atoms 1-based), blocks in the DeepH/OpenMX orbital order. Folders are written under a
+temporary name and renamed into place. The newer layout is :mod:`.deeph_pack`, DeePTB's :mod:`.deeptb`; any of
+them is recognised by :func:`.layouts.read_folder`.
 """
 
 from __future__ import annotations
@@ -11,15 +13,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_numbers, chemical_symbols
 
 from .atomic import atomic_folder
-from ..core.basis import OrbitalBasis
+from .foreign import (OWN_KEY, Edge, assemble, check_replaceable, checked_block, choose_file, element_shells,
+                      own_record, read_atomic_numbers, read_json, read_matrix, read_own_record, read_text)
 from ..core.errors import DataFormatError
 from ..core.hamiltonian import RealSpaceHamiltonian
 
@@ -35,21 +37,22 @@ from ..core.hamiltonian import RealSpaceHamiltonian
 # rlat.dat             reciprocal vectors as columns, 2π·inv(L)^T for L = lat.dat, 1/Å
 # site_positions.dat   Cartesian positions as columns (3 x N), Å (data.py loads it with ``.T``)
 # orbital_types.dat    one line per atom: the l of each shell (graph.py: ``load_orbital_types``)
-# info.json            "isspinful" (the only key graph.py reads), "fermi_level" (eV), ...
+# info.json            "isspinful" (graph.py), "fermi_level" (eV; dense_calc.jl requires it), ...
 # hamiltonians.h5      one dataset per edge named "[Rx, Ry, Rz, i, j]" (1-based atoms; graph.py
-#                      ``json.loads(key)`` then subtracts 1), block norb(i) x norb(j), eV, OpenMX order
+#                      ``json.loads(key)`` then subtracts 1), block norb(i) x norb(j), eV, OpenMX order;
+#                      DeepH-pack's inference writes ``hamiltonians_pred.h5`` in the same form
 # overlaps.h5          same keys, overlap blocks
 #
 # Julia writes ``permutedims(block)`` and HDF5 is row-major, so h5py reads DeepH-pack's blocks as
 # norb(i) x norb(j) with no transpose (dense_calc.py: "the matrix do not need be transposed in Python").
 
-_DEEPH_REQUIRED = ("element.dat", "lat.dat", "site_positions.dat", "orbital_types.dat",
-                   "hamiltonians.h5", "overlaps.h5")
+HAMILTONIAN, PREDICTION, OVERLAP = "hamiltonians.h5", "hamiltonians_pred.h5", "overlaps.h5"
+STRUCTURE_FILES = ("element.dat", "lat.dat", "site_positions.dat", "orbital_types.dat")
 # Files DeepH-pack writes into (or derives inside) a structure folder; a folder holding nothing else is ours to
 # replace. The derived ones (rc.h5, rh.h5, ...) would be stale after a rewrite, so removing them is right.
-_DEEPH_KNOWN = frozenset(_DEEPH_REQUIRED + (
-    "rlat.dat", "info.json", "R_list.dat", "density_matrixs.h5", "positions.h5",
-    "rc.h5", "rh.h5", "rdm.h5", "hamiltonians_pred.h5", "rh_pred.h5",
+_DEEPH_KNOWN = frozenset(STRUCTURE_FILES + (
+    HAMILTONIAN, OVERLAP, "rlat.dat", "info.json", "R_list.dat", "density_matrixs.h5", "positions.h5",
+    "rc.h5", "rh.h5", "rdm.h5", PREDICTION, "rh_pred.h5",
 ))
 _DEEPH_KEY = re.compile(r"^\[\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]$")
 
@@ -63,15 +66,25 @@ def deeph_key(rx: int, ry: int, rz: int, i: int, j: int) -> str:
     return f"[{int(rx)}, {int(ry)}, {int(rz)}, {int(i) + 1}, {int(j) + 1}]"
 
 
-def write_deeph(ham: RealSpaceHamiltonian, folder: str | os.PathLike) -> Path:
+def full_cell(ham: RealSpaceHamiltonian) -> np.ndarray:
+    """The cell of ``ham``; DeepH layouts are periodic, so every reader needs a full 3-D lattice."""
+    cell = np.asarray(ham.atoms.cell[:], dtype=float)
+    if abs(np.linalg.det(cell)) < 1e-12:
+        raise ValueError("the DeepH format needs a full 3-D cell; this structure's cell is singular")
+    return cell
+
+
+def write_deeph(ham: RealSpaceHamiltonian, folder: str | os.PathLike, predicted: bool = False) -> Path:
     """Write ``ham`` as a DeepH-pack preprocessed folder; returns its path.
 
     Layout verified against mzjb/DeepH-pack (see the table above): ``lat.dat`` and ``site_positions.dat`` hold
     vectors as columns (abacus_get_data.py saves ``np.transpose(lattice)`` and ``np.transpose(cart_coords)``;
     data.py reads both back with ``.T``); ``rlat.dat`` is ``2π inv(lat)^T`` with vectors as columns
     (openmx_get_data.jl); keys are ``"[Rx, Ry, Rz, i, j]"`` with 1-based atoms; H is in eV, lengths in Å;
-    info.json has abacus_get_data.py's keys ``nsites, isorthogonal, isspinful, norbits, fermi_level``. Blocks
-    are converted e3nn -> DeepH/OpenMX order (p: x, y, z; d: z², x²-y², xy, xz, yz).
+    info.json has abacus_get_data.py's keys ``nsites, isorthogonal, isspinful, norbits, fermi_level`` (0.0 when
+    unknown: DeepH-pack's Julia requires the key) and ours, ``"tracegrad"`` (valence charges; whether the Fermi
+    level is a placeholder), which DeepH-pack ignores. Blocks are converted e3nn -> DeepH/OpenMX order (p: x, y, z;
+    d: z², x²-y², xy, xz, yz). ``predicted=True`` names H ``hamiltonians_pred.h5``, as DeepH-pack's inference does.
 
     The folder is built under a temporary sibling name and renamed into place. An existing DeepH folder (only
     DeepH file names inside) is replaced; any other non-empty path raises :class:`DataFormatError` and is left
@@ -83,10 +96,7 @@ def write_deeph(ham: RealSpaceHamiltonian, folder: str | os.PathLike) -> Path:
     _check_replaceable(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     numbers = [int(z) for z in ham.atoms.numbers]
-    cell = np.asarray(ham.atoms.cell[:], dtype=float)
-    if abs(np.linalg.det(cell)) < 1e-12:
-        # DeepH folders are periodic; rlat.dat and every reader need a full lattice.
-        raise ValueError("the DeepH format needs a full 3-D cell; this structure's cell is singular")
+    cell = full_cell(ham)
     fermi = ham.meta.get("fermi_level_ev")
     info = {
         "nsites": len(numbers),
@@ -94,6 +104,7 @@ def write_deeph(ham: RealSpaceHamiltonian, folder: str | os.PathLike) -> Path:
         "isspinful": False,
         "norbits": int(ham.norb),
         "fermi_level": 0.0 if fermi is None else float(fermi),
+        OWN_KEY: own_record(ham),
     }
     # Checked again just before the swap: the folder may have changed while the files were written.
     with atomic_folder(folder, before_replace=_check_replaceable) as tmp:
@@ -106,7 +117,7 @@ def write_deeph(ham: RealSpaceHamiltonian, folder: str | os.PathLike) -> Path:
             f.writelines(" ".join(str(l) for l in ham.basis.shells_of(z)) + "\n" for z in numbers)
         with open(tmp / "info.json", "w") as f:
             json.dump(info, f, indent=4)
-        for name, blocks in (("hamiltonians.h5", ham.hamiltonian), ("overlaps.h5", ham.overlap)):
+        for name, blocks in ((PREDICTION if predicted else HAMILTONIAN, ham.hamiltonian), (OVERLAP, ham.overlap)):
             with h5py.File(tmp / name, "w") as f:
                 for (rx, ry, rz, i, j), block in zip(ham.edges, blocks):
                     key = deeph_key(rx, ry, rz, i, j)
@@ -117,127 +128,73 @@ def write_deeph(ham: RealSpaceHamiltonian, folder: str | os.PathLike) -> Path:
     return folder
 
 
-def _is_deeph_folder(folder: Path) -> bool:
-    entries = list(folder.iterdir())
-    names = {p.name for p in entries}
-    return ("element.dat" in names and all(p.is_file() and not p.is_symlink() for p in entries)
-            and names <= _DEEPH_KNOWN)
-
-
 def _check_replaceable(folder: Path) -> None:
-    if not os.path.lexists(folder):
-        return
-    if folder.is_symlink() or not folder.is_dir():
-        raise DataFormatError(f"{folder}: exists and is not a directory; refusing to overwrite it")
-    if any(folder.iterdir()) and not _is_deeph_folder(folder):
-        raise DataFormatError(f"{folder}: exists, is not empty and is not a DeepH folder; "
-                              "refusing to overwrite it (remove it or choose another path)")
+    check_replaceable(folder, _DEEPH_KNOWN, "element.dat")
 
 
-def read_deeph(folder: str | os.PathLike, basis_name: str | None = None) -> RealSpaceHamiltonian:
-    """Read a DeepH folder (ours, or DeepH-pack's OpenMX/ABACUS preprocessor output).
+def read_deeph(folder: str | os.PathLike, basis_name: str | None = None, valence: Any = None,
+               hamiltonian: str | os.PathLike | None = None) -> RealSpaceHamiltonian:
+    """Read a DeepH folder (ours, or DeepH-pack's OpenMX/ABACUS/SIESTA preprocessor output).
 
     The orbital basis is rebuilt from ``orbital_types.dat`` per element and named ``basis_name`` (default
-    ``"deeph"``). The folder does not record valence charges, so ``valence`` is set to the nuclear charge Z;
-    for pseudopotential data (OpenMX, ABACUS) that is not the true electron count, and a caller that needs it
-    must replace the basis. ``pbc`` is True in every direction (DeepH folders are periodic). Blocks are
-    converted DeepH/OpenMX -> e3nn order; ``meta`` carries ``fermi_level_ev`` from info.json when present.
+    ``"deeph"``). Valence charges come from ``valence`` (a mapping element -> electrons, or the total per
+    cell), else from what the folder records (our writer's ``info.json["tracegrad"]``); else they stay unknown
+    (never Z): the electron count is then read off the folder's DFT Fermi level where that is unambiguous, or
+    asked for (:func:`tracegrad_ase.electronic.electron_count`). ``hamiltonian`` names the H file (in the folder,
+    or any path: a prediction kept elsewhere); by default ``hamiltonians.h5``, else DeepH-pack's prediction
+    ``hamiltonians_pred.h5``. ``meta`` records ``fermi_level_ev``, ``hamiltonian_file`` and ``predicted``.
 
-    DeepH-pack's ABACUS preprocessor drops blocks below 1e-8, so H and S may have different keys: the edges
-    are their union and a block absent from one file is zero. Spinful folders are not supported. Anything
+    ``pbc`` is True in every direction (DeepH folders are periodic). Blocks are converted DeepH/OpenMX -> e3nn
+    order. DeepH-pack's ABACUS preprocessor drops blocks below 1e-8, so H and S may have different keys: the
+    edges are their union and a block absent from one file is zero. Spinful folders are not supported. Anything
     malformed raises :class:`DataFormatError` naming the file.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataFormatError(f"{folder}: no such DeepH folder")
-    missing = [name for name in _DEEPH_REQUIRED if not (folder / name).is_file()]
+    missing = [name for name in STRUCTURE_FILES + (OVERLAP,) if not (folder / name).is_file()]
     if missing:
         raise DataFormatError(f"{folder}: not a complete DeepH folder, missing {', '.join(missing)}")
+    h_path = choose_file(folder, hamiltonian, (HAMILTONIAN, PREDICTION), "DeepH Hamiltonian")
+    atoms, per_atom = read_deeph_structure(folder)
+    numbers = [int(z) for z in atoms.numbers]
+    info = _read_info(folder / "info.json")
+    recorded, fermi_known = read_own_record(info, folder / "info.json")
+    shells = element_shells(numbers, per_atom, folder / "orbital_types.dat")
+    norb = [sum(2 * l + 1 for l in ls) for ls in per_atom]
+    if "nsites" in info and info["nsites"] != len(numbers):
+        raise DataFormatError(f"{folder / 'info.json'}: nsites = {info['nsites']} but element.dat has "
+                              f"{len(numbers)} atoms")
+    if "norbits" in info and info["norbits"] != sum(norb):
+        raise DataFormatError(f"{folder / 'info.json'}: norbits = {info['norbits']} but orbital_types.dat "
+                              f"gives {sum(norb)}")
+    meta: dict = {"source": "deeph", "deeph_folder": str(folder), "folder": str(folder),
+                  "hamiltonian_file": str(h_path), "predicted": h_path.name == PREDICTION}
+    if info.get("fermi_level") is not None and fermi_known:
+        meta["fermi_level_ev"] = float(info["fermi_level"])
+    return assemble(atoms, shells, basis_name or "deeph", valence, recorded, _read_blocks(h_path, norb),
+                    _read_blocks(folder / OVERLAP, norb), "deeph", meta)
 
-    numbers = _read_elements(folder / "element.dat")
+
+def read_deeph_structure(folder: Path) -> tuple[Atoms, list[tuple[int, ...]]]:
+    """The structure of a DeepH folder (periodic) and each atom's shells, checked against each other."""
+    numbers = read_atomic_numbers(folder / "element.dat")
     n = len(numbers)
-    lat = _read_matrix(folder / "lat.dat")
+    lat = read_matrix(folder / "lat.dat")
     if lat.shape != (3, 3):
         raise DataFormatError(f"{folder / 'lat.dat'}: expected 3 x 3 lattice vectors, got shape {lat.shape}")
-    pos = _read_matrix(folder / "site_positions.dat")
+    pos = read_matrix(folder / "site_positions.dat")
     if n == 1 and pos.shape == (1, 3):
         pos = pos.T  # a single atom written as one row
     if pos.shape != (3, n):
         raise DataFormatError(f"{folder / 'site_positions.dat'}: expected 3 x {n} positions (columns are atoms, "
                               f"{n} atoms in element.dat), got shape {pos.shape}")
     types = _read_orbital_types(folder / "orbital_types.dat", n)
-    info = _read_info(folder / "info.json")
-
-    shells: dict[str, tuple[int, ...]] = {}
-    for z, ls in zip(numbers, types):
-        sym = chemical_symbols[z]
-        if shells.setdefault(sym, ls) != ls:
-            raise DataFormatError(f"{folder / 'orbital_types.dat'}: atoms of element {sym} have different "
-                                  f"orbital types {list(shells[sym])} and {list(ls)}")
-    basis = OrbitalBasis(name=basis_name or "deeph", shells=shells, valence={s: atomic_numbers[s] for s in shells})
-    norb = [basis.norb(z) for z in numbers]
-    if "nsites" in info and info["nsites"] != n:
-        raise DataFormatError(f"{folder / 'info.json'}: nsites = {info['nsites']} but element.dat has {n} atoms")
-    if "norbits" in info and info["norbits"] != sum(norb):
-        raise DataFormatError(f"{folder / 'info.json'}: norbits = {info['norbits']} but orbital_types.dat "
-                              f"gives {sum(norb)}")
-
-    h = _read_blocks(folder / "hamiltonians.h5", norb)
-    s = _read_blocks(folder / "overlaps.h5", norb)
-    edges = sorted(set(h) | set(s))
-    zero = lambda e: np.zeros((norb[e[3]], norb[e[4]]))  # noqa: E731
-    convert = lambda b, e: basis.convert_block(b, numbers[e[3]], numbers[e[4]], "deeph", "e3nn")  # noqa: E731
-    atoms = Atoms(numbers=numbers, positions=pos.T, cell=lat.T, pbc=True)
-    meta: dict = {"source": "deeph", "deeph_folder": str(folder)}
-    if info.get("fermi_level") is not None:
-        meta["fermi_level_ev"] = float(info["fermi_level"])
-    return RealSpaceHamiltonian(
-        atoms=atoms,
-        basis=basis,
-        edges=np.asarray(edges, dtype=np.int64).reshape(-1, 5),
-        hamiltonian=[convert(h.get(e, zero(e)), e) for e in edges],
-        overlap=[convert(s.get(e, zero(e)), e) for e in edges],
-        meta=meta,
-    )
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"{path}: not a readable text file ({exc})") from None
-
-
-def _read_elements(path: Path) -> list[int]:
-    tokens = _read_text(path).split()
-    if not tokens:
-        raise DataFormatError(f"{path}: no atoms listed")
-    numbers = []
-    for tok in tokens:
-        try:
-            z = float(tok)  # np.loadtxt-style writers give "6.000000000000000000e+00"
-        except ValueError:
-            raise DataFormatError(f"{path}: {tok!r} is not an atomic number") from None
-        if z != int(z) or not 0 < int(z) < len(chemical_symbols):
-            raise DataFormatError(f"{path}: {tok!r} is not an atomic number")
-        numbers.append(int(z))
-    return numbers
-
-
-def _read_matrix(path: Path) -> np.ndarray:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # an empty file warns; it is reported below as a shape error
-            m = np.loadtxt(path, ndmin=2, dtype=float)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"{path}: not a table of numbers ({exc})") from None
-    if not np.isfinite(m).all():
-        raise DataFormatError(f"{path}: contains NaN or infinite values")
-    return m
+    return Atoms(numbers=numbers, positions=pos.T, cell=lat.T, pbc=True), types
 
 
 def _read_orbital_types(path: Path, n: int) -> list[tuple[int, ...]]:
-    lines = _read_text(path).splitlines()
+    lines = read_text(path).splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     if len(lines) != n:
@@ -259,12 +216,7 @@ def _read_info(path: Path) -> dict:
     # OpenMX's and FHI-aims' preprocessors write only a few keys (isspinful, fermi_level), so all are optional.
     if not path.exists():
         return {}
-    try:
-        info = json.loads(_read_text(path))
-    except ValueError as exc:
-        raise DataFormatError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(info, dict):
-        raise DataFormatError(f"{path}: expected a JSON object")
+    info = read_json(path)
     if info.get("isspinful"):
         raise DataFormatError(f"{path}: spinful (spin-orbit) data are not supported")
     for key in ("nsites", "norbits"):
@@ -275,7 +227,7 @@ def _read_info(path: Path) -> dict:
     return info
 
 
-def _read_blocks(path: Path, norb: list[int]) -> dict[tuple[int, int, int, int, int], np.ndarray]:
+def _read_blocks(path: Path, norb: list[int]) -> dict[Edge, np.ndarray]:
     """Blocks of one DeepH HDF5 file by 0-based edge ``(Rx, Ry, Rz, i, j)``, still in DeepH order."""
     import h5py
 
@@ -283,7 +235,7 @@ def _read_blocks(path: Path, norb: list[int]) -> dict[tuple[int, int, int, int, 
         f = h5py.File(path, "r")
     except OSError as exc:
         raise DataFormatError(f"{path}: not a readable HDF5 file ({exc})") from None
-    out: dict[tuple[int, int, int, int, int], np.ndarray] = {}
+    out: dict[Edge, np.ndarray] = {}
     with f:
         for name in f.keys():
             m = _DEEPH_KEY.match(name)
@@ -299,20 +251,8 @@ def _read_blocks(path: Path, norb: list[int]) -> dict[tuple[int, int, int, int, 
             if not isinstance(obj, h5py.Dataset):
                 raise DataFormatError(f"{path}: {name!r} is not a dataset")
             try:
-                block = np.asarray(obj[()])
+                raw = obj[()]
             except (OSError, TypeError, ValueError) as exc:
                 raise DataFormatError(f"{path}: dataset {name!r} cannot be read ({exc})") from None
-            if block.shape != (norb[i - 1], norb[j - 1]):
-                raise DataFormatError(f"{path}: block {name!r} has shape {block.shape}, expected "
-                                      f"{(norb[i - 1], norb[j - 1])} from orbital_types.dat")
-            if np.iscomplexobj(block):
-                if np.abs(block.imag).max(initial=0.0) > 0:
-                    raise DataFormatError(f"{path}: block {name!r} is complex; only real (spinless) data are read")
-                block = block.real
-            if not np.issubdtype(block.dtype, np.number):
-                raise DataFormatError(f"{path}: block {name!r} is not numeric (dtype {block.dtype})")
-            block = block.astype(float)
-            if not np.isfinite(block).all():
-                raise DataFormatError(f"{path}: block {name!r} contains NaN or infinite values")
-            out[edge] = block
+            out[edge] = checked_block(raw, (norb[i - 1], norb[j - 1]), name, path)
     return out

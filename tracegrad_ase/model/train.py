@@ -92,6 +92,9 @@ def _model_config(cfg: TrainConfig, hams: dict[Path, Any], train_files: Sequence
         if h.basis.name != first.basis.name:
             raise DataFormatError(f"{p}: basis {h.basis.name!r} differs from {first.basis.name!r} of {first_path}")
         for e in set(h.atoms.get_chemical_symbols()):
+            if e not in h.basis.valence:  # foreign folders read without valence= (io.layouts): Z would be wrong
+                raise DataFormatError(f"{p}: no valence charge for {e} in its basis; read foreign data with "
+                                      "valence={...} before training on it")
             shells[e], valence[e] = h.basis.shells_of(e), int(h.basis.valence[e])
     basis = OrbitalBasis(name=first.basis.name, shells=dict(sorted(shells.items())),
                          valence=dict(sorted(valence.items())), pseudo=first.basis.pseudo)

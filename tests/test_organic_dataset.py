@@ -1,0 +1,83 @@
+"""The committed organic molecules data set (issue 18): recipes, structures and the split by molecule agree.
+
+No PySCF and no RDKit: the structures are read from the committed extxyz files through the recipes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from ase.build import molecule
+
+from tracegrad_ase.datasets.recipes import load_recipe, recipe_settings, recipe_structures
+from tracegrad_ase.models import SHIPPED_MODELS
+
+RECIPES = SHIPPED_MODELS / "molecules" / "recipes"
+NAMED_HELDOUT = {"c1ccccc1": "benzene", "c1ccncc1": "pyridine", "CC(=O)O": "acetic acid"}  # canonical SMILES
+
+
+@pytest.fixture(scope="module")
+def data():
+    train_recipe = load_recipe(RECIPES / "organic.yaml")
+    held_recipe = load_recipe(RECIPES / "organic_heldout.yaml")
+    return {"recipe": train_recipe, "held_recipe": held_recipe,
+            "structures": recipe_structures(train_recipe), "heldout": recipe_structures(held_recipe),
+            "split": json.loads((RECIPES / "organic_split.json").read_text())}
+
+
+def _by_file(structures):
+    return {f"{a.info['name']}.h5": a for a in structures}
+
+
+def test_split_names_are_the_recipes_structures(data):
+    files, held = _by_file(data["structures"]), _by_file(data["heldout"])
+    split = data["split"]
+    assert split["test"] == []  # held-out molecules live in their own folder
+    assert sorted(split["train"] + split["val"]) == sorted(files)  # every structure once, nothing else
+    assert sorted(split["heldout"]) == sorted(held)
+    assert 0.08 < len(split["val"]) / len(files) < 0.15
+    assert data["recipe"]["out_dir"].endswith("data/molecules-organic")
+    assert data["held_recipe"]["out_dir"].endswith("data/molecules-organic-heldout")
+    for recipe in (data["recipe"], data["held_recipe"]):
+        s = recipe_settings(recipe)
+        assert (s.basis, s.xc) == ("def2-svp", "pbe")
+
+
+def test_split_is_by_molecule_and_holds_out_the_named_ones(data):
+    files = _by_file(data["structures"])
+    mols = {part: {files[f].info["smiles"] for f in data["split"][part]} for part in ("train", "val")}
+    held = {a.info["smiles"] for a in data["heldout"]}
+    assert not mols["train"] & mols["val"] and not (mols["train"] | mols["val"]) & held
+    assert set(NAMED_HELDOUT) <= held
+    assert 0.08 < len(held) / (len(held) + len(mols["train"]) + len(mols["val"])) < 0.15
+    benzene = next(a for a in data["heldout"] if a.info["smiles"] == "c1ccccc1")
+    assert np.allclose(benzene.positions, molecule("C6H6").positions, atol=1e-6)  # the issue's geometry
+
+
+def test_structures_are_closed_shell_hcno_molecules_of_the_stated_size(data):
+    structures = data["structures"] + data["heldout"]
+    assert len({a.info["smiles"] for a in structures}) >= 350
+    for a in structures:
+        symbols = a.get_chemical_symbols()
+        heavy = sum(s != "H" for s in symbols)
+        assert set(symbols) <= {"H", "C", "N", "O"} and 1 <= heavy <= 9 and len(a) <= 20, a.info["name"]
+        assert sum(a.numbers) % 2 == 0 and not a.pbc.any(), a.info["name"]
+        d = a.get_all_distances()[np.triu_indices(len(a), 1)]
+        assert len(a) == 1 or d.min() > 0.6, a.info["name"]
+
+
+def test_each_training_molecule_has_its_base_and_one_displaced_frame(data):
+    by_mol: dict[str, list] = {}
+    for a in data["structures"]:
+        by_mol.setdefault(a.info["molecule"], []).append(a)
+    assert Counter(len(v) for v in by_mol.values()) == Counter({2: len(by_mol)})
+    shifts = []
+    for mol, (base, moved) in by_mol.items():
+        assert (base.info["name"], moved.info["name"]) == (f"{mol}-0", f"{mol}-1")
+        assert np.array_equal(base.numbers, moved.numbers)
+        shifts.append((moved.positions - base.positions).ravel())
+    shifts = np.concatenate(shifts)
+    assert abs(shifts.std() - 0.04) < 0.004 and abs(shifts.mean()) < 0.004  # N(0, 0.04 Å) per component
