@@ -50,8 +50,8 @@ from . import committee
 from .predict import load, predict_hamiltonian
 from .core.structures import validate_atoms
 from .parameters import (_ASE_KEYWORDS, _CHECKS, _NOT_OFFERED, _check_finite, _is_path_dict, _real,  # noqa: F401
-                         check_bandpath, check_fermi_kpts, check_kpts, fermi_mesh, is_path_or_list,  # check_*: public,
-                         molecule_kpoints, resolve_kpoints)  # re-exported from their old home
+                         check_bandpath, check_fermi_kpts, check_kpts, effective_lindep, fermi_mesh,  # check_*: public,
+                         is_path_or_list, molecule_kpoints, resolve_kpoints)  # re-exported from their old home
 
 class TraceGradCalculator(Calculator):
     """Predicted H(R) (eV) with the basis overlap S(R), and everything that follows from them.
@@ -236,7 +236,7 @@ class TraceGradCalculator(Calculator):
             self.asm = electronic.BlochAssembler(ham)
             nelec = electronic.electron_count(ham)
             self._folded = weights is not None  # only a symmetry-reduced mesh carries weights
-            self._lindep = self.parameters.lindep if self.parameters.lindep is not None else PREDICTED_LINDEP
+            self._lindep = effective_lindep(self.parameters)
             if self.asm.norb > electronic.solve.SPARSE_THRESHOLD:
                 if self._members:
                     raise ParameterError(f"uncertainty=True needs the dense solver (at most "
@@ -400,7 +400,7 @@ class TraceGradCalculator(Calculator):
         """Orbital energies, MO coefficients (e3nn order), occupations, HOMO/LUMO, gap, density matrix."""
         with self._lock:
             ham = self.get_hamiltonian()
-            lindep = self.parameters.lindep if self.parameters.lindep is not None else PREDICTED_LINDEP
+            lindep = effective_lindep(self.parameters)
         if np.any(ham.atoms.pbc):
             raise StructureError("molecular orbitals are for molecules (no periodic direction); use get_eigenvalues")
         mo = electronic.molecular_orbitals(ham, lindep)

@@ -17,6 +17,7 @@ from ase.dft.kpoints import BandPath
 from .core import symmetry
 from .core.errors import MismatchError, ParameterError, PredictionError, UnknownParameterError
 from .electronic.filling import SMEARINGS
+from .electronic.solve import PREDICTED_LINDEP
 
 _NOT_OFFERED = ("energy", "free_energy", "forces", "stress", "energies", "stresses", "magmom", "magmoms",
                 "dipole", "charges")
@@ -313,3 +314,10 @@ def fermi_mesh(atoms: Atoms, params: Any) -> tuple[np.ndarray, np.ndarray | None
     if isinstance(fk, dict):
         return mesh_dict_kpoints(atoms, fk, "fermi_kpts"), None
     return _check_nonperiodic_k(atoms, np.asarray(fk, dtype=float), "fermi_kpts"), None
+
+
+def effective_lindep(params: Any) -> float:
+    """The overlap threshold a calculation with these parameters solves with: ``lindep``, by default
+    ``electronic.solve.PREDICTED_LINDEP`` (every adapter that solves again must use the same one)."""
+    value = params.get("lindep")
+    return PREDICTED_LINDEP if value is None else float(value)

@@ -22,6 +22,7 @@ from ..core.errors import MismatchError, ParameterError
 from ..core.hamiltonian import RealSpaceHamiltonian
 from ..electronic.projections import ORBITAL_NAMES, band_projections, matches, orbital_table, split_projection
 from ..electronic.solve import PREDICTED_LINDEP
+from ..parameters import effective_lindep
 
 if TYPE_CHECKING:
     from ..calculator import TraceGradCalculator
@@ -63,8 +64,7 @@ def with_projections(bs: BandStructureSymmLine, ham: RealSpaceHamiltonian, linde
 
 
 def _lindep(calc: TraceGradCalculator) -> float:
-    value = calc.parameters.get("lindep")
-    return PREDICTED_LINDEP if value is None else float(value)
+    return effective_lindep(calc.parameters)
 
 
 def projected_band_structure(calc_or_model: Any, atoms: Atoms, path_type: str = "setyawan_curtarolo",

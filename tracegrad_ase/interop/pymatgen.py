@@ -35,6 +35,7 @@ from pymatgen.symmetry.bandstructure import HighSymmKpath
 from .. import electronic
 from ..core.symmetry import orbit_mean
 from ..core.basis import symbol_of
+from ..parameters import effective_lindep
 
 if TYPE_CHECKING:
     from ..calculator import TraceGradCalculator
@@ -323,7 +324,10 @@ def complete_dos(calc: TraceGradCalculator, energies: Any = None, width: float =
             raise ValueError(f"pymatgen's OrbitalType stops at f; the basis has l > 3 on atom {a}")
     # One group per (atom, l), all shells of one l on one atom summed: electronic's own Mulliken grouping and
     # DOS sum, so the projections add up to the calculator's total DOS.
-    vec = electronic.solve_k(asm, sol.kpts, vectors=True, weights=sol.weights)
+    # The calculator's own overlap threshold: with the exact-data default (1e-6) a predicted H has spurious levels
+    # the calculator's DOS does not, and the projections no longer add up to it.
+    vec = electronic.solve_k(asm, sol.kpts, vectors=True, weights=sol.weights,
+                             lindep=effective_lindep(calc.parameters))
     pd = electronic.projected_dos(vec, asm, grid, width, by="atom_l")
     if calc.folded:
         pd = orbit_mean(pd, ham.atoms)  # as calc.get_dos(by="atom") does
