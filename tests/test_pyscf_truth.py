@@ -155,3 +155,14 @@ def test_multigrid_scf_sane_when_pyscf_libraries_load_first():
     safe, energy = out.stdout.strip().splitlines()[-1].split()
     assert safe == "False"  # PySCF came first, so the process stays on ASE's neighbour list
     assert -320.0 < float(energy) < -290.0  # ~ -306 eV
+
+
+def test_settings_from_dict_keeps_a_fractional_mesh_for_the_check_to_refuse():
+    """A mesh of 2.5 from a recipe or JSON is an error naming it, never silently 2; 6.0 is 6."""
+    from tracegrad_ase.engines.pyscf.settings import GroundTruthSettings, check_settings
+
+    sheet = graphene(a=2.46, vacuum=5.0)
+    sheet.pbc = [True, True, False]
+    assert GroundTruthSettings.from_dict({"kmesh": [6.0, 6, 1]}).kmesh == (6, 6, 1)
+    with pytest.raises(Exception, match=r"kmesh=\(2.5, 2, 1\)"):
+        check_settings(GroundTruthSettings.from_dict({"kmesh": [2.5, 2, 1]}), sheet)

@@ -58,7 +58,9 @@ class GroundTruthSettings:
         s = dict(d)
         for key in ("kmesh", "hr_kmesh"):
             if s.get(key) is not None:
-                s[key] = tuple(int(x) for x in s[key])
+                # Whole numbers only (JSON may give 6.0): 2.5 stays 2.5, for check_settings to refuse, not to become 2.
+                s[key] = tuple(int(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and float(x).is_integer()
+                               else x for x in s[key])
         return cls(**s)
 
 
