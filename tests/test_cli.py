@@ -82,6 +82,21 @@ def test_generate_recipe_resumes(tmp_path):
     assert json.loads((tmp_path / "ds" / "settings.json").read_text())["basis"] == "sto-3g"
 
 
+def test_generate_out_overrides_and_installed_recipes_refuse(tmp_path):
+    """--out puts the data set elsewhere; a recipe whose out_dir lands in site-packages (a shipped recipe of an
+    installed package) is refused with the remedy, before any SCF."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("out_dir: ds\nsettings: {basis: sto-3g}\nstructures:\n  - base: {build: molecule, args: [H2]}\n")
+    r = tracegrad("generate", recipe, "--out", tmp_path / "elsewhere")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "elsewhere" / "settings.json").is_file() and not (tmp_path / "ds").exists()
+    installed = tmp_path / "lib" / "site-packages" / "pkg"
+    installed.mkdir(parents=True)
+    (installed / "recipe.yaml").write_text(recipe.read_text().replace("out_dir: ds", "out_dir: ../data"))
+    r = tracegrad("generate", installed / "recipe.yaml")
+    assert r.returncode == 2 and "--out DIR" in r.stderr and not (tmp_path / "lib" / "site-packages" / "data").exists()
+
+
 def test_generate_bad_recipe(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("out_dir: ds\nsettings: {basiss: sto-3g}\nstructures: []\n")

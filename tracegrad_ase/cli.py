@@ -100,6 +100,7 @@ def _add_truth_commands(sub) -> None:
     g.add_argument("recipe", help="YAML recipe")
     g.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a local cluster)")
     g.add_argument("--workers", type=int, default=None, help="local workers (default: from the recipe, else 1)")
+    g.add_argument("--out", default=None, help="the data set's folder (default: the recipe's out_dir, relative to it)")
     g.set_defaults(func=_cmd_generate)
 
 
@@ -249,14 +250,12 @@ def _cmd_truth(args) -> int:
 
 
 def _cmd_generate(args) -> int:
-    from .datasets.recipes import load_recipe, run_recipe
+    from .datasets.recipes import load_recipe, recipe_out_dir, run_recipe
 
     _check_positive("--workers", args.workers)
-    recipe = load_recipe(args.recipe)
-    out_dir = Path(recipe["out_dir"])
-    _check_outputs(args, [(out_dir if out_dir.is_absolute() else recipe["_root"] / out_dir, "resume")],
-                   inputs=[args.recipe])
-    report = run_recipe(args.recipe, scheduler=args.scheduler, n_workers=args.workers)
+    out_dir = recipe_out_dir(load_recipe(args.recipe), args.out)
+    _check_outputs(args, [(out_dir, "resume")], inputs=[args.recipe])
+    report = run_recipe(args.recipe, scheduler=args.scheduler, n_workers=args.workers, out=out_dir)
     print(f"done {len(report.done)}, skipped {len(report.skipped)}, failed {len(report.failed)} "
           f"in {report.wall_time:.0f} s")
     return 0 if not report.failed else 1

@@ -173,13 +173,26 @@ def recipe_structures(recipe: dict[str, Any]) -> list[Atoms]:
     return out
 
 
-def run_recipe(path: str | os.PathLike, scheduler: str | None = None, n_workers: int | None = None,
-               progress: bool = True) -> GenerationReport:
-    """Make (or resume) the data set a recipe describes."""
-    recipe = load_recipe(path)
+def recipe_out_dir(recipe: dict[str, Any], out: str | os.PathLike | None = None) -> Path:
+    """Where a recipe's data set goes: ``out`` when given, else its ``out_dir`` (relative to the recipe). A shipped
+    model's recipe read from an installed package points into the Python installation (its ``out_dir`` is written
+    for a source checkout): refused, asking for ``out``, rather than writing data there."""
+    if out is not None:
+        return Path(out)
     out_dir = Path(recipe["out_dir"])
     if not out_dir.is_absolute():
         out_dir = recipe["_root"] / out_dir
+    if {"site-packages", "dist-packages"} & set(out_dir.resolve().parts):
+        raise ConfigError(f"this recipe's out_dir resolves to {out_dir.resolve()}, inside the Python installation (a "
+                          "recipe shipped with an installed package); give the data set's folder: --out DIR")
+    return out_dir
+
+
+def run_recipe(path: str | os.PathLike, scheduler: str | None = None, n_workers: int | None = None,
+               progress: bool = True, out: str | os.PathLike | None = None) -> GenerationReport:
+    """Make (or resume) the data set a recipe describes, in ``out`` or the recipe's ``out_dir``."""
+    recipe = load_recipe(path)
+    out_dir = recipe_out_dir(recipe, out)
     return generate_dataset(
         recipe_structures(recipe),
         out_dir,
