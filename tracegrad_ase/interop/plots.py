@@ -45,3 +45,30 @@ def plot_bands(
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_uncertainty(x: np.ndarray, energies: np.ndarray, std: np.ndarray, fermi: float, labels: list[str],
+                     title: str = "", emin: float = -8.0, emax: float = 6.0, ax=None):
+    """Bands (ε − E_F) with ±2σ shaded, on ``ax`` (default: a new figure); returns the matplotlib Axes."""
+    if ax is None:
+        from ..core.figures import pyplot
+
+        _, ax = pyplot().subplots(figsize=(6, 5))
+    rel = energies - fermi
+    for n in range(rel.shape[1]):
+        if rel[:, n].max() < emin - 1 or rel[:, n].min() > emax + 1:
+            continue
+        band_std = np.nan_to_num(std[:, n])
+        ax.fill_between(x, rel[:, n] - 2 * band_std, rel[:, n] + 2 * band_std, color="tab:orange", alpha=0.35, lw=0)
+        ax.plot(x, rel[:, n], color="k", lw=1)
+    ticks = [(xi, lab) for xi, lab in zip(x, labels) if lab]
+    for xi, _ in ticks:
+        ax.axvline(xi, color="0.7", lw=0.6)
+    ax.set_xticks([t[0] for t in ticks], [r"$\Gamma$" if t[1] in ("G", "\\Gamma", "Γ") else t[1] for t in ticks])
+    ax.axhline(0.0, color="tab:blue", ls="--", lw=0.8)
+    ax.set_xlim(x[0], x[-1])
+    ax.set_ylim(emin, emax)
+    ax.set_ylabel(r"$E - E_F$ (eV)")
+    ax.set_title(title + ("\n" if title else "") + "shaded: ±2σ over the committee", fontsize=9)
+    ax.figure.tight_layout()
+    return ax

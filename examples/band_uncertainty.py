@@ -1,0 +1,70 @@
+"""Bands with error bars: the shipped carbon model's committee on graphene, AA bilayer graphene and diamond.
+
+    python examples/band_uncertainty.py                 # writes band_uncertainty.png, prints gaps with their spread
+
+``TraceGradCalculator(model, uncertainty=True)`` predicts with every member of the model's committee (members
+trained from other seeds, ``committee/`` in the model folder), moves each to member 0's energy zero, and reports the
+standard deviation over members of each level relative to E_F (``results["eigenvalues_std"]``), of E_F and of the
+gap. Where members disagree, the model is guessing: the shaded band (±2σ) is wide, and an ``UncertaintyWarning``
+names the spread when a level within 2 eV of E_F spreads by more than 0.1 eV. The numbers printed are member 0's,
+the same as without ``uncertainty``. Whether σ tracks the true error on held-out structures is measured by
+``benchmarks/committee_uncertainty.py`` (README, "Error bars").
+"""
+
+import argparse
+import warnings
+
+import numpy as np
+from ase.build import bulk, graphene
+
+from tracegrad_ase import TraceGradCalculator
+from tracegrad_ase.core.errors import UncertaintyWarning
+from tracegrad_ase.core.figures import pyplot
+from tracegrad_ase.interop.plots import plot_uncertainty
+
+
+def structures() -> dict:
+    sheet = graphene(a=2.46, vacuum=7.5)
+    sheet.pbc = [True, True, False]
+    aa = graphene(a=2.46, vacuum=0.0)
+    aa = aa + aa.copy()  # AA stacking: the second layer straight above the first
+    aa.positions[2:, 2] += 3.35
+    aa.cell[2, 2] = 18.0
+    aa.pbc = [True, True, False]
+    return {"graphene": (sheet, "GMKG", (9, 9, 1)), "AA bilayer": (aa, "GMKG", (9, 9, 1)),
+            "diamond": (bulk("C", "diamond", a=3.567), "GXWLGK", (6, 6, 6))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="carbon")
+    ap.add_argument("--npoints", type=int, default=60)
+    ap.add_argument("-o", "--out", default="band_uncertainty.png")
+    args = ap.parse_args()
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+    for ax, (name, (atoms, path, mesh)) in zip(axes, structures().items()):
+        bp = atoms.cell.bandpath(path, npoints=args.npoints, pbc=atoms.pbc)
+        calc = TraceGradCalculator(args.model, kpts=bp, fermi_kpts=mesh, uncertainty=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UncertaintyWarning)
+            calc.calculate(atoms)
+        r = calc.results
+        gap = (r["band_gap"] or {}).get("gap", 0.0)
+        print(f"{name:11s} E_F {r['fermi_level']:7.3f} ± {r['fermi_level_std']:.3f} eV, gap {gap:.3f}"
+              + (f" ± {r['band_gap_std']:.3f}" if r["band_gap_std"] is not None else "") + " eV, largest σ within "
+              f"2 eV of E_F {r['uncertainty_near_fermi']:.3f} eV" + ("  (UncertaintyWarning)" if caught else ""))
+        x, special_x, special = bp.get_linear_kpoint_axis()
+        labels = [""] * len(x)
+        for sx, lab in zip(special_x, special):
+            labels[int(np.argmin(np.abs(x - sx)))] = lab
+        plot_uncertainty(x, r["eigenvalues"][0], r["eigenvalues_std"][0], r["fermi_level"], labels,
+                         f"{name}: {r['committee_size']} members", ax=ax)
+    axes[0].set_ylabel(r"$E - E_F$ (eV)")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=110)
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
