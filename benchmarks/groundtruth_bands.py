@@ -36,6 +36,8 @@ def structure(name: str):
         atoms = graphene(formula="BN", a=2.50, vacuum=7.5)
     elif name == "si":
         return bulk("Si", "diamond", a=5.43)
+    elif name == "diamond":
+        return bulk("C", "diamond", a=3.567)
     else:
         raise SystemExit(f"unknown system {name}")
     atoms.pbc = [True, True, False]

@@ -13,6 +13,7 @@ from ase.build import graphene, molecule
 from tracegrad_ase.models import SHIPPED_MODELS, card_path
 from tracegrad_ase.predict import load, predict_hamiltonian
 from tracegrad_ase.electronic import band_energies
+from tracegrad_ase.electronic.solve import PREDICTED_LINDEP
 
 SHIPPED = sorted(d.name for d in SHIPPED_MODELS.iterdir() if (d / "model.json").is_file()) if SHIPPED_MODELS.is_dir() else []
 
@@ -58,7 +59,9 @@ def test_carbon_model_graphene_is_a_semimetal_and_hermitian():
     ham = predict_hamiltonian(atoms, load("carbon"))
     assert ham.hermiticity_error() < 1e-5
     k = np.array([[0, 0, 0], [0.5, 0, 0], [1 / 3, 1 / 3, 0]])
-    e = band_energies(ham, k)
+    # Solved as every prediction is (PREDICTED_LINDEP): at the exact-data 1e-6 a predicted H has spurious levels
+    # along nearly dependent directions that shift the band index.
+    e = band_energies(ham, k, lindep=PREDICTED_LINDEP)
     # 8 valence electrons: bands 4 and 5 touch at K (the Dirac point) by symmetry, which the model must keep.
     assert abs(e[2, 4] - e[2, 3]) < 1e-3
     assert e[0, 4] - e[0, 3] > 1.0 and e[1, 4] - e[1, 3] > 0.5

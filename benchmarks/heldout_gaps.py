@@ -1,0 +1,86 @@
+"""Band gaps of held-out crystals: the ground truth's against a model's, on the same k-mesh (issue 18: diamond).
+
+For each ground-truth HDF5 file: the truth's levels (its H(R), S(R)) and the model's (predicted on the truth's
+edges, overlap from the data) on the evaluation mesh (``electronic.spectrum.evaluation_mesh``, refined to at least
+``--min-mesh`` points per periodic direction), E_F and gap from each, and the E_F/VBM-aligned band error within
+±2 eV (``electronic.spectrum.band_errors``). With ``--uncertainty`` the committee's gap spread is added.
+
+    python benchmarks/heldout_gaps.py calculators/carbon data/carbon-dzvp/heldout-diamond/structures/*.h5
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from _results import machine, merge_results
+from tracegrad_ase import electronic
+from tracegrad_ase.electronic import spectrum
+from tracegrad_ase.electronic.solve import LINDEP_THRESHOLD, PREDICTED_LINDEP
+from tracegrad_ase.io.h5 import load_h5
+from tracegrad_ase.model.evaluate import predict_for
+from tracegrad_ase.predict import load
+
+OUT = Path(__file__).parent / "results" / "heldout_gaps.json"
+
+
+def _mesh(atoms, minimum: int) -> np.ndarray:
+    k = spectrum.evaluation_mesh(np.asarray(atoms.cell[:]), atoms.pbc)
+    sizes = [len(np.unique(np.round(k[:, d], 9))) for d in range(3)]
+    if all(n >= minimum or not p for n, p in zip(sizes, atoms.pbc)):
+        return k
+    grid = np.meshgrid(*[np.arange(max(n, minimum) if p else 1) / (max(n, minimum) if p else 1)
+                         for n, p in zip(sizes, atoms.pbc)], indexing="ij")
+    return np.stack([g.ravel() for g in grid], axis=1)
+
+
+def _gap(energies: np.ndarray, kpts: np.ndarray, nelec: int) -> tuple[float, float]:
+    ef = electronic.fermi_level(energies, None, nelec, "fermi-dirac", 0.01)
+    return ef, float(electronic.band_gap(energies, kpts, ef)["gap"])
+
+
+def gaps(path: Path, model, members: list, minimum: int) -> dict:
+    truth = load_h5(path)
+    kpts = _mesh(truth.atoms, minimum)
+    nelec = electronic.electron_count(truth)
+    t = spectrum.levels(truth, kpts, LINDEP_THRESHOLD)
+    p = spectrum.levels(predict_for(truth, model), kpts, PREDICTED_LINDEP)
+    ef_t, gap_t = _gap(t, kpts, nelec)
+    ef_p, gap_p = _gap(p, kpts, nelec)
+    err = spectrum.band_errors(t, p, None, nelec)
+    row = {"file": str(path), "formula": truth.atoms.get_chemical_formula(), "kpoints": len(kpts),
+           "gap_true_ev": gap_t, "gap_pred_ev": gap_p, "gap_error_ev": gap_p - gap_t,
+           "band_mae_mev": err["mae_mev"], "aligned_to": err["kind"]}
+    if members:
+        member_gaps = [gap_p] + [_gap(spectrum.levels(predict_for(truth, m), kpts, PREDICTED_LINDEP), kpts, nelec)[1]
+                                 for m in members]
+        row["gap_std_ev"] = float(np.std(member_gaps, ddof=1))
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("files", nargs="+", type=Path)
+    ap.add_argument("--min-mesh", type=int, default=8, help="k-points per periodic direction at least")
+    ap.add_argument("--uncertainty", action="store_true", help="the committee's gap spread too")
+    ap.add_argument("--json", type=Path, default=OUT)
+    args = ap.parse_args()
+    model = load(args.model)
+    members = []
+    if args.uncertainty:
+        from tracegrad_ase import committee
+
+        members = committee.load_members(args.model, model)
+    rows = [gaps(f, model, members, args.min_mesh) for f in args.files]
+    print(f"{'structure':38s} {'k':>5s} {'gap PBE':>8s} {'gap model':>9s} {'error':>7s} {'σ':>6s} {'bands ±2 eV':>11s}")
+    for r in rows:
+        print(f"{Path(r['file']).name:38s} {r['kpoints']:5d} {r['gap_true_ev']:8.3f} {r['gap_pred_ev']:9.3f} "
+              f"{r['gap_error_ev']:+7.3f} {r.get('gap_std_ev', float('nan')):6.3f} {r['band_mae_mev']:8.0f} meV")
+    merge_results(args.json, Path(str(args.model)).name, {"structures": rows, "machine": machine()})
+
+
+if __name__ == "__main__":
+    main()
