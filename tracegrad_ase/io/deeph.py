@@ -21,7 +21,8 @@ from ase import Atoms
 
 from .atomic import atomic_folder
 from .foreign import (OWN_KEY, Edge, assemble, check_replaceable, checked_block, choose_file, element_shells,
-                      own_record, read_atomic_numbers, read_json, read_matrix, read_own_record, read_text)
+                      own_record, read_atomic_numbers, read_json, read_matrix, read_own_record, read_text,
+                      require_files)
 from ..core.errors import DataFormatError
 from ..core.hamiltonian import RealSpaceHamiltonian
 
@@ -150,11 +151,7 @@ def read_deeph(folder: str | os.PathLike, basis_name: str | None = None, valence
     malformed raises :class:`DataFormatError` naming the file.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DataFormatError(f"{folder}: no such DeepH folder")
-    missing = [name for name in STRUCTURE_FILES + (OVERLAP,) if not (folder / name).is_file()]
-    if missing:
-        raise DataFormatError(f"{folder}: not a complete DeepH folder, missing {', '.join(missing)}")
+    require_files(folder, STRUCTURE_FILES + (OVERLAP,), "DeepH")
     h_path = choose_file(folder, hamiltonian, (HAMILTONIAN, PREDICTION), "DeepH Hamiltonian")
     atoms, per_atom = read_deeph_structure(folder)
     numbers = [int(z) for z in atoms.numbers]

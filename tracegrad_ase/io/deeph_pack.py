@@ -29,8 +29,8 @@ from ase.data import chemical_symbols
 
 from .atomic import atomic_folder
 from .deeph import full_cell
-from .foreign import (OWN_KEY, Edge, assemble, check_replaceable, checked_block, choose_file, own_record,
-                      read_json, read_own_record)
+from .foreign import (OWN_KEY, Edge, assemble, check_replaceable, checked_block, choose_file, own_record, read_json,
+                      read_own_record, require_files)
 from ..core.errors import DataFormatError
 from ..core.hamiltonian import RealSpaceHamiltonian
 
@@ -117,11 +117,7 @@ def read_deeph_pack(folder: str | os.PathLike, basis_name: str | None = None, va
     direction. Spinful data are refused; anything malformed raises :class:`DataFormatError` naming the file.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DataFormatError(f"{folder}: no such DeepH-pack folder")
-    missing = [name for name in STRUCTURE_FILES + (OVERLAP,) if not (folder / name).is_file()]
-    if missing:
-        raise DataFormatError(f"{folder}: not a complete DeepH-pack folder, missing {', '.join(missing)}")
+    require_files(folder, STRUCTURE_FILES + (OVERLAP,), "DeepH-pack")
     h_path = choose_file(folder, hamiltonian, (HAMILTONIAN, PREDICTION), "DeepH-pack Hamiltonian")
     atoms, shells, info = read_deeph_pack_structure(folder)
     numbers = [int(z) for z in atoms.numbers]

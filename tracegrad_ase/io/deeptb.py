@@ -33,7 +33,7 @@ from ase import Atoms
 from ase.data import chemical_symbols
 
 from .foreign import (Edge, add_reverse_edges, assemble, checked_block, choose_file, element_shells,
-                      read_atomic_numbers, read_json, read_matrix, read_text)
+                      read_atomic_numbers, read_json, read_matrix, read_text, require_files)
 from ..core.basis import symbol_of
 from ..core.errors import DataFormatError, ParameterError, UnknownElementError
 from ..core.hamiltonian import RealSpaceHamiltonian
@@ -60,8 +60,7 @@ def read_deeptb(folder: str | os.PathLike, basis_name: str | None = None, valenc
     :class:`DataFormatError` naming the file.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DataFormatError(f"{folder}: no such DeePTB folder")
+    require_files(folder, (), "DeePTB")
     h_path = choose_file(folder, hamiltonian, HAMILTONIANS, "DeePTB Hamiltonian")
     pred = h_path.name.startswith("predicted_")
     s_path = choose_file(folder, None, OVERLAPS[::-1] if pred else OVERLAPS, "DeePTB overlap")
@@ -80,10 +79,8 @@ def read_deeptb_structure(folder: Path, frame: int | None = None) -> tuple[Atoms
     """One frame's structure of a DeePTB folder, its info.json (here or one folder up) and the frame index."""
     info_path = next((p for p in (folder / "info.json", folder.parent / "info.json") if p.is_file()), None)
     info = read_json(info_path) if info_path else {}
-    missing = [name for name in STRUCTURE_FILES if not (folder / name).is_file()]
-    if missing:
-        raise DataFormatError(f"{folder}: not a complete DeePTB folder, missing {', '.join(missing)} (an ASE "
-                              "trajectory folder is read by DeePTB itself; export it as text files)")
+    require_files(folder, STRUCTURE_FILES, "DeePTB", " (an ASE trajectory folder is read by DeePTB itself; export "
+                  "it as text files)")
     z_all = read_atomic_numbers(folder / "atomic_numbers.dat")
     pos = read_matrix(folder / "positions.dat")
     if pos.shape[1:] != (3,):

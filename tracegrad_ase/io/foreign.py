@@ -162,6 +162,16 @@ def add_reverse_edges(blocks: dict[Edge, np.ndarray]) -> dict[Edge, np.ndarray]:
 
 
 # -- files --------------------------------------------------------------------------------------------------
+def require_files(folder: Path, names: Iterable[str], layout: str, hint: str = "") -> None:
+    """A :class:`DataFormatError` unless ``folder`` is a folder holding every file in ``names``; the message names
+    the ``layout`` and the missing files (then ``hint``)."""
+    if not folder.is_dir():
+        raise DataFormatError(f"{folder}: no such {layout} folder")
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise DataFormatError(f"{folder}: not a complete {layout} folder, missing {', '.join(missing)}{hint}")
+
+
 def choose_file(folder: Path, given: str | os.PathLike | None, candidates: tuple[str, ...], what: str) -> Path:
     """``given`` (a name in ``folder``, else any path), else the first of ``candidates`` present in ``folder``."""
     if given is not None:
