@@ -232,3 +232,18 @@ def test_periodic_gauge_keeps_a_molecules_zero():
     assert float(aligned_target(pred, g)[1][0]) == pytest.approx(0.3)
     target, shift = aligned_target(pred, g, periodic_only=True)
     assert float(shift[0]) == 0.0 and torch.equal(target, g.target)
+
+
+def test_collate_keeps_the_graphs_device():
+    """A batch of graphs on a device stays there: the index tensors collate makes (node_graph, edge_graph) once
+    landed on the CPU and broke GPU training in the gauge shift (found on an H100). The meta device stands in for
+    a GPU: any tensor left on the CPU shows."""
+    from tracegrad_ase.model import collate
+
+    model = _model(0)
+    ham = _graphene_truth()
+    g = graph_from_hamiltonian(model.layout, ham).to("meta")
+    batch = collate([g, g])
+    on_cpu = [name for name, v in vars(batch).items() if isinstance(v, torch.Tensor) and v.device.type != "meta"]
+    assert on_cpu == []
+    assert batch.edge_graph.shape[0] == 2 * g.num_edges

@@ -128,7 +128,7 @@ def band_loss(pred: torch.Tensor, target: torch.Tensor, shift: torch.Tensor, bat
     for g in range(batch.n_graphs):
         edges, nodes = _graph_rows(batch, g)
         first, n_atoms = int(nodes[0]), len(nodes)
-        kpts = sample_kpoints(batch.pbc[g], n_kpoints, generator)
+        kpts = sample_kpoints(batch.pbc[g].cpu(), n_kpoints, generator).to(pred.device)  # the generator is a CPU one
         sk = bloch_sum(batch.overlap, batch, edges, first, n_atoms, kpts)
         xs = orthogonalizer(sk, lindep)
         e_pred = band_energies(bloch_sum(pred, batch, edges, first, n_atoms, kpts), xs)
