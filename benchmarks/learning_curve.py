@@ -165,17 +165,20 @@ def plot(rows: list[dict], fits: dict, png: Path, title: str) -> None:
 
 
 def report(rows: list[dict], args, tag: str, runs: Path) -> None:
-    sizes = [r["n_train"] for r in rows]
-    fits = {k: fit_slope(sizes, [r["test"][k] for r in rows]) for k in METRICS}
+    fitted = [r for r in rows if r["n_train"] >= args.fit_min]
+    sizes = [r["n_train"] for r in fitted]
+    fits = {k: fit_slope(sizes, [r["test"][k] for r in fitted]) for k in METRICS}
     targets = dict(zip(METRICS, args.targets))
     extrapolation = {k: {"target": targets[k], "n_needed": needed(fits[k], targets[k])} for k in METRICS}
     out = Path(args.out)
     png = out.with_name(f"learning_curve_{tag}.png")
     out.parent.mkdir(parents=True, exist_ok=True)
-    plot(rows, fits, png, f"{tag}: errors vs training-set size")
+    budget = f", {args.visits} structure visits each" if args.visits else ""
+    plot(rows, fits, png, f"{tag}: errors vs training-set size{budget}")
     merge_results(out, tag, {"rows": rows, "fits": {k: (None if v is None else {"slope": v[0], "log_prefactor": v[1]})
                                                    for k, v in fits.items()},
-                             "extrapolation": extrapolation, "runs": str(runs), "settings": vars(args),
+                             "extrapolation": extrapolation, "fit_min": args.fit_min, "runs": str(runs),
+                             "settings": vars(args),
                              "png": str(png), "machine": machine()})
     print(f"\n{'N train':>8} {'set':>16} {'gauge MAE':>10} {'band MAE':>10} {'ghosts':>7}")
     for r in rows:
@@ -186,8 +189,9 @@ def report(rows: list[dict], args, tag: str, runs: Path) -> None:
     for k, v in fits.items():
         if v is not None:
             e = extrapolation[k]
-            more = f"; {e['target']} meV at N ~ {e['n_needed']:.3g}" if e["n_needed"] else ""
-            print(f"{k} (test): slope {v[0]:.2f}{more}")
+            more = (f"; {e['target']} meV at N ~ {e['n_needed']:.3g}" if e["n_needed"]
+                    else f"; does not fall: no size reaches {e['target']} meV at this slope")
+            print(f"{k} (test, N >= {args.fit_min}): slope {v[0]:.2f}{more}")
     print(f"-> {png}")
 
 
@@ -210,7 +214,11 @@ def main() -> None:
     ap.add_argument("--device", default=None, help="cpu, cuda, ... (default: the config's)")
     ap.add_argument("--jobs", type=int, default=1, help="sizes trained at once (processes)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per training process")
-    ap.add_argument("--stage", choices=["all", "train", "evaluate"], default="all")
+    ap.add_argument("--stage", choices=["all", "train", "evaluate", "report"], default="all",
+                    help="report: refit and replot the rows an earlier evaluate stored in --out")
+    ap.add_argument("--fit-min", type=int, default=0,
+                    help="fit the slope on sizes >= this only (a size too small to hold every structure type is "
+                         "off the curve)")
     ap.add_argument("--ghost-kpoints", type=int, default=200)
     ap.add_argument("--targets", type=float, nargs=2, default=[1.0, 10.0],
                     help="gauge MAE and band MAE goals (meV) to extrapolate to (default: 1 and 10)")
@@ -232,6 +240,9 @@ def main() -> None:
             print(f"N={n}: {info['epochs']} epochs (best {info['best_epoch']}) in {info['this_call_s']:.0f} s",
                   flush=True)
     if args.stage == "train":
+        return
+    if args.stage == "report":
+        report(json.loads(Path(args.out).read_text())[tag]["rows"], args, tag, root)
         return
     by_name = {f.name: f for f in files}
     rows = []
