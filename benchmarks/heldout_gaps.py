@@ -18,7 +18,7 @@ import numpy as np
 from _results import machine, merge_results
 from tracegrad_ase import electronic
 from tracegrad_ase.electronic import spectrum
-from tracegrad_ase.electronic.solve import LINDEP_THRESHOLD, PREDICTED_LINDEP
+from tracegrad_ase.electronic.solve import LINDEP_THRESHOLD, model_lindep
 from tracegrad_ase.io.h5 import load_h5
 from tracegrad_ase.model.evaluate import predict_for
 from tracegrad_ase.predict import load
@@ -49,7 +49,7 @@ def gaps(path: Path, model, members: list, minimum: int, maximum: int | None = N
     kpts = _mesh(truth.atoms, minimum, maximum)
     nelec = electronic.electron_count(truth)
     t = spectrum.levels(truth, kpts, LINDEP_THRESHOLD)
-    p = spectrum.levels(predict_for(truth, model), kpts, PREDICTED_LINDEP)
+    p = spectrum.levels(predict_for(truth, model), kpts, model_lindep(model.model_file))
     ef_t, gap_t = _gap(t, kpts, nelec)
     ef_p, gap_p = _gap(p, kpts, nelec)
     err = spectrum.band_errors(t, p, None, nelec)
@@ -57,7 +57,7 @@ def gaps(path: Path, model, members: list, minimum: int, maximum: int | None = N
            "gap_true_ev": gap_t, "gap_pred_ev": gap_p, "gap_error_ev": gap_p - gap_t,
            "band_mae_mev": err["mae_mev"], "aligned_to": err["kind"]}
     if members:
-        member_gaps = [gap_p] + [_gap(spectrum.levels(predict_for(truth, m), kpts, PREDICTED_LINDEP), kpts, nelec)[1]
+        member_gaps = [gap_p] + [_gap(spectrum.levels(predict_for(truth, m), kpts, model_lindep(model.model_file)), kpts, nelec)[1]
                                  for m in members]
         row["gap_std_ev"] = float(np.std(member_gaps, ddof=1))
     return row

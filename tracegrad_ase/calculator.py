@@ -75,7 +75,9 @@ class TraceGradCalculator(Calculator):
         inertia counting (``electronic.sparse_fermi_level``: sparse factorizations, no diagonalization);
         occupations are not available.
     lindep: overlap eigenvalues below this are dropped as linear dependencies when solving (canonical
-        orthogonalization), 0 <= lindep < 1. Default ``electronic.solve.PREDICTED_LINDEP`` (1e-2), molecules and
+        orthogonalization), 0 <= lindep < 1. Default: the model's own value where its model.json records one
+        (calibrated on its validation set: ``calculators/calibrate_lindep.py``), else
+        ``electronic.solve.PREDICTED_LINDEP`` (1e-2), molecules and
         crystals: nearly dependent bases (gth-dzvp graphene: S(k) down to 1e-8; def2-SVP ethanol: ~1e-3) amplify a
         prediction's errors along those directions by 1/s — measured with the shipped carbon model, band errors
         near E_F of 6.7 eV at 1e-6 and 0.18 eV at 1e-2; with the ethanol model, spurious levels in the HOMO-LUMO
@@ -236,7 +238,7 @@ class TraceGradCalculator(Calculator):
             self.asm = electronic.BlochAssembler(ham)
             nelec = electronic.electron_count(ham)
             self._folded = weights is not None  # only a symmetry-reduced mesh carries weights
-            self._lindep = effective_lindep(self.parameters)
+            self._lindep = effective_lindep(self.parameters, self.model.model_file)
             if self.asm.norb > electronic.solve.SPARSE_THRESHOLD:
                 if self._members:
                     raise ParameterError(f"uncertainty=True needs the dense solver (at most "
@@ -400,7 +402,7 @@ class TraceGradCalculator(Calculator):
         """Orbital energies, MO coefficients (e3nn order), occupations, HOMO/LUMO, gap, density matrix."""
         with self._lock:
             ham = self.get_hamiltonian()
-            lindep = effective_lindep(self.parameters)
+            lindep = effective_lindep(self.parameters, self.model.model_file)
         if np.any(ham.atoms.pbc):
             raise StructureError("molecular orbitals are for molecules (no periodic direction); use get_eigenvalues")
         mo = electronic.molecular_orbitals(ham, lindep)

@@ -28,10 +28,10 @@ def draw_fat_bands(calc: Any, atoms: Any, bs: Any, specs: Sequence[str], out: st
     """Add the projections to ``bs`` (made by ``calc`` on ``atoms``), draw one panel per spec to ``out`` (PNG)
     and return the projected band structure."""
     from .interop.projected_bands import plot_fat_bands, with_projections
+    from .parameters import effective_lindep
     from .predict import predict_hamiltonian
 
-    lindep = calc.parameters.get("lindep")
-    kwargs = {} if lindep is None else {"lindep": float(lindep)}
-    projected = with_projections(bs, predict_hamiltonian(atoms, calc.model), **kwargs)
+    lindep = effective_lindep(calc.parameters, calc.model.model_file)  # the one the bands were solved with
+    projected = with_projections(bs, predict_hamiltonian(atoms, calc.model), lindep)
     plot_fat_bands(projected, specs, out)
     return projected

@@ -17,7 +17,7 @@ from ase.dft.kpoints import BandPath
 from .core import symmetry
 from .core.errors import MismatchError, ParameterError, PredictionError, UnknownParameterError
 from .electronic.filling import SMEARINGS
-from .electronic.solve import PREDICTED_LINDEP
+from .electronic.solve import PREDICTED_LINDEP, model_lindep
 
 _NOT_OFFERED = ("energy", "free_energy", "forces", "stress", "energies", "stresses", "magmom", "magmoms",
                 "dipole", "charges")
@@ -316,8 +316,12 @@ def fermi_mesh(atoms: Atoms, params: Any) -> tuple[np.ndarray, np.ndarray | None
     return _check_nonperiodic_k(atoms, np.asarray(fk, dtype=float), "fermi_kpts"), None
 
 
-def effective_lindep(params: Any) -> float:
-    """The overlap threshold a calculation with these parameters solves with: ``lindep``, by default
-    ``electronic.solve.PREDICTED_LINDEP`` (every adapter that solves again must use the same one)."""
+def effective_lindep(params: Any, model_file: dict | None = None) -> float:
+    """The overlap threshold a calculation with these parameters solves with: ``lindep`` if given, else the value
+    the model was calibrated with (``model_lindep``), else ``electronic.solve.PREDICTED_LINDEP`` (every adapter
+    that solves again must use the same one: pass ``calc.model.model_file``)."""
     value = params.get("lindep")
-    return PREDICTED_LINDEP if value is None else float(value)
+    if value is None:
+        return model_lindep(model_file)
+    return float(value)
+

@@ -13,11 +13,12 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse.linalg as spla
 
+from ..core.errors import ParameterError
 from ..core.hamiltonian import RealSpaceHamiltonian
 from .bloch import BlochAssembler, as_assembler, check_kpts, kpoint_weights
 from .sparse_factor import ShiftedFactorization, resolve_backend
 
-__all__ = ["DEFAULT_SPARSE_BANDS", "LINDEP_THRESHOLD", "PREDICTED_LINDEP", "SPARSE_THRESHOLD", "KSolution",
+__all__ = ["DEFAULT_SPARSE_BANDS", "LINDEP_THRESHOLD", "PREDICTED_LINDEP", "model_lindep", "SPARSE_THRESHOLD", "KSolution",
            "band_energies", "generalized_eigh", "shifted_factorization", "smallest_overlap_eigenvalue", "solve_k",
            "sparse_eigs", "states_below"]
 
@@ -229,3 +230,14 @@ def shifted_factorization(ham_or_assembler: RealSpaceHamiltonian | BlochAssemble
         return ShiftedFactorization(h - energy * s, backend)
     except np.linalg.LinAlgError:
         raise np.linalg.LinAlgError(f"{energy} eV is an eigenvalue at k = {list(k)}; shift it slightly") from None
+
+
+def model_lindep(model_file: dict | None) -> float:
+    """A model's own overlap threshold (``metadata.lindep`` in model.json, chosen on its validation set by
+    ``calculators/calibrate_lindep.py``), else ``PREDICTED_LINDEP``. A value outside [0, 1) is a corrupt file."""
+    value = ((model_file or {}).get("metadata") or {}).get("lindep")
+    if value is None:
+        return PREDICTED_LINDEP
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ParameterError(f"model.json: metadata.lindep must be a number in [0, 1), got {value!r}")
+    return float(value)

@@ -64,7 +64,7 @@ def with_projections(bs: BandStructureSymmLine, ham: RealSpaceHamiltonian, linde
 
 
 def _lindep(calc: TraceGradCalculator) -> float:
-    return effective_lindep(calc.parameters)
+    return effective_lindep(calc.parameters, calc.model.model_file)
 
 
 def projected_band_structure(calc_or_model: Any, atoms: Atoms, path_type: str = "setyawan_curtarolo",

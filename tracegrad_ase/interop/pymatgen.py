@@ -327,7 +327,7 @@ def complete_dos(calc: TraceGradCalculator, energies: Any = None, width: float =
     # The calculator's own overlap threshold: with the exact-data default (1e-6) a predicted H has spurious levels
     # the calculator's DOS does not, and the projections no longer add up to it.
     vec = electronic.solve_k(asm, sol.kpts, vectors=True, weights=sol.weights,
-                             lindep=effective_lindep(calc.parameters))
+                             lindep=effective_lindep(calc.parameters, calc.model.model_file))
     pd = electronic.projected_dos(vec, asm, grid, width, by="atom_l")
     if calc.folded:
         pd = orbit_mean(pd, ham.atoms)  # as calc.get_dos(by="atom") does

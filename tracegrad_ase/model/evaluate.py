@@ -27,7 +27,7 @@ import torch
 from ..io.h5 import load_h5
 from ..core.hamiltonian import RealSpaceHamiltonian, gauge_shift
 from ..electronic.filling import electron_count  # noqa: F401 (the one count; re-exported here as before)
-from ..electronic.solve import PREDICTED_LINDEP, band_energies
+from ..electronic.solve import PREDICTED_LINDEP, band_energies, model_lindep
 from ..electronic.spectrum import GHOST_MARGIN_EV, align, band_errors, evaluation_mesh, ghost_levels, levels, \
     near_band_edges, random_kpoints, spectral_range
 from .data import GraphBatch
@@ -104,6 +104,7 @@ class _Accumulator:
     seed: int = 0
     ghost_kpoints: int = 1000
     domain_range: tuple[float, float] | None = None  # the model's training spectral range relative to E_F (eV)
+    lindep: float = PREDICTED_LINDEP  # the model's own (model.json), as the calculator solves its predictions
     overall: _Sum = field(default_factory=_Sum)
     onsite: _Sum = field(default_factory=_Sum)
     offsite: _Sum = field(default_factory=_Sum)
@@ -216,8 +217,8 @@ class _Accumulator:
             k = np.zeros((1, 3))
         else:
             k = default_kpoints(true_ham.atoms.pbc) if kpts is None else np.atleast_2d(np.asarray(kpts, float))
-        # Solved as the calculator solves a prediction (PREDICTED_LINDEP), the truth in the same space.
-        lindep = PREDICTED_LINDEP
+        # Solved as the calculator solves a prediction (the model's lindep), the truth in the same space.
+        lindep = self.lindep
         e_true = band_energies(true_ham, k, lindep)  # absolute levels, as before: raw (see band_mae_ef_mev)
         e_pred = band_energies(pred_ham, k, lindep)
         nb = min(e_true.shape[1], e_pred.shape[1])  # canonical orthogonalization may drop different directions
@@ -250,7 +251,7 @@ class _Accumulator:
     def _add_band_errors(self, true_ham: RealSpaceHamiltonian, pred_ham: RealSpaceHamiltonian, nelec: int,
                          record: dict[str, Any]) -> None:
         """E_F-aligned band errors within ±2 eV on the evaluation mesh, and ghost levels on random k-points."""
-        lindep = PREDICTED_LINDEP
+        lindep = self.lindep
         atoms = true_ham.atoms
         mesh = evaluation_mesh(atoms.cell[:], atoms.pbc)
         e_true, e_pred = levels(true_ham, mesh, lindep), levels(pred_ham, mesh, lindep)
@@ -282,6 +283,7 @@ class _Accumulator:
     def result(self) -> dict[str, Any]:
         return {
             "n_structures": len(self.per_structure),
+            "lindep": self.lindep,
             "n_molecules": self.n_molecules,
             "n_crystals": self.n_crystals,
             "n_edges": self.n_edges,
@@ -321,7 +323,7 @@ def _run(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.ndarr
     from tqdm.auto import tqdm
 
     acc = _Accumulator(model, sample_size=sample_size, seed=seed, ghost_kpoints=ghost_kpoints,
-                       domain_range=_domain_range(model))
+                       domain_range=_domain_range(model), lindep=model_lindep(getattr(model, "model_file", None)))
     for path in tqdm(list(paths), desc="evaluate", unit="structure", disable=not progress):
         ham = load_h5(path)
         sub, graph = _model_graph(model, ham)
