@@ -20,6 +20,7 @@ from .core.graphs import neighbor_list
 from .core.hamiltonian import RealSpaceHamiltonian
 from .core.structures import MIN_DISTANCE, validate_atoms
 from .electronic.filling import valence_electrons
+from .electronic.solve import model_lindep
 from .engines.pyscf.integrals import overlap_blocks
 from . import models
 
@@ -184,7 +185,8 @@ def predict_hamiltonian(atoms: Atoms, model) -> RealSpaceHamiltonian:
     nelec = valence_electrons(model.basis, atoms.numbers)
     metadata = model.model_file.get("metadata", {})
     meta = {"source": "model", "cutoff": model.config.cutoff, "nelectron": nelec, "model": metadata.get("name"),
-            "fermi_level_guess_ev": (metadata.get("domain") or {}).get("fermi_level_ev")}
+            "fermi_level_guess_ev": (metadata.get("domain") or {}).get("fermi_level_ev"),
+            "lindep": model_lindep(model.model_file)}  # how to solve it (a saved prediction keeps it too)
     if scores is not None:  # per atom, so a saved prediction keeps what the model thought of its input
         meta["domain_scores"] = [round(float(x), 4) for x in scores]
     return RealSpaceHamiltonian(atoms=atoms.copy(), basis=model.basis, edges=edges, hamiltonian=h, overlap=s, meta=meta)

@@ -335,13 +335,15 @@ def guess_density(ham: RealSpaceHamiltonian, atoms: Atoms, basis: OrbitalBasis, 
     # As the calculator solves a prediction: nearly dependent overlap directions would amplify its errors into
     # spurious (occupied) levels; an exact Hamiltonian is consistent with S there and keeps every direction.
     predicted = ham.meta.get("source") == "model"
+    lindep = float(ham.meta.get("lindep", PREDICTED_LINDEP)) if predicted else LINDEP_THRESHOLD  # the model's own
     if kpts_frac is None:
-        mo = molecular_orbitals(ham, PREDICTED_LINDEP if predicted else LINDEP_THRESHOLD)
+        mo = molecular_orbitals(ham, lindep)
         if mo["n_electrons"] != nelec:
             raise MismatchError(f"the guess Hamiltonian holds {mo['n_electrons']} electrons, the SCF {nelec}")
         return m @ mo["density_matrix"] @ m.T
     width = smearing if smearing else 1e-3
-    dms, _ = density_matrices(ham, kpts_frac, "fermi-dirac", width, n_electrons=nelec, lindep=PREDICTED_LINDEP)
+    dms, _ = density_matrices(ham, kpts_frac, "fermi-dirac", width, n_electrons=nelec,
+                              lindep=lindep if predicted else PREDICTED_LINDEP)
     return np.einsum("ab,kbc,dc->kad", m, dms, m)
 
 
