@@ -31,20 +31,13 @@ from tracegrad_ase.predict import load
 GRID = (1e-2, 2e-2, 3e-2, 5e-2, 7e-2, 0.1, 0.15, 0.2)
 
 
-def _mesh(atoms) -> np.ndarray:
-    k = spectrum.evaluation_mesh(np.asarray(atoms.cell[:]), atoms.pbc)
-    sizes = [min(len(np.unique(np.round(k[:, d], 9))), 8) if p else 1 for d, p in enumerate(atoms.pbc)]
-    grid = np.meshgrid(*[np.arange(n) / n for n in sizes], indexing="ij")
-    return np.stack([g.ravel() for g in grid], axis=1)
-
-
 def errors(model, path: Path, grid: tuple[float, ...]) -> dict[float, float]:
     """meV per lindep: |gap error| for a molecule, E_F-aligned band MAE within ±2 eV for a crystal."""
     truth = load_h5(path)
     pred = predict_for(truth, model)
     nelec = electronic.electron_count(truth)
     molecule = not np.any(truth.atoms.pbc)
-    kpts = np.zeros((1, 3)) if molecule else _mesh(truth.atoms)
+    kpts = spectrum.evaluation_mesh(truth.atoms.cell[:], truth.atoms.pbc, max_points=8)
     exact = spectrum.levels(truth, kpts, LINDEP_THRESHOLD)
     out = {}
     for lindep in grid:

@@ -187,6 +187,9 @@ def test_band_errors_align_each_spectrum_to_its_own_fermi_level():
     mesh = evaluation_mesh(_sheet().cell[:], [True, True, False])
     assert len(mesh) == 576 and np.all(mesh[:, 2] == 0)
     assert np.isclose(mesh, [1 / 3, 1 / 3, 0]).all(axis=1).any()  # K is on the mesh
+    capped = evaluation_mesh(_sheet().cell[:], [True, True, False], max_points=12)
+    assert len(capped) == 144 and np.isclose(capped, [1 / 3, 1 / 3, 0]).all(axis=1).any()
+    assert len(evaluation_mesh(_sheet().cell[:], [True, True, False], min_points=30)) == 900
 
 
 def test_cli_strict_refuses_ghost_levels(ghost_models, tmp_path, capsys):

@@ -163,15 +163,20 @@ def levels(ham, kpts: np.ndarray, lindep: float, chunk: int = 256) -> np.ndarray
     return np.concatenate([e[:, :nb] for e in out])
 
 
-def evaluation_mesh(cell: np.ndarray, pbc: Sequence[bool], spacing: float = 0.125) -> np.ndarray:
+def evaluation_mesh(cell: np.ndarray, pbc: Sequence[bool], spacing: float = 0.125, min_points: int = 1,
+                    max_points: int | None = None) -> np.ndarray:
     """A Γ-centred mesh with at most ``spacing`` (2π/Å included, so Å⁻¹) between k-points along each periodic
-    direction (graphene: 24x24, which holds K; a 2x2 cell 12x12); Γ alone for a molecule."""
+    direction (graphene: 24x24, which holds K; a 2x2 cell 12x12); Γ alone for a molecule. ``min_points`` and
+    ``max_points`` bound the points per periodic direction (diamond's mesh is 25³: a gap study caps it)."""
     cell = np.asarray(cell, dtype=float)
     pbc = np.asarray(pbc, dtype=bool)
     if not pbc.any():
         return np.zeros((1, 3))
     recip = 2 * np.pi * np.linalg.inv(cell).T if abs(np.linalg.det(cell)) > 1e-12 else np.eye(3)
-    sizes = [max(1, int(np.ceil(np.linalg.norm(recip[d]) / spacing - 1e-9))) if pbc[d] else 1 for d in range(3)]
+    sizes = [max(1, min_points, int(np.ceil(np.linalg.norm(recip[d]) / spacing - 1e-9))) if pbc[d] else 1
+             for d in range(3)]
+    if max_points is not None:
+        sizes = [min(n, max_points) for n in sizes]
     grid = np.meshgrid(*[np.arange(n) / n for n in sizes], indexing="ij")
     k = np.stack([g.ravel() for g in grid], axis=1)
     return np.where(k > 0.5 + 1e-12, k - 1.0, k)
