@@ -39,21 +39,23 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=os.cpu_count())
     ap.add_argument("--deadline-s", type=float, default=480.0)
     ap.add_argument("--reverse", action="store_true")
-    ap.add_argument("--skip-dir", help="a data set whose finished structures are skipped")
-    ap.add_argument("--start", type=int, default=0, help="skip the first START structures of the order (done elsewhere)")
+    ap.add_argument("--skip-dir", help="a data set whose finished structures (same geometry and settings) are skipped")
+    ap.add_argument("--start", type=int, default=0,
+                    help="skip the first START structures of the order (done elsewhere)")
     args = ap.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
+    from tracegrad_ase.datasets.generation import _reusable
     from tracegrad_ase.datasets.recipes import load_recipe, recipe_settings, recipe_structures
 
     t0 = time.perf_counter()
     recipe = load_recipe(args.recipe)
     settings = replace(recipe_settings(recipe), threads=1)
     structures = recipe_structures(recipe)
-    done = set()
-    if args.skip_dir:
-        done = {p.stem for p in (Path(args.skip_dir) / "structures").glob("*.h5")}
-    todo = [a for a in structures if a.info["name"] not in done]
+    done = Path(args.skip_dir) / "structures" if args.skip_dir else None
+    # The test tracegrad generate uses: a file counts only if it loads and was made from this geometry and settings.
+    todo = [a for a in structures
+            if done is None or not _reusable(done / f"{a.info['name']}.h5", a.info["name"], a, settings, False)]
     if args.reverse:
         todo = todo[::-1]
     todo = todo[args.start:]
@@ -74,17 +76,13 @@ def main() -> None:
             except (StopIteration, mp.TimeoutError):
                 break
             if err:
-                print(f"FAILED {name}: {err}", flush=True)
-                (out / f"{name}.h5").unlink(missing_ok=True)
+                print(f"FAILED {name}: {err}", flush=True)  # save_h5 is atomic: a failure leaves no file
             else:
                 n_ok += 1
                 times.append(dt)
     finally:
-        pool.terminate()  # unfinished structures stay undone (a partial file would not load: removed below)
+        pool.terminate()  # unfinished structures stay undone; atomic writes leave no partial file behind
         pool.join()
-    for f in out.glob("*.h5"):
-        if f.stat().st_size == 0:
-            f.unlink()
     mean = sum(times) / len(times) if times else float("nan")
     print(f"{n_ok} structures in {time.perf_counter() - t0:.0f} s ({mean:.1f} s each on one core)", flush=True)
 
