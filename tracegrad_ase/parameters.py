@@ -17,7 +17,7 @@ from ase.dft.kpoints import BandPath
 from .core import symmetry
 from .core.errors import MismatchError, ParameterError, PredictionError, UnknownParameterError
 from .electronic.filling import SMEARINGS
-from .electronic.solve import PREDICTED_LINDEP, model_lindep
+from .electronic.solve import model_lindep
 
 _NOT_OFFERED = ("energy", "free_energy", "forces", "stress", "energies", "stresses", "magmom", "magmoms",
                 "dipole", "charges")
@@ -324,4 +324,3 @@ def effective_lindep(params: Any, model_file: dict | None = None) -> float:
     if value is None:
         return model_lindep(model_file)
     return float(value)
-

@@ -18,9 +18,9 @@ from ..core.hamiltonian import RealSpaceHamiltonian
 from .bloch import BlochAssembler, as_assembler, check_kpts, kpoint_weights
 from .sparse_factor import ShiftedFactorization, resolve_backend
 
-__all__ = ["DEFAULT_SPARSE_BANDS", "LINDEP_THRESHOLD", "PREDICTED_LINDEP", "model_lindep", "SPARSE_THRESHOLD", "KSolution",
-           "band_energies", "generalized_eigh", "shifted_factorization", "smallest_overlap_eigenvalue", "solve_k",
-           "sparse_eigs", "states_below"]
+__all__ = ["DEFAULT_SPARSE_BANDS", "LINDEP_THRESHOLD", "PREDICTED_LINDEP", "SPARSE_THRESHOLD", "KSolution",
+           "band_energies", "generalized_eigh", "model_lindep", "shifted_factorization", "smallest_overlap_eigenvalue",
+           "solve_k", "sparse_eigs", "states_below"]
 
 #: Overlap eigenvalues below this are treated as linear dependencies of the basis (see generalized_eigh).
 LINDEP_THRESHOLD = 1e-6

@@ -174,8 +174,10 @@ def collate(graphs: Sequence[GraphBatch]) -> GraphBatch:
         edge_index=torch.cat([g.edge_index + int(o) for g, o in zip(graphs, node_off)], dim=1),
         edge_offset=torch.cat([g.edge_offset for g in graphs]),
         reverse=torch.cat([g.reverse + int(o) for g, o in zip(graphs, edge_off)]),
-        node_graph=torch.cat([torch.full((len(g.species),), k, dtype=torch.long, device=device) for k, g in enumerate(graphs)]),
-        edge_graph=torch.cat([torch.full((g.num_edges,), k, dtype=torch.long, device=device) for k, g in enumerate(graphs)]),
+        node_graph=torch.cat([torch.full((len(g.species),), k, dtype=torch.long, device=device)
+                              for k, g in enumerate(graphs)]),
+        edge_graph=torch.cat([torch.full((g.num_edges,), k, dtype=torch.long, device=device)
+                              for k, g in enumerate(graphs)]),
         mask=torch.cat([g.mask for g in graphs]),
         target=torch.cat([g.target for g in graphs]) if has_target else None,
         n_graphs=len(graphs),
