@@ -332,18 +332,20 @@ def guess_density(ham: RealSpaceHamiltonian, atoms: Atoms, basis: OrbitalBasis, 
             raise MismatchError(f"the guess Hamiltonian's basis for {el} ({ham.basis.irreps(el)}) is not the SCF's "
                              f"({basis.irreps(el)}): predict with a model trained in the SCF's basis")
     m = basis.structure_transform(atoms.numbers, "e3nn", "pyscf")
-    # As the calculator solves a prediction: nearly dependent overlap directions would amplify its errors into
-    # spurious (occupied) levels; an exact Hamiltonian is consistent with S there and keeps every direction.
-    predicted = ham.meta.get("source") == "model"
-    lindep = float(ham.meta.get("lindep", PREDICTED_LINDEP)) if predicted else LINDEP_THRESHOLD  # the model's own
+    # As the calculator solves a prediction, with its model's own threshold (meta["lindep"]): nearly dependent
+    # overlap directions would amplify its errors into spurious (occupied) levels. An exact molecule is consistent
+    # with S there and keeps every direction; an exact crystal keeps the PREDICTED_LINDEP this path always used.
+    if ham.meta.get("source") == "model":
+        lindep = float(ham.meta.get("lindep", PREDICTED_LINDEP))
+    else:
+        lindep = LINDEP_THRESHOLD if kpts_frac is None else PREDICTED_LINDEP
     if kpts_frac is None:
         mo = molecular_orbitals(ham, lindep)
         if mo["n_electrons"] != nelec:
             raise MismatchError(f"the guess Hamiltonian holds {mo['n_electrons']} electrons, the SCF {nelec}")
         return m @ mo["density_matrix"] @ m.T
     width = smearing if smearing else 1e-3
-    dms, _ = density_matrices(ham, kpts_frac, "fermi-dirac", width, n_electrons=nelec,
-                              lindep=lindep if predicted else PREDICTED_LINDEP)
+    dms, _ = density_matrices(ham, kpts_frac, "fermi-dirac", width, n_electrons=nelec, lindep=lindep)
     return np.einsum("ab,kbc,dc->kad", m, dms, m)
 
 
