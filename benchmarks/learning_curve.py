@@ -226,23 +226,23 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "learning_curve.json"))
     args = ap.parse_args()
 
+    tag = args.tag or f"{Path(args.config).parent.name}-{Path(args.config).stem}"
+    root = Path(args.runs) / tag
+    if args.stage == "report":  # the stored rows: no data, no runs
+        report(json.loads(Path(args.out).read_text())[tag]["rows"], args, tag, root)
+        return
     base = TrainConfig.from_yaml(args.config)
     if args.data:
         base = replace(base, data=[str(Path(d).resolve()) for d in args.data])
     files = [f for d in base.data for f in load_dataset(d)]
     fixed = json.loads(Path(args.split_from).read_text()) if args.split_from else None
     splits = nested_splits(files, sorted(args.sizes), args.n_val, args.n_test, args.seed, fixed)
-    tag = args.tag or f"{Path(args.config).parent.name}-{Path(args.config).stem}"
-    root = Path(args.runs) / tag
-    configs = {n: _config(base, root / f"n{n}", split, args) for n, split in splits.items()}
     if args.stage in ("all", "train"):
+        configs = {n: _config(base, root / f"n{n}", split, args) for n, split in splits.items()}
         for n, info in train_all(configs, args.jobs, args.threads).items():
             print(f"N={n}: {info['epochs']} epochs (best {info['best_epoch']}) in {info['this_call_s']:.0f} s",
                   flush=True)
     if args.stage == "train":
-        return
-    if args.stage == "report":
-        report(json.loads(Path(args.out).read_text())[tag]["rows"], args, tag, root)
         return
     by_name = {f.name: f for f in files}
     rows = []
