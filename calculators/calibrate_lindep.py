@@ -65,7 +65,7 @@ def main() -> None:
         raise SystemExit(f"no {args.split} structures of {split_file} in {args.data}")
     model = load(args.model)
     grid = tuple(sorted(args.grid))
-    table = np.array([[errors(model, f, grid)[g] for g in grid] for f in files], dtype=float)
+    table = np.array([[e[g] for g in grid] for e in (errors(model, f, grid) for f in files)], dtype=float)
     mean = np.nanmean(table, axis=0)
     best = grid[int(np.nanargmin(mean))]
     kind = "HOMO-LUMO gap MAE" if not np.any(load_h5(files[0]).atoms.pbc) else "E_F-aligned band MAE ±2 eV"
