@@ -136,6 +136,8 @@ def main() -> None:
         for key in ("test", "heldout", "evaluate_command"):
             card.pop(key, None)
         card.get("training", {}).pop("baseline", None)
+        if args.committee:  # members trained later beside weights whose run folder is gone
+            card["committee"] = _ship_committee(dest, args.name, [Path(r) for r in args.committee])
         test_args, test_split = [str(f) for f in split["test"]], "files"
         _reevaluated(card, dest, best, test_args, test_split, args)
         return

@@ -33,8 +33,11 @@ def _member(main, name: str, noise: float, seed: int):
     shutil.copytree(main, dest, ignore=shutil.ignore_patterns(committee.COMMITTEE_DIR))
     gen = torch.Generator().manual_seed(seed)
     weights = load_file(dest / WEIGHTS)
+    # Parameters only: noise on a buffer (the symmetric on-site reference blocks) would make H non-Hermitian,
+    # which no trained member is.
+    trained = {name for name, _ in load(main).named_parameters()}
     save_file({k: v + noise * v.abs().mean() * torch.randn(v.shape, generator=gen, dtype=v.dtype)
-               if v.is_floating_point() else v for k, v in weights.items()}, dest / WEIGHTS)
+               if k in trained else v for k, v in weights.items()}, dest / WEIGHTS)
     return dest
 
 
@@ -125,3 +128,37 @@ def test_cli_shades_the_spread_and_strict_refuses_disagreement(model, sheet, tmp
     strict = _bands(model, structure, tmp_path, "--strict", "--force")
     assert strict.returncode == 2 and "committee members disagree" in strict.stderr
     assert not (tmp_path / "u.png").exists()
+
+
+def test_sparse_window_spread_matches_dense_members_band_by_band(model, sheet, monkeypatch):
+    """Large cells (sparse path): each member's window is matched to member 0's by absolute band index; the spread
+    equals the one from every member's full dense spectrum, E_F the Γ HOMO/LUMO midpoint as the sparse path
+    defines it."""
+    from tracegrad_ase import electronic
+
+    _member(model, "a", 0.05, 1)
+    _member(model, "b", 0.05, 2)
+    big = sheet.repeat((2, 2, 1))
+    big.rattle(0.03, seed=3)  # no degenerate clusters: a window edge inside one is ambiguous in any solver
+    kpts = np.array([[0.0, 0.0, 0.0], [0.1, 0.2, 0.0], [1 / 3, 1 / 3, 0.0]])
+    monkeypatch.setattr(electronic.solve, "SPARSE_THRESHOLD", 10)  # 32 orbitals count as "large" here
+    calc = TraceGradCalculator(model, kpts=kpts, n_bands=6, uncertainty=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        calc.calculate(big)
+    window, std = calc.results["eigenvalues"][0], calc.results["eigenvalues_std"][0]
+    assert std.shape == window.shape and calc.results["committee_size"] == 3
+
+    main = predict_hamiltonian(big, load(model))
+    rel, first = [], None
+    for m in [load(model)] + committee.load_members(model, load(model)):
+        full = electronic.solve_k(committee.aligned(predict_hamiltonian(big, m), main), kpts, sparse=False).energies
+        ef = electronic.fermi_level(full[:1], None, 32, "none")
+        if first is None:  # member 0: where its window lies in the full spectrum
+            first = [int(np.argmin(np.abs(full[ik] - window[ik, 0]))) for ik in range(len(kpts))]
+            np.testing.assert_allclose(window, [full[ik, f:f + 6] for ik, f in enumerate(first)], atol=1e-6)
+        rel.append([full[ik, f:f + 6] - ef for ik, f in enumerate(first)])
+    expected = np.std(np.array(rel), axis=0, ddof=1)
+    assert expected.max() > 1e-3  # the members do differ, so a mismatched band would show
+    np.testing.assert_allclose(std, expected, atol=1e-6)
+    assert calc.results["fermi_level_std"] > 0

@@ -85,7 +85,8 @@ class TraceGradCalculator(Calculator):
     uncertainty: also predict with the model's committee (``committee/`` members: other seeds) and report the
         spread over members in ``results``: ``eigenvalues_std`` (of ε - E_F, shaped as ``eigenvalues``), ``fermi_level_std``,
         ``band_gap_std`` (eV; ``get_property("band_gap_std")``), with an ``UncertaintyWarning`` when a level within
-        2 eV of E_F spreads by more than 0.1 eV. Costs one prediction and solve per member; dense path only.
+        2 eV of E_F spreads by more than 0.1 eV. Costs one prediction and solve per member; on the sparse path
+        also one Fermi-level search per member and one inertia count per k-point and member (bands matched by index).
     device, dtype: where the network runs: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``; ``None``
         (the model file's), ``"float32"``, ``"float64"`` or the torch dtypes (anything else: a ``ParameterError``
         naming these). Use ``"float64"`` for reproducible comparisons: rotating or permuting the atoms moves the
@@ -240,9 +241,6 @@ class TraceGradCalculator(Calculator):
             self._folded = weights is not None  # only a symmetry-reduced mesh carries weights
             self._lindep = effective_lindep(self.parameters, self.model.model_file)
             if self.asm.norb > electronic.solve.SPARSE_THRESHOLD:
-                if self._members:
-                    raise ParameterError(f"uncertainty=True needs the dense solver (at most "
-                                         f"{electronic.solve.SPARSE_THRESHOLD} orbitals; this cell has {self.asm.norb})")
                 self._calculate_window(ham, kpts, weights, nelec)
                 return
             sol = electronic.solve_k(self.asm, kpts, vectors=not periodic, weights=weights, lindep=self._lindep)
@@ -306,6 +304,10 @@ class TraceGradCalculator(Calculator):
         self.results = {"hamiltonian": ham, "eigenvalues": spin_axis(sol.energies), "fermi_level": ef,
                         "n_electrons": nelec, **_domain_results(ham),
                         "band_gap": electronic.band_gap(sol.energies, sol.kpts, ef) if straddles else None}
+        if self._members:
+            spread = committee.window_spread(self.atoms, ham, sol.energies, ef, self._members, kpts, sigma,
+                                             sol.energies.shape[1])
+            self.results.update(committee.results(spread, sol.energies, ef))
 
     # -- ASE's electronic-structure interface -----------------------------------------------------
     def _result(self, name):

@@ -115,6 +115,56 @@ def spread(atoms, main_ham: RealSpaceHamiltonian, main_energies: np.ndarray, mai
                   fermi_levels=np.asarray(fermis), gaps=gaps_arr, size=len(levels))
 
 
+def window_spread(atoms, main_ham: RealSpaceHamiltonian, main_energies: np.ndarray, main_fermi: float,
+                  members: list, kpts: np.ndarray, sigma: float, n_bands: int, pad: int = 4) -> Spread:
+    """:func:`spread` for large cells, where only a window of ``n_bands`` levels near ``sigma`` is known (sparse
+    shift-invert). Each member finds its own E_F (:func:`~tracegrad_ase.electronic.sparse_fermi_level`, at Γ)
+    and solves a window ``pad`` levels wider on each side at the same offset from it. Levels are matched by their
+    absolute band index, which one inertia count per k-point and member gives
+    (:func:`~tracegrad_ase.electronic.states_below`): matching by position in the window would pair different
+    bands wherever a level sits near E_F in one member and not in another. A level no member window reaches
+    has a NaN spread.
+    """
+    nelec = electronic.electron_count(main_ham)
+    main_asm = electronic.BlochAssembler(main_ham)
+    main_energies = np.asarray(main_energies)
+    first = _window_starts(main_asm, kpts, sigma, main_energies)
+    rel = [main_energies - main_fermi]
+    fermis, gaps = [main_fermi], [_window_gap(main_energies, kpts, main_fermi)]
+    for model in members:
+        asm = electronic.BlochAssembler(aligned(predict_hamiltonian(atoms, model), main_ham))
+        ef = electronic.sparse_fermi_level(asm, nelec, guess=main_fermi)["fermi_level"]
+        shift = sigma - main_fermi
+        sol = electronic.solve_k(asm, kpts, sparse=True, sigma=ef + shift, n_bands=n_bands + 2 * pad)
+        starts = _window_starts(asm, kpts, ef + shift, sol.energies)
+        matched = np.full(main_energies.shape, np.nan)
+        for ik in range(len(kpts)):
+            pos = first[ik] - starts[ik] + np.arange(main_energies.shape[1])  # the same bands in this window
+            ok = (pos >= 0) & (pos < sol.energies.shape[1])
+            matched[ik, ok] = sol.energies[ik, pos[ok]] - ef
+        rel.append(matched)
+        fermis.append(ef)
+        gaps.append(_window_gap(sol.energies, kpts, ef))
+    gaps_arr = np.asarray(gaps, dtype=float)
+    return Spread(eigenvalues_std=np.std(np.stack(rel), axis=0, ddof=1), fermi_level_std=float(np.std(fermis, ddof=1)),
+                  band_gap_std=None if not gaps_arr.any() else float(gaps_arr.std(ddof=1)),
+                  fermi_levels=np.asarray(fermis), gaps=gaps_arr, size=len(rel))
+
+
+def _window_starts(asm, kpts: np.ndarray, sigma: float, energies: np.ndarray) -> np.ndarray:
+    """The absolute band index of each k-point's first window level: the levels below ``sigma`` counted by
+    inertia, less those of the window below it."""
+    return np.array([electronic.states_below(asm, k, sigma) - int(np.sum(e < sigma))
+                     for k, e in zip(np.asarray(kpts), np.asarray(energies))])
+
+
+def _window_gap(energies: np.ndarray, kpts: np.ndarray, fermi: float) -> float:
+    """The gap a window shows (0 when it does not straddle E_F, like a metal's)."""
+    if not ((energies <= fermi).any() and (energies > fermi).any()):
+        return 0.0
+    return float(electronic.band_gap(energies, kpts, fermi)["gap"])
+
+
 def results(spread_: Spread, energies: np.ndarray, fermi: float, threshold: float = THRESHOLD_EV) -> dict:
     """The calculator's results entries for a spread (ASE's spin axis on the level spreads), with one
     :class:`~tracegrad_ase.core.errors.UncertaintyWarning` when a level within ``WINDOW_EV`` of E_F spreads by
