@@ -39,10 +39,16 @@ from tracegrad_ase.model.train import TrainConfig, train
 METRICS = ("gauge_mae_mev", "band_mae_ef_mev")
 
 
+def molecule_of(name: str) -> str:
+    """The molecule a structure file belongs to: its name without the conformer suffix ("<molecule>-<k>.h5")."""
+    return Path(name).stem.rsplit("-", 1)[0]
+
+
 def nested_splits(files: list[Path], sizes: list[int], n_val: int, n_test: int, seed: int,
-                  fixed: dict | None = None) -> dict[int, dict]:
+                  fixed: dict | None = None, group: bool = False) -> dict[int, dict]:
     """One shuffled order of the pool, nested training sets of each size; validation and test from ``fixed``
-    (a split.json's "val" and "test") or the first ``n_test`` + ``n_val`` of the shuffled files."""
+    (a split.json's "val" and "test") or the first ``n_test`` + ``n_val`` of the shuffled files. With ``group``,
+    sizes count molecules (:func:`molecule_of`) and each training set holds every conformer of its molecules."""
     order = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
     if fixed:
         held = set(fixed["val"]) | set(fixed["test"])
@@ -55,9 +61,18 @@ def nested_splits(files: list[Path], sizes: list[int], n_val: int, n_test: int, 
     else:
         test, val = [f.name for f in order[:n_test]], [f.name for f in order[n_test:n_test + n_val]]
         pool = order[n_test + n_val:]
-    too_big = [n for n in sizes if n > len(pool)]
+    if group:
+        leaked = {molecule_of(f.name) for f in pool} & {molecule_of(x) for x in val + test}
+        if leaked:
+            raise SystemExit(f"molecules both in the pool and in validation/test: {sorted(leaked)[:3]}")
+        molecules = list(dict.fromkeys(molecule_of(f.name) for f in pool))  # shuffled order, first seen
+    unit = "molecules" if group else "structures"
+    too_big = [n for n in sizes if n > (len(molecules) if group else len(pool))]
     if too_big:
-        raise SystemExit(f"sizes {too_big} exceed the {len(pool)} structures left after validation and test")
+        raise SystemExit(f"sizes {too_big} exceed the {unit} left after validation and test")
+    if group:
+        return {n: {"train": [f.name for f in pool if molecule_of(f.name) in set(molecules[:n])], "val": val,
+                    "test": test} for n in sizes}
     return {n: {"train": [f.name for f in pool[:n]], "val": val, "test": test} for n in sizes}
 
 
@@ -155,7 +170,7 @@ def plot(rows: list[dict], fits: dict, png: Path, title: str) -> None:
             s, a = fits[key]
             xs = np.geomspace(min(n), max(n) * 4, 30)
             ax.loglog(xs, np.exp(a) * xs ** s, "--", color=colour, lw=0.8, label=f"fit N^{s:.2f}")
-    ax.set_xlabel("training structures")
+    ax.set_xlabel(f"training {'molecules' if rows and rows[0].get('grouped') else 'structures'}")
     ax.set_ylabel("error (meV)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6)
@@ -222,6 +237,8 @@ def main() -> None:
     ap.add_argument("--ghost-kpoints", type=int, default=200)
     ap.add_argument("--targets", type=float, nargs=2, default=[1.0, 10.0],
                     help="gauge MAE and band MAE goals (meV) to extrapolate to (default: 1 and 10)")
+    ap.add_argument("--group-by", choices=["structure", "molecule"], default="structure",
+                    help="what --sizes count: structures, or molecules (all conformers of each; '<molecule>-<k>.h5')")
     ap.add_argument("--runs", default="runs/learning_curve")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "learning_curve.json"))
     args = ap.parse_args()
@@ -236,7 +253,8 @@ def main() -> None:
         base = replace(base, data=[str(Path(d).resolve()) for d in args.data])
     files = [f for d in base.data for f in load_dataset(d)]
     fixed = json.loads(Path(args.split_from).read_text()) if args.split_from else None
-    splits = nested_splits(files, sorted(args.sizes), args.n_val, args.n_test, args.seed, fixed)
+    grouped = args.group_by == "molecule"
+    splits = nested_splits(files, sorted(args.sizes), args.n_val, args.n_test, args.seed, fixed, grouped)
     if args.stage in ("all", "train"):
         configs = {n: _config(base, root / f"n{n}", split, args) for n, split in splits.items()}
         for n, info in train_all(configs, args.jobs, args.threads).items():
@@ -247,7 +265,7 @@ def main() -> None:
     by_name = {f.name: f for f in files}
     rows = []
     for n, split in splits.items():
-        row = {"n_train": n, **evaluate_run(root / f"n{n}", by_name, split, args.heldout, args.ghost_kpoints)}
+        row = {"n_train": n, "grouped": grouped, "n_structures": len(split["train"]), **evaluate_run(root / f"n{n}", by_name, split, args.heldout, args.ghost_kpoints)}
         held = [row[Path(d).name] for d in args.heldout]
         row["heldout_mean"] = {k: (float(np.mean([h[k] for h in held])) if held and all(h[k] is not None for h in held)
                                    else None) for k in METRICS}
