@@ -11,7 +11,8 @@ The energy zero of a periodic calculation is arbitrary (more vacuum: H + c·S), 
 structure is also judged after removing the best c (``gauge_*``; the breakdowns by element pair and degree are
 gauge errors), and bands are judged as users see them: relative to E_F (VBM for gapped systems) within ±2 eV
 (``band_mae_ef_mev``, on a Γ-centred mesh), with ghost levels counted on random k-points
-(:mod:`tracegrad_ase.spectrum`). No ASE import here; structures arrive as :class:`~tracegrad_ase.hamiltonian.RealSpaceHamiltonian` objects.
+(:mod:`tracegrad_ase.spectrum`). No ASE import here; structures arrive as
+:class:`~tracegrad_ase.hamiltonian.RealSpaceHamiltonian` objects.
 """
 
 from __future__ import annotations
@@ -352,9 +353,9 @@ def evaluate(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.n
     ``gauge_mae_by_element_pair_mev``, ``gauge_mae_by_degree_mev``;
     ``eig_mae_mev`` (all levels/bands, absolute: depends on the zero), ``eig_occupied_mae_mev`` and
     ``homo_lumo_gap_error_mev`` (molecules, Γ), ``eig_near_edges_mae_mev`` (crystals on ``kpts``, default
-    :func:`default_kpoints`, absolute, within 2 eV of the band edges); ``band_mae_ef_mev``/``band_max_ef_mev``: levels relative to each spectrum's own E_F (VBM
-    when the truth has a gap), true levels within ±2 eV, on a Γ-centred mesh (:func:`spectrum.evaluation_mesh`,
-    ≤ 0.125 Å⁻¹ spacing;
+    :func:`default_kpoints`, absolute, within 2 eV of the band edges); ``band_mae_ef_mev``/``band_max_ef_mev``:
+    levels relative to each spectrum's own E_F (VBM when the truth has a gap), true levels within ±2 eV, on a
+    Γ-centred mesh (:func:`spectrum.evaluation_mesh`, ≤ 0.125 Å⁻¹ spacing;
     molecules: Γ); ``ghost_levels``: predicted levels more than 3 eV below (above: 10 % of its width) the truth's
     E_F-relative range on
     ``ghost_kpoints`` random k-points per structure, ``ghost_levels_domain`` the same against the model's training

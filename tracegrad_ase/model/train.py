@@ -68,7 +68,9 @@ def _all_sum(values: list[float]) -> list[float]:
     d = _dist()
     if d is None:
         return values
-    t = torch.tensor(values, dtype=torch.float64)
+    # NCCL reduces CUDA tensors only (gloo: CPU ones); each rank's current device is the one it trains on.
+    device = torch.device("cuda", torch.cuda.current_device()) if d.get_backend() == "nccl" else "cpu"
+    t = torch.tensor(values, dtype=torch.float64, device=device)
     d.all_reduce(t)
     return t.tolist()
 

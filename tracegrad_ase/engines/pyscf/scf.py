@@ -104,7 +104,8 @@ def extract_blocks(run: ScfRun, cutoff: float | None = None) -> RealSpaceHamilto
     basis = run.basis
     numbers = run.atoms.numbers
     # PySCF -> e3nn order, Hartree -> eV, in one place (S comes in e3nn order already).
-    h = [basis.convert_block(b, numbers[e[3]], numbers[e[4]], "pyscf", "e3nn") * HARTREE_TO_EV for b, e in zip(h, edges)]
+    h = [basis.convert_block(b, numbers[e[3]], numbers[e[4]], "pyscf", "e3nn") * HARTREE_TO_EV
+         for b, e in zip(h, edges)]
     meta = {
         "source": "pyscf",
         "settings": run.settings.to_dict(),
