@@ -8,6 +8,7 @@ Reported: Spearman rank correlation of σ and |error| over levels and over struc
 inside 2σ, and the committee's overhead in the calculator (with and without ``uncertainty=True``, one run).
 
     python benchmarks/committee_uncertainty.py calculators/carbon data/carbon-dzvp/heldout-*/structures/*.h5
+    python benchmarks/committee_uncertainty.py calculators/graphene-szv TEST.h5 ... --large 22   # + sparse path
 """
 
 from __future__ import annotations
@@ -68,11 +69,37 @@ def overhead(model: str, path: Path, repeats: int = 2) -> dict:
             "ratio": min(out[True]) / min(out[False]), "structure": str(path)}
 
 
+def large_overhead(model: str, n: int, n_bands: int = 16) -> dict:
+    """The same on the sparse path: an n x n graphene sheet (2 n² atoms, rattled by 0.02 Å so that no level is
+    exactly degenerate), two k-points, ``n_bands`` levels near E_F; single member vs committee, one run."""
+    from ase.build import graphene
+
+    from tracegrad_ase.calculator import TraceGradCalculator
+
+    sheet = graphene(a=2.46, vacuum=5.0).repeat((n, n, 1))
+    sheet.pbc = [True, True, False]
+    sheet.rattle(0.02, seed=0)
+    kpts = [[0.0, 0.0, 0.0], [0.1, 0.2, 0.0]]
+    out = {}
+    for flag in (False, True):
+        calc = TraceGradCalculator(model, kpts=kpts, n_bands=n_bands, uncertainty=flag)
+        t0 = time.perf_counter()
+        calc.calculate(sheet.copy())
+        out[flag] = (time.perf_counter() - t0, calc.results)
+    res = out[True][1]
+    return {"atoms": len(sheet), "orbitals": int(res["hamiltonian"].norb), "n_bands": n_bands, "kpoints": len(kpts),
+            "single_s": out[False][0], "committee_s": out[True][0], "ratio": out[True][0] / out[False][0],
+            "fermi_level_std_ev": float(res["fermi_level_std"]),
+            "max_sigma_near_fermi_ev": float(res["uncertainty_near_fermi"])}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", help="model folder or shipped name, with committee/ members")
     ap.add_argument("files", nargs="+", type=Path, help="held-out ground-truth .h5 files")
     ap.add_argument("--json", type=Path, default=OUT)
+    ap.add_argument("--large", type=int, nargs="*", default=[],
+                    help="n of n x n graphene sheets whose sparse-path committee overhead is measured too")
     args = ap.parse_args()
     main_model = load(args.model)
     models = [main_model] + committee.load_members(args.model, main_model)
@@ -93,6 +120,7 @@ def main() -> None:
         else None,
         "inside_2sigma": float(np.mean(err <= 2 * sig)), "inside_2sigma_rel": float(np.mean(err <= 2 * sig_rel)),
         "overhead": overhead(args.model, args.files[0]),
+        "overhead_large": [large_overhead(args.model, n) for n in args.large],
     }
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in summary.items()})
     merge_results(args.json, Path(str(args.model)).name, {"summary": summary, "structures": rows,

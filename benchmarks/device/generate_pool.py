@@ -6,7 +6,8 @@ Runs one PySCF process per structure (one thread each), newest-first with ``--re
 ``tracegrad generate`` of the same recipe elsewhere meets it in the middle. Stops handing out work at the deadline,
 kills what is still running, and leaves ``OUT_DIR/structures/{name}.h5`` for every finished structure: the same
 files ``tracegrad generate`` writes, which it then skips (same geometry and settings) when they are copied into the
-recipe's data set. Used for the GPU machine's spare cores (benchmarks/device/README.md).
+recipe's data set. Used for the GPU machine's spare cores (benchmarks/device/README.md), and on the VM when some
+structures are needed first (``--first NAME ...``: a split's validation and test sets before its training set).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def main() -> None:
     ap.add_argument("--skip-dir", help="a data set whose finished structures (same geometry and settings) are skipped")
     ap.add_argument("--start", type=int, default=0,
                     help="skip the first START structures of the order (done elsewhere)")
+    ap.add_argument("--first", nargs="*", default=[],
+                    help="structure names computed before all others (e.g. a split's validation and test sets)")
     args = ap.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
@@ -59,6 +62,7 @@ def main() -> None:
     if args.reverse:
         todo = todo[::-1]
     todo = todo[args.start:]
+    todo.sort(key=lambda a: a.info["name"] not in set(args.first))  # stable: the rest keep their order
     out = Path(args.out_dir) / "structures"
     out.mkdir(parents=True, exist_ok=True)
     print(f"{len(todo)} of {len(structures)} structures to do, {args.procs} processes", flush=True)
