@@ -199,12 +199,14 @@ def report(rows: list[dict], args, tag: str, runs: Path) -> None:
                              "extrapolation": extrapolation, "fit_min": args.fit_min, "runs": str(runs),
                              "settings": vars(args),
                              "png": str(png), "machine": machine()})
-    print(f"\n{'N train':>8} {'set':>16} {'gauge MAE':>10} {'band MAE':>10} {'ghosts':>7}")
+    print(f"\n{'N train':>8} {'set':>26} {'gauge MAE':>10} {'band MAE':>10} {'gap error':>10} {'ghosts':>7}")
     for r in rows:
         for name, m in r.items():
             if isinstance(m, dict) and "ghost_levels" in m:
                 band = "n/a" if m["band_mae_ef_mev"] is None else f"{m['band_mae_ef_mev']:.1f}"
-                print(f"{r['n_train']:8d} {name:>16} {m['gauge_mae_mev']:10.3f} {band:>10} {m['ghost_levels']:7d}")
+                gap = "n/a" if m.get("homo_lumo_gap_error_mev") is None else f"{m['homo_lumo_gap_error_mev']:.0f}"
+                print(f"{r['n_train']:8d} {name:>26} {m['gauge_mae_mev']:10.3f} {band:>10} {gap:>10} "
+                      f"{m['ghost_levels']:7d}")
     for k, v in fits.items():
         if v is not None:
             e = extrapolation[k]
