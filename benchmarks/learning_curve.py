@@ -71,8 +71,9 @@ def nested_splits(files: list[Path], sizes: list[int], n_val: int, n_test: int, 
     if too_big:
         raise SystemExit(f"sizes {too_big} exceed the {unit} left after validation and test")
     if group:
-        return {n: {"train": [f.name for f in pool if molecule_of(f.name) in set(molecules[:n])], "val": val,
-                    "test": test} for n in sizes}
+        chosen = {n: set(molecules[:n]) for n in sizes}
+        return {n: {"train": [f.name for f in pool if molecule_of(f.name) in chosen[n]], "val": val, "test": test}
+                for n in sizes}
     return {n: {"train": [f.name for f in pool[:n]], "val": val, "test": test} for n in sizes}
 
 

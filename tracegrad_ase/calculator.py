@@ -300,13 +300,11 @@ class TraceGradCalculator(Calculator):
         _check_finite(sol.energies, ef)
         ham.meta["fermi_level_ev"] = ef
         self.solution = sol
-        straddles = (sol.energies <= ef).any() and (sol.energies > ef).any()  # a window away from E_F has no gap
         self.results = {"hamiltonian": ham, "eigenvalues": spin_axis(sol.energies), "fermi_level": ef,
                         "n_electrons": nelec, **_domain_results(ham),
-                        "band_gap": electronic.band_gap(sol.energies, sol.kpts, ef) if straddles else None}
+                        "band_gap": electronic.window_band_gap(sol.energies, sol.kpts, ef)}
         if self._members:
-            spread = committee.window_spread(self.atoms, ham, sol.energies, ef, self._members, kpts, sigma,
-                                             sol.energies.shape[1])
+            spread = committee.window_spread(self.atoms, self.asm, sol.energies, ef, self._members, kpts, sigma)
             self.results.update(committee.results(spread, sol.energies, ef))
 
     # -- ASE's electronic-structure interface -----------------------------------------------------

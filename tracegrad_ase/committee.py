@@ -103,52 +103,55 @@ def spread(atoms, main_ham: RealSpaceHamiltonian, main_energies: np.ndarray, mai
         fermis.append(ef)
     for e, ef in zip(levels, fermis):
         gaps.append(electronic.band_gap(e, kpts, ef)["gap"])
-    stack, gaps_arr = np.stack(levels), np.asarray(gaps, dtype=float)
     # Bands are read relative to E_F, so the spread of ε - E_F is what a shaded band plot means. On the carbon
     # committee's held-out sets it covers about as many true errors within 2σ as the spread of absolute levels
     # (85 vs 83 %), with a weaker per-level rank correlation (0.18 vs 0.31): benchmarks/committee_uncertainty.py.
-    std = (stack - np.asarray(fermis)[:, None, None]).std(axis=0, ddof=1)
+    std = (np.stack(levels) - np.asarray(fermis)[:, None, None]).std(axis=0, ddof=1)
     if std.shape[1] < np.asarray(main_energies).shape[1]:  # levels some member lacks: no spread known
         std = np.pad(std, ((0, 0), (0, np.asarray(main_energies).shape[1] - std.shape[1])), constant_values=np.nan)
+    return _spread_of(std, fermis, gaps)
+
+
+def _spread_of(std: np.ndarray, fermis: list[float], gaps: list[float]) -> Spread:
+    """The :class:`Spread` of the members' level spread ``std``, Fermi levels and gaps (0 for a metal)."""
+    gaps_arr = np.asarray(gaps, dtype=float)
     return Spread(eigenvalues_std=std, fermi_level_std=float(np.std(fermis, ddof=1)),
                   band_gap_std=None if not gaps_arr.any() else float(gaps_arr.std(ddof=1)),
-                  fermi_levels=np.asarray(fermis), gaps=gaps_arr, size=len(levels))
+                  fermi_levels=np.asarray(fermis), gaps=gaps_arr, size=len(fermis))
 
 
-def window_spread(atoms, main_ham: RealSpaceHamiltonian, main_energies: np.ndarray, main_fermi: float,
-                  members: list, kpts: np.ndarray, sigma: float, n_bands: int, pad: int = 4) -> Spread:
-    """:func:`spread` for large cells, where only a window of ``n_bands`` levels near ``sigma`` is known (sparse
-    shift-invert). Each member finds its own E_F (:func:`~tracegrad_ase.electronic.sparse_fermi_level`, at Γ)
-    and solves a window ``pad`` levels wider on each side at the same offset from it. Levels are matched by their
-    absolute band index, which one inertia count per k-point and member gives
-    (:func:`~tracegrad_ase.electronic.states_below`): matching by position in the window would pair different
-    bands wherever a level sits near E_F in one member and not in another. A level no member window reaches
-    has a NaN spread.
+def window_spread(atoms, main_asm: electronic.BlochAssembler, main_energies: np.ndarray, main_fermi: float,
+                  members: list, kpts: np.ndarray, sigma: float, pad: int = 4) -> Spread:
+    """:func:`spread` for large cells, where only a window of levels near ``sigma`` is known (sparse shift-invert;
+    ``main_energies``: member 0's window, solved from ``main_asm``). Each member finds its own E_F
+    (:func:`~tracegrad_ase.electronic.sparse_fermi_level`, at Γ) and solves a window ``pad`` levels wider on each
+    side at the same offset from it. Levels are matched by their absolute band index, which one inertia count per
+    k-point and member gives (:func:`~tracegrad_ase.electronic.states_below`): matching by position in the window
+    would pair different bands wherever a level sits near E_F in one member and not in another. A level no member
+    window reaches has a NaN spread.
     """
+    main_ham = main_asm.ham
     nelec = electronic.electron_count(main_ham)
-    main_asm = electronic.BlochAssembler(main_ham)
     main_energies = np.asarray(main_energies)
+    n_bands = main_energies.shape[1]
+    offset = sigma - main_fermi  # each member's window sits as far from its own E_F
     first = _window_starts(main_asm, kpts, sigma, main_energies)
     rel = [main_energies - main_fermi]
     fermis, gaps = [main_fermi], [_window_gap(main_energies, kpts, main_fermi)]
     for model in members:
         asm = electronic.BlochAssembler(aligned(predict_hamiltonian(atoms, model), main_ham))
         ef = electronic.sparse_fermi_level(asm, nelec, guess=main_fermi)["fermi_level"]
-        shift = sigma - main_fermi
-        sol = electronic.solve_k(asm, kpts, sparse=True, sigma=ef + shift, n_bands=n_bands + 2 * pad)
-        starts = _window_starts(asm, kpts, ef + shift, sol.energies)
+        sol = electronic.solve_k(asm, kpts, sparse=True, sigma=ef + offset, n_bands=n_bands + 2 * pad)
+        starts = _window_starts(asm, kpts, ef + offset, sol.energies)
         matched = np.full(main_energies.shape, np.nan)
         for ik in range(len(kpts)):
-            pos = first[ik] - starts[ik] + np.arange(main_energies.shape[1])  # the same bands in this window
+            pos = first[ik] - starts[ik] + np.arange(n_bands)  # the same bands in this window
             ok = (pos >= 0) & (pos < sol.energies.shape[1])
             matched[ik, ok] = sol.energies[ik, pos[ok]] - ef
         rel.append(matched)
         fermis.append(ef)
         gaps.append(_window_gap(sol.energies, kpts, ef))
-    gaps_arr = np.asarray(gaps, dtype=float)
-    return Spread(eigenvalues_std=np.std(np.stack(rel), axis=0, ddof=1), fermi_level_std=float(np.std(fermis, ddof=1)),
-                  band_gap_std=None if not gaps_arr.any() else float(gaps_arr.std(ddof=1)),
-                  fermi_levels=np.asarray(fermis), gaps=gaps_arr, size=len(rel))
+    return _spread_of(np.std(np.stack(rel), axis=0, ddof=1), fermis, gaps)
 
 
 def _window_starts(asm, kpts: np.ndarray, sigma: float, energies: np.ndarray) -> np.ndarray:
@@ -160,9 +163,8 @@ def _window_starts(asm, kpts: np.ndarray, sigma: float, energies: np.ndarray) ->
 
 def _window_gap(energies: np.ndarray, kpts: np.ndarray, fermi: float) -> float:
     """The gap a window shows (0 when it does not straddle E_F, like a metal's)."""
-    if not ((energies <= fermi).any() and (energies > fermi).any()):
-        return 0.0
-    return float(electronic.band_gap(energies, kpts, fermi)["gap"])
+    gap = electronic.window_band_gap(energies, kpts, fermi)
+    return 0.0 if gap is None else float(gap["gap"])
 
 
 def results(spread_: Spread, energies: np.ndarray, fermi: float, threshold: float = THRESHOLD_EV) -> dict:

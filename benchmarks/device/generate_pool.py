@@ -62,7 +62,8 @@ def main() -> None:
     if args.reverse:
         todo = todo[::-1]
     todo = todo[args.start:]
-    todo.sort(key=lambda a: a.info["name"] not in set(args.first))  # stable: the rest keep their order
+    first = set(args.first)
+    todo.sort(key=lambda a: a.info["name"] not in first)  # stable: the rest keep their order
     out = Path(args.out_dir) / "structures"
     out.mkdir(parents=True, exist_ok=True)
     print(f"{len(todo)} of {len(structures)} structures to do, {args.procs} processes", flush=True)

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from .bloch import BlochAssembler, bloch_dense, bloch_sparse
 from .dos import DOS_CHUNK, dos, mulliken_weights, projected_dos
-from .filling import NSPINS, SMEARINGS, SPIN_DEGENERACY, band_gap, electron_count, fermi_level, occupations
+from .filling import (NSPINS, SMEARINGS, SPIN_DEGENERACY, band_gap, electron_count, fermi_level, occupations,
+                      window_band_gap)
 from .large_cell import sparse_fermi_level
 from .molecules import density_matrices, molecular_orbitals
 from .solve import (DEFAULT_SPARSE_BANDS, LINDEP_THRESHOLD, PREDICTED_LINDEP, SPARSE_THRESHOLD, KSolution,
@@ -61,4 +62,5 @@ __all__ = [
     "states_below",
     "supercell_map",
     "unfold",
+    "window_band_gap",
 ]

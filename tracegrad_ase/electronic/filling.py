@@ -19,7 +19,7 @@ from .bloch import as_assembler, check_kpts, kpoint_weights
 from .solve import SPARSE_THRESHOLD, band_energies, states_below
 
 __all__ = ["DEGENERACY_TOL", "FERMI_COUNT_WINDOW", "NSPINS", "SMEARINGS", "SPIN_DEGENERACY", "band_gap",
-           "electron_count", "electrons_below_fermi_level", "fermi_level", "occupations", "spin_axis",
+           "electron_count", "window_band_gap", "electrons_below_fermi_level", "fermi_level", "occupations", "spin_axis",
            "valence_electrons"]
 
 #: Electrons per level: spin-degenerate (restricted) Hamiltonians only.
@@ -236,6 +236,15 @@ def _fermi_level_step(e: np.ndarray, w: np.ndarray, n: float) -> float:
 
 
 # -- band gap ---------------------------------------------------------------------------------------------------
+def window_band_gap(energies: np.ndarray, kpts: Any, fermi: float) -> dict[str, Any] | None:
+    """:func:`band_gap` of a window of levels (the sparse path's), or None when the window does not straddle
+    ``fermi``: a window away from E_F says nothing about the gap."""
+    e = np.asarray(energies)
+    if not ((e <= fermi).any() and (e > fermi).any()):
+        return None
+    return band_gap(e, kpts, fermi)
+
+
 def band_gap(energies: np.ndarray, kpts: Any, fermi: float) -> dict[str, Any]:
     """Band gap around the Fermi level ``fermi`` (eV).
 
