@@ -3,7 +3,8 @@
 For each ground-truth HDF5 file: the truth's levels (its H(R), S(R)) and the model's (predicted on the truth's
 edges, overlap from the data) on the evaluation mesh (``electronic.spectrum.evaluation_mesh``, with at least
 ``--min-mesh`` and at most ``--max-mesh`` points per periodic direction), E_F and gap from each, and the
-E_F/VBM-aligned band error within ±2 eV (``electronic.spectrum.band_errors``). With ``--uncertainty`` the committee's gap spread is added.
+E_F/VBM-aligned band error within ±2 eV (``electronic.spectrum.band_errors``). With ``--uncertainty`` the
+committee's gap spread is added.
 
     python benchmarks/heldout_gaps.py calculators/carbon data/carbon-dzvp/heldout-diamond/structures/*.h5
 """
