@@ -198,3 +198,34 @@ def test_a_non_finite_loss_stops_training_and_names_the_structures(tmp_path, dat
         train(_config(tmp_path, dataset, epochs=2))
     after = load_model(tmp_path / "run" / "checkpoints" / "last").state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # the last good checkpoint is untouched
+
+
+def test_init_from_starts_from_the_models_weights_and_checks_that_it_fits(tmp_path, dataset):
+    from tracegrad_ase.core.errors import ConfigError
+
+    def distance(a, b):
+        return max(float((x - y).abs().max()) for x, y in zip(a.state_dict().values(), b.state_dict().values())
+                   if x.numel())
+
+    train(_config(tmp_path, dataset, epochs=3, out=str(tmp_path / "first")))
+    first = load_model(tmp_path / "first" / "checkpoints" / "best", torch.float64)
+    # One epoch at a tiny LR stays next to where it starts: the first model's weights (a run folder names its best
+    # checkpoint), not the seed's fresh ones.
+    tiny = dict(epochs=1, lr=1e-9, min_lr=1e-12)
+    state = train(_config(tmp_path, dataset, **tiny, model={}, out=str(tmp_path / "tuned"),
+                          init_from=str(tmp_path / "first")))
+    train(_config(tmp_path, dataset, **tiny, out=str(tmp_path / "fresh")))
+    tuned = load_model(tmp_path / "tuned" / "checkpoints" / "last", torch.float64)
+    fresh = load_model(tmp_path / "fresh" / "checkpoints" / "last", torch.float64)
+    assert state["epoch"] == 1 and tuned.config == first.config
+    assert distance(tuned, first) < 1e-6 < 1e-2 < distance(fresh, first)
+
+    with pytest.raises(ConfigError, match="cutoff: 3.0 in the model, 2.5 here"):
+        train(_config(tmp_path, dataset, model={"cutoff": 2.5}, out=str(tmp_path / "clash"),
+                      init_from=str(tmp_path / "first")))
+    with pytest.raises(DataFormatError, match="neither a model folder nor a run folder"):
+        train(_config(tmp_path, dataset, model={}, out=str(tmp_path / "none"), init_from=str(tmp_path)))
+    only_h = tmp_path / "only_h"
+    save_model(build_model(ModelConfig(elements=["H"], basis=BASIS.to_dict(), **SMALL), torch.float64), only_h)
+    with pytest.raises(DataFormatError, match="element O is unknown to the init_from model"):
+        train(_config(tmp_path, dataset, model={}, out=str(tmp_path / "o"), init_from=str(only_h)))

@@ -44,7 +44,8 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=0,
                     help="skip the first START structures of the order (done elsewhere)")
     ap.add_argument("--first", nargs="*", default=[],
-                    help="structure names computed before all others (e.g. a split's validation and test sets)")
+                    help="structure names computed before all others, in this order (e.g. a split's validation and "
+                         "test sets, or the cheapest molecules first)")
     args = ap.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
@@ -62,8 +63,8 @@ def main() -> None:
     if args.reverse:
         todo = todo[::-1]
     todo = todo[args.start:]
-    first = set(args.first)
-    todo.sort(key=lambda a: a.info["name"] not in first)  # stable: the rest keep their order
+    rank = {name: k for k, name in enumerate(args.first)}
+    todo.sort(key=lambda a: rank.get(a.info["name"], len(rank)))  # stable: the rest keep their order
     out = Path(args.out_dir) / "structures"
     out.mkdir(parents=True, exist_ok=True)
     print(f"{len(todo)} of {len(structures)} structures to do, {args.procs} processes", flush=True)

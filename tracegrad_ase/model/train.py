@@ -33,7 +33,7 @@ from ..core.dtypes import dtype_names
 from ..io.atomic import atomic_write_json, atomic_write_text
 from ..core.basis import OrbitalBasis
 from ..io.h5 import load_dataset, load_h5, split_dataset
-from ..core.errors import DataFormatError, TrainingDivergedError
+from ..core.errors import ConfigError, DataFormatError, TrainingDivergedError
 from ..electronic.solve import PREDICTED_LINDEP
 from .checkpoint import load_model, load_training_state, resolve_folder, save_model, stored_val_loss
 from .data import GraphBatch, collate, graph_from_hamiltonian
@@ -215,7 +215,35 @@ def _resumed_or_new(cfg: TrainConfig, out: Path, last: Path, dtype: torch.dtype,
         _check_same_run(out, state.get("train_config", {}), cfg)
         return model, trainer_state, state
     torch.manual_seed(cfg.seed)
+    if cfg.init_from:
+        return _initial_model(cfg, hams, dtype), None, None
     return build_model(_model_config(cfg, hams, train_files), dtype), None, None
+
+
+def _initial_model(cfg: TrainConfig, hams: dict, dtype: torch.dtype) -> TraceGradNet:
+    """The model named by ``init_from`` (a model folder, or a run folder's best checkpoint), checked to fit the data:
+    every element of the data known to it with the same orbitals, and no ``model`` setting that contradicts it."""
+    source = Path(cfg.init_from)
+    folder = source if (resolve_folder(source) / "model.json").is_file() else best_checkpoint(source)
+    if not (resolve_folder(folder) / "model.json").is_file():
+        raise DataFormatError(f"init_from {source}: neither a model folder nor a run folder with checkpoints/best")
+    model = load_model(folder, dtype)
+    known = OrbitalBasis.from_dict(model.config.basis)
+    for p, h in hams.items():
+        for e in sorted(set(h.atoms.get_chemical_symbols())):
+            if e not in model.config.elements:
+                raise DataFormatError(f"{p}: element {e} is unknown to the init_from model {folder} "
+                                      f"(it has {model.config.elements}); train a new model instead")
+            if h.basis.name != known.name or h.basis.shells_of(e) != known.shells_of(e):
+                raise DataFormatError(f"{p}: the orbitals of {e} ({h.basis.name} {h.basis.shells_of(e)}) differ from "
+                                      f"the init_from model's ({known.name} {known.shells_of(e)})")
+    have = model.config.to_dict()
+    clash = {k: (have.get(k), v) for k, v in cfg.model.items() if have.get(k) != v}
+    if clash:
+        detail = "; ".join(f"{k}: {a!r} in the model, {b!r} here" for k, (a, b) in clash.items())
+        raise ConfigError(f"init_from keeps its model's settings, and 'model' contradicts them ({detail}); "
+                          "drop those keys or train a new model")
+    return model
 
 
 def _optimizers(model: TraceGradNet, cfg: TrainConfig, trainer_state: dict | None):

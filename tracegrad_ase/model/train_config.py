@@ -16,7 +16,7 @@ from ..core.errors import DataFormatError
 #: split, and the old split.json would be overwritten). Epochs, time limits, early stopping, device may change.
 RESUME_MUST_MATCH = ("data", "model", "split", "seed", "batch_size", "lr", "weight_decay", "lr_factor",
                      "lr_patience", "grad_clip", "trace_weight", "dtype", "gauge", "band_weight", "band_kpoints",
-                     "band_window_ev", "split_file")
+                     "band_window_ev", "split_file", "init_from")
 
 
 @dataclass
@@ -46,6 +46,10 @@ class TrainConfig:
     # A JSON {"train": [...], "val": [...], "test": [...]} of structure file names (as in a run's split.json): a
     # fixed split instead of drawing one with `split` and `seed` (learning curves share validation and test sets).
     split_file: str | None = None
+    # A model folder (or a run folder: its checkpoints/best) whose weights start this run instead of random ones:
+    # fine-tuning when the data set has grown. Its architecture, elements and basis are kept; the optimizer starts
+    # afresh at `lr`.
+    init_from: str | None = None
     early_stopping: int = 40  # epochs without validation improvement
     max_time_s: float | None = None  # stop (with a checkpoint) after this much wall time
     dtype: str = "float32"
@@ -73,8 +77,9 @@ class TrainConfig:
         raw["data"] = [str(p if Path(p).is_absolute() else root / p) for p in raw.get("data", [])]
         if "out" in raw and not Path(raw["out"]).is_absolute():
             raw["out"] = str(root / raw["out"])
-        if raw.get("split_file") and not Path(raw["split_file"]).is_absolute():
-            raw["split_file"] = str(root / raw["split_file"])
+        for key in ("split_file", "init_from"):
+            if raw.get(key) and not Path(raw[key]).is_absolute():
+                raw[key] = str(root / raw[key])
         return cls(**raw)
 
     def __post_init__(self) -> None:
@@ -123,7 +128,8 @@ class TrainConfig:
                  "band_weight": (lambda v: number(v, 0), "a number >= 0"),
                  "band_kpoints": (lambda v: integer(v, 1), "an integer >= 1"),
                  "band_window_ev": (lambda v: number(v, 0, True), "a number > 0"),
-                 "split_file": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a file name or null")}
+                 "split_file": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a file name or null"),
+                 "init_from": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a model folder or null")}
         rules += [(k, ok(getattr(self, k)), what) for k, (ok, what) in later.items() if hasattr(self, k)]
         problems = [f"{name}={getattr(self, name)!r} (must be {what})" for name, ok, what in rules if not ok]
         if problems:

@@ -8,6 +8,10 @@ split of the files that exist (``split_file`` refuses names that are not in the 
 organic file in its part, puts every structure of the other folders (the ten molecules of the earlier model, none
 of them held out) into training, splits organic_split.json's validation molecules into validation and test, and
 never lets a held-out name in.
+
+A model fine-tuned from an earlier one (``init_from``) must be tested on molecules that model never chose itself
+by: ``--previous`` keeps every molecule of the earlier split's validation and test sets in its part, and
+alternates only the new ones.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ def main() -> None:
     ap.add_argument("extra", nargs="*", help="other data set folders, all for training")
     ap.add_argument("--split", default=str(Path(__file__).with_name("organic_split.json")))
     ap.add_argument("--out", required=True)
+    ap.add_argument("--previous", help="an earlier split whose validation and test molecules stay where they are")
     args = ap.parse_args()
     full = json.loads(Path(args.split).read_text())
     present = {p.name for p in (Path(args.organic) / "structures").glob("*.h5")}
@@ -33,10 +38,15 @@ def main() -> None:
         raise SystemExit(f"held-out structures in the training folders: {leaked[:5]}")
     # organic_split.json's validation molecules, alternately to validation (model selection) and test (the card's
     # test figures); a molecule's conformers ("<molecule>-<k>.h5") stay together.
-    val_molecules = sorted({n.rsplit("-", 1)[0] for n in present & set(full["val"])})
-    test_molecules = set(val_molecules[1::2])
-    val = sorted(n for n in present & set(full["val"]) if n.rsplit("-", 1)[0] not in test_molecules)
-    test = sorted(n for n in present & set(full["val"]) if n.rsplit("-", 1)[0] in test_molecules)
+    def molecule(name: str) -> str:
+        return name.rsplit("-", 1)[0]
+
+    before = json.loads(Path(args.previous).read_text()) if args.previous else {"val": [], "test": []}
+    kept_val, kept_test = ({molecule(n) for n in before[part]} for part in ("val", "test"))
+    val_molecules = sorted({molecule(n) for n in present & set(full["val"])} - kept_val - kept_test)
+    test_molecules = set(val_molecules[1::2]) | kept_test
+    val = sorted(n for n in present & set(full["val"]) if molecule(n) not in test_molecules)
+    test = sorted(n for n in present & set(full["val"]) if molecule(n) in test_molecules)
     split = {"train": sorted(present & set(full["train"])) + extra, "val": val, "test": test}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(split, indent=1))
