@@ -77,6 +77,17 @@ def _complete_domain(model_json: dict, train_files: list[Path]) -> None:
             domain[key] = new[key]
 
 
+def _record_digests(card: dict, parts: dict[str, list[Path]], heldout: list[str]) -> None:
+    """Content digests of the files each part used, and of each held-out folder (``tracegrad digest`` checks a
+    copy of the data against them)."""
+    from tracegrad_ase.io.h5 import data_digest, load_dataset
+
+    digests = {part: data_digest(files) for part, files in parts.items()}
+    digests.update({f"heldout:{Path(f).name}": data_digest(load_dataset(f)) for f in heldout})
+    card.setdefault("data", {})["digests"] = digests
+    card["data"]["digest_command"] = "tracegrad digest DATA_FOLDERS... --split RUN/split.json  (held out: FOLDER)"
+
+
 def _redrawn_split(dest: Path, data: list[str]) -> dict[str, list[Path]]:
     """The training run's split, drawn again from the shipped train.yaml's split and seed, for models whose run
     folder is gone. split_dataset depends only on the sorted file names, so the split is drawn over every name the
@@ -138,6 +149,7 @@ def main() -> None:
         card.get("training", {}).pop("baseline", None)
         if args.committee:  # members trained later beside weights whose run folder is gone
             card["committee"] = _ship_committee(dest, args.name, [Path(r) for r in args.committee])
+        _record_digests(card, {k: split[k] for k in ("train", "val", "test")}, args.heldout)
         test_args, test_split = [str(f) for f in split["test"]], "files"
         _reevaluated(card, dest, best, test_args, test_split, args)
         return
@@ -148,8 +160,9 @@ def main() -> None:
     shutil.copy2(best / "model.safetensors", dest / "model.safetensors")
     model_json = json.loads((best / "model.json").read_text())
     model_json["metadata"]["name"] = args.name
-    names = set(json.loads(split_file(run).read_text())["train"])
-    _complete_domain(model_json, _training_files(args.data, names))
+    run_split = json.loads(split_file(run).read_text())
+    parts = {part: _training_files(args.data, set(run_split[part])) for part in ("train", "val", "test")}
+    _complete_domain(model_json, parts["train"])
     (dest / "model.json").write_text(json.dumps(model_json, indent=2))
 
     card = yaml.safe_load((dest / "card.in.yaml").read_text())
@@ -159,6 +172,7 @@ def main() -> None:
                      "muls": cfg["muls"], "dtype": model_json["dtype"],
                      "weights_bytes": (dest / "model.safetensors").stat().st_size}
     card["training"] = {**card.get("training", {}), **_training(run)}
+    _record_digests(card, parts, args.heldout)
     if args.committee:
         card["committee"] = _ship_committee(dest, args.name, [Path(r) for r in args.committee])
     _reevaluated(card, dest, best, args.data, "test", args)

@@ -171,3 +171,23 @@ def test_cif_read_through_ase_or_pymatgen(tmp_path):
 
     with pytest.raises(TraceGradError, match="cannot read a structure"):
         read_structure(str(bad))
+
+
+def test_digest_per_split_part_and_bad_splits(tmp_path):
+    import numpy as np
+    from test_deeph_format import make_ham
+
+    from tracegrad_ase.io.h5 import data_digest, save_h5
+
+    rng = np.random.default_rng(0)
+    files = [save_h5(make_ham(rng), tmp_path / "d" / "structures" / f"s{k}.h5") for k in range(3)]
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["s0.h5", "s2.h5"], "test": ["s1.h5"]}))
+    r = tracegrad("digest", tmp_path / "d", "--split", split)
+    assert r.returncode == 0, r.stderr
+    lines = {line.split()[0]: line.split() for line in r.stdout.splitlines()}
+    assert lines["train"][1] == "2" and lines["train"][-1] == data_digest([files[0], files[2]])["sha256"]
+    assert lines["test"][-1] == data_digest([files[1]])["sha256"]
+    split.write_text(json.dumps({"train": ["s0.h5", "nope.h5"]}))
+    r = tracegrad("digest", tmp_path / "d", "--split", split)
+    assert r.returncode == 2 and "1 train structure(s) are not in" in r.stderr and "nope.h5" in r.stderr

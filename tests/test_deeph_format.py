@@ -237,3 +237,26 @@ def test_overwrites_deeph_folder_but_not_user_files(tmp_path, rng):
     write_deeph(first, tmp_path / "empty")  # an empty directory is fine
     # no temporary siblings are left behind by any of the above
     assert sorted(os.listdir(tmp_path)) == ["empty", "file", "mine", "s0"]
+
+
+def test_content_digest_follows_the_numbers_not_the_file(tmp_path, ham):
+    """A card's data digest: equal for the same numbers whatever the run's timings or the files' order and place,
+    different for a change far below any physical tolerance, and a clear error for a damaged file."""
+    from dataclasses import replace
+
+    from tracegrad_ase.io.h5 import content_digest, data_digest, save_h5
+
+    a = save_h5(replace(ham, meta={**ham.meta, "scf_wall_time_s": 1.0}), tmp_path / "one" / "a.h5")
+    b = save_h5(replace(ham, meta={**ham.meta, "scf_wall_time_s": 9.0}), tmp_path / "two" / "a.h5")
+    assert content_digest(a) == content_digest(b)
+    nudged = [x.copy() for x in ham.hamiltonian]
+    nudged[3][0, 0] += 1e-12
+    c = save_h5(replace(ham, hamiltonian=nudged), tmp_path / "three" / "a.h5")
+    d = save_h5(replace(ham, meta={**ham.meta, "fermi_level_ev": -3.0}), tmp_path / "four" / "a.h5")
+    assert len({content_digest(a), content_digest(c), content_digest(d)}) == 3
+    e = save_h5(ham, tmp_path / "one" / "e.h5")
+    assert data_digest([a, e]) == data_digest([e, a]) != data_digest([b])
+    assert data_digest([a, e])["structures"] == 2
+    e.write_bytes(e.read_bytes()[:200])
+    with pytest.raises(DataFormatError, match="e.h5: unreadable structure file"):
+        content_digest(e)

@@ -103,6 +103,14 @@ def _add_truth_commands(sub) -> None:
     g.add_argument("--out", default=None, help="the data set's folder (default: the recipe's out_dir, relative to it)")
     g.set_defaults(func=_cmd_generate)
 
+    dg = sub.add_parser("digest", help="content digests of data set folders, as model cards record them",
+                        description="SHA-256 over the structures' names and content (arrays and attributes, not "
+                        "wall times), so a copy or a rewrite of the same numbers matches and different data never "
+                        "do. With --split, one digest per part of a training run's split.json.")
+    dg.add_argument("folders", nargs="+", help="data set folders (each with structures/*.h5)")
+    dg.add_argument("--split", default=None, help="a split.json ({\"train\": [names], ...}): a digest per part")
+    dg.set_defaults(func=_cmd_digest)
+
 
 def _add_prediction_commands(sub) -> None:
     """bands, dos, predict, models: the commands that use a trained model."""
@@ -246,6 +254,32 @@ def _cmd_truth(args) -> int:
     if args.bands:
         rep = _bands_report(run, ham, Path(args.bands), f"{atoms.get_chemical_formula()}: H(R) bands vs PySCF")
         print(f"bands -> {args.bands}; max error {rep['max_error_mev_near_edges']:.3f} meV within 2 eV of the band edges")
+    return 0
+
+
+def _cmd_digest(args) -> int:
+    from .core.errors import DataFormatError, InputNotFoundError
+    from .io.h5 import data_digest, load_dataset
+
+    files = {f.name: f for d in args.folders for f in load_dataset(d)}
+    parts: dict[str, list[Path]] = {"all": sorted(files.values())}
+    if args.split:
+        try:
+            split = json.loads(Path(args.split).read_text())
+        except (OSError, ValueError) as exc:
+            raise DataFormatError(f"{args.split}: not a readable split file ({exc})") from None
+        if not isinstance(split, dict) or not all(isinstance(v, list) for v in split.values()):
+            raise DataFormatError(f"{args.split}: a split file maps parts to lists of structure names")
+        parts = {}
+        for part, names in split.items():
+            missing = [n for n in names if n not in files]
+            if missing:
+                raise InputNotFoundError(f"{args.split}: {len(missing)} {part} structure(s) are not in "
+                                         f"{args.folders}, e.g. {missing[0]}")
+            parts[part] = [files[n] for n in names]
+    for part, paths in parts.items():
+        d = data_digest(paths)
+        print(f"{part:8s} {d['structures']:6d} structures  sha256 {d['sha256']}")
     return 0
 
 

@@ -172,3 +172,46 @@ def split_dataset(
     cuts[-1] = len(items)
     shuffled = [items[i] for i in order]
     return shuffled[: cuts[0]], shuffled[cuts[0] : cuts[1]], shuffled[cuts[1] :]
+
+
+# -- content digests (a model card records the data it was trained and tested on) ------------------------
+#: Run facts in ``meta`` that are not data: a file regenerated with other timings or thread counts is the same.
+_RUN_ONLY_META = ("scf_wall_time_s", "blocks_wall_time_s")
+
+
+def content_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a structure file's content: every array (name, dtype, shape, values) and attribute, without the
+    run facts in ``meta`` (wall times, threads). HDF5's own bookkeeping (chunking, timestamps) does not enter, so
+    a copy or a rewrite of the same numbers has the same digest; different numbers never do."""
+    import hashlib
+
+    import h5py
+
+    digest = hashlib.sha256()
+    try:
+        with h5py.File(path, "r") as f:
+            for key in sorted(f.attrs):
+                value = f.attrs[key]
+                if key == "meta":
+                    meta = json.loads(value)
+                    for k in _RUN_ONLY_META:
+                        meta.pop(k, None)
+                    meta.get("settings", {}).pop("threads", None)
+                    value = json.dumps(meta, sort_keys=True)
+                digest.update(f"@{key}={value}\n".encode())
+            for key in sorted(f):
+                data = np.ascontiguousarray(f[key][()])
+                digest.update(f"{key}:{data.dtype.str}:{data.shape}\n".encode())
+                digest.update(data.tobytes())
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(f"{path}: unreadable structure file ({exc})") from None
+    return digest.hexdigest()
+
+
+def data_digest(paths: Sequence[str | os.PathLike]) -> dict[str, object]:
+    """One digest for a set of structure files: SHA-256 over their sorted names and content digests, with the
+    count. The same files in any order, or copied elsewhere, give the same digest."""
+    import hashlib
+
+    lines = sorted(f"{Path(p).name} {content_digest(p)}\n" for p in paths)
+    return {"structures": len(lines), "sha256": hashlib.sha256("".join(lines).encode()).hexdigest()}
