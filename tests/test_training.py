@@ -229,3 +229,53 @@ def test_init_from_starts_from_the_models_weights_and_checks_that_it_fits(tmp_pa
     save_model(build_model(ModelConfig(elements=["H"], basis=BASIS.to_dict(), **SMALL), torch.float64), only_h)
     with pytest.raises(DataFormatError, match="element O is unknown to the init_from model"):
         train(_config(tmp_path, dataset, model={}, out=str(tmp_path / "o"), init_from=str(only_h)))
+
+
+def test_select_by_band_keeps_the_epoch_with_the_lowest_validation_band_mae(tmp_path, dataset):
+    """The validation band MAE is the spectrum's (levels of the stored structures, solved as evaluation does), and
+    checkpoints/best is the epoch where it was lowest."""
+    from tracegrad_ase.electronic import spectrum
+    from tracegrad_ase.io.h5 import load_h5
+    from tracegrad_ase.model.inference import predict_for
+
+    cfg = _config(tmp_path, dataset, epochs=4, select_by="band", band_lindep=0.05, band_window_ev=20.0,
+                  lr=2e-2)
+    train(cfg)
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    maes = [r["val_band_mae_mev"] for r in log]
+    best = load_model(tmp_path / "run" / "checkpoints" / "best", torch.float64)
+    meta = json.loads((tmp_path / "run" / "checkpoints" / "best" / "model.json").read_text())["metadata"]
+    assert meta["best_epoch"] == 1 + int(np.argmin(maes)) and meta["val_select"] == pytest.approx(min(maes))
+    assert len(set(np.round(maes, 6))) > 1  # the epochs differ, so the choice means something
+
+    val = json.loads((tmp_path / "run" / "split.json").read_text())["val"]
+    errors = []
+    for name in val:  # molecules: Γ, the true levels within the window of the HOMO-LUMO midpoint (4 of 6 filled)
+        truth = load_h5(dataset / STRUCTURES_DIR / name)
+        exact = spectrum.levels(truth, np.zeros((1, 3)), 0.05)[0]
+        pred = spectrum.levels(predict_for(truth, best), np.zeros((1, 3)), 0.05)[0]
+        sel = np.abs(exact - 0.5 * (exact[3] + exact[4])) <= 20.0
+        errors.append(1000 * np.abs(pred - exact)[sel].mean())
+    assert np.mean(errors) == pytest.approx(min(maes), rel=1e-6)
+
+    with pytest.raises(ValueError, match="no validation structure has a true level within"):
+        train(_config(tmp_path, dataset, epochs=1, select_by="band", band_window_ev=1e-9, out=str(tmp_path / "r2")))
+
+
+def test_select_by_band_picks_by_band_mae_where_the_loss_disagrees(tmp_path, dataset, monkeypatch):
+    import tracegrad_ase.model.train as train_module
+
+    real, script = train_module.validate, iter([300.0, 100.0, 200.0, 400.0])  # the loss keeps falling meanwhile
+
+    def scripted(model, graphs, cfg=None):
+        out = real(model, graphs, cfg)
+        out["band_mae_mev"] = out["select"] = next(script)
+        return out
+
+    monkeypatch.setattr(train_module, "validate", scripted)
+    state = train(_config(tmp_path, dataset, epochs=4, select_by="band", early_stopping=5))
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["val_loss"] < log[1]["val_loss"]
+    assert state["best_epoch"] == 2
+    meta = json.loads((tmp_path / "run" / "checkpoints" / "best" / "model.json").read_text())["metadata"]
+    assert meta["best_epoch"] == 2 and meta["val_select"] == 100.0

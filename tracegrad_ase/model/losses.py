@@ -115,16 +115,17 @@ def sample_kpoints(pbc: torch.Tensor, n: int, generator: torch.Generator | None 
     return k * pbc.to(torch.float64)[None, :]
 
 
-def band_loss(pred: torch.Tensor, target: torch.Tensor, shift: torch.Tensor, batch: GraphBatch, n_kpoints: int,
-              window_ev: float, lindep: float, scale: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Mean squared band-energy error per structure, in units of ``scale``², over the true levels within
-    ``window_ev`` of the structure's Fermi level (``batch.fermi`` shifted like the target; molecules and
-    structures without one: the HOMO-LUMO midpoint at Γ), at ``n_kpoints`` random k-points.
+def window_band_errors(pred: torch.Tensor, target: torch.Tensor, shift: torch.Tensor, batch: GraphBatch,
+                       n_kpoints: int, window_ev: float, lindep: float,
+                       generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """Per structure, the band-energy errors e_pred - e_true (eV; differentiable in ``pred``) of the true levels
+    within ``window_ev`` of the structure's Fermi level (``batch.fermi`` shifted like the target; molecules and
+    structures without one: the HOMO-LUMO midpoint at Γ), at ``n_kpoints`` random k-points, levels paired by
+    index in the same orthogonalized basis (directions of S(k) below ``lindep`` dropped).
 
     ``target`` must be in the prediction's energy zero and ``shift`` the c* that moved it there
-    (:func:`aligned_target`). Returns shape (n_graphs,).
-    """
-    losses = []
+    (:func:`aligned_target`)."""
+    errors = []
     for g in range(batch.n_graphs):
         edges, nodes = _graph_rows(batch, g)
         first, n_atoms = int(nodes[0]), len(nodes)
@@ -135,13 +136,17 @@ def band_loss(pred: torch.Tensor, target: torch.Tensor, shift: torch.Tensor, bat
         with torch.no_grad():
             e_true = band_energies(bloch_sum(target, batch, edges, first, n_atoms, kpts), xs)
         ref = _reference_level(batch, g, e_true, float(shift[g]))
-        sq, count = pred.new_zeros((), dtype=torch.float64), 0
-        for ep, et in zip(e_pred, e_true):
-            sel = (et - ref).abs() <= window_ev
-            if sel.any():
-                sq = sq + (((ep - et) / scale)[sel] ** 2).sum()
-                count += int(sel.sum())
-        losses.append(sq / max(count, 1))
+        parts = [(ep - et)[(et - ref).abs() <= window_ev] for ep, et in zip(e_pred, e_true)]
+        errors.append(torch.cat(parts))
+    return errors
+
+
+def band_loss(pred: torch.Tensor, target: torch.Tensor, shift: torch.Tensor, batch: GraphBatch, n_kpoints: int,
+              window_ev: float, lindep: float, scale: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mean squared band-energy error per structure (:func:`window_band_errors`), in units of ``scale``²; 0 for a
+    structure without levels in the window. Returns shape (n_graphs,)."""
+    losses = [((e.to(torch.float64) / scale) ** 2).sum() / max(len(e), 1)
+              for e in window_band_errors(pred, target, shift, batch, n_kpoints, window_ev, lindep, generator)]
     return torch.stack(losses).to(pred.dtype)
 
 

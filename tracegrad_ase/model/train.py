@@ -39,7 +39,7 @@ from .checkpoint import load_model, load_training_state, resolve_folder, save_mo
 from .data import GraphBatch, collate, graph_from_hamiltonian
 from .layout import BlockLayout
 from .domain import training_domain  # noqa: F401 (public here before: calculators/ship_model.py)
-from .losses import aligned_target, band_loss, shifted_target
+from .losses import aligned_target, band_loss, shifted_target, window_band_errors
 from .network import ModelConfig, TraceGradNet, build_model
 from .run_folder import best_checkpoint, last_checkpoint, log_file, split_file
 from .train_config import RESUME_MUST_MATCH, TrainConfig, fixed_split
@@ -144,7 +144,8 @@ def _onsite_reference(layout, hams) -> dict[str, list[list[float]]]:
 # -- loss ------------------------------------------------------------------------------------------------
 def structure_losses(model: TraceGradNet, batch: GraphBatch, out: dict[str, torch.Tensor], gauge: bool | str = True,
                      band_weight: float = 0.0, band_kpoints: int = 4, band_window_ev: float = 3.0,
-                     generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+                     generator: torch.Generator | None = None, band_lindep: float | None = None
+                     ) -> dict[str, torch.Tensor]:
     """Per-structure losses, each of shape (n_graphs,): ``"H"``, ``"T"`` (zeros when TraceGrad is off) and ``"B"``
     (zeros when ``band_weight`` is 0), and the gauge shift ``"shift"`` (eV) of the truth."""
     scale = model.config.target_scale
@@ -170,7 +171,7 @@ def structure_losses(model: TraceGradNet, batch: GraphBatch, out: dict[str, torc
         if batch.overlap is None:
             raise ValueError("the band loss needs the overlap blocks in the graphs (graph_from_hamiltonian)")
         losses["B"] = band_loss(out["H"], target.detach(), shift, batch, band_kpoints, band_window_ev,
-                                PREDICTED_LINDEP, scale, generator)
+                                PREDICTED_LINDEP if band_lindep is None else band_lindep, scale, generator)
     return losses
 
 
@@ -271,7 +272,7 @@ def _train_epoch(net: torch.nn.Module, model: TraceGradNet, graphs: list, optimi
         batch = collate([graphs[k] for k in idx])
         out_ = net(batch)
         losses = structure_losses(model, batch, out_, cfg.gauge, cfg.band_weight, cfg.band_kpoints,
-                                  cfg.band_window_ev, band_rng)
+                                  cfg.band_window_ev, band_rng, cfg.band_lindep)
         loss, means = combined_loss(losses, cfg.trace_weight, cfg.band_weight, cfg.batch_size, world)
         if not all(math.isfinite(v) for v in means.values()):
             # A diverged step would write NaN weights into every later checkpoint: stop with the last good one.
@@ -304,14 +305,16 @@ def _stop_reason(cfg: TrainConfig, state: dict, record: dict, lr: float) -> str 
 def _save_epoch(out: Path, model: TraceGradNet, record: dict, state: dict, val: dict, domain: dict, improved: bool,
                 best_on_disk: float | None, optimizer, scheduler) -> float | None:
     """Log the epoch, save checkpoints/last (with trainer state) and, if it improved on what checkpoints/best
-    holds, checkpoints/best; returns the validation loss now in best."""
+    holds, checkpoints/best; returns the selection metric now in best."""
     with open(log_file(out), "a") as f:
         f.write(json.dumps(record) + "\n")
     meta = {"best_epoch": state["best_epoch"], "val_mae_mev": val["mae_mev"], "val_loss": val["loss"],
-            "val_loss_h": val["loss_h"], "domain": domain}
-    if improved and (best_on_disk is None or val["loss"] < best_on_disk):
+            "val_loss_h": val["loss_h"], "val_select": val["select"], "domain": domain}
+    if "band_mae_mev" in val:
+        meta["val_band_mae_mev"] = val["band_mae_mev"]
+    if improved and (best_on_disk is None or val["select"] < best_on_disk):
         save_model(model, best_checkpoint(out), metadata=meta)
-        best_on_disk = val["loss"]
+        best_on_disk = val["select"]
     save_model(model, last_checkpoint(out), metadata=meta, state=state, trainer_state={
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "torch_rng": torch.get_rng_state()})
@@ -339,7 +342,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     model, trainer_state, state = _resumed_or_new(cfg, out, last, dtype, hams, train_files)
     # What checkpoints/best already holds: a run that starts again (last deleted) must not replace it with a
     # worse model. None for a new folder or a best written before this record (then: replaced on improvement).
-    best_on_disk = stored_val_loss(best)
+    best_on_disk = stored_val_loss(best, "val_select")
+    if best_on_disk is None and cfg.select_by == "loss":  # a best written before val_select was recorded
+        best_on_disk = stored_val_loss(best)
     device = torch.device(cfg.device)
     model.to(device)
     net: torch.nn.Module = model
@@ -376,13 +381,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         record = {"epoch": epoch + 1, "train_loss_h": means[0], "train_loss_t": means[1],
                   "train_loss_b": means[2], "val_loss": val["loss"], "val_loss_h": val["loss_h"],
                   "val_loss_b": val["loss_b"], "val_mae_mev": val["mae_mev"], "val_raw_mae_mev": val["raw_mae_mev"],
+                  **({"val_band_mae_mev": val["band_mae_mev"]} if "band_mae_mev" in val else {}),
                   "lr": lr, "time_s": time.perf_counter() - t_start}
         state["epoch"] = epoch + 1
         state["history"].append(record)
         state["wall_time_s"] = record["time_s"]
-        improved = state["best_val"] is None or val["loss"] < state["best_val"]
+        improved = state["best_val"] is None or val["select"] < state["best_val"]
         if improved:
-            state["best_val"], state["best_epoch"] = val["loss"], epoch + 1
+            state["best_val"], state["best_epoch"] = val["select"], epoch + 1
         if rank == 0:
             best_on_disk = _save_epoch(out, model, record, state, val, domain, improved, best_on_disk,
                                        optimizer, scheduler)
@@ -401,17 +407,25 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 def validate(model: TraceGradNet, graphs: Sequence[GraphBatch], cfg: TrainConfig | None = None) -> dict[str, float]:
     """Validation losses and MAEs (meV) over the real orbital entries of ``graphs`` (autograd on: TraceGrad needs
-    it). ``loss`` is what selects the best model and drives the LR schedule: L_H, plus ``band_weight`` times L_B
-    (at fixed k-points, the same every epoch). With ``gauge`` the MAE is the gauge MAE (truth moved to the
+    it). ``loss`` drives the LR schedule: L_H, plus ``band_weight`` times L_B (at fixed k-points, the same every
+    epoch); ``select`` picks the best model: the loss, or with ``select_by: band`` the band MAE ``band_mae_mev``
+    (mean over structures of each one's MAE over the true levels in the window, at the same fixed k-points). With ``gauge`` the MAE is the gauge MAE (truth moved to the
     prediction's zero, see :mod:`~tracegrad_ase.model.losses`); ``raw_mae_mev`` is without that."""
     cfg = cfg or TrainConfig(data=[], out="")
     model.eval()
     sq = ae = raw = n = 0.0
     band = 0.0
+    band_mae = []
+    lindep = PREDICTED_LINDEP if cfg.band_lindep is None else cfg.band_lindep
     for k, g in enumerate(graphs):
         pred = model(g)["H"].detach()
         losses = structure_losses(model, g, {"H": pred}, cfg.gauge, cfg.band_weight, cfg.band_kpoints,
-                                  cfg.band_window_ev, torch.Generator().manual_seed(k))
+                                  cfg.band_window_ev, torch.Generator().manual_seed(k), cfg.band_lindep)
+        if cfg.select_by == "band":
+            target = shifted_target(g, losses["shift"])
+            band_mae += [1000 * float(e.abs().mean()) for e in window_band_errors(
+                pred, target, losses["shift"], g, cfg.band_kpoints, cfg.band_window_ev, lindep,
+                torch.Generator().manual_seed(k)) if len(e)]
         count = float(g.mask.sum())
         sq += float(losses["H"].sum()) * count
         band += float(losses["B"].sum())
@@ -419,8 +433,15 @@ def validate(model: TraceGradNet, graphs: Sequence[GraphBatch], cfg: TrainConfig
         raw += float(((pred - g.target) * g.mask).abs().sum())
         n += count
     loss_h, loss_b = sq / max(n, 1), band / max(len(graphs), 1)
-    return {"loss": loss_h + cfg.band_weight * loss_b, "loss_h": loss_h, "loss_b": loss_b,
-            "mae_mev": 1000 * ae / max(n, 1), "raw_mae_mev": 1000 * raw / max(n, 1)}
+    out = {"loss": loss_h + cfg.band_weight * loss_b, "loss_h": loss_h, "loss_b": loss_b,
+           "mae_mev": 1000 * ae / max(n, 1), "raw_mae_mev": 1000 * raw / max(n, 1)}
+    if cfg.select_by == "band":
+        if not band_mae:
+            raise ValueError(f"select_by: band, but no validation structure has a true level within "
+                             f"band_window_ev={cfg.band_window_ev} eV of its Fermi level or HOMO-LUMO midpoint")
+        out["band_mae_mev"] = float(np.mean(band_mae))
+    out["select"] = out["band_mae_mev"] if cfg.select_by == "band" else out["loss"]
+    return out
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -16,7 +16,7 @@ from ..core.errors import DataFormatError
 #: split, and the old split.json would be overwritten). Epochs, time limits, early stopping, device may change.
 RESUME_MUST_MATCH = ("data", "model", "split", "seed", "batch_size", "lr", "weight_decay", "lr_factor",
                      "lr_patience", "grad_clip", "trace_weight", "dtype", "gauge", "band_weight", "band_kpoints",
-                     "band_window_ev", "split_file", "init_from")
+                     "band_window_ev", "band_lindep", "select_by", "split_file", "init_from")
 
 
 @dataclass
@@ -43,6 +43,14 @@ class TrainConfig:
     band_weight: float = 0.0  # weight of the band-energy loss L_B (0: off)
     band_kpoints: int = 4  # random k-points per crystal and step for L_B (molecules: Γ)
     band_window_ev: float = 3.0  # L_B counts the true levels within this of E_F (molecules: the HOMO-LUMO midpoint)
+    # Overlap directions below this are dropped when L_B and the validation band MAE solve a prediction (None: the
+    # calculator's PREDICTED_LINDEP); set the value the model will be solved with (e.g. a molecules model's
+    # calibrated lindep, calculators/calibrate_lindep.py).
+    band_lindep: float | None = None
+    # What picks checkpoints/best and early stopping: "loss" (validation L_H + band_weight * L_B) or "band" (the
+    # validation band MAE in meV: levels within band_window_ev of E_F / the HOMO-LUMO midpoint, band_kpoints fixed
+    # k-points per crystal, Γ for a molecule) -- what users of the bands feel. The LR schedule follows the loss.
+    select_by: str = "loss"
     # A JSON {"train": [...], "val": [...], "test": [...]} of structure file names (as in a run's split.json): a
     # fixed split instead of drawing one with `split` and `seed` (learning curves share validation and test sets).
     split_file: str | None = None
@@ -128,6 +136,8 @@ class TrainConfig:
                  "band_weight": (lambda v: number(v, 0), "a number >= 0"),
                  "band_kpoints": (lambda v: integer(v, 1), "an integer >= 1"),
                  "band_window_ev": (lambda v: number(v, 0, True), "a number > 0"),
+                 "band_lindep": (lambda v: v is None or (number(v, 0) and v < 1), "a number in [0, 1) or null"),
+                 "select_by": (lambda v: v in ("loss", "band"), "'loss' or 'band'"),
                  "split_file": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a file name or null"),
                  "init_from": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a model folder or null")}
         rules += [(k, ok(getattr(self, k)), what) for k, (ok, what) in later.items() if hasattr(self, k)]
