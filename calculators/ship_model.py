@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -51,10 +52,17 @@ def _training(run: Path) -> dict:
     state = json.loads((last_checkpoint(run) / "state.json").read_text())
     card = json.loads((best_checkpoint(run) / "model.json").read_text())
     split = json.loads(split_file(run).read_text())
-    return {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
-            "wall_time_s": round(state.get("wall_time_s", state["history"][-1]["time_s"]), 1),
-            "best_val_mae_mev": card["metadata"].get("val_mae_mev"),
-            "split": {k: len(v) for k, v in split.items()}}
+    cfg = state.get("train_config", {})
+    out = {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
+           "wall_time_s": round(state.get("wall_time_s", state["history"][-1]["time_s"]), 1),
+           "best_val_mae_mev": card["metadata"].get("val_mae_mev"),
+           "split": {k: len(v) for k, v in split.items()}}
+    if cfg.get("select_by", "loss") != "loss":  # how best was picked, and its figure
+        out["selected_by"] = cfg["select_by"]
+        out["best_val_band_mae_mev"] = card["metadata"].get("val_band_mae_mev")
+    if cfg.get("init_from"):  # a fine-tuned model: which run's weights it started from
+        out["init_from"] = Path(os.path.normpath(cfg["init_from"])).name  # the run folder's name
+    return out
 
 
 def _training_files(data: list[str], names: set[str] | None) -> list[Path]:
