@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--guesses", nargs="+", default=list(PYSCF_GUESSES))
     ap.add_argument("--limit", type=int, default=None, help="at most this many structures")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "dft_acceleration.json"))
+    ap.add_argument("--label", default=None, help="the result's key in --out (default: '<model> on <split> of "
+                    "<folders>'); name the model version where several are compared")
     args = ap.parse_args()
 
     folders = [Path(d) for d in args.data]
@@ -105,7 +107,8 @@ def main() -> None:
               f"{s.get('time_vs_minao', float('nan')):11.2f} {s['failed']:>7}")
     print(f"largest |E - E(minao)| over all runs: {dev:.2e} eV ({dev / HARTREE_TO_EV:.1e} Ha); model time includes prediction")
 
-    merge_results(args.out, f"{Path(args.model).name} on {args.split} of {'+'.join(d.name for d in folders)}",
+    label = args.label or f"{Path(args.model).name} on {args.split} of {'+'.join(d.name for d in folders)}"
+    merge_results(args.out, label,
                   {"summary": summary, "rows": rows, "max_energy_deviation_ev": dev, "machine": machine()})
 
 
