@@ -119,9 +119,10 @@ def window_band_errors(pred: torch.Tensor, target: torch.Tensor, shift: torch.Te
                        n_kpoints: int, window_ev: float, lindep: float,
                        generator: torch.Generator | None = None) -> list[torch.Tensor]:
     """Per structure, the band-energy errors e_pred - e_true (eV; differentiable in ``pred``) of the true levels
-    within ``window_ev`` of the structure's Fermi level (``batch.fermi`` shifted like the target; molecules and
-    structures without one: the HOMO-LUMO midpoint at Γ), at ``n_kpoints`` random k-points, levels paired by
-    index in the same orthogonalized basis (directions of S(k) below ``lindep`` dropped).
+    within ``window_ev`` of the structure's Fermi level (``batch.fermi`` shifted like the target) or, for a
+    molecule, from ``window_ev`` below its HOMO to ``window_ev`` above its LUMO (Γ), at ``n_kpoints`` random
+    k-points, levels paired by index in the same orthogonalized basis (directions of S(k) below ``lindep``
+    dropped).
 
     ``target`` must be in the prediction's energy zero and ``shift`` the c* that moved it there
     (:func:`aligned_target`)."""
@@ -135,8 +136,8 @@ def window_band_errors(pred: torch.Tensor, target: torch.Tensor, shift: torch.Te
         e_pred = band_energies(bloch_sum(pred, batch, edges, first, n_atoms, kpts), xs)
         with torch.no_grad():
             e_true = band_energies(bloch_sum(target, batch, edges, first, n_atoms, kpts), xs)
-        ref = _reference_level(batch, g, e_true, float(shift[g]))
-        parts = [(ep - et)[(et - ref).abs() <= window_ev] for ep, et in zip(e_pred, e_true)]
+        lo, hi = _window(batch, g, e_true, float(shift[g]), window_ev)
+        parts = [(ep - et)[(et >= lo) & (et <= hi)] for ep, et in zip(e_pred, e_true)]
         errors.append(torch.cat(parts))
     return errors
 
@@ -150,17 +151,22 @@ def band_loss(pred: torch.Tensor, target: torch.Tensor, shift: torch.Tensor, bat
     return torch.stack(losses).to(pred.dtype)
 
 
-def _reference_level(batch: GraphBatch, g: int, e_true: list[torch.Tensor], shift: float) -> float:
-    """The level the band window is centred on, in the aligned target's zero."""
+def _window(batch: GraphBatch, g: int, e_true: list[torch.Tensor], shift: float, width: float
+            ) -> tuple[float, float]:
+    """The energy range whose true levels count, in the aligned target's zero: E_F ± ``width`` for a crystal; for
+    a molecule from ``width`` below its HOMO to ``width`` above its LUMO, so the frontier levels always count
+    whatever the gap (a window around the gap's midpoint misses both where the gap exceeds twice the width:
+    ethanol's 6.6 eV against the default 3 eV); the median level ± ``width`` where neither is known."""
     fermi = float(batch.fermi[g]) if batch.fermi is not None else float("nan")
     if math.isfinite(fermi) and bool(batch.pbc[g].any()):
-        return fermi + shift
+        return fermi + shift - width, fermi + shift + width
     levels = torch.cat(e_true).sort().values
     n_el = float(batch.n_electrons[g]) if batch.n_electrons is not None else float("nan")
     if not math.isfinite(n_el) or len(e_true) != 1:
-        return float(levels.median())
+        mid = float(levels.median())
+        return mid - width, mid + width
     nocc = int(math.ceil(n_el / 2))  # Γ only: a molecule
-    if 0 < nocc < len(levels):
-        return 0.5 * float(levels[nocc - 1] + levels[nocc])
-    return float(levels[min(max(nocc - 1, 0), len(levels) - 1)])
+    homo = float(levels[min(max(nocc - 1, 0), len(levels) - 1)])
+    lumo = float(levels[nocc]) if 0 < nocc < len(levels) else homo
+    return homo - width, lumo + width
 

@@ -438,7 +438,7 @@ def validate(model: TraceGradNet, graphs: Sequence[GraphBatch], cfg: TrainConfig
     if cfg.select_by == "band":
         if not band_mae:
             raise ValueError(f"select_by: band, but no validation structure has a true level within "
-                             f"band_window_ev={cfg.band_window_ev} eV of its Fermi level or HOMO-LUMO midpoint")
+                             f"band_window_ev={cfg.band_window_ev} eV of its Fermi level")
         out["band_mae_mev"] = float(np.mean(band_mae))
     out["select"] = out["band_mae_mev"] if cfg.select_by == "band" else out["loss"]
     return out

@@ -42,14 +42,15 @@ class TrainConfig:
     gauge: bool | str = "periodic"
     band_weight: float = 0.0  # weight of the band-energy loss L_B (0: off)
     band_kpoints: int = 4  # random k-points per crystal and step for L_B (molecules: Γ)
-    band_window_ev: float = 3.0  # L_B counts the true levels within this of E_F (molecules: the HOMO-LUMO midpoint)
+    # L_B counts the true levels within this of E_F (molecules: from this below the HOMO to this above the LUMO)
+    band_window_ev: float = 3.0
     # Overlap directions below this are dropped when L_B and the validation band MAE solve a prediction (None: the
     # calculator's PREDICTED_LINDEP); set the value the model will be solved with (e.g. a molecules model's
     # calibrated lindep, calculators/calibrate_lindep.py).
     band_lindep: float | None = None
     # What picks checkpoints/best and early stopping: "loss" (validation L_H + band_weight * L_B) or "band" (the
-    # validation band MAE in meV: levels within band_window_ev of E_F / the HOMO-LUMO midpoint, band_kpoints fixed
-    # k-points per crystal, Γ for a molecule) -- what users of the bands feel. The LR schedule follows the loss.
+    # validation band MAE in meV of the levels L_B counts, at band_kpoints fixed k-points per crystal, Γ for a
+    # molecule): what users of the bands feel. The LR schedule follows the loss.
     select_by: str = "loss"
     # A JSON {"train": [...], "val": [...], "test": [...]} of structure file names (as in a run's split.json): a
     # fixed split instead of drawing one with `split` and `seed` (learning curves share validation and test sets).
