@@ -409,8 +409,9 @@ def validate(model: TraceGradNet, graphs: Sequence[GraphBatch], cfg: TrainConfig
     """Validation losses and MAEs (meV) over the real orbital entries of ``graphs`` (autograd on: TraceGrad needs
     it). ``loss`` drives the LR schedule: L_H, plus ``band_weight`` times L_B (at fixed k-points, the same every
     epoch); ``select`` picks the best model: the loss, or with ``select_by: band`` the band MAE ``band_mae_mev``
-    (mean over structures of each one's MAE over the true levels in the window, at the same fixed k-points). With ``gauge`` the MAE is the gauge MAE (truth moved to the
-    prediction's zero, see :mod:`~tracegrad_ase.model.losses`); ``raw_mae_mev`` is without that."""
+    (mean over structures of each one's MAE over the true levels in the window, at the same fixed k-points). With
+    ``gauge`` the MAE is the gauge MAE (truth moved to the prediction's zero, see :mod:`~tracegrad_ase.model.losses`);
+    ``raw_mae_mev`` is without that."""
     cfg = cfg or TrainConfig(data=[], out="")
     model.eval()
     sq = ae = raw = n = 0.0
@@ -421,15 +422,15 @@ def validate(model: TraceGradNet, graphs: Sequence[GraphBatch], cfg: TrainConfig
         pred = model(g)["H"].detach()
         losses = structure_losses(model, g, {"H": pred}, cfg.gauge, cfg.band_weight, cfg.band_kpoints,
                                   cfg.band_window_ev, torch.Generator().manual_seed(k), cfg.band_lindep)
+        target = shifted_target(g, losses["shift"])
         if cfg.select_by == "band":
-            target = shifted_target(g, losses["shift"])
             band_mae += [1000 * float(e.abs().mean()) for e in window_band_errors(
                 pred, target, losses["shift"], g, cfg.band_kpoints, cfg.band_window_ev, lindep,
                 torch.Generator().manual_seed(k)) if len(e)]
         count = float(g.mask.sum())
         sq += float(losses["H"].sum()) * count
         band += float(losses["B"].sum())
-        ae += float(((pred - shifted_target(g, losses["shift"])) * g.mask).abs().sum())
+        ae += float(((pred - target) * g.mask).abs().sum())
         raw += float(((pred - g.target) * g.mask).abs().sum())
         n += count
     loss_h, loss_b = sq / max(n, 1), band / max(len(graphs), 1)
