@@ -17,7 +17,7 @@ from .interop.files import _read_with_pymatgen, read_structure  # noqa: F401 (cl
 from .io.atomic import atomic_write_text
 from .cli_strict import strict_guard as _ghost_guard  # the --strict guard (its old name kept)
 from .cli_support import (  # noqa: F401 (cli._check_outputs etc. stay importable from here)
-    _ase_band_structure, _band_structure, _bands_report, _card_lines, _check_not_input, _check_output, _check_outputs, _check_positive, _check_writable, _cmd_demo, _cmd_models, _default_model, _model_line, _spans_periodic)
+    _ase_band_structure, _band_structure, _bands_report, _card_lines, _check_not_input, _check_output, _check_outputs, _check_positive, _check_writable, _cmd_demo, _cmd_digest, _cmd_models, _default_model, _model_line, _spans_periodic)
 from .core.errors import (ConfigError, InputNotFoundError, OutputPathError, ParameterError, SCFNotConvergedError,
                      StructureError, TraceGradError)
 
@@ -254,32 +254,6 @@ def _cmd_truth(args) -> int:
     if args.bands:
         rep = _bands_report(run, ham, Path(args.bands), f"{atoms.get_chemical_formula()}: H(R) bands vs PySCF")
         print(f"bands -> {args.bands}; max error {rep['max_error_mev_near_edges']:.3f} meV within 2 eV of the band edges")
-    return 0
-
-
-def _cmd_digest(args) -> int:
-    from .core.errors import DataFormatError, InputNotFoundError
-    from .io.h5 import data_digest, load_dataset
-
-    files = {f.name: f for d in args.folders for f in load_dataset(d)}
-    parts: dict[str, list[Path]] = {"all": sorted(files.values())}
-    if args.split:
-        try:
-            split = json.loads(Path(args.split).read_text())
-        except (OSError, ValueError) as exc:
-            raise DataFormatError(f"{args.split}: not a readable split file ({exc})") from None
-        if not isinstance(split, dict) or not all(isinstance(v, list) for v in split.values()):
-            raise DataFormatError(f"{args.split}: a split file maps parts to lists of structure names")
-        parts = {}
-        for part, names in split.items():
-            missing = [n for n in names if n not in files]
-            if missing:
-                raise InputNotFoundError(f"{args.split}: {len(missing)} {part} structure(s) are not in "
-                                         f"{args.folders}, e.g. {missing[0]}")
-            parts[part] = [files[n] for n in names]
-    for part, paths in parts.items():
-        d = data_digest(paths)
-        print(f"{part:8s} {d['structures']:6d} structures  sha256 {d['sha256']}")
     return 0
 
 

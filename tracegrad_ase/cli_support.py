@@ -309,3 +309,29 @@ def _card_lines(folder: Path) -> list[str]:
         lines.append(f"  test H MAE {float(test['mae_mev']):.1f} meV over {test.get('n_structures')} held-out "
                      f"structures; card: {folder / 'card.yaml'}")
     return lines
+
+
+def _cmd_digest(args) -> int:
+    from .core.errors import DataFormatError, InputNotFoundError
+    from .io.h5 import data_digest, load_dataset
+
+    files = {f.name: f for d in args.folders for f in load_dataset(d)}
+    parts: dict[str, list[Path]] = {"all": sorted(files.values())}
+    if args.split:
+        try:
+            split = json.loads(Path(args.split).read_text())
+        except (OSError, ValueError) as exc:
+            raise DataFormatError(f"{args.split}: not a readable split file ({exc})") from None
+        if not isinstance(split, dict) or not all(isinstance(v, list) for v in split.values()):
+            raise DataFormatError(f"{args.split}: a split file maps parts to lists of structure names")
+        parts = {}
+        for part, names in split.items():
+            missing = [n for n in names if n not in files]
+            if missing:
+                raise InputNotFoundError(f"{args.split}: {len(missing)} {part} structure(s) are not in "
+                                         f"{args.folders}, e.g. {missing[0]}")
+            parts[part] = [files[n] for n in names]
+    for part, paths in parts.items():
+        d = data_digest(paths)
+        print(f"{part:8s} {d['structures']:6d} structures  sha256 {d['sha256']}")
+    return 0

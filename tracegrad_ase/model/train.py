@@ -33,12 +33,13 @@ from ..core.dtypes import dtype_names
 from ..io.atomic import atomic_write_json, atomic_write_text
 from ..core.basis import OrbitalBasis
 from ..io.h5 import load_dataset, load_h5, split_dataset
-from ..core.errors import ConfigError, DataFormatError, TrainingDivergedError
+from ..core.errors import DataFormatError, TrainingDivergedError
 from ..electronic.solve import PREDICTED_LINDEP
 from .checkpoint import load_model, load_training_state, resolve_folder, save_model, stored_val_loss
 from .data import GraphBatch, collate, graph_from_hamiltonian
 from .layout import BlockLayout
 from .domain import training_domain  # noqa: F401 (public here before: calculators/ship_model.py)
+from .init_from import initial_model
 from .losses import aligned_target, band_loss, shifted_target, window_band_errors
 from .network import ModelConfig, TraceGradNet, build_model
 from .run_folder import best_checkpoint, last_checkpoint, log_file, split_file
@@ -217,34 +218,8 @@ def _resumed_or_new(cfg: TrainConfig, out: Path, last: Path, dtype: torch.dtype,
         return model, trainer_state, state
     torch.manual_seed(cfg.seed)
     if cfg.init_from:
-        return _initial_model(cfg, hams, dtype), None, None
+        return initial_model(cfg.init_from, cfg.model, hams, dtype), None, None
     return build_model(_model_config(cfg, hams, train_files), dtype), None, None
-
-
-def _initial_model(cfg: TrainConfig, hams: dict, dtype: torch.dtype) -> TraceGradNet:
-    """The model named by ``init_from`` (a model folder, or a run folder's best checkpoint), checked to fit the data:
-    every element of the data known to it with the same orbitals, and no ``model`` setting that contradicts it."""
-    source = Path(cfg.init_from)
-    folder = source if (resolve_folder(source) / "model.json").is_file() else best_checkpoint(source)
-    if not (resolve_folder(folder) / "model.json").is_file():
-        raise DataFormatError(f"init_from {source}: neither a model folder nor a run folder with checkpoints/best")
-    model = load_model(folder, dtype)
-    known = OrbitalBasis.from_dict(model.config.basis)
-    for p, h in hams.items():
-        for e in sorted(set(h.atoms.get_chemical_symbols())):
-            if e not in model.config.elements:
-                raise DataFormatError(f"{p}: element {e} is unknown to the init_from model {folder} "
-                                      f"(it has {model.config.elements}); train a new model instead")
-            if h.basis.name != known.name or h.basis.shells_of(e) != known.shells_of(e):
-                raise DataFormatError(f"{p}: the orbitals of {e} ({h.basis.name} {h.basis.shells_of(e)}) differ from "
-                                      f"the init_from model's ({known.name} {known.shells_of(e)})")
-    have = model.config.to_dict()
-    clash = {k: (have.get(k), v) for k, v in cfg.model.items() if have.get(k) != v}
-    if clash:
-        detail = "; ".join(f"{k}: {a!r} in the model, {b!r} here" for k, (a, b) in clash.items())
-        raise ConfigError(f"init_from keeps its model's settings, and 'model' contradicts them ({detail}); "
-                          "drop those keys or train a new model")
-    return model
 
 
 def _optimizers(model: TraceGradNet, cfg: TrainConfig, trainer_state: dict | None):
@@ -302,6 +277,12 @@ def _stop_reason(cfg: TrainConfig, state: dict, record: dict, lr: float) -> str 
     return None
 
 
+def _selected_on_disk(best: Path, cfg: TrainConfig) -> float | None:
+    """The selection metric checkpoints/best holds (one written before ``val_select`` existed: its loss)."""
+    value = stored_val_loss(best, "val_select")
+    return stored_val_loss(best) if value is None and cfg.select_by == "loss" else value
+
+
 def _save_epoch(out: Path, model: TraceGradNet, record: dict, state: dict, val: dict, domain: dict, improved: bool,
                 best_on_disk: float | None, optimizer, scheduler) -> float | None:
     """Log the epoch, save checkpoints/last (with trainer state) and, if it improved on what checkpoints/best
@@ -342,9 +323,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     model, trainer_state, state = _resumed_or_new(cfg, out, last, dtype, hams, train_files)
     # What checkpoints/best already holds: a run that starts again (last deleted) must not replace it with a
     # worse model. None for a new folder or a best written before this record (then: replaced on improvement).
-    best_on_disk = stored_val_loss(best, "val_select")
-    if best_on_disk is None and cfg.select_by == "loss":  # a best written before val_select was recorded
-        best_on_disk = stored_val_loss(best)
+    best_on_disk = _selected_on_disk(best, cfg)
     device = torch.device(cfg.device)
     model.to(device)
     net: torch.nn.Module = model
