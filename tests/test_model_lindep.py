@@ -42,7 +42,7 @@ def test_calculator_solves_with_the_models_lindep(tmp_path):
     atoms.calc = TraceGradCalculator(folder)
     own = atoms.calc.get_molecular_orbitals()
     atoms2 = atoms.copy()
-    atoms2.calc = TraceGradCalculator("ethanol")
+    atoms2.calc = TraceGradCalculator("ethanol", lindep=PREDICTED_LINDEP)  # the shipped weights, at the default
     default = atoms2.calc.get_molecular_orbitals()
     atoms3 = atoms.copy()
     atoms3.calc = TraceGradCalculator(folder, lindep=PREDICTED_LINDEP)
