@@ -312,26 +312,15 @@ def _card_lines(folder: Path) -> list[str]:
 
 
 def _cmd_digest(args) -> int:
-    from .core.errors import DataFormatError, InputNotFoundError
     from .io.h5 import data_digest, load_dataset
+    from .model.train_config import fixed_split
 
-    files = {f.name: f for d in args.folders for f in load_dataset(d)}
-    parts: dict[str, list[Path]] = {"all": sorted(files.values())}
-    if args.split:
-        try:
-            split = json.loads(Path(args.split).read_text())
-        except (OSError, ValueError) as exc:
-            raise DataFormatError(f"{args.split}: not a readable split file ({exc})") from None
-        if not isinstance(split, dict) or not all(isinstance(v, list) for v in split.values()):
-            raise DataFormatError(f"{args.split}: a split file maps parts to lists of structure names")
-        parts = {}
-        for part, names in split.items():
-            missing = [n for n in names if n not in files]
-            if missing:
-                raise InputNotFoundError(f"{args.split}: {len(missing)} {part} structure(s) are not in "
-                                         f"{args.folders}, e.g. {missing[0]}")
-            parts[part] = [files[n] for n in names]
+    files = [f for d in args.folders for f in load_dataset(d)]
+    parts = {"all": files}
+    if args.split:  # read and checked as training reads it: every name must be one of the folders' files
+        parts = dict(zip(("train", "val", "test"), fixed_split(files, args.split)))
     for part, paths in parts.items():
-        d = data_digest(paths)
-        print(f"{part:8s} {d['structures']:6d} structures  sha256 {d['sha256']}")
+        if paths:
+            d = data_digest(paths)
+            print(f"{part:8s} {d['structures']:6d} structures  sha256 {d['sha256']}")
     return 0

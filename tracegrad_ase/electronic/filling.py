@@ -19,8 +19,8 @@ from .bloch import as_assembler, check_kpts, kpoint_weights
 from .solve import SPARSE_THRESHOLD, band_energies, states_below
 
 __all__ = ["DEGENERACY_TOL", "FERMI_COUNT_WINDOW", "NSPINS", "SMEARINGS", "SPIN_DEGENERACY", "band_gap",
-           "electron_count", "window_band_gap", "electrons_below_fermi_level", "fermi_level", "occupations", "spin_axis",
-           "valence_electrons"]
+           "electron_count", "electrons_below_fermi_level", "fermi_level", "occupations", "spin_axis",
+           "valence_electrons", "window_band_gap"]
 
 #: Electrons per level: spin-degenerate (restricted) Hamiltonians only.
 SPIN_DEGENERACY = 2

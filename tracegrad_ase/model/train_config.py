@@ -161,6 +161,7 @@ def fixed_split(files: list[Path], split_file: str) -> tuple[list[Path], list[Pa
             raise DataFormatError(f"{split_file}: needs lists 'train', 'val' and 'test' of structure file names")
         missing = [n for n in wanted if n not in by_name]
         if missing:
-            raise DataFormatError(f"{split_file}: {len(missing)} {part} structure(s) not in the data, e.g. {missing[0]}")
+            raise DataFormatError(f"{split_file}: {len(missing)} {part} structure(s) are not in the data, "
+                                  f"e.g. {missing[0]}")
         parts.append([by_name[n] for n in wanted])
     return parts[0], parts[1], parts[2]
