@@ -54,7 +54,13 @@ if TYPE_CHECKING:
     from phonopy import Phonopy
 
 __all__ = ["thermal_structures", "force_constants_from_calculator", "load_phonopy", "gap_vs_temperature",
-           "plot_gap_vs_temperature"]
+           "plot_gap_vs_temperature", "tersoff_carbon"]
+
+# Lindsay and Broido's carbon Tersoff parameters, fitted to graphite and nanotube phonons (Phys. Rev. B 81, 205441
+# (2010); Tersoff's 1988 set with B = 430 eV and h = -0.930). Flat graphene's equilibrium under them is a = 2.4920 Å.
+_LINDSAY_BROIDO = dict(m=3.0, gamma=1.0, lambda3=0.0, c=38049.0, d=4.3484, h=-0.930, n=0.72751, beta=1.5724e-7,
+                       lambda2=2.2119, B=430.0, R=1.95, D=0.15, lambda1=3.4879, A=1393.6)
+_LINDSAY_BROIDO_A = 2.4920
 
 
 def load_phonopy(path: str | os.PathLike, **kwargs: Any) -> "Phonopy":
@@ -151,6 +157,25 @@ def force_constants_from_calculator(unitcell: Atoms, supercell_matrix: Sequence[
     phonon.forces = np.array(forces)
     phonon.produce_force_constants()
     return phonon
+
+
+def tersoff_carbon(lattice_a: float = 2.46) -> Any:
+    """ASE's ``Tersoff`` calculator for carbon with Lindsay and Broido's phonon-fitted parameters, its lengths scaled
+    so that flat graphene is in equilibrium at ``lattice_a`` (Å; 2.46 is PBE's and experiment's).
+
+    A stand-in for DFT force constants that runs in a second: graphene's phonons come out real (no imaginary
+    mode) with the G mode near 1,700 cm⁻¹ (experiment 1,580), where ASE's EMT gives a third of the modes
+    imaginary. The length scaling (as GPUMD's ``C_Lindsay_2010_with_modifications``) keeps the energies, so the
+    thermal displacements are those of the fitted potential at the model's geometry rather than of a strained one.
+    """
+    from ase.calculators.tersoff import Tersoff, TersoffParameters
+
+    if not (isinstance(lattice_a, (int, float)) and 2.0 < lattice_a < 3.0):
+        raise ValueError(f"lattice_a={lattice_a!r}: expected graphene's lattice constant in Å (2.0-3.0)")
+    f = lattice_a / _LINDSAY_BROIDO_A
+    p = dict(_LINDSAY_BROIDO, lambda1=_LINDSAY_BROIDO["lambda1"] / f, lambda2=_LINDSAY_BROIDO["lambda2"] / f,
+             R=_LINDSAY_BROIDO["R"] * f, D=_LINDSAY_BROIDO["D"] * f)
+    return Tersoff({("C", "C", "C"): TersoffParameters(**p)})
 
 
 def thermal_structures(phonon: "Phonopy", temperature: float, n: int, seed: int = 0,
