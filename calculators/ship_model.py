@@ -65,8 +65,14 @@ def _training(run: Path) -> dict:
     return out
 
 
-def _training_files(data: list[str], names: set[str] | None) -> list[Path]:
-    return [f for d in data for f in sorted((Path(d) / "structures").glob("*.h5")) if names is None or f.name in names]
+def _run_parts(data: list[str], split: Path) -> dict[str, list[Path]]:
+    """The run's train / val / test files in ``data``, read as training read them: a name the data folders lack
+    is an error, since the card's digests and domain must describe the files the model was trained on."""
+    from tracegrad_ase.io.h5 import load_dataset
+    from tracegrad_ase.model.train_config import fixed_split
+
+    files = [f for d in data for f in load_dataset(d)]
+    return dict(zip(("train", "val", "test"), fixed_split(files, str(split))))
 
 
 def _complete_domain(model_json: dict, train_files: list[Path]) -> None:
@@ -168,8 +174,7 @@ def main() -> None:
     shutil.copy2(best / "model.safetensors", dest / "model.safetensors")
     model_json = json.loads((best / "model.json").read_text())
     model_json["metadata"]["name"] = args.name
-    run_split = json.loads(split_file(run).read_text())
-    parts = {part: _training_files(args.data, set(run_split[part])) for part in ("train", "val", "test")}
+    parts = _run_parts(args.data, split_file(run))
     _complete_domain(model_json, parts["train"])
     (dest / "model.json").write_text(json.dumps(model_json, indent=2))
 
