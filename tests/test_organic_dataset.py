@@ -81,3 +81,27 @@ def test_each_training_molecule_has_its_base_and_one_displaced_frame(data):
         shifts.append((moved.positions - base.positions).ravel())
     shifts = np.concatenate(shifts)
     assert abs(shifts.std() - 0.04) < 0.004 and abs(shifts.mean()) < 0.004  # N(0, 0.04 Å) per component
+
+
+def test_second_wave_is_new_molecules_only_one_frame_each_smallest_first(data):
+    # The second wave (organic_more.yaml) is all for training: it must hold no molecule of the first wave, and above
+    # all no held-out one, compared by RDKit's canonical SMILES as build_organic_more.py wrote them (and by slug).
+    recipe = load_recipe(RECIPES / "organic_more.yaml")
+    more = recipe_structures(recipe)
+    assert recipe["out_dir"].endswith("data/molecules-organic-more")
+    s = recipe_settings(recipe)
+    assert (s.basis, s.xc) == ("def2-svp", "pbe")
+    first = data["structures"] + data["heldout"]
+    smiles = [a.info["smiles"] for a in more]
+    assert len(more) >= 1000 and len(set(smiles)) == len(more)
+    assert not set(smiles) & {a.info["smiles"] for a in first}
+    assert not {a.info["molecule"] for a in more} & {a.info["molecule"] for a in first}
+    assert set(NAMED_HELDOUT).isdisjoint(smiles)
+    assert all(a.info["name"] == f"{a.info['molecule']}-0" for a in more)
+    sizes = [len(a) for a in more]
+    assert sizes == sorted(sizes)
+    for a in more:
+        symbols = a.get_chemical_symbols()
+        assert set(symbols) <= {"H", "C", "N", "O"} and sum(x != "H" for x in symbols) <= 9 and len(a) <= 20
+        assert sum(a.numbers) % 2 == 0
+        assert a.get_all_distances()[np.triu_indices(len(a), 1)].min() > 0.9, a.info["name"]
