@@ -40,7 +40,9 @@ def test_tersoff_carbon_gives_real_graphene_phonons_in_physical_units(phonon):
     assert phonon.mesh.frequencies.min() > -1e-3
     phonon.run_qpoints([[0, 0, 0]])
     assert 1500 < phonon.qpoints.frequencies[0].max() * 33.356 < 1800
-    with pytest.raises(ValueError, match="lattice_a"):
+    from tracegrad_ase.core.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="lattice_a"):
         tersoff_carbon(24.6)
 
 

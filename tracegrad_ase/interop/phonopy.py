@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 from ase import Atoms
 
-from ..core.errors import DataFormatError
+from ..core.errors import DataFormatError, ParameterError
 
 
 def to_phonopy_atoms(atoms: Atoms):
@@ -51,6 +51,7 @@ _from_phonopy = from_phonopy_atoms
 
 
 if TYPE_CHECKING:
+    from ase.calculators.tersoff import Tersoff
     from phonopy import Phonopy
 
 __all__ = ["thermal_structures", "force_constants_from_calculator", "load_phonopy", "gap_vs_temperature",
@@ -159,7 +160,7 @@ def force_constants_from_calculator(unitcell: Atoms, supercell_matrix: Sequence[
     return phonon
 
 
-def tersoff_carbon(lattice_a: float = 2.46) -> Any:
+def tersoff_carbon(lattice_a: float = 2.46) -> "Tersoff":
     """ASE's ``Tersoff`` calculator for carbon with Lindsay and Broido's phonon-fitted parameters, its lengths scaled
     so that flat graphene is in equilibrium at ``lattice_a`` (Å; 2.46 is PBE's and experiment's).
 
@@ -171,7 +172,7 @@ def tersoff_carbon(lattice_a: float = 2.46) -> Any:
     from ase.calculators.tersoff import Tersoff, TersoffParameters
 
     if not (isinstance(lattice_a, (int, float)) and 2.0 < lattice_a < 3.0):
-        raise ValueError(f"lattice_a={lattice_a!r}: expected graphene's lattice constant in Å (2.0-3.0)")
+        raise ParameterError(f"lattice_a={lattice_a!r}: expected graphene's lattice constant in Å (2.0-3.0)")
     f = lattice_a / _LINDSAY_BROIDO_A
     p = dict(_LINDSAY_BROIDO, lambda1=_LINDSAY_BROIDO["lambda1"] / f, lambda2=_LINDSAY_BROIDO["lambda2"] / f,
              R=_LINDSAY_BROIDO["R"] * f, D=_LINDSAY_BROIDO["D"] * f)
