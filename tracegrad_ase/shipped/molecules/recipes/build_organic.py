@@ -327,11 +327,16 @@ def summary(mols: list[dict]) -> dict:
             "max_basis_functions": max(nbf), "heavy_atoms": {h: heavy.count(h) for h in sorted(set(heavy))}}
 
 
-def main() -> None:
+def require_rdkit(script: str) -> None:
+    """Stop with how to install RDKit, which builds the committed structures but is no dependency of the package."""
     try:
         import rdkit  # noqa: F401
     except ImportError:
-        raise SystemExit('build_organic.py needs RDKit: pip install "tracegrad-ase[build]" (or "rdkit>=2024.3")')
+        raise SystemExit(f'{script} needs RDKit: pip install "tracegrad-ase[build]" (or "rdkit>=2024.3")')
+
+
+def main() -> None:
+    require_rdkit("build_organic.py")
     mols = molecules()
     train, val, held = split(mols)
     train_frames = [a for m in train + val for a in frames(m, displaced_too=True)]

@@ -33,7 +33,7 @@ from ase.io import read, write
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from build_organic import acceptable, canonical, embed, frames, hashed_slug, summary  # noqa: E402
+from build_organic import acceptable, canonical, embed, frames, hashed_slug, require_rdkit, summary  # noqa: E402
 
 # Groups written to bond through their first atom; "C" (methyl) and "O" / "N" (hydroxy, amino) included.
 GROUPS = ["C", "O", "N", "C=O", "C#N", "OC", "NC", "C(=O)O", "C(N)=O", "C(C)=O", "N(C)C", "C=C", "C#C",
@@ -77,7 +77,7 @@ def known_smiles() -> set[str]:
     return known
 
 
-def molecules_more(limit: int | None = None) -> list[dict]:
+def molecules_more() -> list[dict]:
     """New molecules of the wave, deduplicated by canonical SMILES, each with its lowest-MMFF conformer."""
     from rdkit import Chem
     from tqdm import tqdm
@@ -97,16 +97,11 @@ def molecules_more(limit: int | None = None) -> list[dict]:
             continue
         out.append({"smiles": key, "atoms": atoms, "source": "rdkit:wave2",
                     "slug": hashed_slug(key, atoms.get_chemical_formula())})
-        if limit and len(out) >= limit:
-            break
     return out
 
 
 def main() -> None:
-    try:
-        import rdkit  # noqa: F401
-    except ImportError:
-        raise SystemExit('build_organic_more.py needs RDKit: pip install "tracegrad-ase[build]" (or "rdkit>=2024.3")')
+    require_rdkit("build_organic_more.py")
     from rdkit import RDLogger
 
     RDLogger.DisableLog("rdApp.*")  # the invalid combinations (a group on a ring atom with no free valence) are skipped
