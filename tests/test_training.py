@@ -277,3 +277,53 @@ def test_select_by_band_picks_by_band_mae_where_the_loss_disagrees(tmp_path, dat
     assert state["best_epoch"] == 2
     meta = json.loads((tmp_path / "run" / "checkpoints" / "best" / "model.json").read_text())["metadata"]
     assert meta["best_epoch"] == 2 and meta["val_select"] == 100.0
+
+
+def test_weight_average_follows_its_formula_and_refuses_a_bad_decay():
+    from tracegrad_ase.model.averaging import WeightAverage
+
+    net = torch.nn.Linear(2, 1, dtype=torch.float64)
+    start = net.weight.detach().clone()
+    ema = WeightAverage(net, 0.9)
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    ema.update(net)  # step 1: d = min(0.9, 2/11)
+    d = 2 / 11
+    assert torch.allclose(ema.average.weight, d * start + (1 - d) * net.weight, atol=1e-14)
+    assert not torch.allclose(ema.average.weight, net.weight)
+    restored = WeightAverage(net, 0.9, ema.state_dict())
+    assert restored.steps == 1 and torch.equal(restored.average.weight, ema.average.weight)
+    with pytest.raises(ValueError, match="ema_decay"):
+        WeightAverage(net, 1.0)
+    with pytest.raises(Exception, match="ema_decay"):
+        TrainConfig(data=[], out="x", ema_decay=1.5)
+
+
+def test_ema_run_resumes_exactly_and_ships_the_averaged_weights(tmp_path, dataset):
+    """checkpoints/best holds the validated (averaged) weights, checkpoints/last the raw ones plus the average,
+    and a resumed run continues the average as if it had never stopped."""
+    straight = train(_config(tmp_path / "a", dataset, epochs=3, ema_decay=0.8))
+    train(_config(tmp_path / "b", dataset, epochs=2, ema_decay=0.8))
+    resumed = train(_config(tmp_path / "b", dataset, epochs=3, ema_decay=0.8))
+    assert [r["val_loss"] for r in resumed["history"]] == pytest.approx(
+        [r["val_loss"] for r in straight["history"]], rel=1e-10)
+    run = tmp_path / "a" / "run" / "checkpoints"
+    best, last = load_model(run / "best").state_dict(), load_model(run / "last").state_dict()
+    assert any(not torch.allclose(best[k], last[k]) for k in best)  # best is the average, not the last step
+    from tracegrad_ase.model.train import validate
+
+    graphs = _val_graphs(tmp_path / "a" / "run", dataset, load_model(run / "best"))
+    best_epoch = straight["best_epoch"]
+    assert validate(load_model(run / "best"), graphs)["loss"] == pytest.approx(
+        straight["history"][best_epoch - 1]["val_loss"], rel=1e-8)
+    with pytest.raises(ValueError, match="another run.*ema_decay"):
+        train(_config(tmp_path / "b", dataset, epochs=4, ema_decay=0.9))
+
+
+def _val_graphs(run, dataset, model):
+    from tracegrad_ase.io.h5 import load_h5
+    from tracegrad_ase.model.data import graph_from_hamiltonian
+
+    names = json.loads((run / "split.json").read_text())["val"]
+    return [graph_from_hamiltonian(model.layout, load_h5(dataset / STRUCTURES_DIR / n), model.config.cutoff)
+            for n in names]

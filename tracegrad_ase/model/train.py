@@ -39,6 +39,7 @@ from .checkpoint import load_model, load_training_state, resolve_folder, save_mo
 from .data import GraphBatch, collate, graph_from_hamiltonian
 from .layout import BlockLayout
 from .domain import training_domain  # noqa: F401 (public here before: calculators/ship_model.py)
+from .averaging import WeightAverage
 from .init_from import initial_model
 from .losses import aligned_target, band_loss, shifted_target, window_band_errors
 from .network import ModelConfig, TraceGradNet, build_model
@@ -234,9 +235,9 @@ def _optimizers(model: TraceGradNet, cfg: TrainConfig, trainer_state: dict | Non
 
 
 def _train_epoch(net: torch.nn.Module, model: TraceGradNet, graphs: list, optimizer, cfg: TrainConfig, epoch: int,
-                 rank: int, world: int, names: Sequence[str] = ()) -> np.ndarray:
-    """One pass over the training graphs in the epoch's seeded order; the mean (L_H, L_T, L_B) per step.
-    ``names`` (of the graphs' structures) go into the error when a step's loss is not finite."""
+                 rank: int, world: int, names: Sequence[str] = (), ema: WeightAverage | None = None) -> np.ndarray:
+    """One pass over the training graphs in the epoch's seeded order (folding each step into ``ema``); the mean
+    (L_H, L_T, L_B) per step. ``names`` (of the graphs' structures) go into the error when a loss is not finite."""
     model.train()
     order = np.random.default_rng(cfg.seed + epoch).permutation(len(graphs))
     sums = np.zeros(3)
@@ -261,6 +262,8 @@ def _train_epoch(net: torch.nn.Module, model: TraceGradNet, graphs: list, optimi
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
+        if ema is not None:
+            ema.update(model)
         sums += (means["H"], means["T"], means["B"])
         steps += 1
     return sums / max(steps, 1)
@@ -284,9 +287,9 @@ def _selected_on_disk(best: Path, cfg: TrainConfig) -> float | None:
 
 
 def _save_epoch(out: Path, model: TraceGradNet, record: dict, state: dict, val: dict, domain: dict, improved: bool,
-                best_on_disk: float | None, optimizer, scheduler) -> float | None:
+                best_on_disk: float | None, optimizer, scheduler, ema: WeightAverage | None = None) -> float | None:
     """Log the epoch, save checkpoints/last (with trainer state) and, if it improved on what checkpoints/best
-    holds, checkpoints/best; returns the selection metric now in best."""
+    holds, checkpoints/best (the validated weights: ``ema``'s average if on); returns the metric now in best."""
     with open(log_file(out), "a") as f:
         f.write(json.dumps(record) + "\n")
     meta = {"best_epoch": state["best_epoch"], "val_mae_mev": val["mae_mev"], "val_loss": val["loss"],
@@ -294,11 +297,11 @@ def _save_epoch(out: Path, model: TraceGradNet, record: dict, state: dict, val: 
     if "band_mae_mev" in val:
         meta["val_band_mae_mev"] = val["band_mae_mev"]
     if improved and (best_on_disk is None or val["select"] < best_on_disk):
-        save_model(model, best_checkpoint(out), metadata=meta)
+        save_model(ema.average if ema else model, best_checkpoint(out), metadata=meta)
         best_on_disk = val["select"]
     save_model(model, last_checkpoint(out), metadata=meta, state=state, trainer_state={
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "torch_rng": torch.get_rng_state()})
+        "torch_rng": torch.get_rng_state(), **({"ema": ema.state_dict()} if ema else {})})
     return best_on_disk
 
 
@@ -330,12 +333,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
     optimizer, scheduler = _optimizers(model, cfg, trainer_state)
+    ema = WeightAverage(model, cfg.ema_decay, (trainer_state or {}).get("ema")) if cfg.ema_decay else None
     state = state or {"epoch": 0, "best_val": None, "best_epoch": None, "history": [], "wall_time_s": 0.0,
                       "train_config": asdict(cfg)}
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(split_file(out), {"train": [p.name for p in train_files], "val": [p.name for p in val_files],
-                                         "test": [p.name for p in test_files]})
+        atomic_write_json(split_file(out), {part: [p.name for p in paths] for part, paths in
+                                            (("train", train_files), ("val", val_files), ("test", test_files))})
         _truncate_log(log_file(out), state["epoch"])
 
     domain = training_domain([hams[p] for p in train_files])
@@ -353,8 +357,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     while state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
         means = _train_epoch(net, model, train_graphs, optimizer, cfg, epoch, rank, world,
-                             [p.name for p in train_files])
-        val = validate(model, val_graphs, cfg)
+                             [p.name for p in train_files], ema)
+        val = validate(ema.average if ema else model, val_graphs, cfg)
         scheduler.step(val["loss"])
         lr = optimizer.param_groups[0]["lr"]
         record = {"epoch": epoch + 1, "train_loss_h": means[0], "train_loss_t": means[1],
@@ -370,7 +374,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             state["best_val"], state["best_epoch"] = val["select"], epoch + 1
         if rank == 0:
             best_on_disk = _save_epoch(out, model, record, state, val, domain, improved, best_on_disk,
-                                       optimizer, scheduler)
+                                       optimizer, scheduler, ema)
         bar.update(1)
         bar.set_postfix(val_mae_mev=f"{val['mae_mev']:.2f}", lr=f"{lr:.1e}", refresh=False)
         stop = _stop_reason(cfg, state, record, lr)
@@ -422,10 +426,6 @@ def validate(model: TraceGradNet, graphs: Sequence[GraphBatch], cfg: TrainConfig
         out["band_mae_mev"] = float(np.mean(band_mae))
     out["select"] = out["band_mae_mev"] if cfg.select_by == "band" else out["loss"]
     return out
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_json(path, obj)
 
 
 def _truncate_log(path: Path, epochs: int) -> None:

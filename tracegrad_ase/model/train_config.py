@@ -16,7 +16,7 @@ from ..core.errors import DataFormatError
 #: split, and the old split.json would be overwritten). Epochs, time limits, early stopping, device may change.
 RESUME_MUST_MATCH = ("data", "model", "split", "seed", "batch_size", "lr", "weight_decay", "lr_factor",
                      "lr_patience", "grad_clip", "trace_weight", "dtype", "gauge", "band_weight", "band_kpoints",
-                     "band_window_ev", "band_lindep", "select_by", "split_file", "init_from")
+                     "band_window_ev", "band_lindep", "select_by", "split_file", "init_from", "ema_decay")
 
 
 @dataclass
@@ -59,6 +59,10 @@ class TrainConfig:
     # fine-tuning when the data set has grown. Its architecture, elements and basis are kept; the optimizer starts
     # afresh at `lr`.
     init_from: str | None = None
+    # Validate, select and ship an exponential moving average of the weights over ~1/(1 - ema_decay) optimizer steps
+    # (e.g. 0.99) instead of the last step's weights: steadier validation figures for select_by and early stopping
+    # (model/averaging.py). None: off.
+    ema_decay: float | None = None
     early_stopping: int = 40  # epochs without validation improvement
     max_time_s: float | None = None  # stop (with a checkpoint) after this much wall time
     dtype: str = "float32"
@@ -140,7 +144,8 @@ class TrainConfig:
                  "band_lindep": (lambda v: v is None or (number(v, 0) and v < 1), "a number in [0, 1) or null"),
                  "select_by": (lambda v: v in ("loss", "band"), "'loss' or 'band'"),
                  "split_file": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a file name or null"),
-                 "init_from": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a model folder or null")}
+                 "init_from": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a model folder or null"),
+                 "ema_decay": (lambda v: v is None or (number(v, 0, True) and v < 1), "a number in (0, 1) or null")}
         rules += [(k, ok(getattr(self, k)), what) for k, (ok, what) in later.items() if hasattr(self, k)]
         problems = [f"{name}={getattr(self, name)!r} (must be {what})" for name, ok, what in rules if not ok]
         if problems:
