@@ -28,7 +28,7 @@ from tracegrad_ase.io.h5 import load_h5
 from tracegrad_ase.model.evaluate import predict_for
 from tracegrad_ase.predict import load
 
-GRID = (1e-2, 2e-2, 3e-2, 5e-2, 7e-2, 0.1, 0.15, 0.2)
+GRID = (3e-3, 5e-3, 1e-2, 2e-2, 3e-2, 5e-2, 7e-2, 0.1, 0.15, 0.2)
 
 
 def errors(model, path: Path, grid: tuple[float, ...]) -> dict[float, float]:

@@ -223,7 +223,6 @@ def _ase_band_structure(calc, atoms, density: float):
 
 
 def _cmd_models(args) -> int:
-    from .model.checkpoint import read_card
     from . import models
 
     folders = models.folders()

@@ -329,9 +329,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     best_on_disk = _selected_on_disk(best, cfg)
     device = torch.device(cfg.device)
     model.to(device)
-    net: torch.nn.Module = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model)
+    net: torch.nn.Module = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer, scheduler = _optimizers(model, cfg, trainer_state)
     ema = WeightAverage(model, cfg.ema_decay, (trainer_state or {}).get("ema")) if cfg.ema_decay else None
     state = state or {"epoch": 0, "best_val": None, "best_epoch": None, "history": [], "wall_time_s": 0.0,
