@@ -27,7 +27,8 @@ from tracegrad_ase.predict import load
 OUT = Path(__file__).parent / "results" / "heldout_gaps.json"
 
 
-def _gap(energies: np.ndarray, kpts: np.ndarray, nelec: int) -> tuple[float, float]:
+def fermi_and_gap(energies: np.ndarray, kpts: np.ndarray, nelec: float) -> tuple[float, float]:
+    """E_F (Fermi-Dirac, 0.01 eV) and the band gap (eV) of levels (nk, nb) on ``kpts``."""
     ef = electronic.fermi_level(energies, None, nelec, "fermi-dirac", 0.01)
     return ef, float(electronic.band_gap(energies, kpts, ef)["gap"])
 
@@ -41,15 +42,15 @@ def gaps(path: Path, model, members: list, minimum: int, maximum: int | None = N
     t = spectrum.levels(truth, kpts, LINDEP_THRESHOLD)
     lindep = model_lindep(model.model_file)
     p = spectrum.levels(predict_for(truth, model), kpts, lindep)
-    ef_t, gap_t = _gap(t, kpts, nelec)
-    ef_p, gap_p = _gap(p, kpts, nelec)
+    ef_t, gap_t = fermi_and_gap(t, kpts, nelec)
+    ef_p, gap_p = fermi_and_gap(p, kpts, nelec)
     err = spectrum.band_errors(t, p, None, nelec)
     row = {"file": str(path), "formula": truth.atoms.get_chemical_formula(), "kpoints": len(kpts),
            "gap_true_ev": gap_t, "gap_pred_ev": gap_p, "gap_error_ev": gap_p - gap_t,
            "band_mae_mev": err["mae_mev"], "aligned_to": err["kind"]}
     if members:
-        member_gaps = [gap_p] + [_gap(spectrum.levels(predict_for(truth, m), kpts, lindep), kpts, nelec)[1]
-                                 for m in members]
+        member_gaps = [gap_p] + [fermi_and_gap(spectrum.levels(predict_for(truth, m), kpts, lindep), kpts,
+                                               nelec)[1] for m in members]
         row["gap_std_ev"] = float(np.std(member_gaps, ddof=1))
     return row
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from _results import machine, merge_results
+from heldout_gaps import fermi_and_gap
 from tracegrad_ase import electronic
 from tracegrad_ase.electronic import spectrum
 from tracegrad_ase.electronic.solve import LINDEP_THRESHOLD
@@ -26,26 +27,20 @@ from tracegrad_ase.io.h5 import load_h5
 OUT = Path(__file__).parent / "results" / "lindep_floor.json"
 
 
-def _gap(energies: np.ndarray, kpts: np.ndarray, nelec: float) -> float:
-    ef = electronic.fermi_level(energies, None, nelec, "fermi-dirac", 0.01)
-    return float(electronic.band_gap(energies, kpts, ef)["gap"])
-
-
 def floor(path: Path, lindeps: list[float], min_mesh: int, max_mesh: int) -> dict:
     """The truth of ``path`` solved at each lindep against its own solve at LINDEP_THRESHOLD."""
     truth = load_h5(path)
-    pbc = truth.atoms.pbc
-    kpts = (spectrum.evaluation_mesh(truth.atoms.cell[:], pbc, min_points=min_mesh, max_points=max_mesh)
-            if pbc.any() else np.zeros((1, 3)))
+    kpts = spectrum.evaluation_mesh(truth.atoms.cell[:], truth.atoms.pbc, min_points=min_mesh, max_points=max_mesh)
     nelec = electronic.electron_count(truth)
     ref = spectrum.levels(truth, kpts, LINDEP_THRESHOLD)
-    gap_ref = _gap(ref, kpts, nelec)
+    gap_ref = fermi_and_gap(ref, kpts, nelec)[1]
     rows = []
     for lindep in lindeps:
         moved = spectrum.levels(truth, kpts, lindep)
         err = spectrum.band_errors(ref, moved, None, nelec)
+        gap_change = fermi_and_gap(moved, kpts, nelec)[1] - gap_ref
         rows.append({"lindep": lindep, "band_mae_mev": err["mae_mev"], "band_max_mev": err["max_mev"],
-                     "aligned_to": err["kind"], "gap_change_mev": 1000 * (_gap(moved, kpts, nelec) - gap_ref)})
+                     "aligned_to": err["kind"], "gap_change_mev": 1000 * gap_change})
     return {"file": str(path), "formula": truth.atoms.get_chemical_formula(), "kpoints": len(kpts),
             "gap_ev": gap_ref, "rows": rows}
 
