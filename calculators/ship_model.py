@@ -40,9 +40,9 @@ def _evaluate(model: Path, data: list[str], split: str, out: Path, parity: Path 
 
 def _figures(res: dict) -> dict:
     keys = ("n_structures", "mae_mev", "gauge_mae_mev", "mae_onsite_mev", "gauge_mae_onsite_mev", "mae_offsite_mev",
-            "gauge_mae_offsite_mev", "band_mae_ef_mev", "band_max_ef_mev", "ghost_levels", "ghost_levels_domain",
-            "ghost_kpoints", "eig_mae_mev", "eig_near_edges_mae_mev", "eig_occupied_mae_mev", "homo_lumo_gap_error_mev",
-            "mae_by_degree_mev", "gauge_mae_by_degree_mev")
+            "gauge_mae_offsite_mev", "band_mae_ef_mev", "band_max_ef_mev", "band_mae_ef_full_mev", "ghost_levels",
+            "ghost_levels_domain", "ghost_kpoints", "eig_mae_mev", "eig_near_edges_mae_mev", "eig_occupied_mae_mev",
+            "homo_lumo_gap_error_mev", "homo_lumo_gap_error_full_mev", "mae_by_degree_mev", "gauge_mae_by_degree_mev")
     return {k: res[k] for k in keys if res.get(k) is not None}
 
 
@@ -176,9 +176,13 @@ def main() -> None:
     model_json["metadata"]["name"] = args.name
     parts = _run_parts(args.data, split_file(run))
     _complete_domain(model_json, parts["train"])
+    card = yaml.safe_load((dest / "card.in.yaml").read_text())
+    if card.get("excluded_environments"):  # trained on, measured wrong: refused (exclude_environments.py)
+        from tracegrad_ase.model.domain import apply_exclusions
+
+        apply_exclusions(model_json, card["excluded_environments"], parts["train"])
     (dest / "model.json").write_text(json.dumps(model_json, indent=2))
 
-    card = yaml.safe_load((dest / "card.in.yaml").read_text())
     cfg = model_json["config"]
     card["model"] = {"elements": cfg["elements"], "basis": cfg["basis"]["name"], "pseudo": cfg["basis"].get("pseudo"),
                      "cutoff_angstrom": cfg["cutoff"], "tracegrad": cfg["tracegrad"], "layers": cfg["num_layers"],

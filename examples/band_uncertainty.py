@@ -1,4 +1,5 @@
-"""Bands with error bars: the shipped carbon model's committee on graphene, AA bilayer graphene and diamond.
+"""Bands with error bars: the shipped carbon model's committee on graphene, AA bilayer graphene and a rattled 2x2
+graphene supercell; diamond, which the carbon model refuses (its card excludes sp3 carbon), shows the refusal.
 
     python examples/band_uncertainty.py                 # writes band_uncertainty.png, prints gaps with their spread
     python examples/band_uncertainty.py --large 22      # + a rattled 968-atom sheet, graphene-szv's committee (~3 min)
@@ -19,7 +20,7 @@ import numpy as np
 from ase.build import bulk, graphene
 
 from tracegrad_ase import TraceGradCalculator
-from tracegrad_ase.core.errors import UncertaintyWarning
+from tracegrad_ase.core.errors import OutOfDomainError, UncertaintyWarning
 from tracegrad_ase.core.figures import pyplot
 from tracegrad_ase.interop.plots import plot_uncertainty
 
@@ -32,8 +33,10 @@ def structures() -> dict:
     aa.positions[2:, 2] += 3.35
     aa.cell[2, 2] = 18.0
     aa.pbc = [True, True, False]
+    rattled = sheet.repeat((2, 2, 1))
+    rattled.rattle(0.05, seed=1)
     return {"graphene": (sheet, "GMKG", (9, 9, 1)), "AA bilayer": (aa, "GMKG", (9, 9, 1)),
-            "diamond": (bulk("C", "diamond", a=3.567), "GXWLGK", (6, 6, 6))}
+            "rattled 2x2": (rattled, "GMKG", (5, 5, 1))}
 
 
 def large_cell(n: int) -> None:
@@ -87,6 +90,10 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"-> {args.out}")
+    try:  # sp3 carbon: refused with the measured reason rather than answered with wrong bands
+        TraceGradCalculator(args.model, kpts=(6, 6, 6)).calculate(bulk("C", "diamond", a=3.567))
+    except OutOfDomainError as exc:
+        print(f"diamond: refused: {str(exc)[:160]}...")
 
 
 if __name__ == "__main__":

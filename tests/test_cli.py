@@ -145,6 +145,8 @@ def test_bands_and_dos_commands(tmp_path):
     data = json.loads((tmp_path / "bands.json").read_text())
     assert (tmp_path / "bands.png").stat().st_size > 1000 and data["energies_ev"]
     assert {"\\Gamma", "M", "K"} <= set(data["labels"])
+    # the toy sheet is a metal or not; either way the record is there (None: no gap to move)
+    assert "gap_cut_sensitivity_ev" in data
     r = tracegrad("dos", f, "--model", model, "--mesh", "6x6x1", "-o", tmp_path / "dos.png", "--json",
                   tmp_path / "dos.json")
     assert r.returncode == 0, r.stderr

@@ -196,3 +196,68 @@ def test_cli_predict_strict_refuses_a_structure_out_of_the_domain(graphene_model
     assert "0 C (" in capsys.readouterr().err
     assert main(["predict", str(path), "--model", str(graphene_models["plain"]), "--strict",
                  "-o", str(tmp_path / "plain.h5")]) == 0  # no fingerprints: nothing to refuse
+
+
+# -- environments a model's card excludes: refused, with the reason --------------------------------------------
+def _diamond(rattle: float, seed: int):
+    atoms = bulk("C", "diamond", 3.567, cubic=True)
+    atoms.rattle(rattle, seed=seed)
+    return atoms
+
+
+def test_excluded_environments_move_out_of_the_domain_and_are_refused(graphene_models, tmp_path):
+    """A toy model trained on sheets and diamond with diamond excluded: diamond (perfect, rattled, strained) is
+    refused with the recorded reason, sheets still predict quietly, and the sheets' own domain no longer holds
+    diamond (its fingerprints are recomputed from the kept structures)."""
+    import shutil
+
+    from tracegrad_ase.calculator import TraceGradCalculator
+    from tracegrad_ase.core.errors import OutOfDomainError
+    from tracegrad_ase.model.domain import exclude_environments, excluded_atoms
+
+    folder = tmp_path / "sheets-not-diamond"
+    shutil.copytree(graphene_models["plain"], folder)
+    card = json.loads((folder / "model.json").read_text())
+    sheets = [_sheet(rattle=0.03, seed=s) for s in range(4)]
+    add_fingerprints(card, sheets + [_diamond(0.03, s) for s in range(3)])
+    assert domain_scores(bulk("C", "diamond", 3.567), card["metadata"]["domain"]).max() < 1.0  # seen: in domain
+    entry = exclude_environments(card, sheets, [_diamond(0.03, s) for s in range(3)], "sp3 carbon",
+                                 "measured 0.7 eV off")
+    domain = card["metadata"]["domain"]
+    assert entry["name"] == "sp3 carbon" and domain["excluded"] == [entry]
+    assert domain["fingerprints"] == environment_domain(sheets, ["C"])
+    (folder / "model.json").write_text(json.dumps(card))
+
+    strained = bulk("C", "diamond", 3.567 * 1.04)
+    for crystal in (bulk("C", "diamond", 3.567), _diamond(0.05, 9), strained):
+        assert [len(i) for _, i in excluded_atoms(crystal, domain)] == [len(crystal)]
+        with pytest.raises(OutOfDomainError, match=rf"{len(crystal)} of {len(crystal)} atoms .* are sp3 carbon, "
+                                                   "which this model does not predict: measured 0.7 eV off"):
+            TraceGradCalculator(str(folder), kpts=(2, 2, 2)).calculate(crystal)
+    inside = _sheet(rattle=0.03, seed=11)
+    assert excluded_atoms(inside, domain) == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfDomainWarning)
+        TraceGradCalculator(str(folder), kpts=(3, 3, 1)).calculate(inside)
+    # Re-excluding under the same name replaces the entry
+    exclude_environments(card, sheets, [_diamond(0.03, 0)], "sp3 carbon", "again")
+    assert [e["reason"] for e in card["metadata"]["domain"]["excluded"]] == ["again"]
+
+
+def test_the_shipped_carbon_model_refuses_diamond_and_predicts_graphene(capsys, tmp_path):
+    """Issue 18: `tracegrad bands diamond.cif --model carbon` printed a metal; now it exits 2 with the reason."""
+    from ase.io import write
+
+    from tracegrad_ase.cli import main
+
+    path = tmp_path / "diamond.cif"
+    write(path, bulk("C", "diamond", 3.567))
+    assert main(["bands", str(path), "--model", "carbon", "-o", str(tmp_path / "d.png")]) == 2
+    err = capsys.readouterr().err
+    assert "sp3 carbon (diamond-like), which this model does not predict" in err and "tracegrad truth" in err
+    assert not (tmp_path / "d.png").exists()
+    from tracegrad_ase.predict import check_domain, load
+
+    sheet = graphene(a=2.46, vacuum=10.0)
+    sheet.pbc = True
+    assert check_domain(sheet, load("carbon")).max() < 1.0

@@ -45,6 +45,7 @@ from .electronic.filling import NSPINS, spin_axis
 from .core import symmetry
 from .core.errors import (CalculatorUsageError, LinearDependenceError, MismatchError, ParameterError, PredictionError,
                      StructureError, UnknownParameterError)
+from .electronic.cut_sensitivity import check_gap_cut
 from .electronic.solve import PREDICTED_LINDEP
 from . import committee
 from .predict import load, predict_hamiltonian
@@ -81,7 +82,9 @@ class TraceGradCalculator(Calculator):
         crystals: nearly dependent bases (gth-dzvp graphene: S(k) down to 1e-8; def2-SVP ethanol: ~1e-3) amplify a
         prediction's errors along those directions by 1/s — measured with the shipped carbon model, band errors
         near E_F of 6.7 eV at 1e-6 and 0.18 eV at 1e-2; with the ethanol model, spurious levels in the HOMO-LUMO
-        gap at 1e-6 —, while the exact Hamiltonian is consistent with S there and needs no such cut.
+        gap at 1e-6 —, while the exact Hamiltonian is consistent with S there and needs no such cut. The gap is
+        solved again at 0.6x and 2x lindep (at its band edges' k-points): ``band_gap_cut_sensitivity`` (eV) is how
+        far it moves, with an ``UncertaintyWarning`` above 0.1 eV (``electronic.cut_sensitivity``).
     uncertainty: also predict with the model's committee (``committee/`` members: other seeds) and report the
         spread over members in ``results``: ``eigenvalues_std`` (of ε - E_F, shaped as ``eigenvalues``), ``fermi_level_std``,
         ``band_gap_std`` (eV; ``get_property("band_gap_std")``), with an ``UncertaintyWarning`` when a level within
@@ -110,7 +113,7 @@ class TraceGradCalculator(Calculator):
     """
 
     implemented_properties = ["hamiltonian", "eigenvalues", "fermi_level", "band_gap", "eigenvalues_std",
-                              "fermi_level_std", "band_gap_std"]
+                              "fermi_level_std", "band_gap_std", "band_gap_cut_sensitivity"]
     default_parameters: dict[str, Any] = {"kpts": None, "fermi_kpts": None, "smearing": "fermi-dirac", "width": 0.05,
                                           "sigma": None, "n_bands": None, "symmetry": True, "lindep": None}
     ignored_changes = {"initial_magmoms", "initial_charges"}
@@ -267,6 +270,8 @@ class TraceGradCalculator(Calculator):
                 "n_electrons": nelec,
                 "ghost_levels": ghosts, **_domain_results(ham),
             }
+            self.results["band_gap_cut_sensitivity"] = check_gap_cut(self.asm, self.results["band_gap"], nelec,
+                                                                      self._lindep, stacklevel=5)
             if self._members:
                 spread = committee.spread(atoms, ham, sol.energies, ef, self._members, kpts,
                                           None if fsol is None else (fk, fw),

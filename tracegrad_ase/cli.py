@@ -336,6 +336,7 @@ def _cmd_bands(args) -> int:
 
         atomic_write_text(args.json, json.dumps({
             "efermi_ev": bs.efermi, "is_metal": bs.is_metal(), "gap": gap, "path": used,
+            "gap_cut_sensitivity_ev": calc.results.get("band_gap_cut_sensitivity"),
             "labels": {k: list(map(float, v.frac_coords)) for k, v in bs.labels_dict.items()},
             "kpoints_frac": [list(map(float, k.frac_coords)) for k in bs.kpoints],
             "energies_ev": np.asarray(bs.bands[Spin.up]).T.tolist()}, indent=1))

@@ -304,6 +304,8 @@ def _card_lines(folder: Path) -> list[str]:
     test = (info.get("test") or {}).get("model") or {}
     if info.get("summary"):
         lines.append(f"  {' '.join(str(info['summary']).split())[:160]}...")
+    for entry in info.get("excluded_environments") or []:
+        lines.append(f"  refuses {entry.get('name')}: {' '.join(str(entry.get('reason')).split())[:110]}...")
     if test.get("mae_mev") is not None:
         lines.append(f"  test H MAE {float(test['mae_mev']):.1f} meV over {test.get('n_structures')} held-out "
                      f"structures; card: {folder / 'card.yaml'}")

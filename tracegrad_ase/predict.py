@@ -14,8 +14,8 @@ import torch
 from ase import Atoms
 
 from .core.dtypes import dtype_names
-from .core.errors import (DataFormatError, ModelNotFoundError, OutOfDomainWarning, ParameterError,  # noqa: F401
-                          PredictionError, StructureError, UnknownElementError)
+from .core.errors import (DataFormatError, ModelNotFoundError, OutOfDomainError, OutOfDomainWarning,  # noqa: F401
+                          ParameterError, PredictionError, StructureError, UnknownElementError)
 from .core.graphs import neighbor_list
 from .core.hamiltonian import RealSpaceHamiltonian
 from .core.structures import MIN_DISTANCE, validate_atoms
@@ -112,7 +112,19 @@ def check_domain(atoms: Atoms, model) -> np.ndarray | None:
         kind = "crystal" if any(atoms.pbc) else "molecule"
         warnings.warn(f"this is a {kind}; the model was trained on "
                       f"{'crystals' if periodic == [True] else 'molecules'} only", OutOfDomainWarning, stacklevel=3)
+    _refuse_excluded(atoms, domain)
     return domain_scores(atoms, model)
+
+
+def _refuse_excluded(atoms: Atoms, domain: dict) -> None:
+    """Structures whose atoms sit in an environment the model's card excludes (it trained on some and measured
+    them wrong) are refused with the card's reason: a warning would still print a confidently wrong number."""
+    from .model.domain import excluded_atoms
+
+    for entry, idx in excluded_atoms(atoms, domain):
+        shown = ", ".join(str(int(i)) for i in idx[:8]) + (", ..." if len(idx) > 8 else "")
+        raise OutOfDomainError(f"{len(idx)} of {len(atoms)} atoms ({shown}) are {entry['name']}, which this model "
+                               f"does not predict: {entry['reason']}")
 
 
 def _check_pairs(atoms: Atoms, shortest: dict[str, float]) -> None:

@@ -19,7 +19,7 @@ from .bloch import BlochAssembler, as_assembler, check_kpts, kpoint_weights
 from .sparse_factor import ShiftedFactorization, resolve_backend
 
 __all__ = ["DEFAULT_SPARSE_BANDS", "LINDEP_THRESHOLD", "PREDICTED_LINDEP", "SPARSE_THRESHOLD", "KSolution",
-           "band_energies", "generalized_eigh", "model_lindep", "shifted_factorization", "smallest_overlap_eigenvalue",
+           "band_energies", "generalized_eigh", "levels_at_cuts", "model_lindep", "shifted_factorization", "smallest_overlap_eigenvalue",
            "solve_k", "sparse_eigs", "states_below"]
 
 #: Overlap eigenvalues below this are treated as linear dependencies of the basis (see generalized_eigh).
@@ -56,6 +56,27 @@ def generalized_eigh(h: np.ndarray, s: np.ndarray, lindep: float = LINDEP_THRESH
     x = svec[:, keep] / np.sqrt(sval[keep])
     e, c = np.linalg.eigh(x.conj().T @ h @ x)
     return e, x @ c
+
+
+def levels_at_cuts(h: np.ndarray, s: np.ndarray, cuts: Sequence[float], first: int, last: int
+                   ) -> dict[float, np.ndarray | None]:
+    """Levels ``first``..``last`` (ascending indices) of ``H c = e S c`` solved as :func:`generalized_eigh` solves
+    it, once per cut in ``cuts``: S is diagonalized once and only the asked levels are computed, so a few cuts
+    cost little more than one full solve. None where fewer levels survive a cut."""
+    import scipy.linalg
+
+    sval, svec = np.linalg.eigh(s)
+    out: dict[float, np.ndarray | None] = {}
+    solved: dict[int, np.ndarray | None] = {}  # by the number of directions kept: cuts keeping the same ones agree
+    for cut in cuts:
+        keep = sval > cut
+        n = int(keep.sum())
+        if n not in solved:
+            x = svec[:, keep] / np.sqrt(sval[keep])
+            solved[n] = (scipy.linalg.eigh(x.conj().T @ h @ x, eigvals_only=True, subset_by_index=[first, last])
+                         if n > last else None)
+        out[float(cut)] = solved[n]
+    return out
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,8 @@ from ..core.errors import DataFormatError
 from ..core.environment import fingerprint_settings, fingerprints, nearest_distances
 from ..electronic.solve import band_energies
 
-__all__ = ["DOMAIN_THRESHOLD", "add_fingerprints", "domain_scores", "environment_domain", "training_domain"]
+__all__ = ["DOMAIN_THRESHOLD", "add_fingerprints", "apply_exclusions", "domain_scores", "environment_domain",
+           "exclude_environments", "excluded_atoms", "training_domain"]
 
 #: An atom whose score (distance to the nearest training fingerprint of its element / that element's scale) is
 #: above this is out of the training domain.
@@ -69,6 +71,66 @@ def add_fingerprints(model_json: dict, train_hams) -> None:
     elements = model_json.get("config", {}).get("elements") or sorted(
         {s for a in structures for s in a.get_chemical_symbols()})
     domain["fingerprints"] = environment_domain(structures, list(elements))
+
+
+def exclude_environments(model_json: dict, kept, excluded, name: str, reason: str) -> dict[str, Any]:
+    """Take the environments of ``excluded`` (structures the model trained on but predicts badly, e.g. the carbon
+    model's diamond cells) out of its domain: ``fingerprints`` are recomputed from ``kept`` alone (the rest of
+    its training structures), and ``excluded`` is recorded under ``domain.excluded`` with ``name`` and
+    ``reason`` (what a user reads when a prediction is refused: say what was measured). ``kept`` and
+    ``excluded``: ``Atoms`` or :class:`RealSpaceHamiltonian` objects. Changes ``model_json`` in place and
+    returns the new entry; an entry of the same name is replaced."""
+    as_atoms = [[h if isinstance(h, Atoms) else h.atoms for h in group] for group in (kept, excluded)]
+    domain = model_json.setdefault("metadata", {}).setdefault("domain", {})
+    elements = list(model_json.get("config", {}).get("elements") or sorted(
+        {s for group in as_atoms for a in group for s in a.get_chemical_symbols()}))
+    domain["fingerprints"] = environment_domain(as_atoms[0], elements)
+    present = [e for e in elements if any(e in a.get_chemical_symbols() for a in as_atoms[1])]
+    entry = {"name": name, "reason": reason, "n_structures": len(as_atoms[1]),
+             **environment_domain(as_atoms[1], present)}
+    entry["settings"] = domain["fingerprints"]["settings"]  # one fingerprint for both comparisons
+    domain["excluded"] = [e for e in domain.get("excluded", []) if e.get("name") != name] + [entry]
+    return entry
+
+
+def apply_exclusions(model_json: dict, specs: list[dict[str, str]], train_files) -> None:
+    """:func:`exclude_environments` for each of a card's ``excluded_environments`` (``name``, ``reason`` and
+    ``training_files``: a file-name pattern over the model's training files ``train_files``); the kept domain is
+    what no pattern matches. A pattern that matches nothing, or everything, is an error (a stale card)."""
+    import fnmatch
+
+    from ..io.h5 import load_h5
+
+    files = sorted(train_files, key=lambda f: Path(f).name)
+    groups = [[f for f in files if fnmatch.fnmatch(Path(f).name, spec["training_files"])] for spec in specs]
+    out = {Path(f).name for g in groups for f in g}
+    kept = [load_h5(f) for f in files if Path(f).name not in out]
+    for spec, group in zip(specs, groups):
+        if not group or not kept:
+            raise ValueError(f"excluded environment {spec['name']!r}: pattern {spec['training_files']!r} matches "
+                             f"{len(group)} of {len(files)} training files")
+        exclude_environments(model_json, kept, [load_h5(f) for f in group], spec["name"], " ".join(
+            spec["reason"].split()))
+
+
+def excluded_atoms(atoms, domain: dict[str, Any]) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """For each excluded environment (:func:`exclude_environments`) that ``atoms`` fall into, the entry and the
+    indices of its atoms: nearer to its references than to the kept training domain (each distance in units of
+    its side's scale), and either within the entry's threshold or outside the kept domain's (a strongly strained
+    diamond is still more diamond than anything the carbon model is trusted on)."""
+    found = []
+    kept = domain_scores(atoms, domain)
+    for entry in (domain or {}).get("excluded", []):
+        scores = domain_scores(atoms, {"fingerprints": entry})
+        if scores is None:
+            continue
+        hit = scores <= float(entry.get("threshold", DOMAIN_THRESHOLD))
+        if kept is not None:
+            outside = kept > float(domain["fingerprints"].get("threshold", DOMAIN_THRESHOLD))
+            hit = (hit | outside) & (scores < kept)
+        if hit.any():
+            found.append((entry, np.flatnonzero(hit)))
+    return found
 
 
 def environment_domain(structures, elements: list[str]) -> dict[str, Any]:
