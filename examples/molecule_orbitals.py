@@ -30,6 +30,11 @@ def main() -> None:
     mo = atoms.calc.get_molecular_orbitals()
     occ = mo["energies"][: mo["homo_index"] + 1]
     print(f"{atoms.get_chemical_formula()}: HOMO {mo['homo']:.3f} eV, LUMO {mo['lumo']:.3f} eV, gap {mo['gap']:.3f} eV")
+    # How far the gap moves when the overlap cut moves (an UncertaintyWarning above 0.1 eV): a diffuse LUMO
+    # in nearly dependent basis directions, where the gap cannot be trusted.
+    moves = atoms.calc.get_property("band_gap_cut_sensitivity")
+    if moves is not None:
+        print(f"the gap moves by {moves:.3f} eV with the overlap cut" + (" (uncertain)" if moves > 0.1 else ""))
     print("occupied orbital energies (eV):", np.array2string(occ, precision=2, max_line_width=110))
     if args.check:
         from tracegrad_ase.engines.pyscf.scf import extract_blocks, run_scf

@@ -307,7 +307,8 @@ class TraceGradCalculator(Calculator):
         self.solution = sol
         self.results = {"hamiltonian": ham, "eigenvalues": spin_axis(sol.energies), "fermi_level": ef,
                         "n_electrons": nelec, **_domain_results(ham),
-                        "band_gap": electronic.window_band_gap(sol.energies, sol.kpts, ef)}
+                        "band_gap": electronic.window_band_gap(sol.energies, sol.kpts, ef),
+                        "band_gap_cut_sensitivity": None}  # nothing is cut here (the solver refuses lindep cases)
         if self._members:
             spread = committee.window_spread(self.atoms, self.asm, sol.energies, ef, self._members, kpts, sigma)
             self.results.update(committee.results(spread, sol.energies, ef))
