@@ -261,3 +261,34 @@ def test_the_shipped_carbon_model_refuses_diamond_and_predicts_graphene(capsys, 
     sheet = graphene(a=2.46, vacuum=10.0)
     sheet.pbc = True
     assert check_domain(sheet, load("carbon")).max() < 1.0
+
+
+def test_apply_exclusions_reads_a_cards_patterns_over_the_training_files(tmp_path):
+    """The card's form (name, reason, training_files pattern) over saved training files; a stale pattern that
+    matches nothing, or everything, is refused rather than recording an empty or total exclusion."""
+    from tracegrad_ase.core.basis import OrbitalBasis
+    from tracegrad_ase.core.graphs import neighbor_list
+    from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
+    from tracegrad_ase.io.h5 import save_h5
+    from tracegrad_ase.model.domain import apply_exclusions
+
+    basis = OrbitalBasis(name="s", shells={"C": (0,)}, valence={"C": 1})
+
+    def saved(atoms, name):
+        nl = neighbor_list(atoms, 1.6, self_edges=True)
+        blocks = [np.zeros((1, 1))] * len(nl)
+        ham = RealSpaceHamiltonian(atoms, basis, np.column_stack([nl.shifts, nl.i, nl.j]), blocks, blocks)
+        return save_h5(ham, tmp_path / f"{name}.h5")
+
+    files = [saved(_sheet(rattle=0.03, seed=s), f"graphene-{s}") for s in range(3)]
+    files += [saved(_diamond(0.03, s), f"diamond-{s}") for s in range(2)]
+    card = {"config": {"elements": ["C"]}, "metadata": {"domain": {}}}
+    spec = {"name": "sp3 carbon", "reason": "measured\n  badly", "training_files": "diamond-*"}
+    apply_exclusions(card, [spec], files)
+    (entry,) = card["metadata"]["domain"]["excluded"]
+    assert entry["n_structures"] == 2 and entry["reason"] == "measured badly"
+    assert card["metadata"]["domain"]["fingerprints"] == environment_domain(
+        [_sheet(rattle=0.03, seed=s) for s in range(3)], ["C"])
+    for pattern in ("silicon-*", "*"):
+        with pytest.raises(ValueError, match="matches"):
+            apply_exclusions(card, [{**spec, "training_files": pattern}], files)
