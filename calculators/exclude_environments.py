@@ -22,6 +22,7 @@ import yaml
 from tracegrad_ase.io.atomic import atomic_write_text
 from tracegrad_ase.io.h5 import load_dataset
 from tracegrad_ase.model.domain import apply_exclusions
+from tracegrad_ase.model.train_config import fixed_split
 from tracegrad_ase.models import MODEL_FILE, resolve
 
 
@@ -35,13 +36,10 @@ def main() -> None:
     specs = yaml.safe_load((folder / "card.in.yaml").read_text()).get("excluded_environments") or []
     if not specs:
         raise SystemExit(f"{folder}/card.in.yaml has no excluded_environments")
-    train = set(json.loads(args.split.read_text())["train"])
-    files = {f.name: f for d in args.data for f in load_dataset(d)}
-    missing = sorted(train - set(files))
-    if missing:
-        raise SystemExit(f"training structures {missing[:5]} are not in {args.data}")
+    # read as training read it: every name of the split must be one of the data's files
+    train = fixed_split([f for d in args.data for f in load_dataset(d)], str(args.split))[0]
     model_json = json.loads((folder / MODEL_FILE).read_text())
-    apply_exclusions(model_json, specs, [files[n] for n in sorted(train)])
+    apply_exclusions(model_json, specs, train)
     atomic_write_text(folder / MODEL_FILE, json.dumps(model_json, indent=2))
     domain = model_json["metadata"]["domain"]
     for entry in domain["excluded"]:

@@ -112,16 +112,20 @@ def check_domain(atoms: Atoms, model) -> np.ndarray | None:
         kind = "crystal" if any(atoms.pbc) else "molecule"
         warnings.warn(f"this is a {kind}; the model was trained on "
                       f"{'crystals' if periodic == [True] else 'molecules'} only", OutOfDomainWarning, stacklevel=3)
-    _refuse_excluded(atoms, domain)
-    return domain_scores(atoms, model)
+    from .model.domain import domain_scores as _scores
+
+    scores = _scores(atoms, domain)  # once: the refusal and the warning both read it
+    _refuse_excluded(atoms, domain, scores)
+    return domain_scores(atoms, model, scores=scores)
 
 
-def _refuse_excluded(atoms: Atoms, domain: dict) -> None:
+def _refuse_excluded(atoms: Atoms, domain: dict, scores: np.ndarray | None) -> None:
     """Structures whose atoms sit in an environment the model's card excludes (it trained on some and measured
-    them wrong) are refused with the card's reason: a warning would still print a confidently wrong number."""
+    them wrong) are refused with the card's reason: a warning would still print a confidently wrong number.
+    ``scores``: the atoms' scores against the kept domain."""
     from .model.domain import excluded_atoms
 
-    for entry, idx in excluded_atoms(atoms, domain):
+    for entry, idx in excluded_atoms(atoms, domain, scores):
         shown = ", ".join(str(int(i)) for i in idx[:8]) + (", ..." if len(idx) > 8 else "")
         raise OutOfDomainError(f"{len(idx)} of {len(atoms)} atoms ({shown}) are {entry['name']}, which this model "
                                f"does not predict: {entry['reason']}")
@@ -157,14 +161,15 @@ def _check_pairs(atoms: Atoms, shortest: dict[str, float]) -> None:
                       OutOfDomainWarning, stacklevel=4)
 
 
-def domain_scores(atoms: Atoms, model, worst: int = 5) -> np.ndarray | None:
+def domain_scores(atoms: Atoms, model, worst: int = 5, scores: np.ndarray | None = None) -> np.ndarray | None:
     """Each atom's environment score: the distance of its fingerprint (:mod:`tracegrad_ase.core.environment`) to
     the nearest one of its element in the training data, over that element's scale (:mod:`.model.domain`). Atoms
     above the threshold (1) get one :class:`OutOfDomainWarning` naming the ``worst`` highest; ``None`` (no check)
-    for a model without recorded fingerprints."""
+    for a model without recorded fingerprints. ``scores``: those scores, where the caller has them already."""
     from .model.domain import DOMAIN_THRESHOLD, domain_scores as _scores
 
-    scores = _scores(atoms, model.domain)
+    if scores is None:
+        scores = _scores(atoms, model.domain)
     if scores is None:
         return None
     threshold = float(model.domain["fingerprints"].get("threshold", DOMAIN_THRESHOLD))

@@ -49,13 +49,12 @@ def gap_cut_sensitivity(asm: BlochAssembler, gap: dict[str, Any], nelec: int, li
     if nocc < 1:
         return None
     cuts = [float(lindep), *(float(f * lindep) for f in factors)]
-    edges = []  # (levels nocc-1 and nocc per cut) at k_vbm, then at k_cbm
-    for k in {tuple(np.round(np.asarray(gap[key], float), 12)) for key in ("k_vbm", "k_cbm")}:
+    kv, kc = (tuple(np.round(np.asarray(gap[key], float), 12)) for key in ("k_vbm", "k_cbm"))
+    at = {}  # levels nocc-1 and nocc per cut, at each edge k-point (one solve when the gap is direct)
+    for k in {kv, kc}:
         pair = asm.at_real(np.array(k))  # real arithmetic where H(k), S(k) are real (Γ, molecules): ~4x faster
         h, s = (m.toarray() for m in (pair if pair is not None else asm.at(np.array(k))))
-        edges.append((k, levels_at_cuts(h, s, cuts, nocc - 1, nocc)))
-    at = dict(edges)
-    kv, kc = (tuple(np.round(np.asarray(gap[key], float), 12)) for key in ("k_vbm", "k_cbm"))
+        at[k] = levels_at_cuts(h, s, cuts, nocc - 1, nocc)
     gaps = {c: float(at[kc][c][1] - at[kv][c][0]) for c in cuts if at[kc][c] is not None and at[kv][c] is not None}
     if cuts[0] not in gaps:
         return None

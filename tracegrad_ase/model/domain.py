@@ -113,14 +113,20 @@ def apply_exclusions(model_json: dict, specs: list[dict[str, str]], train_files)
             spec["reason"].split()))
 
 
-def excluded_atoms(atoms, domain: dict[str, Any]) -> list[tuple[dict[str, Any], np.ndarray]]:
+def excluded_atoms(atoms, domain: dict[str, Any], kept: np.ndarray | None = None
+                   ) -> list[tuple[dict[str, Any], np.ndarray]]:
     """For each excluded environment (:func:`exclude_environments`) that ``atoms`` fall into, the entry and the
     indices of its atoms: nearer to its references than to the kept training domain (each distance in units of
     its side's scale), and either within the entry's threshold or outside the kept domain's (a strongly strained
-    diamond is still more diamond than anything the carbon model is trusted on)."""
+    diamond is still more diamond than anything the carbon model is trusted on). ``kept``: the atoms'
+    :func:`domain_scores` against the kept domain, where the caller has them already."""
+    entries = (domain or {}).get("excluded") or []
+    if not entries:  # every prediction passes here: no fingerprints for a model that excludes nothing
+        return []
     found = []
-    kept = domain_scores(atoms, domain)
-    for entry in (domain or {}).get("excluded", []):
+    if kept is None:
+        kept = domain_scores(atoms, domain)
+    for entry in entries:
         scores = domain_scores(atoms, {"fingerprints": entry})
         if scores is None:
             continue
