@@ -327,3 +327,25 @@ def _val_graphs(run, dataset, model):
     names = json.loads((run / "split.json").read_text())["val"]
     return [graph_from_hamiltonian(model.layout, load_h5(dataset / STRUCTURES_DIR / n), model.config.cutoff)
             for n in names]
+
+
+def test_validation_band_loss_is_solved_once_and_unchanged_by_select_by(tmp_path, dataset, monkeypatch):
+    """With select_by: band and a band loss, the validation band errors are solved once per structure and give
+    the same band loss as the plain band-loss path."""
+    import tracegrad_ase.model.losses as losses_module
+    import tracegrad_ase.model.train as train_module
+
+    train(_config(tmp_path, dataset, epochs=1))
+    model = load_model(tmp_path / "run" / "checkpoints" / "best")
+    graphs = _val_graphs(tmp_path / "run", dataset, model)
+    common = dict(data=[], out="", band_weight=0.5, band_lindep=0.05, band_window_ev=2.0)
+    plain = train_module.validate(model, graphs, TrainConfig(**common))
+    calls = []
+    real = losses_module.window_band_errors
+    for module in (losses_module, train_module):  # the band loss's solve, and any of validate's own
+        monkeypatch.setattr(module, "window_band_errors", lambda *a, **k: calls.append(1) or real(*a, **k),
+                            raising=False)
+    by_band = train_module.validate(model, graphs, TrainConfig(select_by="band", **common))
+    assert plain["loss_b"] > 0 and by_band["loss_b"] == pytest.approx(plain["loss_b"], rel=1e-12)
+    assert by_band["loss"] == pytest.approx(plain["loss"], rel=1e-12)
+    assert len(calls) == len(graphs) and by_band["band_mae_mev"] > 0

@@ -271,7 +271,7 @@ class TraceGradCalculator(Calculator):
                 "ghost_levels": ghosts, **_domain_results(ham),
             }
             self.results["band_gap_cut_sensitivity"] = check_gap_cut(self.asm, self.results["band_gap"], nelec,
-                                                                      self._lindep, stacklevel=5)
+                                                                      self._lindep)
             if self._members:
                 spread = committee.spread(atoms, ham, sol.energies, ef, self._members, kpts,
                                           None if fsol is None else (fk, fw),
@@ -284,7 +284,7 @@ class TraceGradCalculator(Calculator):
         domain = self.model.model_file.get("metadata", {}).get("domain")
         energies = np.concatenate([np.asarray(s.energies).ravel() for s in solutions])
         kpts = np.concatenate([np.repeat(np.asarray(s.kpts), s.nbands, axis=0) for s in solutions])
-        return spectrum.check_ghost_levels(energies[:, None], kpts, fermi, domain, stacklevel=5)
+        return spectrum.check_ghost_levels(energies[:, None], kpts, fermi, domain)
 
     def _calculate_window(self, ham, kpts: np.ndarray, weights: np.ndarray | None, nelec: int) -> None:
         """Large structures: the bands nearest ``sigma`` only, by sparse shift-invert."""

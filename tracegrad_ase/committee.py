@@ -174,6 +174,7 @@ def results(spread_: Spread, energies: np.ndarray, fermi: float, threshold: floa
     import warnings
 
     from .core.errors import UncertaintyWarning
+    from .core.stacklevel import user_stacklevel
     from .electronic.filling import spin_axis
 
     worst = spread_.worst_near_fermi(energies, fermi)
@@ -181,7 +182,7 @@ def results(spread_: Spread, energies: np.ndarray, fermi: float, threshold: floa
         warnings.warn(f"the {spread_.size} committee members disagree by up to {worst:.3f} eV (standard deviation) "
                       f"on levels within {WINDOW_EV:g} eV of E_F, above {threshold:g} eV: the bands there are "
                       f"uncertain (gap spread: {spread_.band_gap_std if spread_.band_gap_std is not None else 0:.3f} "
-                      "eV)", UncertaintyWarning, stacklevel=4)
+                      "eV)", UncertaintyWarning, stacklevel=user_stacklevel())
     return {"eigenvalues_std": spin_axis(spread_.eigenvalues_std), "fermi_level_std": spread_.fermi_level_std,
             "band_gap_std": spread_.band_gap_std, "committee_size": spread_.size,
             "uncertainty_near_fermi": worst}

@@ -18,6 +18,7 @@ from .core.errors import (DataFormatError, ModelNotFoundError, OutOfDomainError,
                           ParameterError, PredictionError, StructureError, UnknownElementError)
 from .core.graphs import neighbor_list
 from .core.hamiltonian import RealSpaceHamiltonian
+from .core.stacklevel import user_stacklevel
 from .core.structures import MIN_DISTANCE, validate_atoms
 from .electronic.filling import valence_electrons
 from .electronic.solve import model_lindep
@@ -111,7 +112,8 @@ def check_domain(atoms: Atoms, model) -> np.ndarray | None:
     if periodic and bool(any(atoms.pbc)) not in periodic:
         kind = "crystal" if any(atoms.pbc) else "molecule"
         warnings.warn(f"this is a {kind}; the model was trained on "
-                      f"{'crystals' if periodic == [True] else 'molecules'} only", OutOfDomainWarning, stacklevel=3)
+                      f"{'crystals' if periodic == [True] else 'molecules'} only", OutOfDomainWarning,
+                      stacklevel=user_stacklevel())
     from .model.domain import domain_scores as _scores
 
     scores = _scores(atoms, domain)  # once: the refusal and the warning both read it
@@ -153,12 +155,12 @@ def _check_pairs(atoms: Atoms, shortest: dict[str, float]) -> None:
         if d < WARN_FRACTION * ref and not warned:
             warnings.warn(f"atoms {i} and {j} ({key}) are {d:.3f} Å apart, closer than any {key} pair in the "
                           f"training data ({ref:.3f} Å): outside the training domain", OutOfDomainWarning,
-                          stacklevel=4)
+                          stacklevel=user_stacklevel())
             warned = True
     unseen = sorted(k for k in seen_pairs if k not in shortest)
     if unseen:
         warnings.warn(f"element pairs {unseen} are neighbours here but never were in the training data",
-                      OutOfDomainWarning, stacklevel=4)
+                      OutOfDomainWarning, stacklevel=user_stacklevel())
 
 
 def domain_scores(atoms: Atoms, model, worst: int = 5, scores: np.ndarray | None = None) -> np.ndarray | None:
@@ -180,7 +182,7 @@ def domain_scores(atoms: Atoms, model, worst: int = 5, scores: np.ndarray | None
         named = ", ".join(f"{int(i)} {symbols[i]} ({scores[i]:.2f})" for i in top)
         warnings.warn(f"{len(out)} of {len(atoms)} atoms have environments unlike any in the training data "
                       f"(score > {threshold:g}; atom, element, score: {named}{', ...' if len(out) > worst else ''}): "
-                      "the prediction may be poor there", OutOfDomainWarning, stacklevel=4)
+                      "the prediction may be poor there", OutOfDomainWarning, stacklevel=user_stacklevel())
     return scores
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import UncertaintyWarning
+from ..core.stacklevel import user_stacklevel
 from .bloch import BlochAssembler
 from .solve import levels_at_cuts
 
@@ -62,9 +63,10 @@ def gap_cut_sensitivity(asm: BlochAssembler, gap: dict[str, Any], nelec: int, li
 
 
 def check_gap_cut(asm: BlochAssembler, gap: dict[str, Any], nelec: int, lindep: float,
-                  threshold: float = THRESHOLD_EV, stacklevel: int = 3) -> float | None:
+                  threshold: float = THRESHOLD_EV, stacklevel: int | None = None) -> float | None:
     """:func:`gap_cut_sensitivity`'s ``sensitivity`` (None where it has no answer), with an
-    :class:`~tracegrad_ase.core.errors.UncertaintyWarning` when it is above ``threshold`` eV."""
+    :class:`~tracegrad_ase.core.errors.UncertaintyWarning` when it is above ``threshold`` eV (at the user's line, or
+    ``stacklevel`` frames up)."""
     cut = gap_cut_sensitivity(asm, gap, nelec, lindep)
     if cut is None:
         return None
@@ -75,5 +77,5 @@ def check_gap_cut(asm: BlochAssembler, gap: dict[str, Any], nelec: int, lindep: 
                       f"lindep {lindep:g} to {' or '.join(f'{c:g}' for c in others)}: a band edge lies in nearly "
                       "linearly dependent basis directions, where neither the cut nor the model can be trusted; "
                       f"treat the gap as uncertain by at least {s:.2f} eV", UncertaintyWarning,
-                      stacklevel=stacklevel)
+                      stacklevel=stacklevel or user_stacklevel())
     return s

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.errors import GhostLevelWarning  # noqa: F401 (re-exported: its old home)
+from ..core.stacklevel import user_stacklevel
 from .bloch import bloch_dense
 from .filling import fermi_level
 
@@ -120,7 +121,7 @@ def ghost_levels(energies: np.ndarray, kpts: Sequence[Sequence[float]], referenc
 
 def check_ghost_levels(energies: np.ndarray, kpts: Sequence[Sequence[float]], fermi: float,
                        domain: dict[str, Any] | None, margin: float = GHOST_MARGIN_EV,
-                       stacklevel: int = 3) -> list[GhostLevel]:
+                       stacklevel: int | None = None) -> list[GhostLevel]:
     """Ghost levels of a predicted spectrum against the model's recorded training range (``domain`` of its
     model.json: ``spectral_range_ev`` relative to E_F); warns with the worst one named. No range recorded: []."""
     import warnings
@@ -134,7 +135,7 @@ def check_ghost_levels(energies: np.ndarray, kpts: Sequence[Sequence[float]], fe
         warnings.warn(f"{len(ghosts)} predicted level(s) outside the model's training range "
                       f"[{allowed[0]:+.1f}, {allowed[1]:+.1f}] eV from E_F (by more than {margin:g} eV below), e.g. {worst}: "
                       "ghost levels no real system has; E_F, gap and occupations are not to be trusted",
-                      GhostLevelWarning, stacklevel=stacklevel)
+                      GhostLevelWarning, stacklevel=stacklevel or user_stacklevel())
     return ghosts
 
 

@@ -146,9 +146,23 @@ def band_loss(pred: torch.Tensor, target: torch.Tensor, shift: torch.Tensor, bat
               window_ev: float, lindep: float, scale: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Mean squared band-energy error per structure (:func:`window_band_errors`), in units of ``scale``²; 0 for a
     structure without levels in the window. Returns shape (n_graphs,)."""
-    losses = [((e.to(torch.float64) / scale) ** 2).sum() / max(len(e), 1)
-              for e in window_band_errors(pred, target, shift, batch, n_kpoints, window_ev, lindep, generator)]
-    return torch.stack(losses).to(pred.dtype)
+    return band_loss_of(window_band_errors(pred, target, shift, batch, n_kpoints, window_ev, lindep, generator),
+                        scale).to(pred.dtype)
+
+
+def band_loss_of(errors: list[torch.Tensor], scale: float) -> torch.Tensor:
+    """:func:`band_loss` from the errors of :func:`window_band_errors` (float64, shape (n_graphs,))."""
+    return torch.stack([((e.to(torch.float64) / scale) ** 2).sum() / max(len(e), 1) for e in errors])
+
+
+def band_maes_and_loss(pred: torch.Tensor, target: torch.Tensor, shift: torch.Tensor, batch: GraphBatch,
+                       n_kpoints: int, window_ev: float, lindep: float, scale: float,
+                       generator: torch.Generator | None = None) -> tuple[list[float], float]:
+    """Validation's band figures from one solve: each structure's band MAE (meV, structures with levels in the
+    window) and the summed :func:`band_loss`."""
+    errors = window_band_errors(pred, target, shift, batch, n_kpoints, window_ev, lindep, generator)
+    return ([1000 * float(e.abs().mean()) for e in errors if len(e)],
+            float(band_loss_of(errors, scale).to(pred.dtype).sum()))
 
 
 def _window(batch: GraphBatch, g: int, e_true: list[torch.Tensor], shift: float, width: float

@@ -41,7 +41,7 @@ from .layout import BlockLayout
 from .domain import training_domain  # noqa: F401 (public here before: calculators/ship_model.py)
 from .averaging import WeightAverage
 from .init_from import initial_model
-from .losses import aligned_target, band_loss, shifted_target, window_band_errors
+from .losses import aligned_target, band_loss, band_maes_and_loss, shifted_target
 from .network import ModelConfig, TraceGradNet, build_model
 from .run_folder import best_checkpoint, last_checkpoint, log_file, split_file
 from .train_config import RESUME_MUST_MATCH, TrainConfig, fixed_split
@@ -401,13 +401,15 @@ def validate(model: TraceGradNet, graphs: Sequence[GraphBatch], cfg: TrainConfig
     lindep = PREDICTED_LINDEP if cfg.band_lindep is None else cfg.band_lindep
     for k, g in enumerate(graphs):
         pred = model(g)["H"].detach()
-        losses = structure_losses(model, g, {"H": pred}, cfg.gauge, cfg.band_weight, cfg.band_kpoints,
-                                  cfg.band_window_ev, torch.Generator().manual_seed(k), cfg.band_lindep)
+        by_band = cfg.select_by == "band"  # then the band errors are solved once, below, for the loss too
+        losses = structure_losses(model, g, {"H": pred}, cfg.gauge, 0.0 if by_band else cfg.band_weight,
+                                  cfg.band_kpoints, cfg.band_window_ev, torch.Generator().manual_seed(k),
+                                  cfg.band_lindep)
         target = shifted_target(g, losses["shift"])
-        if cfg.select_by == "band":
-            band_mae += [1000 * float(e.abs().mean()) for e in window_band_errors(
-                pred, target, losses["shift"], g, cfg.band_kpoints, cfg.band_window_ev, lindep,
-                torch.Generator().manual_seed(k)) if len(e)]
+        if by_band:
+            maes, loss_b = band_maes_and_loss(pred, target, losses["shift"], g, cfg.band_kpoints, cfg.band_window_ev,
+                                              lindep, model.config.target_scale, torch.Generator().manual_seed(k))
+            band_mae, band = band_mae + maes, band + (loss_b if cfg.band_weight > 0 else 0.0)
         count = float(g.mask.sum())
         sq += float(losses["H"].sum()) * count
         band += float(losses["B"].sum())
