@@ -105,3 +105,38 @@ def test_second_wave_is_new_molecules_only_one_frame_each_smallest_first(data):
         assert set(symbols) <= {"H", "C", "N", "O"} and sum(x != "H" for x in symbols) <= 9 and len(a) <= 20
         assert sum(a.numbers) % 2 == 0
         assert a.get_all_distances()[np.triu_indices(len(a), 1)].min() > 0.9, a.info["name"]
+
+
+def _functional_groups():
+    import importlib.util
+
+    pytest.importorskip("rdkit")  # the [build] extra; CI's [test] install skips this
+    spec = importlib.util.spec_from_file_location("functional_groups", RECIPES / "functional_groups.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_functional_groups_name_what_a_chemist_would():
+    from rdkit import Chem
+
+    fg = _functional_groups()
+    expect = {"CC(=O)O": {"carboxylic acid"}, "CC(=O)OC": {"ester"}, "CCOCC": {"ether"}, "CCO": {"alcohol"},
+              "CN": {"amine (N bonded to C and H only)"}, "CCCCCC": {"saturated hydrocarbon"},
+              "c1ccncc1": {"aromatic N ring (pyridine, pyrrole, azoles)"}, "Nc1ccccc1":
+              {"benzene ring", "aromatic amine (aniline-like)"}, "CC(N)=O": {"amide"}, "CC=O": {"aldehyde"},
+              "CC(C)=O": {"ketone"}, "C[N+](=O)[O-]": {"nitro"}, "CC#N": {"nitrile"}, "C1CC1": {"small ring (3 or 4 atoms)",
+                                                                                            "saturated hydrocarbon"}}
+    for smiles, groups in expect.items():
+        assert set(fg.groups_of(Chem.MolFromSmiles(smiles))) == groups, smiles
+
+
+def test_functional_group_census_counts_molecules_once_per_part():
+    fg = _functional_groups()
+    smiles = fg.recipe_smiles()
+    assert smiles["acetic-acid"] == "CC(=O)O" and smiles["pyridine"] == "c1ccncc1"
+    split = {"train": ["C3H6O2-103f26-0.h5", "C3H6O2-103f26-1.h5"], "val": [], "test": []}  # propanoic acid twice
+    table = fg.census(split, ["acetic-acid-0.h5", "benzene-0.h5"], smiles, {})
+    acid = table["carboxylic acid"]
+    assert acid["train"] == ["C3H6O2-103f26"] and acid["heldout"] == ["acetic-acid"]
+    assert table["benzene ring"]["heldout"] == ["benzene"] and not table["benzene ring"]["train"]
