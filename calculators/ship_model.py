@@ -103,20 +103,24 @@ def _record_digests(card: dict, parts: dict[str, list[Path]], heldout: list[str]
 
 
 def _redrawn_split(dest: Path, data: list[str]) -> dict[str, list[Path]]:
-    """The training run's split, drawn again from the shipped train.yaml's split and seed, for models whose run
-    folder is gone. split_dataset depends only on the sorted file names, so the split is drawn over every name the
-    card's recipes make (whether generated yet or not); the test structures must all exist, the training ones
-    found are returned (the card says how many of how many)."""
+    """The training run's split, for models whose run folder is gone: the shipped split.json (a fine-tuned model's
+    split is no draw from train.yaml), else drawn again from the shipped train.yaml's split and seed.
+    split_dataset depends only on the sorted file names, so the split is drawn over every name the card's recipes
+    make (whether generated yet or not); the test structures must all exist, the training ones found are returned
+    (the card says how many of how many)."""
     from tracegrad_ase.datasets.recipes import load_recipe, recipe_structures
     from tracegrad_ase.io.h5 import load_dataset, split_dataset
 
-    cfg = yaml.safe_load((dest / "train.yaml").read_text())
-    recipes = (yaml.safe_load((dest / "card.in.yaml").read_text()).get("data") or {}).get("recipes") or []
     found = {f.name: f for d in data for f in load_dataset(d)}
-    names = sorted({f"{a.info['name']}.h5" for r in recipes for a in recipe_structures(load_recipe(HERE.parent / r))}
-                   or found)
-    parts = dict(zip(("train", "val", "test"), split_dataset(names, cfg.get("split", [0.8, 0.1, 0.1]),
-                                                            cfg.get("seed", 0))))
+    if (dest / "split.json").is_file():
+        parts = json.loads((dest / "split.json").read_text())
+    else:
+        cfg = yaml.safe_load((dest / "train.yaml").read_text())
+        recipes = (yaml.safe_load((dest / "card.in.yaml").read_text()).get("data") or {}).get("recipes") or []
+        names = sorted({f"{a.info['name']}.h5" for r in recipes
+                        for a in recipe_structures(load_recipe(HERE.parent / r))} or found)
+        parts = dict(zip(("train", "val", "test"), split_dataset(names, cfg.get("split", [0.8, 0.1, 0.1]),
+                                                                cfg.get("seed", 0))))
     missing = [n for n in parts["test"] if n not in found]
     if missing:
         raise SystemExit(f"test structures {missing} are not in {data}: generate them first")
@@ -172,6 +176,7 @@ def main() -> None:
     run, best = Path(args.run), best_checkpoint(args.run)
     # Weights and config are copied as they are; only the card's metadata gains the model's name.
     shutil.copy2(best / "model.safetensors", dest / "model.safetensors")
+    shutil.copy2(split_file(run), dest / "split.json")  # what --reevaluate tests on once the run folder is gone
     model_json = json.loads((best / "model.json").read_text())
     model_json["metadata"]["name"] = args.name
     parts = _run_parts(args.data, split_file(run))

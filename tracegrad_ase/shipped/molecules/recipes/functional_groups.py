@@ -1,6 +1,6 @@
 """What the molecules model has seen, in a chemist's words: functional groups per part of its split.
 
-    python calculators/molecules/recipes/functional_groups.py runs/ship/molecules-v9-split.json \
+    python calculators/molecules/recipes/functional_groups.py calculators/molecules/split.json \
         --gaps benchmarks/results/heldout_gaps.json --yaml census.yaml
 
 Each molecule of the split (structure files "<molecule>-<k>.h5"; a molecule counts once however many conformers it

@@ -1,0 +1,65 @@
+"""calculators/ship_model.py re-evaluates a shipped model on its run's own split: the shipped split.json, whose
+test structures a fine-tuned model's train.yaml would not draw again."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import molecule
+
+from tracegrad_ase.core.basis import OrbitalBasis
+from tracegrad_ase.core.graphs import neighbor_list
+from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
+from tracegrad_ase.io.h5 import STRUCTURES_DIR, save_h5
+from tracegrad_ase.models import SHIPPED_MODELS
+
+BASIS = OrbitalBasis(name="mini", shells={"H": (0,), "O": (0,)}, valence={"H": 1, "O": 6})
+
+
+def _ship_model(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["ship_model.py"])
+    script = Path(__file__).resolve().parent.parent / "calculators" / "ship_model.py"
+    spec = importlib.util.spec_from_file_location("ship_model", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write(folder, name):
+    atoms = molecule("H2O")
+    nl = neighbor_list(atoms, 3.0, self_edges=True)
+    edges = np.column_stack([nl.shifts, nl.i, nl.j])
+    blocks = [np.full((1, 1), 0.1) for _ in edges]
+    save_h5(RealSpaceHamiltonian(atoms, BASIS, edges, blocks, blocks), folder / STRUCTURES_DIR / name)
+
+
+def test_reevaluation_tests_on_the_shipped_split(tmp_path, monkeypatch):
+    sm = _ship_model(monkeypatch)
+    data, dest = tmp_path / "data", tmp_path / "model"
+    dest.mkdir()
+    for name in ("a.h5", "b.h5", "c.h5", "d.h5"):
+        _write(data, name)
+    # train.yaml's seed would draw another split over these four names; the shipped one decides
+    (dest / "train.yaml").write_text("split: [0.5, 0.25, 0.25]\nseed: 0\n")
+    (dest / "card.in.yaml").write_text("name: x\n")
+    (dest / "split.json").write_text(json.dumps({"train": ["a.h5", "b.h5"], "val": ["c.h5"], "test": ["d.h5"]}))
+    split = sm._redrawn_split(dest, [str(data)])
+    assert [f.name for f in split["test"]] == ["d.h5"] and sorted(f.name for f in split["train"]) == ["a.h5", "b.h5"]
+    (data / STRUCTURES_DIR / "b.h5").unlink()  # a training structure not generated here: counted, not fatal
+    split = sm._redrawn_split(dest, [str(data)])
+    assert [f.name for f in split["train"]] == ["a.h5"] and split["n_train_expected"] == 2
+    (data / STRUCTURES_DIR / "d.h5").unlink()
+    with pytest.raises(SystemExit, match="test structures"):
+        sm._redrawn_split(dest, [str(data)])
+
+
+def test_the_fine_tuned_molecules_model_ships_its_split():
+    card = (SHIPPED_MODELS / "molecules" / "card.yaml").read_text()
+    assert "init_from" in card
+    split = json.loads((SHIPPED_MODELS / "molecules" / "split.json").read_text())
+    assert {k: len(v) for k, v in split.items()} == {"train": 1109, "val": 48, "test": 44}
