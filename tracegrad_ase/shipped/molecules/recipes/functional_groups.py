@@ -15,6 +15,7 @@ molecule counts and, with ``--gaps`` (``benchmarks/heldout_gaps.py``'s JSON), th
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 from pathlib import Path
@@ -83,11 +84,19 @@ def geometry_mol(path: Path):
     return Chem.RemoveHs(mol)
 
 
+@functools.cache
+def _patterns() -> dict:
+    """:data:`GROUPS` compiled once (a census matches every molecule against every group)."""
+    from rdkit import Chem
+
+    return {name: Chem.MolFromSmarts(smarts) for name, smarts in GROUPS.items()}
+
+
 def groups_of(mol) -> list[str]:
     """The :data:`GROUPS` (and "saturated hydrocarbon") an RDKit molecule has."""
     from rdkit import Chem
 
-    found = [name for name, smarts in GROUPS.items() if mol.HasSubstructMatch(Chem.MolFromSmarts(smarts))]
+    found = [name for name, pattern in _patterns().items() if mol.HasSubstructMatch(pattern)]
     carbon_only = all(a.GetSymbol() in ("C", "H") for a in mol.GetAtoms())
     if carbon_only and all(b.GetBondType() == Chem.BondType.SINGLE for b in mol.GetBonds()):
         found.append(SATURATED)
