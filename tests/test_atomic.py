@@ -171,3 +171,16 @@ def test_failures_log_survives_a_cut_line(tmp_path):
         f.write('{"name": "b", "er')
     _log_failure(log, "c", _TaskFailure("E", "m", "tb"))
     assert _logged_failures(log) == {"a", "c"}
+
+
+def test_a_path_through_a_symlink_and_dotdot_is_written_where_the_os_puts_it(tmp_path):
+    # calculators/NAME is a symlink into the package, and recipes reach the data folder with "../../..": the
+    # temporary must be made in the folder the OS resolves, not the one ".." names as text
+    (tmp_path / "real" / "deep").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "link").symlink_to(tmp_path / "real" / "deep")
+    target = tmp_path / "elsewhere" / "link" / ".." / "data" / "file.txt"
+    with atomic_path(target) as tmp:
+        tmp.write_text("x")
+    assert (tmp_path / "real" / "data" / "file.txt").read_text() == "x"
+    assert not (tmp_path / "elsewhere" / "data").exists()

@@ -141,7 +141,8 @@ def atomic_path(path: str | os.PathLike, *, skip_unchanged: bool = False) -> Ite
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temporaries(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
+    # mkstemp normalises "dir/.." as text, the OS through symlinks: resolve so the temporary lands beside ``path``
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent.resolve())
     os.close(fd)
     tmp = Path(name)
     try:
