@@ -27,7 +27,7 @@ LAYERS: list[list[str]] = [
     ["engines", "model"],  # independent: a DFT engine never needs the model, the model never needs an engine
     ["models"],
     ["predict"],
-    ["committee"],  # a model's committee members and the spread of their predictions (uncertainty)
+    ["committee", "scf_check"],  # a committee's spread (uncertainty) ∥ one Fock build from a prediction's density
     ["parameters"],  # the calculator's parameter and k-point checks
     ["calculator"],
     ["interop"],

@@ -2,15 +2,14 @@
 electronic-structure interface, so ``ase.dft.dos.DOS(calc)``, ``ase.dft.bandgap.bandgap(calc)`` and
 ``atoms.calc.band_structure().plot()`` work unchanged.
 
-It recomputes only when the atoms change (ASE's ``check_state``) or a parameter changes (``calc.set``). It offers
-no total energy and no forces: the model predicts H, not E.
+It recomputes only when the atoms or a parameter change. No total energy and no forces: the model predicts H.
 
 Absolute levels (``get_eigenvalues``) are in the model's own energy zero: the zero of a periodic DFT calculation is
 the cell-averaged potential (more vacuum: every level moves together), which no local model can see. Levels
 relative to ``get_fermi_level()``, gaps, the DOS around E_F and occupations do not depend on it. Predicted levels
 far outside the model's training range (relative to E_F) are ghost levels: a ``spectrum.GhostLevelWarning`` and
 ``results["ghost_levels"]``. Atoms unlike any in the training data: an ``OutOfDomainWarning`` and
-``results["domain_scores"]`` (per atom; above 1 out of the domain), for models that record fingerprints.
+``results["domain_scores"]`` (per atom; above 1 out of the domain).
 
 Reliability contract:
 
@@ -19,8 +18,7 @@ Reliability contract:
 - results belong to the atoms they were computed for: the argument-free getters (``get_fermi_level()``, ...)
   answer for the one ``Atoms`` the calculator is attached to, recomputing when it changed, and refuse
   (:class:`~tracegrad_ase.errors.CalculatorUsageError`) while it is attached to several;
-- k-points along a non-periodic direction must be 0 (a whole number is the same point and is accepted): H(k) does
-  not depend on them, and a path along one would plot flat bands;
+- k-points along a non-periodic direction must be 0 (or a whole number): a path along one would plot flat bands;
 - a ``BandPath`` made for another cell is refused (:class:`~tracegrad_ase.errors.MismatchError`);
 - NaN or infinite levels are an error (:class:`~tracegrad_ase.errors.PredictionError`), never a result;
 - one calculator may be shared between threads: calculations and result reads hold a lock.
@@ -47,7 +45,7 @@ from .core.errors import (CalculatorUsageError, LinearDependenceError, MismatchE
                      StructureError, UnknownParameterError)
 from .electronic.cut_sensitivity import check_gap_cut
 from .electronic.solve import PREDICTED_LINDEP
-from . import committee
+from . import committee, scf_check
 from .predict import load, predict_hamiltonian
 from .core.structures import validate_atoms
 from .parameters import (_ASE_KEYWORDS, _CHECKS, _NOT_OFFERED, _check_finite, _is_path_dict, _real,  # noqa: F401
@@ -76,15 +74,17 @@ class TraceGradCalculator(Calculator):
         inertia counting (``electronic.sparse_fermi_level``: sparse factorizations, no diagonalization);
         occupations are not available.
     lindep: overlap eigenvalues below this are dropped as linear dependencies when solving (canonical
-        orthogonalization), 0 <= lindep < 1. Default: the model's own value where its model.json records one
-        (calibrated on its validation set: ``calculators/calibrate_lindep.py``), else
-        ``electronic.solve.PREDICTED_LINDEP`` (1e-2), molecules and
-        crystals: nearly dependent bases (gth-dzvp graphene: S(k) down to 1e-8; def2-SVP ethanol: ~1e-3) amplify a
-        prediction's errors along those directions by 1/s — measured with the shipped carbon model, band errors
-        near E_F of 6.7 eV at 1e-6 and 0.18 eV at 1e-2; with the ethanol model, spurious levels in the HOMO-LUMO
-        gap at 1e-6 —, while the exact Hamiltonian is consistent with S there and needs no such cut. The gap is
-        solved again at 0.6x and 2x lindep (at its band edges' k-points): ``band_gap_cut_sensitivity`` (eV) is how
-        far it moves, with an ``UncertaintyWarning`` above 0.1 eV (``electronic.cut_sensitivity``).
+        orthogonalization), 0 <= lindep < 1. Default: the model's own value (model.json, calibrated on its
+        validation set by ``calculators/calibrate_lindep.py``), else ``electronic.solve.PREDICTED_LINDEP`` (1e-2):
+        a prediction's errors along nearly dependent overlap directions (gth-dzvp graphene: S(k) down to 1e-8;
+        def2-SVP: ~1e-3) are amplified by 1/s — with the shipped carbon model, band errors near E_F of 6.7 eV at
+        1e-6, 0.18 eV at 1e-2 —, while the exact Hamiltonian is consistent with S there. The gap is solved again at
+        0.6x and 2x lindep (at its band edges' k-points): ``band_gap_cut_sensitivity`` (eV) is how far it moves,
+        with an ``UncertaintyWarning`` above 0.1 eV (``electronic.cut_sensitivity``).
+    scf_check: molecules: one Kohn-Sham matrix F[ρ] (PySCF, the model's functional and basis) from the predicted
+        density; ``scf_gap_residual`` is its HOMO-LUMO gap minus the prediction's (eV; also ``fock_gap``,
+        ``fock_levels``), an ``UncertaintyWarning`` above 0.1 eV (:mod:`~tracegrad_ase.scf_check`). None: on for
+        molecules whose model card names its functional; True: required; False: off. One Fock build: ~0.2-2.5 s.
     uncertainty: also predict with the model's committee (``committee/`` members: other seeds) and report the
         spread over members in ``results``: ``eigenvalues_std`` (of ε - E_F, shaped as ``eigenvalues``), ``fermi_level_std``,
         ``band_gap_std`` (eV; ``get_property("band_gap_std")``), with an ``UncertaintyWarning`` when a level within
@@ -113,15 +113,16 @@ class TraceGradCalculator(Calculator):
     """
 
     implemented_properties = ["hamiltonian", "eigenvalues", "fermi_level", "band_gap", "eigenvalues_std",
-                              "fermi_level_std", "band_gap_std", "band_gap_cut_sensitivity"]
+                              "fermi_level_std", "band_gap_std", "band_gap_cut_sensitivity", "scf_gap_residual"]
     default_parameters: dict[str, Any] = {"kpts": None, "fermi_kpts": None, "smearing": "fermi-dirac", "width": 0.05,
-                                          "sigma": None, "n_bands": None, "symmetry": True, "lindep": None}
+                                          "sigma": None, "n_bands": None, "symmetry": True, "lindep": None,
+                                          "scf_check": None}
     ignored_changes = {"initial_magmoms", "initial_charges"}
 
     def __init__(self, model: str | os.PathLike, kpts=None, fermi_kpts=None, smearing: str = "fermi-dirac",
                  width: float = 0.05, sigma: float | None = None, n_bands: int | None = None, device: str = "cpu",
                  dtype=None, symmetry: bool = True, lindep: float | None = None, uncertainty: bool = False,
-                 **kwargs):
+                 scf_check: bool | None = None, **kwargs):
         unknown = sorted(set(kwargs) - set(_ASE_KEYWORDS))
         if unknown:
             raise UnknownParameterError(
@@ -136,7 +137,7 @@ class TraceGradCalculator(Calculator):
         # Checked before the model loads, so a typo costs nothing.
         params = {k: _CHECKS[k](v) for k, v in dict(kpts=kpts, fermi_kpts=fermi_kpts, smearing=smearing, width=width,
                                                      sigma=sigma, n_bands=n_bands, symmetry=symmetry,
-                                                     lindep=lindep).items()}
+                                                     lindep=lindep, scf_check=scf_check).items()}
         self.model = load(model, device=device, dtype=dtype)
         if not isinstance(uncertainty, bool):
             raise ParameterError(f"uncertainty must be True or False, got {uncertainty!r}")
@@ -272,6 +273,8 @@ class TraceGradCalculator(Calculator):
             }
             self.results["band_gap_cut_sensitivity"] = check_gap_cut(self.asm, self.results["band_gap"], nelec,
                                                                       self._lindep)
+            self.results.update(scf_check.calculator_results(self.parameters.scf_check, ham,
+                                                             self.results["band_gap"], self.model_name))
             if self._members:
                 spread = committee.spread(atoms, ham, sol.energies, ef, self._members, kpts,
                                           None if fsol is None else (fk, fw),

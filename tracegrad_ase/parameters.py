@@ -172,6 +172,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "n_bands": lambda v: None if v is None else _integral("n_bands", v),
     "symmetry": _check_bool("symmetry"),
     "lindep": lambda v: _real("lindep", v, 0.0, 1.0, allow_none=True),
+    "scf_check": lambda v: None if v is None else _check_bool("scf_check")(v),
 }
 
 
@@ -276,7 +277,11 @@ def molecule_kpoints(atoms: Atoms, kpts: Any) -> np.ndarray:
 
 def resolve_kpoints(atoms: Atoms, params: Any) -> tuple[np.ndarray, np.ndarray | None, BandPath | None]:
     """A periodic calculation's k-points, their weights (None: uniform) and its band path (None: not a path),
-    from the calculator's parameters (``kpts``, ``fermi_kpts``, ``symmetry``)."""
+    from the calculator's parameters (``kpts``, ``fermi_kpts``, ``symmetry``). ``scf_check=True`` is refused
+    here, before any prediction: the self-consistency check is for molecules."""
+    if params.get("scf_check") is True:
+        raise ParameterError("scf_check=True: the self-consistency check is for molecules, and this structure is "
+                             "periodic; use uncertainty=True (a committee) for crystals")
     kpts = params.kpts
     if kpts is None:
         return (*fermi_mesh(atoms, params), None)

@@ -75,8 +75,9 @@ class GhostLevelError(TraceGradError, ValueError):
 
 
 class UncertainPredictionError(TraceGradError, ValueError):
-    """Committee members disagree near E_F beyond the threshold, or the gap moves with the overlap cut beyond it;
-    refused under ``--strict``; without it it is an :class:`UncertaintyWarning`."""
+    """Committee members disagree near E_F beyond the threshold, or the gap moves with the overlap cut or with one
+    Fock build from the predicted density beyond it; refused under ``--strict``; without it it is an
+    :class:`UncertaintyWarning`."""
 
 
 class OutOfDomainError(TraceGradError, ValueError):
@@ -108,6 +109,7 @@ class GhostLevelWarning(UserWarning):
 
 
 class UncertaintyWarning(UserWarning):
-    """The members of a model's committee disagree on levels near E_F by more than the threshold, or the gap moves
-    by more than it with the overlap cut (:mod:`~tracegrad_ase.electronic.cut_sensitivity`): the prediction is
-    uncertain there (``tracegrad bands --strict`` exits 2)."""
+    """The members of a model's committee disagree on levels near E_F by more than the threshold, the gap moves
+    by more than it with the overlap cut (:mod:`~tracegrad_ase.electronic.cut_sensitivity`), or one Fock build from
+    a predicted molecule's density moves its gap by more than it (:mod:`~tracegrad_ase.scf_check`): the prediction
+    is uncertain there (``tracegrad bands --strict`` exits 2)."""

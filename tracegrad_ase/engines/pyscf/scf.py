@@ -130,6 +130,27 @@ def reference_bands(run: ScfRun, kpts_frac: np.ndarray) -> np.ndarray:
 # -- molecules -------------------------------------------------------------------------------------------
 def _run_molecule(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasis,
                   init_guess: str | RealSpaceHamiltonian = "minao") -> ScfRun:
+    mol, mf, nelec = molecule_rks(atoms, settings, basis)
+    cycles = _count_cycles(mf)
+    _kernel(mf, init_guess, atoms, basis, None, nelec, settings)
+    _require_converged(mf, atoms, cycles)
+    nocc = nelec // 2
+    e = mf.mo_energy * HARTREE_TO_EV
+    info = {
+        "energy_ev": float(mf.e_tot * HARTREE_TO_EV),
+        "nelectron": int(nelec),
+        "homo_ev": float(e[nocc - 1]),
+        "lumo_ev": float(e[nocc]) if nocc < len(e) else None,
+        "fermi_level_ev": float(e[nocc - 1]),
+        "scf_cycles": cycles["n"],
+        **_versions(),
+    }
+    return ScfRun(atoms, settings, basis, mol, mf, None, 0.0, info)
+
+
+def molecule_rks(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasis) -> tuple[Any, Any, int]:
+    """PySCF's ``Mole`` and (not yet run) ``RKS`` of a closed-shell molecule with ``settings`` (filled in for it:
+    ``GroundTruthSettings.for_atoms``), and its electron count."""
     from pyscf import dft, gto
 
     mol = gto.Mole()
@@ -150,21 +171,7 @@ def _run_molecule(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBas
     mf.grids.level = settings.grids_level
     mf.conv_tol = settings.conv_tol
     mf.max_cycle = settings.max_cycle
-    cycles = _count_cycles(mf)
-    _kernel(mf, init_guess, atoms, basis, None, nelec, settings)
-    _require_converged(mf, atoms, cycles)
-    nocc = nelec // 2
-    e = mf.mo_energy * HARTREE_TO_EV
-    info = {
-        "energy_ev": float(mf.e_tot * HARTREE_TO_EV),
-        "nelectron": int(nelec),
-        "homo_ev": float(e[nocc - 1]),
-        "lumo_ev": float(e[nocc]) if nocc < len(e) else None,
-        "fermi_level_ev": float(e[nocc - 1]),
-        "scf_cycles": cycles["n"],
-        **_versions(),
-    }
-    return ScfRun(atoms, settings, basis, mol, mf, None, 0.0, info)
+    return mol, mf, nelec
 
 
 def _molecule_blocks(run: ScfRun, cutoff: float | None):

@@ -1,0 +1,86 @@
+"""The self-consistency check: one Fock build from a Hamiltonian's density (engines.pyscf.self_consistency) and the
+calculator's ``scf_check`` (tracegrad_ase.scf_check)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from ase.build import graphene, molecule
+
+from tracegrad_ase import TraceGradCalculator, electronic
+from tracegrad_ase.core.errors import ParameterError, UncertaintyWarning
+from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
+from tracegrad_ase.engines.pyscf.scf import GroundTruthSettings, ground_truth
+from tracegrad_ase.engines.pyscf.self_consistency import fock_levels, self_consistency
+from tracegrad_ase.scf_check import check_self_consistency, model_settings
+
+SETTINGS = GroundTruthSettings(basis="def2-svp", xc="pbe")
+
+
+@pytest.fixture(scope="module")
+def water():
+    return ground_truth(molecule("H2O"), SETTINGS)
+
+
+def _gap(ham: RealSpaceHamiltonian) -> float:
+    return float(electronic.molecular_orbitals(ham)["gap"])
+
+
+def _with(ham: RealSpaceHamiltonian, blocks) -> RealSpaceHamiltonian:
+    return RealSpaceHamiltonian(ham.atoms, ham.basis, ham.edges, blocks, ham.overlap, meta=dict(ham.meta))
+
+
+def test_the_converged_hamiltonian_is_its_own_fock_matrix(water):
+    # At convergence F[rho(H)] = H: the one Fock build gives back PBE's own levels (eV, in the same order)
+    levels = fock_levels(water, SETTINGS)
+    exact = electronic.molecular_orbitals(water)["energies"]
+    assert np.abs(levels - exact).max() < 2e-3
+    check = self_consistency(water, _gap(water), SETTINGS)
+    assert abs(check["gap_residual"]) < 1e-3
+
+
+def test_a_shift_by_c_times_s_changes_no_density_and_no_residual(water):
+    # H + c S (another energy zero) has the same orbitals and gap: the check must not see the gauge
+    shifted = _with(water, [h + 0.7 * s for h, s in zip(water.hamiltonian, water.overlap)])
+    assert abs(self_consistency(shifted, _gap(shifted), SETTINGS)["gap_residual"]) < 1e-3
+
+
+def test_a_wrong_hamiltonian_is_caught_and_warned(water):
+    # Off-site blocks scaled by 1.15: a gap about 1 eV too wide, whose density F[rho] pulls back toward PBE's
+    onsite = water.onsite_mask()
+    wrong = _with(water, [h if o else 1.15 * h for h, o in zip(water.hamiltonian, onsite)])
+    gap = {"gap": _gap(wrong), "metal": False}
+    assert abs(gap["gap"] - _gap(water)) > 0.3
+    with pytest.warns(UncertaintyWarning, match="not self-consistent"):
+        check = check_self_consistency(wrong, gap, SETTINGS)
+    assert abs(check["fock_gap"] - _gap(water)) < abs(gap["gap"] - _gap(water))  # F[rho] is closer to PBE
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_self_consistency(water, {"gap": _gap(water), "metal": False}, SETTINGS) is not None
+
+
+def test_the_shipped_molecules_model_states_its_level_of_theory():
+    s = model_settings("molecules", "def2-svp")
+    assert (s.xc, s.basis, s.grids_level) == ("pbe", "def2-svp", 3)
+    assert model_settings("carbon", "gth-dzvp").xc == "pbe"
+
+
+def test_the_calculator_checks_molecules_by_default_and_refuses_a_crystal():
+    atoms = molecule("CH4")  # a saturated hydrocarbon: warned (both checks), which is not what is tested here
+    atoms.calc = TraceGradCalculator("molecules")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncertaintyWarning)
+        r = atoms.calc.get_property("scf_gap_residual")
+    assert isinstance(r, float) and len(atoms.calc.results["fock_levels"]) == 34  # def2-SVP CH4: every direction
+    assert atoms.calc.results["fock_gap"] == pytest.approx(atoms.calc.results["band_gap"]["gap"] + r)
+    atoms.calc = TraceGradCalculator("molecules", scf_check=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncertaintyWarning)
+        atoms.calc.get_property("band_gap")
+    assert "scf_gap_residual" not in atoms.calc.results
+    crystal = graphene(vacuum=7.5)
+    crystal.calc = TraceGradCalculator("carbon", kpts=(2, 2, 1), scf_check=True)
+    with pytest.raises(ParameterError, match="for molecules"):
+        crystal.calc.get_property("band_gap")
+    with pytest.raises(ParameterError, match="scf_check must be True or False"):
+        TraceGradCalculator("molecules", scf_check="yes")
