@@ -27,6 +27,7 @@ from tracegrad_ase.electronic.solve import LINDEP_THRESHOLD
 from tracegrad_ase.io.h5 import load_h5
 from tracegrad_ase.model.evaluate import predict_for
 from tracegrad_ase.predict import load
+from model_metadata import record_calibration  # calculators/model_metadata.py
 
 GRID = (3e-3, 5e-3, 1e-2, 2e-2, 3e-2, 5e-2, 7e-2, 0.1, 0.15, 0.2)
 
@@ -74,16 +75,11 @@ def main() -> None:
         print(f"  {g:8.3g}  {m:10.1f}{'   <- chosen' if g == best else ''}")
     if args.dry_run:
         return
-    card_path = args.model / "model.json"
-    card = json.loads(card_path.read_text())
-    card.setdefault("metadata", {})["lindep"] = best
-    card["metadata"]["lindep_calibration"] = {
+    card_path = record_calibration(args.model, "lindep", best, {
         "metric": kind, "split": args.split, "n_structures": len(files),
         "mae_mev_by_lindep": {f"{g:g}": round(float(m), 1) for g, m in zip(grid, mean)},
-        "command": "python calculators/calibrate_lindep.py MODEL --data ... --split " + args.split}
-    card_path.write_text(json.dumps(card, indent=2))
+        "command": "python calculators/calibrate_lindep.py MODEL --data ... --split " + args.split})
     print(f"lindep = {best:g} -> {card_path}")
-
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,12 @@
 """The self-consistency check: one Fock build from a Hamiltonian's density (engines.pyscf.self_consistency) and the
 calculator's ``scf_check`` (tracegrad_ase.scf_check)."""
 
+import json
+import shutil
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +17,12 @@ from tracegrad_ase.core.errors import ParameterError, UncertaintyWarning
 from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
 from tracegrad_ase.engines.pyscf.scf import GroundTruthSettings, ground_truth
 from tracegrad_ase.engines.pyscf.self_consistency import fock_levels, self_consistency
-from tracegrad_ase.scf_check import check_self_consistency, model_settings
+from tracegrad_ase.datasets import SETTINGS_FILE
+from tracegrad_ase.io.h5 import save_h5
+from tracegrad_ase.models import resolve
+from tracegrad_ase.scf_check import check_self_consistency, model_scf_mixing, model_settings, refined_gap
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SETTINGS = GroundTruthSettings(basis="def2-svp", xc="pbe")
 
@@ -84,3 +94,39 @@ def test_the_calculator_checks_molecules_by_default_and_refuses_a_crystal():
         crystal.calc.get_property("band_gap")
     with pytest.raises(ParameterError, match="scf_check must be True or False"):
         TraceGradCalculator("molecules", scf_check="yes")
+
+
+def test_refined_gap_mixes_toward_fock_and_takes_it_whole_where_the_cut_moves_the_gap():
+    assert refined_gap(5.0, 4.4, 0.02, 0.3) == pytest.approx(4.82)
+    assert refined_gap(5.0, 4.4, None, 0.0) == 5.0
+    assert refined_gap(5.0, 4.4, 0.5, 0.3) == 4.4  # the cut check's threshold (0.1 eV) exceeded: F[rho] whole
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, True, "0.3"])
+def test_a_corrupt_scf_mixing_is_refused(value):
+    with pytest.raises(ParameterError, match="scf_mixing"):
+        model_scf_mixing({"metadata": {"scf_mixing": value}})
+    assert model_scf_mixing({"metadata": {}}) is None
+
+
+def test_calibration_records_the_mixing_and_the_calculator_reports_the_refined_gap(tmp_path, water):
+    data = tmp_path / "data"
+    save_h5(water, data / "structures" / "water.h5")
+    (data / SETTINGS_FILE).write_text(json.dumps(SETTINGS.to_dict()))
+    model = tmp_path / "model"
+    shutil.copytree(resolve("molecules"), model, ignore=shutil.ignore_patterns("evaluation", "recipes", "committee"))
+    (model / "split.json").write_text(json.dumps({"train": [], "val": ["water.h5"], "test": []}))
+    out = subprocess.run([sys.executable, str(ROOT / "calculators" / "calibrate_scf_mixing.py"), str(model), "--data",
+                          str(data)], capture_output=True, text=True, check=True)
+    meta = json.loads((model / "model.json").read_text())["metadata"]
+    table = meta["scf_mixing_calibration"]["mae_mev_by_mixing"]
+    assert len(table) == 21 and meta["scf_mixing"] == float(min(table, key=table.get))
+    assert "chosen" in out.stdout
+    atoms = molecule("H2O")
+    atoms.calc = TraceGradCalculator(str(model))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncertaintyWarning)
+        gap = atoms.calc.get_property("band_gap")["gap"]
+    r = atoms.calc.results
+    assert r["refined_gap"] == pytest.approx(refined_gap(gap, r["fock_gap"], r["band_gap_cut_sensitivity"],
+                                                         meta["scf_mixing"]))

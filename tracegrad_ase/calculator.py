@@ -19,8 +19,8 @@ Reliability contract:
   answer for the one ``Atoms`` the calculator is attached to, recomputing when it changed, and refuse
   (:class:`~tracegrad_ase.errors.CalculatorUsageError`) while it is attached to several;
 - k-points along a non-periodic direction must be 0 (or a whole number): a path along one would plot flat bands;
-- a ``BandPath`` made for another cell is refused (:class:`~tracegrad_ase.errors.MismatchError`);
-- NaN or infinite levels are an error (:class:`~tracegrad_ase.errors.PredictionError`), never a result;
+- a ``BandPath`` made for another cell is refused (:class:`~tracegrad_ase.errors.MismatchError`), and NaN or
+  infinite levels are an error (:class:`~tracegrad_ase.errors.PredictionError`), never a result;
 - one calculator may be shared between threads: calculations and result reads hold a lock.
 """
 
@@ -83,8 +83,8 @@ class TraceGradCalculator(Calculator):
         with an ``UncertaintyWarning`` above 0.1 eV (``electronic.cut_sensitivity``).
     scf_check: molecules: one Kohn-Sham matrix F[ρ] (PySCF, the model's functional and basis) from the predicted
         density; ``scf_gap_residual`` is its HOMO-LUMO gap minus the prediction's (eV; also ``fock_gap``,
-        ``fock_levels``), an ``UncertaintyWarning`` above 0.1 eV (:mod:`~tracegrad_ase.scf_check`). None: on for
-        molecules whose model card names its functional; True: required; False: off. One Fock build: ~0.2-2.5 s.
+        ``fock_levels``, ``refined_gap``), an ``UncertaintyWarning`` above 0.1 eV (:mod:`~tracegrad_ase.scf_check`).
+        None: on for molecules whose model card names its functional; True: required; False: off. ~0.2-2.5 s.
     uncertainty: also predict with the model's committee (``committee/`` members: other seeds) and report the
         spread over members in ``results``: ``eigenvalues_std`` (of ε - E_F, shaped as ``eigenvalues``), ``fermi_level_std``,
         ``band_gap_std`` (eV; ``get_property("band_gap_std")``), with an ``UncertaintyWarning`` when a level within
@@ -273,8 +273,8 @@ class TraceGradCalculator(Calculator):
             }
             self.results["band_gap_cut_sensitivity"] = check_gap_cut(self.asm, self.results["band_gap"], nelec,
                                                                       self._lindep)
-            self.results.update(scf_check.calculator_results(self.parameters.scf_check, ham,
-                                                             self.results["band_gap"], self.model_name))
+            self.results.update(scf_check.calculator_results(self.parameters.scf_check, ham, self.results,
+                                                             self.model_name, self.model.model_file))
             if self._members:
                 spread = committee.spread(atoms, ham, sol.energies, ef, self._members, kpts,
                                           None if fsol is None else (fk, fw),

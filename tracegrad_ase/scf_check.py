@@ -15,13 +15,38 @@ from . import models
 from .core.errors import ParameterError, UncertaintyWarning
 from .core.hamiltonian import RealSpaceHamiltonian
 from .core.stacklevel import user_stacklevel
+from .electronic.cut_sensitivity import THRESHOLD_EV as CUT_THRESHOLD_EV
 from .engines.pyscf.self_consistency import self_consistency
 from .engines.pyscf.settings import GroundTruthSettings
 
-__all__ = ["RESIDUAL_THRESHOLD_EV", "check_self_consistency", "model_settings"]
+__all__ = ["RESIDUAL_THRESHOLD_EV", "check_self_consistency", "model_scf_mixing", "model_settings", "refined_gap"]
 
 #: A prediction whose gap F[ρ] moves by more than this (eV) is reported as uncertain (as the cut check's 0.1 eV).
 RESIDUAL_THRESHOLD_EV = 0.1
+
+
+def model_scf_mixing(model_file: dict | None) -> float | None:
+    """A model's mixing factor for :func:`refined_gap` (``metadata.scf_mixing`` in model.json, chosen on its
+    validation molecules by ``calculators/calibrate_scf_mixing.py``); None when it records none. A value outside
+    [0, 1] is a corrupt file."""
+    value = ((model_file or {}).get("metadata") or {}).get("scf_mixing")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ParameterError(f"model.json: metadata.scf_mixing must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def refined_gap(gap: float, fock_gap: float, cut_sensitivity: float | None, mixing: float) -> float:
+    """The gap one step of linear mixing moves toward self-consistency: ``gap + mixing * (fock_gap - gap)``.
+
+    F[ρ] from a density whose gap is too wide has a gap too narrow (and the reverse): the density overshoots, so a
+    fraction of the residual (``mixing``, calibrated per model) is the first-order correction. Where the gap moves
+    with the overlap cut (``cut_sensitivity`` above the cut check's threshold) the prediction's gap carries the cut's
+    error, which F[ρ], solved in the full basis, does not: F[ρ]'s gap is taken whole."""
+    if cut_sensitivity is not None and cut_sensitivity > CUT_THRESHOLD_EV:
+        return float(fock_gap)
+    return float(gap + mixing * (fock_gap - gap))
 
 
 def model_settings(model: str | os.PathLike, basis: str) -> GroundTruthSettings | None:
@@ -59,11 +84,14 @@ def check_self_consistency(ham: RealSpaceHamiltonian, gap: dict[str, Any], setti
     return check
 
 
-def calculator_results(wanted: bool | None, ham: RealSpaceHamiltonian, gap: dict[str, Any],
-                       model: str | os.PathLike) -> dict[str, Any]:
-    """The calculator's ``scf_check`` results for a prediction ``ham`` with ``gap``: ``scf_gap_residual`` (eV),
-    ``fock_gap`` and ``fock_levels``. ``wanted``: True (refused for a model with no level of
-    theory), False (nothing), None (when the model's card names its functional). Crystals: nothing."""
+def calculator_results(wanted: bool | None, ham: RealSpaceHamiltonian, results: dict[str, Any],
+                       model: str | os.PathLike, model_file: dict | None = None) -> dict[str, Any]:
+    """The calculator's ``scf_check`` results for a prediction ``ham`` whose calculator ``results`` hold its
+    ``band_gap`` and ``band_gap_cut_sensitivity``: ``scf_gap_residual`` (eV), ``fock_gap``, ``fock_levels`` and, for
+    a model with a calibrated ``scf_mixing`` (``model_file``), ``refined_gap`` (:func:`refined_gap`). ``wanted``:
+    True (refused for a model with no level of theory), False (nothing), None (when the model's card names its
+    functional). Crystals: nothing."""
+    gap = results["band_gap"]
     if wanted is False or ham.atoms.pbc.any():  # scf_check=True on a crystal: refused earlier (parameters)
         return {}
     settings = model_settings(model, ham.basis.name)
@@ -72,5 +100,9 @@ def calculator_results(wanted: bool | None, ham: RealSpaceHamiltonian, gap: dict
     check = check_self_consistency(ham, gap, settings)
     if check is None:
         return {"scf_gap_residual": None}
-    return {"scf_gap_residual": check["gap_residual"], "fock_gap": check["fock_gap"],
-            "fock_levels": check["fock_levels"]}
+    out = {"scf_gap_residual": check["gap_residual"], "fock_gap": check["fock_gap"], "fock_levels": check["fock_levels"]}
+    mixing = model_scf_mixing(model_file)
+    if mixing is not None:
+        out["refined_gap"] = refined_gap(gap["gap"], check["fock_gap"], results.get("band_gap_cut_sensitivity"),
+                                         mixing)
+    return out
