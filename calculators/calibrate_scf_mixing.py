@@ -4,9 +4,9 @@
 
 The calculator's self-consistency check builds F[ρ] once from the predicted density (``tracegrad_ase.scf_check``).
 F[ρ] overshoots: a density from a gap too wide gives a gap too narrow. One step of linear mixing,
-``gap + mixing * (fock_gap - gap)``, moves the prediction's gap toward self-consistency; where the gap moves with
-the overlap cut, F[ρ]'s full-basis gap is taken whole (``scf_check.refined_gap``). How far to mix depends on the
-model's errors and the molecules' response, so ``mixing`` is chosen per model on molecules it did not train on (the
+``gap + a * (fock_gap - gap)``, moves the prediction's gap toward self-consistency, with one factor ``a`` where the
+gap moves with the overlap cut and another elsewhere (``scf_check.refined_gap``). How far to mix depends on the
+model's errors and the molecules' response, so both are chosen per model on molecules it did not train on (the
 ``--split`` part of its split.json: the model folder's own, else its run's) by the HOMO-LUMO gap's mean absolute
 error against PBE's own gaps (the data's levels, full basis). It goes into ``metadata.scf_mixing`` with the table
 that chose it (``metadata.scf_mixing_calibration``); the calculator then reports ``refined_gap``.
@@ -31,7 +31,7 @@ from tracegrad_ase.engines.pyscf.settings import GroundTruthSettings
 from tracegrad_ase.io.h5 import load_h5
 from tracegrad_ase.model.evaluate import predict_for
 from tracegrad_ase.predict import load
-from tracegrad_ase.scf_check import refined_gap
+from tracegrad_ase.scf_check import CUT_THRESHOLD_EV, refined_gap
 from model_metadata import record_calibration  # calculators/model_metadata.py
 
 GRID = tuple(round(0.05 * i, 2) for i in range(21))
@@ -77,20 +77,28 @@ def main() -> None:
         raise SystemExit(f"no {args.split} molecules of the split in {args.data}")
     model = load(args.model)
     rows = [molecule_gaps(model, f) for f in tqdm(files, desc=f"{args.split} molecules", unit="molecule")]
-    mae = [float(np.mean([abs(refined_gap(r["gap"], r["fock_gap"], r["cut_sensitivity"], a) - r["pbe_gap"])
-                          for r in rows])) * 1000.0 for a in GRID]
-    best = GRID[int(np.argmin(mae))]
-    print(f"{len(files)} {args.split} molecules of {len(names)} in the split; HOMO-LUMO gap MAE against PBE (meV) "
-          "by mixing (0: the prediction's gap):")
-    for a, m in zip(GRID, mae):
-        print(f"  {a:5.2f}  {m:8.1f}{'   <- chosen' if a == best else ''}")
+    mae = {(a, b): float(np.mean([abs(refined_gap(r["gap"], r["fock_gap"], r["cut_sensitivity"],
+                                                  {"default": a, "cut_sensitive": b}) - r["pbe_gap"])
+                                  for r in rows])) * 1000.0 for a in GRID for b in GRID}
+    best = min(mae, key=mae.get)
+    n_cut = sum((r["cut_sensitivity"] or 0.0) > CUT_THRESHOLD_EV for r in rows)
+    print(f"{len(files)} {args.split} molecules of {len(names)} in the split ({n_cut} cut-sensitive); HOMO-LUMO gap "
+          "MAE against PBE (meV) by the default mixing (rows) and the cut-sensitive one (columns; 0, 0: the "
+          "prediction's gap):")
+    print("       " + "".join(f"{b:7.2f}" for b in GRID[::2]))
+    for a in GRID[::2]:
+        print(f"  {a:4.2f} " + "".join(f"{mae[a, b]:7.0f}" for b in GRID[::2]))
+    chosen = {"default": best[0], "cut_sensitive": best[1]}
+    print(f"chosen: {chosen}, {mae[best]:.1f} meV (the prediction's gap: {mae[0.0, 0.0]:.1f} meV)")
     if args.dry_run:
         return
-    path = record_calibration(args.model, "scf_mixing", best, {
+    path = record_calibration(args.model, "scf_mixing", chosen, {
         "metric": "HOMO-LUMO gap MAE against PBE (meV)", "split": args.split, "n_structures": len(files),
-        "mae_mev_by_mixing": {f"{a:g}": round(m, 1) for a, m in zip(GRID, mae)},
+        "n_cut_sensitive": int(n_cut), "mae_mev": round(mae[best], 1), "mae_mev_unmixed": round(mae[0.0, 0.0], 1),
+        "mae_mev_by_default_mixing": {f"{a:g}": round(mae[a, best[1]], 1) for a in GRID},
+        "mae_mev_by_cut_sensitive_mixing": {f"{b:g}": round(mae[best[0], b], 1) for b in GRID},
         "command": "python calculators/calibrate_scf_mixing.py MODEL --data ... --split " + args.split})
-    print(f"scf_mixing = {best:g} -> {path}")
+    print(f"scf_mixing = {chosen} -> {path}")
 
 if __name__ == "__main__":
     main()

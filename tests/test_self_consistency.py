@@ -96,13 +96,16 @@ def test_the_calculator_checks_molecules_by_default_and_refuses_a_crystal():
         TraceGradCalculator("molecules", scf_check="yes")
 
 
-def test_refined_gap_mixes_toward_fock_and_takes_it_whole_where_the_cut_moves_the_gap():
-    assert refined_gap(5.0, 4.4, 0.02, 0.3) == pytest.approx(4.82)
-    assert refined_gap(5.0, 4.4, None, 0.0) == 5.0
-    assert refined_gap(5.0, 4.4, 0.5, 0.3) == 4.4  # the cut check's threshold (0.1 eV) exceeded: F[rho] whole
+def test_refined_gap_mixes_toward_fock_with_its_own_factor_where_the_cut_moves_the_gap():
+    mixing = {"default": 0.3, "cut_sensitive": 0.8}
+    assert refined_gap(5.0, 4.4, 0.02, mixing) == pytest.approx(4.82)
+    assert refined_gap(5.0, 4.4, None, mixing) == pytest.approx(4.82)
+    assert refined_gap(5.0, 4.4, 0.5, mixing) == pytest.approx(4.52)  # above the cut check's 0.1 eV
+    assert refined_gap(5.0, 4.4, 0.5, {"default": 0.0, "cut_sensitive": 0.0}) == 5.0
 
 
-@pytest.mark.parametrize("value", [1.5, -0.1, True, "0.3"])
+@pytest.mark.parametrize("value", [0.3, {"default": 1.5, "cut_sensitive": 0.2}, {"default": 0.2},
+                                   {"default": True, "cut_sensitive": 0.2}, {"default": "0.3", "cut_sensitive": 0.2}])
 def test_a_corrupt_scf_mixing_is_refused(value):
     with pytest.raises(ParameterError, match="scf_mixing"):
         model_scf_mixing({"metadata": {"scf_mixing": value}})
@@ -119,8 +122,11 @@ def test_calibration_records_the_mixing_and_the_calculator_reports_the_refined_g
     out = subprocess.run([sys.executable, str(ROOT / "calculators" / "calibrate_scf_mixing.py"), str(model), "--data",
                           str(data)], capture_output=True, text=True, check=True)
     meta = json.loads((model / "model.json").read_text())["metadata"]
-    table = meta["scf_mixing_calibration"]["mae_mev_by_mixing"]
-    assert len(table) == 21 and meta["scf_mixing"] == float(min(table, key=table.get))
+    calibration = meta["scf_mixing_calibration"]
+    assert set(meta["scf_mixing"]) == {"default", "cut_sensitive"}
+    table = calibration["mae_mev_by_default_mixing"]  # at the chosen cut-sensitive factor
+    assert len(table) == 21 and table[f"{meta['scf_mixing']['default']:g}"] == min(table.values())
+    assert calibration["mae_mev"] <= calibration["mae_mev_unmixed"]
     assert "chosen" in out.stdout
     atoms = molecule("H2O")
     atoms.calc = TraceGradCalculator(str(model))

@@ -19,34 +19,38 @@ from .electronic.cut_sensitivity import THRESHOLD_EV as CUT_THRESHOLD_EV
 from .engines.pyscf.self_consistency import self_consistency
 from .engines.pyscf.settings import GroundTruthSettings
 
-__all__ = ["RESIDUAL_THRESHOLD_EV", "check_self_consistency", "model_scf_mixing", "model_settings", "refined_gap"]
+__all__ = ["MIXING_KEYS", "RESIDUAL_THRESHOLD_EV", "check_self_consistency", "model_scf_mixing", "model_settings", "refined_gap"]
 
 #: A prediction whose gap F[ρ] moves by more than this (eV) is reported as uncertain (as the cut check's 0.1 eV).
 RESIDUAL_THRESHOLD_EV = 0.1
+#: The two mixing factors of :func:`refined_gap` (model.json ``metadata.scf_mixing``).
+MIXING_KEYS = ("default", "cut_sensitive")
 
 
-def model_scf_mixing(model_file: dict | None) -> float | None:
-    """A model's mixing factor for :func:`refined_gap` (``metadata.scf_mixing`` in model.json, chosen on its
-    validation molecules by ``calculators/calibrate_scf_mixing.py``); None when it records none. A value outside
-    [0, 1] is a corrupt file."""
+def model_scf_mixing(model_file: dict | None) -> dict[str, float] | None:
+    """A model's mixing factors for :func:`refined_gap` (``metadata.scf_mixing`` in model.json: ``{"default": a,
+    "cut_sensitive": b}``, chosen on its validation molecules by ``calculators/calibrate_scf_mixing.py``); None
+    when it records none. Anything else, or a factor outside [0, 1], is a corrupt file."""
     value = ((model_file or {}).get("metadata") or {}).get("scf_mixing")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ParameterError(f"model.json: metadata.scf_mixing must be a number in [0, 1], got {value!r}")
-    return float(value)
+    if not isinstance(value, dict) or set(value) != set(MIXING_KEYS) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value.values()):
+        raise ParameterError(f"model.json: metadata.scf_mixing must be {{'default': a, 'cut_sensitive': b}} with "
+                             f"a, b in [0, 1], got {value!r}")
+    return {k: float(value[k]) for k in MIXING_KEYS}
 
 
-def refined_gap(gap: float, fock_gap: float, cut_sensitivity: float | None, mixing: float) -> float:
-    """The gap one step of linear mixing moves toward self-consistency: ``gap + mixing * (fock_gap - gap)``.
+def refined_gap(gap: float, fock_gap: float, cut_sensitivity: float | None, mixing: dict[str, float]) -> float:
+    """The gap one step of linear mixing moves toward self-consistency: ``gap + a * (fock_gap - gap)``.
 
-    F[ρ] from a density whose gap is too wide has a gap too narrow (and the reverse): the density overshoots, so a
-    fraction of the residual (``mixing``, calibrated per model) is the first-order correction. Where the gap moves
-    with the overlap cut (``cut_sensitivity`` above the cut check's threshold) the prediction's gap carries the cut's
-    error, which F[ρ], solved in the full basis, does not: F[ρ]'s gap is taken whole."""
-    if cut_sensitivity is not None and cut_sensitivity > CUT_THRESHOLD_EV:
-        return float(fock_gap)
-    return float(gap + mixing * (fock_gap - gap))
+    F[ρ] from a density whose gap is too wide has a gap too narrow (and the reverse): the density overshoots, so
+    a fraction ``a`` of the residual is the first-order correction. ``a`` is ``mixing["default"]``, or
+    ``mixing["cut_sensitive"]`` where the gap moves with the overlap cut (``cut_sensitivity`` above the cut check's
+    threshold): there the prediction's gap also carries the cut's error, which F[ρ], solved in the full basis,
+    does not."""
+    sensitive = cut_sensitivity is not None and cut_sensitivity > CUT_THRESHOLD_EV
+    return float(gap + mixing["cut_sensitive" if sensitive else "default"] * (fock_gap - gap))
 
 
 def model_settings(model: str | os.PathLike, basis: str) -> GroundTruthSettings | None:
