@@ -16,6 +16,7 @@ from typing import Sequence
 from .interop.files import _read_with_pymatgen, read_structure  # noqa: F401 (cli.read_structure: public)
 from .io.atomic import atomic_write_text
 from .cli_strict import strict_guard as _ghost_guard  # the --strict guard (its old name kept)
+from .cli_orbitals import add_orbitals_command
 from .cli_support import (  # noqa: F401 (cli._check_outputs etc. stay importable from here)
     _ase_band_structure, _band_structure, _bands_report, _card_lines, _check_not_input, _check_output, _check_outputs, _check_positive, _check_writable, _cmd_demo, _cmd_digest, _cmd_models, _default_model, _model_line, _spans_periodic)
 from .core.errors import (ConfigError, InputNotFoundError, OutputPathError, ParameterError, SCFNotConvergedError,
@@ -164,6 +165,7 @@ def _add_prediction_commands(sub) -> None:
                     "the model's training domain (an OutOfDomainWarning)")
     _force_option(pr)
     pr.set_defaults(func=_cmd_predict)
+    add_orbitals_command(sub, _MODEL_HELP, _force_option)
 
     mo = sub.add_parser("models", help="list the shipped models and their cards")
     mo.set_defaults(func=_cmd_models)

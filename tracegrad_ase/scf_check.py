@@ -82,8 +82,8 @@ def check_self_consistency(ham: RealSpaceHamiltonian, gap: dict[str, Any], setti
     if abs(r) > threshold:
         warnings.warn(f"the predicted HOMO-LUMO gap ({gap['gap']:.3f} eV) is not self-consistent: one {settings.xc.upper()} "
                       f"Fock build from the predicted density gives {check['fock_gap']:.3f} eV ({r:+.3f} eV); "
-                      f"treat the gap as uncertain by at least {abs(r):.2f} eV, or run DFT from the prediction "
-                      "(run_scf(atoms, settings, init_guess=calc.get_hamiltonian()))", UncertaintyWarning,
+                      f"treat the gap as uncertain by at least {abs(r):.2f} eV, or converge DFT from the prediction "
+                      "(tracegrad truth MOLECULE --init-guess MODEL)", UncertaintyWarning,
                       stacklevel=user_stacklevel())
     return check
 
