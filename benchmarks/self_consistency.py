@@ -105,8 +105,10 @@ def main() -> None:
           f"{'MAE unflagged':>13s} {'max unflagged':>13s}")
     for name in ("cut_warning", "self_consistency_warning", "either_warning"):
         c = summary[name]
+        cells = [f"{c[k]:{w}.3f}" if c[k] is not None else f"{'-':>{w}s}"
+                 for k, w in (("flagged_mae_ev", 11), ("unflagged_mae_ev", 13), ("unflagged_max_ev", 13))]
         print(f"{name:18s} {c['flagged']:7d} {c['wrong_flagged']:5d} of {c['wrong']:<4d} {c['right_flagged']:13d} "
-              f"{c['flagged_mae_ev'] or 0:11.3f} {c['unflagged_mae_ev'] or 0:13.3f} {c['unflagged_max_ev'] or 0:13.3f}")
+              + " ".join(cells))
     merge_results(args.json, Path(str(args.model)).name, {"structures": rows, "summary": summary,
                                                           "machine": machine()})
 

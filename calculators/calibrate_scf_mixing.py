@@ -31,7 +31,7 @@ from tracegrad_ase.engines.pyscf.settings import GroundTruthSettings
 from tracegrad_ase.io.h5 import load_h5
 from tracegrad_ase.model.evaluate import predict_for
 from tracegrad_ase.predict import load
-from tracegrad_ase.scf_check import CUT_THRESHOLD_EV, refined_gap
+from tracegrad_ase.scf_check import CUT_THRESHOLD_EV, MIXING_KEYS, refined_gap
 from model_metadata import record_calibration  # calculators/model_metadata.py
 
 GRID = tuple(round(0.05 * i, 2) for i in range(21))
@@ -80,8 +80,10 @@ def main() -> None:
     mae = {(a, b): float(np.mean([abs(refined_gap(r["gap"], r["fock_gap"], r["cut_sensitivity"],
                                                   {"default": a, "cut_sensitive": b}) - r["pbe_gap"])
                                   for r in rows])) * 1000.0 for a in GRID for b in GRID}
-    best = min(mae, key=mae.get)
     n_cut = sum((r["cut_sensitivity"] or 0.0) > CUT_THRESHOLD_EV for r in rows)
+    # A factor no validation molecule tests stays 0 (the prediction's gap as it is): the data cannot choose it.
+    undetermined = [k for k, n in (("default", len(rows) - n_cut), ("cut_sensitive", n_cut)) if n == 0]
+    best = min((ab for ab in mae if all(ab[MIXING_KEYS.index(k)] == 0.0 for k in undetermined)), key=mae.get)
     print(f"{len(files)} {args.split} molecules of {len(names)} in the split ({n_cut} cut-sensitive); HOMO-LUMO gap "
           "MAE against PBE (meV) by the default mixing (rows) and the cut-sensitive one (columns; 0, 0: the "
           "prediction's gap):")
@@ -89,12 +91,14 @@ def main() -> None:
     for a in GRID[::2]:
         print(f"  {a:4.2f} " + "".join(f"{mae[a, b]:7.0f}" for b in GRID[::2]))
     chosen = {"default": best[0], "cut_sensitive": best[1]}
-    print(f"chosen: {chosen}, {mae[best]:.1f} meV (the prediction's gap: {mae[0.0, 0.0]:.1f} meV)")
+    print(f"chosen: {chosen}, {mae[best]:.1f} meV (the prediction's gap: {mae[0.0, 0.0]:.1f} meV)"
+          + (f"; no molecule tests {' or '.join(undetermined)}: left at 0" if undetermined else ""))
     if args.dry_run:
         return
     path = record_calibration(args.model, "scf_mixing", chosen, {
         "metric": "HOMO-LUMO gap MAE against PBE (meV)", "split": args.split, "n_structures": len(files),
-        "n_cut_sensitive": int(n_cut), "mae_mev": round(mae[best], 1), "mae_mev_unmixed": round(mae[0.0, 0.0], 1),
+        "n_cut_sensitive": int(n_cut), "undetermined": undetermined, "mae_mev": round(mae[best], 1),
+        "mae_mev_unmixed": round(mae[0.0, 0.0], 1),
         "mae_mev_by_default_mixing": {f"{a:g}": round(mae[a, best[1]], 1) for a in GRID},
         "mae_mev_by_cut_sensitive_mixing": {f"{b:g}": round(mae[best[0], b], 1) for b in GRID},
         "command": "python calculators/calibrate_scf_mixing.py MODEL --data ... --split " + args.split})

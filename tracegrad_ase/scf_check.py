@@ -19,7 +19,8 @@ from .electronic.cut_sensitivity import THRESHOLD_EV as CUT_THRESHOLD_EV
 from .engines.pyscf.self_consistency import self_consistency
 from .engines.pyscf.settings import GroundTruthSettings
 
-__all__ = ["MIXING_KEYS", "RESIDUAL_THRESHOLD_EV", "check_self_consistency", "model_scf_mixing", "model_settings", "refined_gap"]
+__all__ = ["MIXING_KEYS", "RESIDUAL_THRESHOLD_EV", "calculator_results", "check_self_consistency", "model_scf_mixing",
+           "model_settings", "refined_gap"]
 
 #: A prediction whose gap F[ρ] moves by more than this (eV) is reported as uncertain (as the cut check's 0.1 eV).
 RESIDUAL_THRESHOLD_EV = 0.1
@@ -80,8 +81,9 @@ def check_self_consistency(ham: RealSpaceHamiltonian, gap: dict[str, Any], setti
     check = self_consistency(ham, gap["gap"], settings)
     r = check["gap_residual"]
     if abs(r) > threshold:
-        warnings.warn(f"the predicted HOMO-LUMO gap ({gap['gap']:.3f} eV) is not self-consistent: one {settings.xc.upper()} "
-                      f"Fock build from the predicted density gives {check['fock_gap']:.3f} eV ({r:+.3f} eV); "
+        warnings.warn(f"the predicted HOMO-LUMO gap ({gap['gap']:.3f} eV) is not self-consistent: one "
+                      f"{settings.xc.upper()} Fock build from the predicted density gives {check['fock_gap']:.3f} eV "
+                      f"({r:+.3f} eV); "
                       f"treat the gap as uncertain by at least {abs(r):.2f} eV, or converge DFT from the prediction "
                       "(tracegrad truth MOLECULE --init-guess MODEL)", UncertaintyWarning,
                       stacklevel=user_stacklevel())
@@ -104,7 +106,8 @@ def calculator_results(wanted: bool | None, ham: RealSpaceHamiltonian, results: 
     check = check_self_consistency(ham, gap, settings)
     if check is None:
         return {"scf_gap_residual": None}
-    out = {"scf_gap_residual": check["gap_residual"], "fock_gap": check["fock_gap"], "fock_levels": check["fock_levels"]}
+    out = {"scf_gap_residual": check["gap_residual"], "fock_gap": check["fock_gap"],
+           "fock_levels": check["fock_levels"]}
     mixing = model_scf_mixing(model_file)
     if mixing is not None:
         out["refined_gap"] = refined_gap(gap["gap"], check["fock_gap"], results.get("band_gap_cut_sensitivity"),
