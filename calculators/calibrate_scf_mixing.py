@@ -104,5 +104,6 @@ def main() -> None:
         "command": "python calculators/calibrate_scf_mixing.py MODEL --data ... --split " + args.split})
     print(f"scf_mixing = {chosen} -> {path}")
 
+
 if __name__ == "__main__":
     main()

@@ -17,7 +17,7 @@ from .io.atomic import atomic_path, atomic_write_text
 
 __all__ = ["add_orbitals_command", "cmd_orbitals"]
 
-#: Levels drawn and listed: this far (eV) below the HOMO and above the LUMO.
+#: Levels drawn: this far (eV) below the HOMO and above the LUMO (the JSON holds them all).
 WINDOW_EV = 10.0
 
 
@@ -95,12 +95,12 @@ def _draw(r: dict[str, Any], title: str, out: Path) -> None:
     plt = pyplot()
     lo, hi = r["homo_ev"] - WINDOW_EV, r["lumo_ev"] + WINDOW_EV
     columns = [("model", r["energies_ev"])] + ([("F[ρ]", r["fock_energies_ev"])] if r["fock_energies_ev"] else [])
-    nocc = int(r["n_electrons"]) // 2
+    occupied = int(np.count_nonzero(r["occupations"]))  # an open shell's half-filled level is drawn occupied
     fig, ax = plt.subplots(figsize=(2.2 + 1.6 * len(columns), 5))
     for x, (_, levels) in enumerate(columns):
         for i, e in enumerate(levels):
             if lo <= e <= hi:
-                ax.hlines(e, x - 0.3, x + 0.3, color="tab:blue" if i < nocc else "tab:orange", lw=1.5)
+                ax.hlines(e, x - 0.3, x + 0.3, color="tab:blue" if i < occupied else "tab:orange", lw=1.5)
     for colour, label in (("tab:blue", "occupied"), ("tab:orange", "empty")):
         ax.plot([], [], color=colour, label=label)
     ax.legend(loc="upper right", fontsize=8)
