@@ -147,3 +147,16 @@ def test_an_open_shell_molecule_is_solved_as_before_without_a_residual():
         warnings.simplefilter("ignore")
         atoms.calc.get_property("eigenvalues")
     assert atoms.calc.results["scf_gap_residual"] is None and "refined_gap" not in atoms.calc.results
+
+
+def test_a_large_molecule_is_checked_only_when_asked(monkeypatch):
+    # the Fock build grows as N^3 (~110 s at 970 orbitals): the default stops at AUTO_MAX_ORBITALS
+    monkeypatch.setattr("tracegrad_ase.scf_check.AUTO_MAX_ORBITALS", 20)
+    atoms = molecule("H2O")  # 24 orbitals in def2-SVP
+    atoms.calc = TraceGradCalculator("molecules")
+    atoms.calc.get_property("band_gap")
+    assert atoms.calc.results["scf_gap_residual"] is None and "fock_gap" not in atoms.calc.results
+    atoms.calc = TraceGradCalculator("molecules", scf_check=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncertaintyWarning)
+        assert isinstance(atoms.calc.get_property("scf_gap_residual"), float)

@@ -84,7 +84,7 @@ class TraceGradCalculator(Calculator):
     scf_check: molecules: one Kohn-Sham matrix F[ρ] (PySCF, the model's functional and basis) from the predicted
         density; ``scf_gap_residual`` is its HOMO-LUMO gap minus the prediction's (eV; also ``fock_gap``,
         ``fock_levels``, ``refined_gap``), an ``UncertaintyWarning`` above 0.1 eV (:mod:`~tracegrad_ase.scf_check`).
-        None: on for molecules whose model card names its functional; True: required; False: off. ~0.3-1 s.
+        None: on for molecules up to 300 orbitals whose model card names its functional; True: on; False: off.
     uncertainty: also predict with the model's committee (``committee/`` members: other seeds) and report the
         spread over members in ``results``: ``eigenvalues_std`` (of ε - E_F, shaped as ``eigenvalues``), ``fermi_level_std``,
         ``band_gap_std`` (eV; ``get_property("band_gap_std")``), with an ``UncertaintyWarning`` when a level within
