@@ -41,6 +41,8 @@ def main() -> None:
     if residual is not None:
         print(f"one Fock build from the predicted density gives a gap of {atoms.calc.results['fock_gap']:.3f} eV "
               f"({residual:+.3f} eV)" + (" (not self-consistent: uncertain)" if abs(residual) > 0.1 else ""))
+        if "refined_gap" in atoms.calc.results:  # the gap moved toward self-consistency (model.json scf_mixing)
+            print(f"refined gap: {atoms.calc.results['refined_gap']:.3f} eV")
     print("occupied orbital energies (eV):", np.array2string(occ, precision=2, max_line_width=110))
     if args.check:
         from tracegrad_ase.engines.pyscf.scf import extract_blocks, run_scf
