@@ -16,7 +16,6 @@ predictions with it. Run it on a run's best checkpoint before ``calculators/ship
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from tracegrad_ase.electronic.solve import LINDEP_THRESHOLD
 from tracegrad_ase.io.h5 import load_h5
 from tracegrad_ase.model.evaluate import predict_for
 from tracegrad_ase.predict import load
-from model_metadata import record_calibration  # calculators/model_metadata.py
+from model_metadata import record_calibration, split_structures  # calculators/model_metadata.py
 
 GRID = (3e-3, 5e-3, 1e-2, 2e-2, 3e-2, 5e-2, 7e-2, 0.1, 0.15, 0.2)
 
@@ -59,11 +58,7 @@ def main() -> None:
     ap.add_argument("--grid", type=float, nargs="+", default=list(GRID))
     ap.add_argument("--dry-run", action="store_true", help="print the table, write nothing")
     args = ap.parse_args()
-    split_file = args.model.parent.parent / "split.json"
-    names = set(json.loads(split_file.read_text())[args.split])
-    files = [f for d in args.data for f in sorted((Path(d) / "structures").glob("*.h5")) if f.name in names]
-    if not files:
-        raise SystemExit(f"no {args.split} structures of {split_file} in {args.data}")
+    files = split_structures(args.model.parent.parent / "split.json", args.data, args.split)
     model = load(args.model)
     grid = tuple(sorted(args.grid))
     table = np.array([[e[g] for g in grid] for e in (errors(model, f, grid) for f in files)], dtype=float)

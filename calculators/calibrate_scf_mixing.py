@@ -32,7 +32,7 @@ from tracegrad_ase.io.h5 import load_h5
 from tracegrad_ase.model.evaluate import predict_for
 from tracegrad_ase.predict import load
 from tracegrad_ase.scf_check import CUT_THRESHOLD_EV, MIXING_KEYS, refined_gap
-from model_metadata import record_calibration  # calculators/model_metadata.py
+from model_metadata import record_calibration, split_structures  # calculators/model_metadata.py
 
 GRID = tuple(round(0.05 * i, 2) for i in range(21))
 
@@ -56,11 +56,11 @@ def molecule_gaps(model, path: Path) -> dict[str, float | None]:
             "fock_gap": self_consistency(pred, gap, settings)["fock_gap"]}
 
 
-def split_names(model_dir: Path, part: str) -> set[str]:
-    """The ``part`` of the model folder's split.json, else of its run's (``model_dir`` = RUN/checkpoints/best)."""
+def split_file(model_dir: Path) -> Path:
+    """The model folder's split.json, else its run's (``model_dir`` = RUN/checkpoints/best)."""
     for candidate in (model_dir / "split.json", model_dir.parent.parent / "split.json"):
         if candidate.is_file():
-            return set(json.loads(candidate.read_text())[part])
+            return candidate
     raise SystemExit(f"no split.json in {model_dir} or its run folder")
 
 
@@ -71,10 +71,9 @@ def main() -> None:
     ap.add_argument("--split", default="val", help="the part of split.json to calibrate on")
     ap.add_argument("--dry-run", action="store_true", help="print the table, write nothing")
     args = ap.parse_args()
-    names = split_names(args.model, args.split)
-    files = [f for d in args.data for f in sorted((Path(d) / "structures").glob("*.h5")) if f.name in names]
-    if not files:
-        raise SystemExit(f"no {args.split} molecules of the split in {args.data}")
+    split = split_file(args.model)
+    files = split_structures(split, args.data, args.split)
+    n_split = len(json.loads(split.read_text())[args.split])
     model = load(args.model)
     rows = [molecule_gaps(model, f) for f in tqdm(files, desc=f"{args.split} molecules", unit="molecule")]
     mae = {(a, b): float(np.mean([abs(refined_gap(r["gap"], r["fock_gap"], r["cut_sensitivity"],
@@ -84,7 +83,7 @@ def main() -> None:
     # A factor no validation molecule tests stays 0 (the prediction's gap as it is): the data cannot choose it.
     undetermined = [k for k, n in (("default", len(rows) - n_cut), ("cut_sensitive", n_cut)) if n == 0]
     best = min((ab for ab in mae if all(ab[MIXING_KEYS.index(k)] == 0.0 for k in undetermined)), key=mae.get)
-    print(f"{len(files)} {args.split} molecules of {len(names)} in the split ({n_cut} cut-sensitive); HOMO-LUMO gap "
+    print(f"{len(files)} {args.split} molecules of {n_split} in the split ({n_cut} cut-sensitive); HOMO-LUMO gap "
           "MAE against PBE (meV) by the default mixing (rows) and the cut-sensitive one (columns; 0, 0: the "
           "prediction's gap):")
     print("       " + "".join(f"{b:7.2f}" for b in GRID[::2]))

@@ -1,4 +1,5 @@
-"""What the calibration scripts share: recording a chosen value, and the table that chose it, in model.json."""
+"""What the calibration scripts share: the structures of one part of a split, and recording a chosen value, with
+the table that chose it, in model.json."""
 
 from __future__ import annotations
 
@@ -18,3 +19,13 @@ def record_calibration(model_dir: Path, key: str, value: Any, calibration: dict[
     card["metadata"][f"{key}_calibration"] = calibration
     atomic_write_json(path, card, indent=2)
     return path
+
+
+def split_structures(split_file: Path, data: list[str], part: str) -> list[Path]:
+    """The ``part`` (``"val"``, ...) of ``split_file``'s structures found in the ``data`` folders, in folder and name
+    order; exits naming the split when there are none."""
+    names = set(json.loads(Path(split_file).read_text())[part])
+    files = [f for d in data for f in sorted((Path(d) / "structures").glob("*.h5")) if f.name in names]
+    if not files:
+        raise SystemExit(f"no {part} structures of {split_file} in {data}")
+    return files
