@@ -25,6 +25,7 @@ from tracegrad_ase.electronic import spectrum
 from tracegrad_ase.electronic.solve import LINDEP_THRESHOLD
 from tracegrad_ase.io.h5 import load_h5
 from tracegrad_ase.model.evaluate import predict_for
+from tracegrad_ase.model.run_folder import split_file
 from tracegrad_ase.predict import load
 from model_metadata import record_calibration, split_structures  # calculators/model_metadata.py
 
@@ -58,7 +59,7 @@ def main() -> None:
     ap.add_argument("--grid", type=float, nargs="+", default=list(GRID))
     ap.add_argument("--dry-run", action="store_true", help="print the table, write nothing")
     args = ap.parse_args()
-    files = split_structures(args.model.parent.parent / "split.json", args.data, args.split)
+    files = split_structures(split_file(args.model.parent.parent), args.data, args.split)
     model = load(args.model)
     grid = tuple(sorted(args.grid))
     table = np.array([[e[g] for g in grid] for e in (errors(model, f, grid) for f in files)], dtype=float)

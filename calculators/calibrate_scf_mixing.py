@@ -30,6 +30,7 @@ from tracegrad_ase.engines.pyscf.self_consistency import self_consistency
 from tracegrad_ase.engines.pyscf.settings import GroundTruthSettings
 from tracegrad_ase.io.h5 import load_h5
 from tracegrad_ase.model.evaluate import predict_for
+from tracegrad_ase.model.run_folder import split_file
 from tracegrad_ase.predict import load
 from tracegrad_ase.scf_check import CUT_THRESHOLD_EV, MIXING_KEYS, refined_gap
 from model_metadata import record_calibration, split_structures  # calculators/model_metadata.py
@@ -56,9 +57,9 @@ def molecule_gaps(model, path: Path) -> dict[str, float | None]:
             "fock_gap": self_consistency(pred, gap, settings)["fock_gap"]}
 
 
-def split_file(model_dir: Path) -> Path:
-    """The model folder's split.json, else its run's (``model_dir`` = RUN/checkpoints/best)."""
-    for candidate in (model_dir / "split.json", model_dir.parent.parent / "split.json"):
+def model_split_file(model_dir: Path) -> Path:
+    """The model folder's split.json (a shipped model's), else its run's (``model_dir`` = RUN/checkpoints/best)."""
+    for candidate in (model_dir / "split.json", split_file(model_dir.parent.parent)):
         if candidate.is_file():
             return candidate
     raise SystemExit(f"no split.json in {model_dir} or its run folder")
@@ -71,7 +72,7 @@ def main() -> None:
     ap.add_argument("--split", default="val", help="the part of split.json to calibrate on")
     ap.add_argument("--dry-run", action="store_true", help="print the table, write nothing")
     args = ap.parse_args()
-    split = split_file(args.model)
+    split = model_split_file(args.model)
     files = split_structures(split, args.data, args.split)
     n_split = len(json.loads(split.read_text())[args.split])
     model = load(args.model)
