@@ -135,6 +135,19 @@ def test_overlap_cutoff_follows_basis_range():
     assert GroundTruthSettings().for_atoms(molecule("H2O")).cutoff is None  # molecules keep every pair
 
 
+def test_real_space_nonlocal_pp_is_pyscfs_multigrid_matrix(graphene_run):
+    """The pseudopotential the crystal SCF uses (non-local part in real space) equals PySCF's multigrid get_pp
+    (non-local part on the FFT mesh) at the SCF's k-points and off them, so data made before and after agree."""
+    from pyscf.pbc.dft.multigrid.multigrid import get_pp
+
+    ni = graphene_run.mf._numint
+    assert "get_pp" in vars(ni)  # the SCF's own numint carries the real-space version
+    kpts = graphene_run.mol.get_abs_kpts(np.array([[0.0, 0.0, 0.0], [0.123, 0.377, 0.0]]))
+    ours = ni.get_pp(kpts)
+    assert ours.shape == (2, 8, 8) and np.abs(ours[1].imag).max() > 1e-3  # the patched method, complex off Γ
+    assert np.abs(ours - get_pp(ni, kpts)).max() < 1e-10
+
+
 def test_multigrid_scf_sane_when_pyscf_libraries_load_first():
     """Regression: vesin loaded after PySCF's libraries broke the next multigrid SCF with 2 OpenMP threads."""
     import os

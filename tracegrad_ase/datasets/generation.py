@@ -7,9 +7,11 @@ A data set is a folder::
         structures.extxyz    the input structures of the last run, named
         structures/{name}.h5 one RealSpaceHamiltonian per structure (io.h5.save_h5)
         failures.jsonl       one JSON line per failed structure and attempt (append-only)
+        scf-checkpoints/     {name}.chk: the last SCF cycle's orbitals of a structure still running
 
 Generation is resumable: a rerun skips every structure whose file loads and was made from the same geometry
-and settings, and recomputes missing or corrupt ones.
+and settings, and recomputes missing or corrupt ones. A structure killed mid-SCF resumes from its last cycle
+(local clusters; removed once its file is written).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ..io.h5 import STRUCTURES_DIR, load_dataset, load_h5, save_h5, split_datase
 from ..core.errors import DataFormatError, SettingsMismatchError, StructureError, TraceGradError  # noqa: F401
 from ..core.hamiltonian import RealSpaceHamiltonian
 from ..engines.pyscf.scf import GroundTruthSettings, ground_truth
+from ..engines.pyscf.scf_checkpoint import discard
 from .perturbation import _root_name, perturbed_structures, phonopy_displacements  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,7 @@ logger = logging.getLogger(__name__)
 SETTINGS_FILE = "settings.json"
 STRUCTURES_FILE = "structures.extxyz"
 FAILURES_FILE = "failures.jsonl"
+CHECKPOINTS_DIR = "scf-checkpoints"
 
 #: Settings fields that change how fast a result is made, not what it is.
 _NON_PHYSICAL_SETTINGS = ("threads",)
@@ -72,9 +76,10 @@ class _TaskFailure:
     traceback: str
 
 
-def _ground_truth_task(atoms: Atoms, settings: GroundTruthSettings) -> RealSpaceHamiltonian | _TaskFailure:
+def _ground_truth_task(atoms: Atoms, settings: GroundTruthSettings,
+                       checkpoint: str | None = None) -> RealSpaceHamiltonian | _TaskFailure:
     try:
-        return ground_truth(atoms, settings)  # sets PySCF's threads from settings.threads in this thread
+        return ground_truth(atoms, settings, checkpoint)  # sets PySCF's threads from settings.threads in this thread
     except Exception as exc:  # noqa: BLE001 - every failure is reported per structure, none stops the run
         return _TaskFailure(type(exc).__name__, str(exc), traceback.format_exc())
 
@@ -135,7 +140,9 @@ def generate_dataset(
     if todo:
         task_settings = replace(settings, threads=threads_per_worker)
         with _DaskClient(scheduler, n_workers, threads_per_worker, processes, cluster_kwargs) as client:
-            done, failed = _run_tasks(client, structures, names, todo, task_settings, out_dir, progress)
+            # Workers of an external scheduler may not share this file system: no SCF checkpoints there.
+            checkpoints = out_dir.resolve() / CHECKPOINTS_DIR if scheduler is None else None
+            done, failed = _run_tasks(client, structures, names, todo, task_settings, out_dir, progress, checkpoints)
     recovered = sorted(set(done) & earlier_failures)
     if recovered:
         logger.info("%d structures that failed before succeeded now: %s", len(recovered), recovered)
@@ -146,7 +153,8 @@ def generate_dataset(
     return report
 
 
-def _run_tasks(client, structures, names, todo, settings, out_dir: Path, progress: bool):
+def _run_tasks(client, structures, names, todo, settings, out_dir: Path, progress: bool,
+               checkpoints: Path | None = None):
     from distributed import as_completed
     from tqdm.auto import tqdm
 
@@ -154,13 +162,14 @@ def _run_tasks(client, structures, names, todo, settings, out_dir: Path, progres
     for k in todo:
         # Readable, unique keys make the Dask dashboard show structure names.
         key = f"ground_truth-{names[k]}-{os.urandom(4).hex()}"
-        fut = client.submit(_ground_truth_task, structures[k], settings, key=key)
-        futures[fut.key] = (names[k], fut)
+        chk = str(checkpoints / f"{names[k]}.chk") if checkpoints is not None else None
+        fut = client.submit(_ground_truth_task, structures[k], settings, chk, key=key)
+        futures[fut.key] = (names[k], fut, chk)
     done: list[str] = []
     failed: dict[str, str] = {}
     with tqdm(total=len(futures), desc="ground truth", unit="structure", disable=not progress) as bar:
-        for fut in as_completed([f for _, f in futures.values()]):
-            name, _ = futures.pop(fut.key)
+        for fut in as_completed([f for _, f, _ in futures.values()]):
+            name, _, chk = futures.pop(fut.key)
             try:
                 result = fut.result()  # raises only for the cluster's own failures, e.g. a killed worker
             except Exception as exc:  # noqa: BLE001
@@ -177,6 +186,7 @@ def _run_tasks(client, structures, names, todo, settings, out_dir: Path, progres
                 _log_failure(out_dir / FAILURES_FILE, name, result)
             else:
                 done.append(name)
+            discard(chk)  # stored, or failed for a reason a rerun should meet from the start
             bar.update(1)
             bar.set_postfix(failed=len(failed), refresh=False)
     return sorted(done), dict(sorted(failed.items()))

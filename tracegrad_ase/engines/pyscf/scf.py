@@ -15,6 +15,7 @@ beyond ``width - cutoff``. S(R) needs no SCF and is computed directly in real sp
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -27,7 +28,9 @@ from ...core.errors import MismatchError, ParameterError, SCFNotConvergedError, 
 from ...core.graphs import neighbor_list
 from ...core.hamiltonian import RealSpaceHamiltonian, blocks_from_dense
 from ...electronic.solve import LINDEP_THRESHOLD, PREDICTED_LINDEP
+from . import scf_checkpoint
 from .integrals import overlap_blocks, pyscf_offsets
+from .pseudopotential import use_real_space_nonlocal_pp
 from ...core.structures import validate_atoms
 from ...core.units import HARTREE_TO_EV
 from .settings import (CRYSTAL_DEFAULTS, MOLECULE_DEFAULTS, OVERLAP_TOLERANCE, PYSCF_GUESSES,  # noqa: F401
@@ -54,18 +57,23 @@ class ScfRun:
 
 
 # -- public entry points ---------------------------------------------------------------------------------
-def ground_truth(atoms: Atoms, settings: GroundTruthSettings | None = None) -> RealSpaceHamiltonian:
-    """Run PySCF on ``atoms`` and return its H(R), S(R) blocks (eV, e3nn order) within the cutoff."""
-    return extract_blocks(run_scf(atoms, settings))
+def ground_truth(atoms: Atoms, settings: GroundTruthSettings | None = None,
+                 checkpoint: str | os.PathLike | None = None) -> RealSpaceHamiltonian:
+    """Run PySCF on ``atoms`` and return its H(R), S(R) blocks (eV, e3nn order) within the cutoff
+    (``checkpoint``: see :func:`run_scf`)."""
+    return extract_blocks(run_scf(atoms, settings, checkpoint=checkpoint))
 
 
 def run_scf(atoms: Atoms, settings: GroundTruthSettings | None = None,
-            init_guess: str | RealSpaceHamiltonian = "minao") -> ScfRun:
+            init_guess: str | RealSpaceHamiltonian = "minao", checkpoint: str | os.PathLike | None = None) -> ScfRun:
     """Converge a PySCF SCF for ``atoms``; raise :class:`SCFNotConvergedError` if it does not converge.
 
     ``init_guess`` is one of PySCF's guesses (:data:`PYSCF_GUESSES`) or a Hamiltonian of this structure in the
     same basis (e.g. a model's prediction): its density matrix — occupied orbitals for a molecule, per SCF k-point
     with the settings' smearing for a crystal — is the starting point. ``info["scf_cycles"]`` counts the cycles.
+    With a ``checkpoint`` path the orbitals are saved there after every cycle, and a run that finds a checkpoint
+    of the same structure starts from it instead (:mod:`.scf_checkpoint`; ``info["resumed"]``): a killed
+    multi-hour SCF loses at most one cycle.
     """
     if isinstance(init_guess, str) and init_guess not in PYSCF_GUESSES:
         raise ParameterError(f"unknown initial guess {init_guess!r}; choose one of {PYSCF_GUESSES} or pass a "
@@ -83,9 +91,9 @@ def run_scf(atoms: Atoms, settings: GroundTruthSettings | None = None,
         lib.num_threads(settings.threads)
     t0 = time.perf_counter()
     if periodic:
-        run = _run_crystal(atoms, settings, basis, init_guess)
+        run = _run_crystal(atoms, settings, basis, init_guess, checkpoint)
     else:
-        run = _run_molecule(atoms, settings, basis, init_guess)
+        run = _run_molecule(atoms, settings, basis, init_guess, checkpoint)
     run.wall_time = time.perf_counter() - t0
     run.info["init_guess"] = init_guess if isinstance(init_guess, str) else "hamiltonian"
     return run
@@ -129,10 +137,11 @@ def reference_bands(run: ScfRun, kpts_frac: np.ndarray) -> np.ndarray:
 
 # -- molecules -------------------------------------------------------------------------------------------
 def _run_molecule(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasis,
-                  init_guess: str | RealSpaceHamiltonian = "minao") -> ScfRun:
+                  init_guess: str | RealSpaceHamiltonian = "minao", checkpoint: str | os.PathLike | None = None
+                  ) -> ScfRun:
     mol, mf, nelec = molecule_rks(atoms, settings, basis)
     cycles = _count_cycles(mf)
-    _kernel(mf, init_guess, atoms, basis, None, nelec, settings)
+    resumed = _kernel(mf, init_guess, atoms, basis, None, nelec, settings, checkpoint)
     _require_converged(mf, atoms, cycles)
     nocc = nelec // 2
     e = mf.mo_energy * HARTREE_TO_EV
@@ -143,6 +152,7 @@ def _run_molecule(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBas
         "lumo_ev": float(e[nocc]) if nocc < len(e) else None,
         "fermi_level_ev": float(e[nocc - 1]),
         "scf_cycles": cycles["n"],
+        "resumed": resumed,
         **_versions(),
     }
     return ScfRun(atoms, settings, basis, mol, mf, None, 0.0, info)
@@ -214,7 +224,8 @@ def alias_free_mesh(atoms: Atoms, cutoff: float, margin: float = 0.5) -> tuple[i
 
 
 def _run_crystal(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasis,
-                 init_guess: str | RealSpaceHamiltonian = "minao") -> ScfRun:
+                 init_guess: str | RealSpaceHamiltonian = "minao", checkpoint: str | os.PathLike | None = None
+                 ) -> ScfRun:
     from pyscf.pbc import dft, gto
 
     cell = gto.Cell()
@@ -238,6 +249,7 @@ def _run_crystal(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasi
         integrals = "multigrid" if settings.pseudo and _is_pure_functional(settings.xc) else "fftdf"
     if integrals == "multigrid":
         mf = mf.multigrid_numint()
+        use_real_space_nonlocal_pp(mf)  # the same matrix (to 1e-14 Ha), minutes to hours faster on slabs
     elif integrals != "fftdf":
         # Density fitting (GDF) evaluates H(k) off the SCF mesh far too slowly for the dense-mesh extraction.
         raise ValueError(f"integrals must be 'multigrid', 'fftdf' or 'auto', got {settings.integrals!r}")
@@ -245,7 +257,7 @@ def _run_crystal(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasi
     mf.max_cycle = settings.max_cycle
     cycles = _count_cycles(mf)
     nelec = sum(basis.valence[s] for s in atoms.get_chemical_symbols()) - settings.charge
-    _kernel(mf, init_guess, atoms, basis, cell.get_scaled_kpts(kpts), nelec, settings)
+    resumed = _kernel(mf, init_guess, atoms, basis, cell.get_scaled_kpts(kpts), nelec, settings, checkpoint)
     _require_converged(mf, atoms, cycles)
     info = {
         "energy_ev": float(mf.e_tot * HARTREE_TO_EV),
@@ -254,6 +266,7 @@ def _run_crystal(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasi
         "integrals": integrals,
         "fermi_level_ev": _fermi_level(mf, nelec) * HARTREE_TO_EV,
         "scf_cycles": cycles["n"],
+        "resumed": resumed,
         **_versions(),
     }
     return ScfRun(atoms, settings, basis, cell, mf, cell.get_scaled_kpts(kpts), 0.0, info)
@@ -316,13 +329,22 @@ def _fermi_level(mf, nelec: int) -> float:
 
 
 def _kernel(mf, init_guess: str | RealSpaceHamiltonian, atoms: Atoms, basis: OrbitalBasis,
-            kpts_frac: np.ndarray | None, nelec: int, settings: GroundTruthSettings) -> None:
-    """Run the SCF from a PySCF guess, or from the density matrix of a given Hamiltonian."""
+            kpts_frac: np.ndarray | None, nelec: int, settings: GroundTruthSettings,
+            checkpoint: str | os.PathLike | None = None) -> bool:
+    """Run the SCF from a fitting checkpoint, else a PySCF guess or the density matrix of a given Hamiltonian;
+    True if it resumed from the checkpoint."""
+    if checkpoint is not None:
+        scf_checkpoint.attach(mf, checkpoint)
+        dm0 = scf_checkpoint.resume_density(mf, checkpoint)
+        if dm0 is not None:
+            mf.kernel(dm0=dm0)
+            return True
     if isinstance(init_guess, str):
         mf.init_guess = init_guess
         mf.kernel()
-        return
+        return False
     mf.kernel(dm0=guess_density(init_guess, atoms, basis, kpts_frac, nelec, settings.smearing))
+    return False
 
 
 def guess_density(ham: RealSpaceHamiltonian, atoms: Atoms, basis: OrbitalBasis, kpts_frac: np.ndarray | None,
