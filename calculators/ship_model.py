@@ -6,6 +6,7 @@ calculators/NAME links to tracegrad_ase/shipped/NAME, the package data a wheel c
         --data data/molecules-svp data/molecules-svp-extra
     python calculators/ship_model.py carbon --run runs/ship/carbon --baseline runs/ship/carbon-baseline \\
         --data data/carbon-dzvp/graphene data/carbon-dzvp/bilayer --heldout data/carbon-dzvp/heldout-aa
+    python calculators/ship_model.py graphene-szv --add-heldout data/graphene-6x6-szv
 
 Every figure on the card comes from ``tracegrad evaluate`` JSON files written here (calculators/NAME/evaluation/)
 and from the training runs' own state files; ``calculators/NAME/card.in.yaml`` holds the words (what the model
@@ -136,16 +137,24 @@ def main() -> None:
     ap.add_argument("--reevaluate", action="store_true",
                     help="no run: evaluate the shipped weights again (split redrawn from train.yaml)")
     ap.add_argument("--baseline", default=None, help="training run folder of its baseline (tracegrad: false)")
-    ap.add_argument("--data", nargs="+", required=True, help="the data folders it was trained on")
+    ap.add_argument("--add-heldout", nargs="+", default=None, metavar="FOLDER",
+                    help="no run: evaluate the shipped weights on these held-out folders only and add them to the "
+                         "card, keeping its other figures (the card's words are refreshed from card.in.yaml)")
+    ap.add_argument("--data", nargs="+", default=None, help="the data folders it was trained on")
     ap.add_argument("--heldout", nargs="*", default=[], help="data folders of structure types never trained on")
     ap.add_argument("--committee", nargs="*", default=[],
                     help="training run folders of further committee members (other seeds): their best checkpoints "
                          "go to committee/<run name>/ (uncertainty=True in the calculator)")
     args = ap.parse_args()
-    if bool(args.run) == bool(args.reevaluate):
-        ap.error("give exactly one of --run and --reevaluate")
+    if bool(args.run) + bool(args.reevaluate) + bool(args.add_heldout) != 1:
+        ap.error("give exactly one of --run, --reevaluate and --add-heldout")
+    if not args.add_heldout and not args.data:
+        ap.error("--run and --reevaluate need --data")
 
     dest = HERE / args.name
+    if args.add_heldout:
+        _add_heldout(dest, args.name, args.add_heldout)
+        return
     evaluation = dest / "evaluation"
     evaluation.mkdir(parents=True, exist_ok=True)
     if args.reevaluate:
@@ -200,6 +209,34 @@ def main() -> None:
     _reevaluated(card, dest, best, args.data, "test", args)
 
 
+def _write_card(dest: Path, card: dict) -> None:
+    (dest / "card.yaml").write_text("# Written by calculators/ship_model.py from the evaluation/ JSON files.\n"
+                                    + yaml.safe_dump(card, sort_keys=False, allow_unicode=True, width=110))
+
+
+def _add_heldout(dest: Path, name: str, folders: list[str]) -> None:
+    """Evaluate the shipped weights on ``folders`` and add their figures and digests to the card, whose other
+    figures stay: a new held-out set (one hours-long supercell) needs no new test run. The words of
+    ``card.in.yaml`` replace the card's (``data`` and ``training`` are merged: they also hold computed keys)."""
+    from tracegrad_ase.io.h5 import data_digest, load_dataset
+
+    card = yaml.safe_load((dest / "card.yaml").read_text())
+    for key, words in yaml.safe_load((dest / "card.in.yaml").read_text()).items():
+        if key in ("data", "training") and isinstance(card.get(key), dict):
+            card[key].update(words)
+        else:
+            card[key] = words
+    for folder in folders:
+        tag = Path(folder).name
+        figures = _figures(_evaluate(dest, [folder], "all", dest / "evaluation" / f"{tag}.json"))
+        card.setdefault("heldout", {})[tag] = {
+            "model": figures, "command": f"python calculators/ship_model.py {name} --add-heldout {folder}"}
+        card.setdefault("data", {}).setdefault("digests", {})[f"heldout:{tag}"] = data_digest(load_dataset(folder))
+    _write_card(dest, card)
+    print(yaml.safe_dump({"heldout": {Path(f).name: card["heldout"][Path(f).name] for f in folders}}, sort_keys=False))
+    print(f"-> {dest}")
+
+
 def _ship_committee(dest: Path, name: str, runs: list[Path]) -> dict:
     """Copy each member run's best weights and model file to committee/<run name>/ (replacing old members)."""
     from tracegrad_ase.committee import COMMITTEE_DIR
@@ -246,8 +283,7 @@ def _reevaluated(card: dict, dest: Path, best: Path, test_data: list[str], test_
         f"python calculators/ship_model.py {args.name} --reevaluate --data {' '.join(args.data)} --heldout "
         f"{' '.join(args.heldout)}" if args.reevaluate else
         f"tracegrad evaluate {best} {' '.join(args.data)} --split test --json test.json --parity parity.png")
-    (dest / "card.yaml").write_text("# Written by calculators/ship_model.py from the evaluation/ JSON files.\n"
-                                    + yaml.safe_dump(card, sort_keys=False, allow_unicode=True, width=110))
+    _write_card(dest, card)
     print(yaml.safe_dump({"test": card["test"], "heldout": card.get("heldout", {})}, sort_keys=False))
     print(f"-> {dest}")
 

@@ -63,3 +63,41 @@ def test_the_fine_tuned_molecules_model_ships_its_split():
     assert "init_from" in card
     split = json.loads((SHIPPED_MODELS / "molecules" / "split.json").read_text())
     assert {k: len(v) for k, v in split.items()} == {"train": 1109, "val": 48, "test": 44}
+
+
+def test_add_heldout_keeps_the_card_and_adds_the_new_set(tmp_path, monkeypatch):
+    sm = _ship_model(monkeypatch)
+    dest, data = tmp_path / "model", tmp_path / "graphene-6x6"
+    (dest / "evaluation").mkdir(parents=True)
+    _write(data, "big.h5")
+    (dest / "card.yaml").write_text(
+        "name: x\nlimits: old words\ndata:\n  digests: {train: {structures: 2}}\n  recipes: [a.yaml]\n"
+        "test: {model: {band_mae_ef_mev: 45.0}}\nheldout: {graphene-4x4: {model: {band_mae_ef_mev: 51.0}}}\n")
+    (dest / "card.in.yaml").write_text("name: x\nlimits: new words\ndata:\n  recipes: [a.yaml, b.yaml]\n")
+    calls = []
+
+    def fake_evaluate(model, folders, split, out, parity=None):
+        calls.append((model, folders, split))
+        return {"band_mae_ef_mev": 60.0, "ghost_levels": 0, "per_structure": [{}]}
+
+    monkeypatch.setattr(sm, "_evaluate", fake_evaluate)
+    monkeypatch.setattr(sys, "argv", ["ship_model.py", "x", "--add-heldout", str(data)])
+    monkeypatch.setattr(sm, "HERE", tmp_path)
+    dest.rename(tmp_path / "x")
+    sm.main()
+    card = __import__("yaml").safe_load((tmp_path / "x" / "card.yaml").read_text())
+    assert calls == [(tmp_path / "x", [str(data)], "all")]
+    assert card["heldout"]["graphene-6x6"]["model"] == {"band_mae_ef_mev": 60.0, "ghost_levels": 0}
+    assert card["heldout"]["graphene-4x4"]["model"]["band_mae_ef_mev"] == 51.0  # kept
+    assert card["test"]["model"]["band_mae_ef_mev"] == 45.0
+    assert card["limits"] == "new words" and card["data"]["recipes"] == ["a.yaml", "b.yaml"]
+    assert card["data"]["digests"]["train"] == {"structures": 2}
+    assert card["data"]["digests"]["heldout:graphene-6x6"]["structures"] == 1
+
+
+def test_ship_model_needs_exactly_one_mode(tmp_path, monkeypatch):
+    sm = _ship_model(monkeypatch)
+    for argv in (["x"], ["x", "--reevaluate", "--add-heldout", "f"], ["x", "--reevaluate"]):
+        monkeypatch.setattr(sys, "argv", ["ship_model.py", *argv])
+        with pytest.raises(SystemExit):
+            sm.main()
