@@ -176,7 +176,7 @@ def split_dataset(
 
 # -- content digests (a model card records the data it was trained and tested on) ------------------------
 #: Run facts in ``meta`` that are not data: a file regenerated with other timings or thread counts is the same.
-_RUN_ONLY_META = ("scf_wall_time_s", "blocks_wall_time_s")
+_RUN_ONLY_META = ("scf_wall_time_s", "blocks_wall_time_s", "resumed")
 
 
 def content_digest(path: str | os.PathLike) -> str:
