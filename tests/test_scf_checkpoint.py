@@ -71,4 +71,4 @@ def test_generation_resumes_a_killed_structure_and_removes_its_checkpoint(tmp_pa
     report = generate_dataset([water], tmp_path / "data", WATER, processes=False, progress=False)
     assert report.done == ["water"]
     assert load_h5(tmp_path / "data" / "structures" / "water.h5").meta["resumed"] is True
-    assert not chk.exists()
+    assert not chk.parent.exists()  # the checkpoint and its emptied folder

@@ -143,6 +143,8 @@ def generate_dataset(
             # Workers of an external scheduler may not share this file system: no SCF checkpoints there.
             checkpoints = out_dir.resolve() / CHECKPOINTS_DIR if scheduler is None else None
             done, failed = _run_tasks(client, structures, names, todo, task_settings, out_dir, progress, checkpoints)
+        if checkpoints is not None and checkpoints.is_dir() and not any(checkpoints.iterdir()):
+            checkpoints.rmdir()
     recovered = sorted(set(done) & earlier_failures)
     if recovered:
         logger.info("%d structures that failed before succeeded now: %s", len(recovered), recovered)
