@@ -25,16 +25,22 @@ from pathlib import Path
 
 import yaml
 
+from tracegrad_ase.committee import member_folders
+
 HERE = Path(__file__).resolve().parent
 
 
-def _evaluate(model: Path, data: list[str], split: str, out: Path, parity: Path | None = None) -> dict:
-    """``tracegrad evaluate``; ``split`` "test"/"all" with data folders, or "files" when ``data`` are .h5 files."""
+def _evaluate(model: Path, data: list[str], split: str, out: Path, parity: Path | None = None,
+              members: list[Path] | None = None) -> dict:
+    """``tracegrad evaluate``; ``split`` "test"/"all" with data folders, or "files" when ``data`` are .h5 files;
+    ``members``: judge the committee's mean with these further members (``--ensemble``)."""
     cmd = [sys.executable, "-m", "tracegrad_ase.cli", "evaluate", str(model), *data, "--json", str(out), "--force"]
     if split != "files":
         cmd += ["--split", split]
     if parity is not None:
         cmd += ["--parity", str(parity)]
+    if members:
+        cmd += ["--ensemble", *map(str, members)]
     subprocess.run(cmd, check=True)
     return json.loads(out.read_text())
 
@@ -206,6 +212,11 @@ def main() -> None:
     _record_digests(card, parts, args.heldout)
     if args.committee:
         card["committee"] = _ship_committee(dest, args.name, [Path(r) for r in args.committee])
+    elif member_folders(dest):  # members of the weights this replaces: no committee of these weights
+        from tracegrad_ase.committee import COMMITTEE_DIR
+
+        shutil.rmtree(dest / COMMITTEE_DIR)
+        print(f"note: removed {dest / COMMITTEE_DIR} (members of the previous weights; give --committee RUNS)")
     _reevaluated(card, dest, best, args.data, "test", args)
 
 
@@ -226,11 +237,15 @@ def _add_heldout(dest: Path, name: str, folders: list[str]) -> None:
             card[key].update(words)
         else:
             card[key] = words
+    members = member_folders(dest)
     for folder in folders:
         tag = Path(folder).name
         figures = _figures(_evaluate(dest, [folder], "all", dest / "evaluation" / f"{tag}.json"))
         card.setdefault("heldout", {})[tag] = {
             "model": figures, "command": f"python calculators/ship_model.py {name} --add-heldout {folder}"}
+        if members:
+            card["heldout"][tag]["ensemble"] = _figures(_evaluate(
+                dest, [folder], "all", dest / "evaluation" / f"{tag}_ensemble.json", members=members))
         card.setdefault("data", {}).setdefault("digests", {})[f"heldout:{tag}"] = data_digest(load_dataset(folder))
     _write_card(dest, card)
     print(yaml.safe_dump({"heldout": {Path(f).name: card["heldout"][Path(f).name] for f in folders}}, sort_keys=False))
@@ -255,14 +270,20 @@ def _ship_committee(dest: Path, name: str, runs: list[Path]) -> dict:
         members[run.name] = _training(run)
     return {"members": len(runs) + 1, "further_members": members,
             "use": "TraceGradCalculator(NAME, uncertainty=True): spread over members in results['eigenvalues_std'], "
-                   "['fermi_level_std'], ['band_gap_std']"}
+                   "['fermi_level_std'], ['band_gap_std']; ensemble=True: the members' mean H (the card's ensemble "
+                   "figures)"}
 
 
 def _reevaluated(card: dict, dest: Path, best: Path, test_data: list[str], test_split: str, args) -> None:
-    """Test and held-out figures of ``best`` (and the baseline run, if any) into the card; writes card.yaml."""
+    """Test and held-out figures of ``best`` (and the baseline run, if any; and the committee's mean where the model
+    has members: ``ensemble``) into the card; writes card.yaml."""
     evaluation = dest / "evaluation"
+    members = member_folders(dest)
     card["test"] = {"model": _figures(_evaluate(best, test_data, test_split, evaluation / "test.json",
                                                  evaluation / "parity_test.png"))}
+    if members:
+        card["test"]["ensemble"] = _figures(_evaluate(best, test_data, test_split, evaluation / "test_ensemble.json",
+                                                      members=members))
     if args.baseline:
         from tracegrad_ase.model.run_folder import best_checkpoint
 
@@ -276,6 +297,9 @@ def _reevaluated(card: dict, dest: Path, best: Path, test_data: list[str], test_
         tag = Path(folder).name
         card.setdefault("heldout", {})[tag] = {"model": _figures(_evaluate(best, [folder], "all",
                                                                            evaluation / f"{tag}.json"))}
+        if members:
+            card["heldout"][tag]["ensemble"] = _figures(_evaluate(best, [folder], "all",
+                                                                  evaluation / f"{tag}_ensemble.json", members=members))
         if args.baseline:
             card["heldout"][tag]["baseline"] = _figures(_evaluate(
                 best_checkpoint(args.baseline), [folder], "all", evaluation / f"{tag}_baseline.json"))

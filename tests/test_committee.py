@@ -162,3 +162,111 @@ def test_sparse_window_spread_matches_dense_members_band_by_band(model, sheet, m
     assert expected.max() > 1e-3  # the members do differ, so a mismatched band would show
     np.testing.assert_allclose(std, expected, atol=1e-6)
     assert calc.results["fermi_level_std"] > 0
+
+
+def test_ensemble_reports_the_mean_of_aligned_members(model, sheet):
+    """ensemble=True: H is the block-wise mean of the members' predictions, each in member 0's energy zero; its
+    levels are that H's; the spread (with uncertainty) is over the members, as without ensemble."""
+    from tracegrad_ase import electronic
+
+    with pytest.raises(ParameterError, match="no committee"):
+        TraceGradCalculator(model, ensemble=True)
+    with pytest.raises(ParameterError, match="True or False"):
+        TraceGradCalculator(model, ensemble=1)
+    _member(model, "a", 0.05, 1)
+    _member(model, "b", 0.05, 2)
+    kpts = [[0.0, 0.0, 0.0], [0.1, 0.2, 0.0], [1 / 3, 1 / 3, 0.0]]
+    mean = TraceGradCalculator(model, kpts=kpts, fermi_kpts=(4, 4, 1), ensemble=True, uncertainty=True)
+    single = TraceGradCalculator(model, kpts=kpts, fermi_kpts=(4, 4, 1), uncertainty=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mean.calculate(sheet)
+        single.calculate(sheet)
+    main = load(model)
+    hams = [predict_hamiltonian(sheet, main)]
+    hams += [committee.aligned(predict_hamiltonian(sheet, m), hams[0]) for m in committee.load_members(model, main)]
+    got = mean.results["hamiltonian"]
+    assert np.array_equal(got.edges, hams[0].edges)
+    for e in range(len(got.edges)):
+        np.testing.assert_allclose(got.hamiltonian[e], np.mean([h.hamiltonian[e] for h in hams], axis=0), atol=1e-12)
+    assert max(np.abs(a - b).max() for a, b in zip(got.hamiltonian, hams[0].hamiltonian)) > 1e-4  # not member 0's
+    levels = electronic.solve_k(electronic.BlochAssembler(got), np.array(kpts), lindep=mean._lindep).energies
+    np.testing.assert_allclose(mean.results["eigenvalues"][0], levels, atol=1e-9)
+    np.testing.assert_allclose(mean.results["eigenvalues_std"], single.results["eigenvalues_std"], atol=1e-9)
+    assert mean.results["committee_size"] == 3
+
+
+def test_evaluate_judges_the_same_mean_as_the_calculator(model, sheet, tmp_path):
+    """The model layer's committee mean (tracegrad evaluate --ensemble) is the calculator's: data made from the
+    calculator's ensemble H are reproduced exactly by the mean, not by member 0 alone."""
+    import json
+    import subprocess
+    import sys
+
+    from tracegrad_ase.io.h5 import save_h5
+    from tracegrad_ase.model.evaluate import evaluate
+
+    _member(model, "a", 0.05, 1)
+    _member(model, "b", 0.05, 2)
+    calc = TraceGradCalculator(model, kpts=(2, 2, 1), ensemble=True)
+    calc.calculate(sheet)
+    truth = calc.results["hamiltonian"]
+    truth.meta = {"source": "test"}
+    save_h5(truth, tmp_path / "sheet.h5")
+    main = load(model)
+    members = committee.load_members(model, main)
+    alone = evaluate(main, [tmp_path / "sheet.h5"], progress=False, ghost_kpoints=0)
+    both = evaluate(main, [tmp_path / "sheet.h5"], progress=False, ghost_kpoints=0, members=members)
+    # float32 members: the two paths round differently at ~1e-6 meV
+    assert both["gauge_mae_mev"] < 1e-3 and both["band_mae_ef_mev"] < 1e-3
+    assert alone["gauge_mae_mev"] > 1.0
+    run = subprocess.run([sys.executable, "-m", "tracegrad_ase.cli", "evaluate", str(model), str(tmp_path / "sheet.h5"),
+                          "--ensemble", "--ghost-kpoints", "0", "--json", str(tmp_path / "e.json")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "committee mean of 3 models" in run.stdout
+    out = json.loads((tmp_path / "e.json").read_text())
+    assert out["gauge_mae_mev"] < 1e-3 and len(out["members"]) == 2
+
+
+def test_sparse_path_solves_the_ensemble_mean(model, sheet, monkeypatch):
+    """Large cells: with ensemble=True the sparse window is the mean H's, the spread over the three members."""
+    from tracegrad_ase import electronic
+
+    _member(model, "a", 0.05, 1)
+    _member(model, "b", 0.05, 2)
+    big = sheet.repeat((2, 2, 1))
+    big.rattle(0.03, seed=3)
+    kpts = np.array([[0.0, 0.0, 0.0], [0.1, 0.2, 0.0]])
+    monkeypatch.setattr(electronic.solve, "SPARSE_THRESHOLD", 10)
+    calc = TraceGradCalculator(model, kpts=kpts, n_bands=6, ensemble=True, uncertainty=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        calc.calculate(big)
+    main = load(model)
+    hams = [predict_hamiltonian(big, main)]
+    hams += [committee.aligned(predict_hamiltonian(big, m), hams[0]) for m in committee.load_members(model, main)]
+    full = electronic.solve_k(committee.mean_hamiltonian(hams), kpts, sparse=False).energies
+    window = calc.results["eigenvalues"][0]
+    for ik in range(len(kpts)):
+        f = int(np.argmin(np.abs(full[ik] - window[ik, 0])))
+        np.testing.assert_allclose(window[ik], full[ik, f:f + 6], atol=1e-6)
+    assert calc.results["committee_size"] == 3 and np.all(np.isfinite(calc.results["eigenvalues_std"]))
+
+
+def test_cli_bands_with_ensemble_plots_the_mean(model, sheet, tmp_path):
+    """tracegrad bands --ensemble: the committee mean's levels, not member 0's (same path, same spread)."""
+    import json
+
+    _member(model, "a", 0.05, 1)
+    _member(model, "b", 0.05, 2)
+    structure = tmp_path / "sheet.extxyz"
+    sheet.write(structure)
+    single = _bands(model, structure, tmp_path)
+    assert single.returncode == 0, single.stderr
+    one = json.loads((tmp_path / "u.json").read_text())
+    mean = _bands(model, structure, tmp_path, "--ensemble", "--force")
+    assert mean.returncode == 0, mean.stderr
+    both = json.loads((tmp_path / "u.json").read_text())
+    assert np.abs(np.subtract(both["energies_ev"], one["energies_ev"])).max() > 1e-4
+    np.testing.assert_allclose(both["energies_std_ev"], one["energies_std_ev"], atol=1e-6)

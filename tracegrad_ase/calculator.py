@@ -41,14 +41,15 @@ from . import electronic
 from .electronic import spectrum
 from .electronic.filling import NSPINS, spin_axis
 from .core import symmetry
-from .core.errors import (CalculatorUsageError, LinearDependenceError, MismatchError, ParameterError, PredictionError,
+from .core.errors import (CalculatorUsageError, MismatchError, ParameterError, PredictionError,
                      StructureError, UnknownParameterError)
 from .electronic.cut_sensitivity import check_gap_cut
 from .electronic.solve import PREDICTED_LINDEP
 from . import committee, scf_check
-from .predict import load, predict_hamiltonian
+from .predict import load
 from .core.structures import validate_atoms
-from .parameters import (_ASE_KEYWORDS, _CHECKS, _NOT_OFFERED, _check_finite, _is_path_dict, _real,  # noqa: F401
+from .parameters import (_ASE_KEYWORDS, _CHECKS, _NOT_OFFERED, _check_bool, _check_finite, _is_path_dict,  # noqa: F401
+                         _real, check_sparse_lindep,
                          check_bandpath, check_fermi_kpts, check_kpts, effective_lindep, fermi_mesh,  # check_*: public,
                          is_path_or_list, molecule_kpoints, resolve_kpoints)  # re-exported from their old home
 
@@ -90,6 +91,10 @@ class TraceGradCalculator(Calculator):
         ``band_gap_std`` (eV; ``get_property("band_gap_std")``), with an ``UncertaintyWarning`` when a level within
         2 eV of E_F spreads by more than 0.1 eV. Costs one prediction and solve per member; on the sparse path
         also one Fermi-level search per member and one inertia count per k-point and member (bands matched by index).
+    ensemble: report the committee's mean H (:func:`~tracegrad_ase.committee.mean_hamiltonian`; every member's
+        prediction in member 0's energy zero) and its levels, E_F and gap instead of member 0's: more accurate
+        (the shipped cards' ``ensemble`` figures) at one prediction per member; ``uncertainty`` is then the spread
+        over the members themselves.
     device, dtype: where the network runs: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``; ``None``
         (the model file's), ``"float32"``, ``"float64"`` or the torch dtypes (anything else: a ``ParameterError``
         naming these). Use ``"float64"`` for reproducible comparisons: rotating or permuting the atoms moves the
@@ -122,7 +127,7 @@ class TraceGradCalculator(Calculator):
     def __init__(self, model: str | os.PathLike, kpts=None, fermi_kpts=None, smearing: str = "fermi-dirac",
                  width: float = 0.05, sigma: float | None = None, n_bands: int | None = None, device: str = "cpu",
                  dtype=None, symmetry: bool = True, lindep: float | None = None, uncertainty: bool = False,
-                 scf_check: bool | None = None, **kwargs):
+                 scf_check: bool | None = None, ensemble: bool = False, **kwargs):
         unknown = sorted(set(kwargs) - set(_ASE_KEYWORDS))
         if unknown:
             raise UnknownParameterError(
@@ -139,9 +144,8 @@ class TraceGradCalculator(Calculator):
                                                      sigma=sigma, n_bands=n_bands, symmetry=symmetry,
                                                      lindep=lindep, scf_check=scf_check).items()}
         self.model = load(model, device=device, dtype=dtype)
-        if not isinstance(uncertainty, bool):
-            raise ParameterError(f"uncertainty must be True or False, got {uncertainty!r}")
-        self._members = committee.load_members(model, self.model, device, dtype) if uncertainty else []
+        self._uncertainty, self._ensemble = _check_bool("uncertainty")(uncertainty), _check_bool("ensemble")(ensemble)
+        self._members = committee.load_members(model, self.model, device, dtype) if uncertainty or ensemble else []
         self.model_name = str(model)
         super().__init__(**params, **kwargs)
 
@@ -239,13 +243,13 @@ class TraceGradCalculator(Calculator):
                 kpts, weights, self._bandpath = resolve_kpoints(atoms, self.parameters)
             else:
                 kpts, weights, self._bandpath = molecule_kpoints(atoms, self.parameters.kpts), None, None
-            ham = predict_hamiltonian(atoms, self.model)
+            ham, others = committee.predict(atoms, self.model, self._members, self._ensemble)
             self.asm = electronic.BlochAssembler(ham)
             nelec = electronic.electron_count(ham)
             self._folded = weights is not None  # only a symmetry-reduced mesh carries weights
             self._lindep = effective_lindep(self.parameters, self.model.model_file)
             if self.asm.norb > electronic.solve.SPARSE_THRESHOLD:
-                self._calculate_window(ham, kpts, weights, nelec)
+                self._calculate_window(ham, others, kpts, weights, nelec)
                 return
             sol = electronic.solve_k(self.asm, kpts, vectors=not periodic, weights=weights, lindep=self._lindep)
             smearing, width = self.parameters.smearing, self.parameters.width
@@ -275,10 +279,10 @@ class TraceGradCalculator(Calculator):
                                                                       self._lindep)
             self.results.update(scf_check.calculator_results(self.parameters.scf_check, ham, self.results,
                                                              self.model_name, self.model.model_file))
-            if self._members:
-                spread = committee.spread(atoms, ham, sol.energies, ef, self._members, kpts,
-                                          None if fsol is None else (fk, fw),
-                                          weights, dict(lindep=self._lindep, smearing=smearing, width=width))
+            if self._uncertainty:
+                spread = committee.spread(ham, sol.energies, ef, others, kpts, None if fsol is None else (fk, fw),
+                                          weights, dict(lindep=self._lindep, smearing=smearing, width=width),
+                                          include_main=not self._ensemble)
                 self.results.update(committee.results(spread, sol.energies, ef))
 
     def _ghost_levels(self, solutions, fermi: float) -> list:
@@ -289,17 +293,9 @@ class TraceGradCalculator(Calculator):
         kpts = np.concatenate([np.repeat(np.asarray(s.kpts), s.nbands, axis=0) for s in solutions])
         return spectrum.check_ghost_levels(energies[:, None], kpts, fermi, domain)
 
-    def _calculate_window(self, ham, kpts: np.ndarray, weights: np.ndarray | None, nelec: int) -> None:
+    def _calculate_window(self, ham, others: list, kpts: np.ndarray, weights: np.ndarray | None, nelec: int) -> None:
         """Large structures: the bands nearest ``sigma`` only, by sparse shift-invert."""
-        smallest = electronic.smallest_overlap_eigenvalue(self.asm)
-        if smallest < self._lindep:
-            raise LinearDependenceError(
-                f"{self.asm.norb} orbitals take the sparse solver, which cannot drop linear dependencies, but this "
-                f"cell's overlap S(Γ) has an eigenvalue of {smallest:.1e} in the {ham.basis.name} basis, below "
-                f"lindep = {self._lindep:g}: a predicted H gives spurious levels there (its errors are amplified "
-                f"by 1/s). Use a model in a better-conditioned basis (the shipped 'graphene-szv': smallest overlap "
-                f"eigenvalue ~0.12 in graphene), at most {electronic.solve.SPARSE_THRESHOLD} orbitals (dense path), or "
-                f"lindep=0 to accept the risk")
+        check_sparse_lindep(self.asm, self._lindep)
         edges = electronic.sparse_fermi_level(self.asm, nelec, guess=self.parameters.sigma)
         ef = edges["fermi_level"]
         sigma = ef if self.parameters.sigma is None else float(self.parameters.sigma)
@@ -312,8 +308,9 @@ class TraceGradCalculator(Calculator):
                         "n_electrons": nelec, **_domain_results(ham),
                         "band_gap": electronic.window_band_gap(sol.energies, sol.kpts, ef),
                         "band_gap_cut_sensitivity": None}  # nothing is cut here (the solver refuses lindep cases)
-        if self._members:
-            spread = committee.window_spread(self.atoms, self.asm, sol.energies, ef, self._members, kpts, sigma)
+        if self._uncertainty:
+            spread = committee.window_spread(self.asm, sol.energies, ef, others, kpts, sigma,
+                                             include_main=not self._ensemble)
             self.results.update(committee.results(spread, sol.energies, ef))
 
     # -- ASE's electronic-structure interface -----------------------------------------------------

@@ -16,10 +16,11 @@ from typing import Sequence
 from .interop.files import _read_with_pymatgen, read_structure  # noqa: F401 (cli.read_structure: public)
 from .io.atomic import atomic_write_text
 from .cli_strict import strict_guard as _ghost_guard  # the --strict guard (its old name kept)
+from .cli_evaluate import add_evaluate_command
 from .cli_orbitals import add_orbitals_command
 from .cli_support import (  # noqa: F401 (cli._check_outputs etc. stay importable from here)
     _ase_band_structure, _band_structure, _bands_report, _card_lines, _check_not_input, _check_output, _check_outputs, _check_positive, _check_writable, _cmd_demo, _cmd_digest, _cmd_models, _default_model, _model_line, _spans_periodic)
-from .core.errors import (ConfigError, InputNotFoundError, OutputPathError, ParameterError, SCFNotConvergedError,
+from .core.errors import (ConfigError, OutputPathError, ParameterError, SCFNotConvergedError,
                      StructureError, TraceGradError)
 
 EXIT_BAD_INPUT = 2
@@ -48,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _print_error(exc: BaseException) -> None:
     """One line on stderr: scripts grep it, and a message spread over lines reads like a traceback."""
     print(f"tracegrad: error: {' '.join(str(exc).split())}", file=sys.stderr)
+
+
+def _ensemble_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ensemble", action="store_true", help="predict with the model's committee and use the mean H "
+                   "(more accurate, one prediction per member; models with committee/ members, e.g. graphene-szv)")
 
 
 def _force_option(p: argparse.ArgumentParser) -> None:
@@ -133,6 +139,7 @@ def _add_prediction_commands(sub) -> None:
                     "rattle) of this primitive cell: plot its levels unfolded onto PRIMITIVE's path (spectral weight)")
     bd.add_argument("--uncertainty", action="store_true", help="shade ±2σ of each level over the model's "
                     "committee (models with committee/ members, e.g. carbon); warns above 0.1 eV near E_F")
+    _ensemble_option(bd)
     bd.add_argument("--projected", nargs="+", default=None, metavar="EL[:ORB]", help="fat bands: one panel per "
                     "Mulliken projection, e.g. C:p C:s, C:pz, C:px+py or C (space- or comma-separated)")
     bd.add_argument("--strict", action="store_true", help="exit 2 (no figure) when the prediction has ghost levels "
@@ -152,6 +159,7 @@ def _add_prediction_commands(sub) -> None:
     ds.add_argument("--json", default=None)
     ds.add_argument("--strict", action="store_true", help="exit 2 (no figure) when the prediction has ghost levels "
                     "or the structure is outside the model's training domain")
+    _ensemble_option(ds)
     _force_option(ds)
     ds.set_defaults(func=_cmd_dos)
 
@@ -181,18 +189,7 @@ def _add_model_commands(sub) -> None:
     tr.add_argument("config", help="training YAML (keys: data, out, model, epochs, batch_size, lr, ...)")
     tr.set_defaults(func=_cmd_train)
 
-    ev = sub.add_parser("evaluate", help="errors of a model on data: MAE by block type and degree, eigenvalues",
-                        description="Writes a JSON of the metrics (meV) and, with --parity, a parity plot.")
-    ev.add_argument("model", help="model folder (model.json + model.safetensors)")
-    ev.add_argument("data", nargs="+", help="data set folders or .h5 files")
-    ev.add_argument("--split", choices=["all", "test", "val", "train"], default="all",
-                    help="with a training run's split.json beside the model's run folder, evaluate that part")
-    ev.add_argument("--json", default="evaluation.json", help="output JSON (default: %(default)s)")
-    ev.add_argument("--parity", default=None, metavar="PNG", help="parity plot of matrix elements")
-    ev.add_argument("--ghost-kpoints", type=int, default=1000, metavar="N",
-                    help="random k-points per crystal on which ghost levels are counted (default: %(default)s)")
-    _force_option(ev)
-    ev.set_defaults(func=_cmd_evaluate)
+    add_evaluate_command(sub, _force_option)
 
 
 def _settings_options(p: argparse.ArgumentParser) -> None:
@@ -317,7 +314,8 @@ def _cmd_bands(args) -> int:
         from .cli_unfold import cmd_unfold
 
         return cmd_unfold(args, atoms, _default_model(args, atoms), _mesh_arg(args.mesh, atoms, 5.0))
-    calc = TraceGradCalculator(_default_model(args, atoms), fermi_kpts=_mesh_arg(args.mesh, atoms, 5.0))
+    calc = TraceGradCalculator(_default_model(args, atoms), fermi_kpts=_mesh_arg(args.mesh, atoms, 5.0),
+                               ensemble=args.ensemble)
     from .cli_fatbands import draw_fat_bands, projection_specs
 
     specs = projection_specs(args.projected, atoms, calc.model.basis) if args.projected else None
@@ -356,7 +354,8 @@ def _cmd_dos(args) -> int:
 
     _check_positive("--width", args.width)
     atoms = _periodic_structure(args.structure)
-    atoms.calc = TraceGradCalculator(_default_model(args, atoms), kpts=_mesh_arg(args.mesh, atoms, 8.0))
+    atoms.calc = TraceGradCalculator(_default_model(args, atoms), kpts=_mesh_arg(args.mesh, atoms, 8.0),
+                                     ensemble=args.ensemble)
     _check_outputs(args, [(args.out, "file"), (args.json, "file")], inputs=[args.structure])
     with _ghost_guard(args):
         cdos = complete_dos(atoms.calc, width=args.width)
@@ -412,31 +411,6 @@ def _cmd_train(args) -> int:
     last = state["history"][-1] if state["history"] else {}
     print(f"stopped after epoch {state['epoch']} ({state.get('stop_reason')}); best validation epoch "
           f"{state['best_epoch']}; last validation MAE {last.get('val_mae_mev', float('nan')):.2f} meV")
-    return 0
-
-
-def _cmd_evaluate(args) -> int:
-    from .io.h5 import load_dataset
-    from .model.evaluate import evaluate_to_files
-
-    paths = []
-    for d in args.data:
-        paths += [Path(d)] if Path(d).is_file() else load_dataset(d)
-    if args.split != "all":
-        split_file = Path(args.model).parent.parent / "split.json"
-        if not split_file.is_file():
-            raise InputNotFoundError(f"--split {args.split} needs {split_file} (written by tracegrad train)")
-        names = set(json.loads(split_file.read_text())[args.split])
-        paths = [p for p in paths if p.name in names]
-    if not paths:
-        raise ParameterError("no structures to evaluate")
-    _check_outputs(args, [(args.json, "file"), (args.parity, "file")], inputs=[args.model, *args.data])
-    res = evaluate_to_files(args.model, paths, args.json, parity_png=args.parity, ghost_kpoints=args.ghost_kpoints)
-    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    print(f"{res['n_structures']} structures: H MAE {fmt(res['mae_mev'])} meV raw, {fmt(res['gauge_mae_mev'])} meV "
-          f"gauge (on-site {fmt(res['gauge_mae_onsite_mev'])}, off-site {fmt(res['gauge_mae_offsite_mev'])}); "
-          f"E_F-aligned band MAE within ±2 eV {fmt(res['band_mae_ef_mev'])} meV; "
-          f"ghost levels {res['ghost_levels']} on {res['ghost_kpoints']} random k-points per structure -> {args.json}")
     return 0
 
 

@@ -30,7 +30,7 @@ def cmd_uncertainty(args, atoms: Any, model: Any, mesh: tuple[int, int, int]) ->
 
     _check_outputs(args, [(args.out, "file"), (args.json, "file")], inputs=[args.structure])
     kpts, labels, used = primitive_path(atoms, args.path, args.density)
-    calc = TraceGradCalculator(model, kpts=kpts, fermi_kpts=mesh, uncertainty=True)
+    calc = TraceGradCalculator(model, kpts=kpts, fermi_kpts=mesh, uncertainty=True, ensemble=args.ensemble)
     with strict_guard(args):
         calc.calculate(atoms.copy())
     r = calc.results

@@ -57,7 +57,7 @@ def cmd_unfold(args, atoms: Any, model: Any, mesh: tuple[int, int, int]) -> int:
     cmap = supercell_map(atoms, primitive)  # a wrong primitive cell is refused before the model runs
     kpts, labels, used = primitive_path(primitive, args.path, args.density)
     # Γ for the eigenvalues (the unfolding solves its own k), the mesh for E_F (large cells: Γ inertia counts).
-    calc = TraceGradCalculator(model, kpts=[[0.0, 0.0, 0.0]], fermi_kpts=mesh)
+    calc = TraceGradCalculator(model, kpts=[[0.0, 0.0, 0.0]], fermi_kpts=mesh, ensemble=args.ensemble)
     atoms = atoms.copy()
     atoms.calc = calc
     with strict_guard(args):

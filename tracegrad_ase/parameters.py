@@ -1,7 +1,8 @@
 """The calculator's parameters and k-points, checked where they are given: types, ranges, mesh and path forms,
 and their fit to the atoms (non-periodic directions, a BandPath's cell). Each failure is a
 :class:`~tracegrad_ase.core.errors.ParameterError` (or :class:`~tracegrad_ase.core.errors.MismatchError`) naming
-the parameter; nothing here needs the model.
+the parameter; nothing here needs the model. :func:`check_sparse_lindep` refuses the sparse solver where the
+overlap is too nearly dependent for it (a :class:`~tracegrad_ase.core.errors.LinearDependenceError`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from ase.calculators.calculator import kpts2kpts, kpts2sizeandoffsets
 from ase.dft.kpoints import BandPath
 
 from .core import symmetry
-from .core.errors import MismatchError, ParameterError, PredictionError, UnknownParameterError
+from .core.errors import (LinearDependenceError, MismatchError, ParameterError, PredictionError,
+                          UnknownParameterError)
 from .electronic.filling import SMEARINGS
 from .electronic.solve import model_lindep
 
@@ -329,3 +331,19 @@ def effective_lindep(params: Any, model_file: dict | None = None) -> float:
     if value is None:
         return model_lindep(model_file)
     return float(value)
+
+
+def check_sparse_lindep(asm: Any, lindep: float) -> None:
+    """The sparse solver cannot drop linear dependencies: a :class:`LinearDependenceError` where S(Γ) of the
+    Bloch assembler ``asm`` has an eigenvalue below ``lindep``."""
+    from . import electronic
+
+    smallest = electronic.smallest_overlap_eigenvalue(asm)
+    if smallest < lindep:
+        raise LinearDependenceError(
+            f"{asm.norb} orbitals take the sparse solver, which cannot drop linear dependencies, but this "
+            f"cell's overlap S(Γ) has an eigenvalue of {smallest:.1e} in the {asm.ham.basis.name} basis, below "
+            f"lindep = {lindep:g}: a predicted H gives spurious levels there (its errors are amplified "
+            f"by 1/s). Use a model in a better-conditioned basis (the shipped 'graphene-szv': smallest overlap "
+            f"eigenvalue ~0.12 in graphene), at most {electronic.solve.SPARSE_THRESHOLD} orbitals (dense path), or "
+            f"lindep=0 to accept the risk")

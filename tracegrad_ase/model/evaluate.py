@@ -32,7 +32,8 @@ from ..electronic.solve import LINDEP_THRESHOLD, PREDICTED_LINDEP, model_lindep
 from ..electronic.spectrum import GHOST_MARGIN_EV, align, band_errors, evaluation_mesh, ghost_levels, levels, \
     near_band_edges, random_kpoints, spectral_range
 from .data import GraphBatch
-from .inference import _forward, _model_graph, predict_for, predict_hamiltonian  # noqa: F401 (public here)
+from .committee_mean import check_same_quantity, load_members, mean_padded
+from .inference import _model_graph, predict_for, predict_hamiltonian  # noqa: F401 (public here)
 from .parity import parity_figure
 from .network import TraceGradNet
 
@@ -347,7 +348,8 @@ def _domain_range(model: TraceGradNet) -> tuple[float, float] | None:
 
 
 def _run(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.ndarray | None, progress: bool,
-         sample_size: int = 0, seed: int = 0, eigenvalues: bool = True, ghost_kpoints: int = 1000) -> _Accumulator:
+         sample_size: int = 0, seed: int = 0, eigenvalues: bool = True, ghost_kpoints: int = 1000,
+         members: Sequence[TraceGradNet] = ()) -> _Accumulator:
     from tqdm.auto import tqdm
 
     acc = _Accumulator(model, sample_size=sample_size, seed=seed, ghost_kpoints=ghost_kpoints,
@@ -356,7 +358,7 @@ def _run(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.ndarr
         ham = load_h5(path)
         sub, graph = _model_graph(model, ham)
         acc.n_beyond += len(ham.edges) - len(sub.edges)
-        pred = _forward(model, graph)
+        pred = mean_padded([model, *members], graph)  # members: the committee's mean H is judged
         acc.add_blocks(Path(path).stem, graph, pred)
         if eigenvalues:
             numbers = sub.atoms.numbers
@@ -368,7 +370,8 @@ def _run(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.ndarr
 
 
 def evaluate(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.ndarray | None = None,
-             progress: bool = True, ghost_kpoints: int = 1000) -> dict[str, Any]:
+             progress: bool = True, ghost_kpoints: int = 1000,
+             members: Sequence[TraceGradNet] = ()) -> dict[str, Any]:
     """Errors of ``model`` against the data files ``paths`` (HDF5 from :func:`~tracegrad_ase.datafiles.save_h5`).
 
     Keys (meV; ``None`` where nothing was counted, e.g. no molecule in the set):
@@ -391,8 +394,10 @@ def evaluate(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.n
     prediction with the truth solved in the full basis (``LINDEP_THRESHOLD``): what a user sees against PBE, the
     cut's floor included. ``n_structures``, ``n_molecules``, ``n_crystals``, ``n_edges``,
     ``n_values``, ``n_edges_beyond_cutoff``; ``per_structure``: ``[{"name", "mae_mev", "gauge_mae_mev", ...}]``.
+    ``members``: further committee members; the mean of all is judged (``ensemble=True`` in the calculator).
     """
-    return _run(model, paths, kpts, progress, ghost_kpoints=ghost_kpoints).result()
+    check_same_quantity(model, members, [f"member {i + 1}" for i in range(len(members))])
+    return _run(model, paths, kpts, progress, ghost_kpoints=ghost_kpoints, members=members).result()
 
 
 # -- parity plot ----------------------------------------------------------------------------------------------
@@ -408,32 +413,30 @@ def parity_plot(model: TraceGradNet, paths: Sequence[str | os.PathLike], png_pat
 
 
 # -- files ----------------------------------------------------------------------------------------------------
-def _write_json_atomic(data: dict[str, Any], path: Path) -> None:
-    from ..io.atomic import atomic_write_json
-
-    atomic_write_json(path, data, indent=2, allow_nan=False)
-
-
 def evaluate_to_files(model_folder: str | os.PathLike, paths: Sequence[str | os.PathLike],
                       out_json: str | os.PathLike, parity_png: str | os.PathLike | None = None,
                       kpts: np.ndarray | None = None, progress: bool = True, max_points: int = 20000,
-                      ghost_kpoints: int = 1000) -> dict[str, Any]:
+                      ghost_kpoints: int = 1000, members: Sequence[str | os.PathLike] = ()) -> dict[str, Any]:
     """Load the model in ``model_folder``, evaluate it on ``paths``, write the results to ``out_json``
-    (atomically) and, if asked, the parity plot to ``parity_png``; returns the results.
+    (atomically) and, if asked, the parity plot to ``parity_png``; returns the results. ``members``: folders of
+    further committee members, whose mean with the model is judged (:func:`evaluate`); ``result["members"]``.
 
     One pass over the data serves both: the parity sample is drawn while the metrics are summed.
     """
+    from ..io.atomic import atomic_write_json
     from .checkpoint import load_model, read_card
 
     model = load_model(model_folder)
     model.model_file = read_card(model_folder)  # its training domain, for ghost levels
     acc = _run(model, paths, kpts, progress, sample_size=max_points if parity_png is not None else 0,
-               ghost_kpoints=ghost_kpoints)
+               ghost_kpoints=ghost_kpoints, members=load_members(model, members))
     result = acc.result()
     result["model"] = str(model_folder)
+    if members:
+        result["members"] = [str(f) for f in members]
     if parity_png is not None:
         result["parity_png"] = str(parity_figure(acc, parity_png))
-    _write_json_atomic(result, Path(out_json))
+    atomic_write_json(Path(out_json), result, indent=2, allow_nan=False)
     return result
 
 
