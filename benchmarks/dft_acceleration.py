@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from tracegrad_ase import committee
 from tracegrad_ase.io.h5 import load_dataset, load_h5, split_dataset
 from tracegrad_ase.datasets import SETTINGS_FILE
 from tracegrad_ase.predict import load, predict_hamiltonian
@@ -42,6 +43,7 @@ def main() -> None:
     ap.add_argument("--split", choices=["train", "val", "test", "all"], default="all")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--guesses", nargs="+", default=list(PYSCF_GUESSES))
+    ap.add_argument("--ensemble", action="store_true", help="the guess from the committee's mean H (ensemble=True)")
     ap.add_argument("--limit", type=int, default=None, help="at most this many structures")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "dft_acceleration.json"))
     ap.add_argument("--label", default=None, help="the result's key in --out (default: '<model> on <split> of "
@@ -56,6 +58,7 @@ def main() -> None:
         files = parts[args.split]
     files = files[: args.limit] if args.limit else files
     model = load(args.model)
+    members = committee.load_members(args.model, model) if args.ensemble else []
     rows = []
     for f in tqdm(files, desc="structures", unit="structure"):
         atoms = load_h5(f).atoms
@@ -68,7 +71,7 @@ def main() -> None:
             except Exception as exc:  # e.g. a guess PySCF does not offer for k-point SCF
                 row[guess] = {"error": f"{type(exc).__name__}: {exc}"}
         t0 = time.perf_counter()
-        ham = predict_hamiltonian(atoms, model)
+        ham = committee.predict(atoms, model, members, ensemble=True)[0] if members else predict_hamiltonian(atoms, model)
         predict_s = time.perf_counter() - t0
         run = run_scf(atoms, settings, init_guess=ham)
         row["model"] = {"cycles": run.info["scf_cycles"], "scf_s": run.wall_time, "predict_s": predict_s,
@@ -107,7 +110,7 @@ def main() -> None:
               f"{s.get('time_vs_minao', float('nan')):11.2f} {s['failed']:>7}")
     print(f"largest |E - E(minao)| over all runs: {dev:.2e} eV ({dev / HARTREE_TO_EV:.1e} Ha); model time includes prediction")
 
-    label = args.label or f"{Path(args.model).name} on {args.split} of {'+'.join(d.name for d in folders)}"
+    label = args.label or f"{Path(args.model).name}{' (committee mean)' if members else ''} on {args.split} of {'+'.join(d.name for d in folders)}"
     merge_results(args.out, label,
                   {"summary": summary, "rows": rows, "max_energy_deviation_ev": dev, "machine": machine()})
 

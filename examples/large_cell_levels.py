@@ -2,6 +2,7 @@
 
     python examples/large_cell_levels.py               # 50 x 50 cell: 5,000 atoms, 20,000 orbitals
     python examples/large_cell_levels.py --n 71        # 10,082 atoms
+    python examples/large_cell_levels.py --ensemble    # the committee's mean H (3 predictions): more accurate
     pip install -e ".[large]"                          # MKL PARDISO: 2-5x faster factorizations
 
 Above 3,000 orbitals the calculator forms no dense matrix: it predicts H(R) and S(R) (linear in the atom count),
@@ -9,7 +10,9 @@ finds the Γ-point Fermi level by inertia counts of sparse LDLᵀ factorizations
 ``--bands`` levels nearest it by shift-invert. Thermal-like disorder (``--rattle`` Å, Gaussian) breaks the
 supercell symmetry, so the levels are those of a disordered sheet, not a folded primitive cell. The gth-szv
 basis is well conditioned (smallest overlap eigenvalue ~0.1); the gth-dzvp ``carbon`` model is refused on this
-path by name (its overlap reaches 1e-6, which the sparse solver cannot drop).
+path by name (its overlap reaches 1e-6, which the sparse solver cannot drop). ``--ensemble`` solves the mean H of
+the model's three committee members (``ensemble=True``): on held-out 4x4 and 6x6 cells its E_F-aligned band errors
+are 14 and 13 meV against member 0's 24 and 19 (the model card's ensemble figures).
 """
 
 import argparse
@@ -27,12 +30,13 @@ def main() -> None:
     ap.add_argument("--rattle", type=float, default=0.03, help="Gaussian displacement per component (Å)")
     ap.add_argument("--bands", type=int, default=16, help="levels nearest E_F")
     ap.add_argument("--model", default="graphene-szv")
+    ap.add_argument("--ensemble", action="store_true", help="the committee's mean H instead of member 0's")
     args = ap.parse_args()
     sheet = graphene(a=2.46, vacuum=5.0).repeat((args.n, args.n, 1))
     sheet.pbc = [True, True, False]
     sheet.rattle(stdev=args.rattle, seed=1)
     sheet.positions[:, 2] = sheet.positions[:, 2].mean()  # keep it flat: the model knows flat sheets only
-    calc = TraceGradCalculator(args.model, kpts=[[0.0, 0.0, 0.0]], n_bands=args.bands)
+    calc = TraceGradCalculator(args.model, kpts=[[0.0, 0.0, 0.0]], n_bands=args.bands, ensemble=args.ensemble)
     t0 = time.perf_counter()
     calc.calculate(sheet)
     elapsed = time.perf_counter() - t0
