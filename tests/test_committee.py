@@ -109,16 +109,27 @@ def _bands(model, structure, tmp_path, *extra):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
-def test_cli_shades_the_spread_and_strict_refuses_disagreement(model, sheet, tmp_path):
+def _bands_json(model, structure, tmp_path, *extra) -> dict:
+    """``tracegrad bands --uncertainty`` run to success; its JSON."""
     import json
 
-    _member(model, "a", 0.2, 1)
-    _member(model, "b", 0.2, 2)
+    run = _bands(model, structure, tmp_path, *extra)
+    assert run.returncode == 0, run.stderr
+    return json.loads((tmp_path / "u.json").read_text())
+
+
+def _sheet_file(model, sheet, tmp_path, noise: float):
+    """Two members of ``model`` perturbed by ``noise``, and the sheet as a structure file."""
+    _member(model, "a", noise, 1)
+    _member(model, "b", noise, 2)
     structure = tmp_path / "sheet.extxyz"
     sheet.write(structure)
-    run = _bands(model, structure, tmp_path)
-    assert run.returncode == 0, run.stderr
-    out = json.loads((tmp_path / "u.json").read_text())
+    return structure
+
+
+def test_cli_shades_the_spread_and_strict_refuses_disagreement(model, sheet, tmp_path):
+    structure = _sheet_file(model, sheet, tmp_path, 0.2)
+    out = _bands_json(model, structure, tmp_path)
     assert np.shape(out["energies_std_ev"]) == np.shape(out["energies_ev"]) and out["committee_size"] == 3
     assert (tmp_path / "u.png").stat().st_size > 10_000
     worst = max(abs(s) for row, e in zip(out["energies_std_ev"], out["energies_ev"]) for s, x in zip(row, e)
@@ -256,17 +267,8 @@ def test_sparse_path_solves_the_ensemble_mean(model, sheet, monkeypatch):
 
 def test_cli_bands_with_ensemble_plots_the_mean(model, sheet, tmp_path):
     """tracegrad bands --ensemble: the committee mean's levels, not member 0's (same path, same spread)."""
-    import json
-
-    _member(model, "a", 0.05, 1)
-    _member(model, "b", 0.05, 2)
-    structure = tmp_path / "sheet.extxyz"
-    sheet.write(structure)
-    single = _bands(model, structure, tmp_path)
-    assert single.returncode == 0, single.stderr
-    one = json.loads((tmp_path / "u.json").read_text())
-    mean = _bands(model, structure, tmp_path, "--ensemble", "--force")
-    assert mean.returncode == 0, mean.stderr
-    both = json.loads((tmp_path / "u.json").read_text())
+    structure = _sheet_file(model, sheet, tmp_path, 0.05)
+    one = _bands_json(model, structure, tmp_path)
+    both = _bands_json(model, structure, tmp_path, "--ensemble", "--force")
     assert np.abs(np.subtract(both["energies_ev"], one["energies_ev"])).max() > 1e-4
     np.testing.assert_allclose(both["energies_std_ev"], one["energies_std_ev"], atol=1e-6)
