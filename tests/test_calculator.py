@@ -70,7 +70,7 @@ def test_mesh_eigenvalues_fermi_level_and_ase_tools(carbon, sheet):
 
 
 def test_recomputes_only_when_atoms_change(carbon, sheet, monkeypatch):
-    import tracegrad_ase.calculator as module
+    import tracegrad_ase.committee as module  # the calculator predicts through committee.predict
 
     calls = []
     real = module.predict_hamiltonian
