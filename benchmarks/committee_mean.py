@@ -19,9 +19,9 @@ from pathlib import Path
 
 from _results import machine, merge_results
 from tracegrad_ase.io.h5 import load_dataset
-from tracegrad_ase.model.checkpoint import load_model, read_card
 from tracegrad_ase.model.evaluate import evaluate
 from tracegrad_ase.model.run_folder import best_checkpoint
+from tracegrad_ase.predict import load
 
 OUT = Path(__file__).parent / "results" / "committee_mean.json"
 KEYS = ("gauge_mae_mev", "band_mae_ef_mev", "band_max_ef_mev", "ghost_levels")
@@ -54,9 +54,7 @@ def main() -> None:
     for spec in args.committee:
         name, _, runs = spec.partition("=")
         folders = [_folder(r) for r in runs.split(",")]
-        models = [load_model(f) for f in folders]
-        for m, f in zip(models, folders):
-            m.model_file = read_card(f)  # its training domain, for ghost levels against it
+        models = [load(f) for f in folders]  # with model_file: the training domain, for ghost levels against it
         rows = {}
         alone = [] if args.means_only else [(runs.split(",")[i], m, []) for i, m in enumerate(models)]
         for label, main_model, members in alone + [(f"mean of {len(models)}", models[0], models[1:])]:

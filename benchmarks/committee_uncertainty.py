@@ -30,6 +30,8 @@ from tracegrad_ase.model.evaluate import predict_for
 from tracegrad_ase.predict import load
 
 OUT = Path(__file__).parent / "results" / "committee_uncertainty.json"
+#: The calculator settings timed against each other: one member, the spread, the mean.
+MODES = {"single": {}, "committee": {"uncertainty": True}, "ensemble": {"ensemble": True}}
 
 
 def structure_figures(path: Path, models: list) -> dict:
@@ -61,9 +63,8 @@ def overhead(model: str, path: Path, repeats: int = 2) -> dict:
 
     atoms = load_h5(path).atoms
     out = {}
-    modes = {"single": {}, "committee": {"uncertainty": True}, "ensemble": {"ensemble": True}}
     for _ in range(repeats):
-        for mode, kw in modes.items():
+        for mode, kw in MODES.items():
             calc = TraceGradCalculator(model, kpts=(6, 6, 1) if atoms.pbc.any() else None, **kw)
             t0 = time.perf_counter()
             calc.calculate(atoms.copy())
@@ -85,7 +86,7 @@ def large_overhead(model: str, n: int, n_bands: int = 16) -> dict:
     sheet.rattle(0.02, seed=0)
     kpts = [[0.0, 0.0, 0.0], [0.1, 0.2, 0.0]]
     out = {}
-    for mode, kw in {"single": {}, "committee": {"uncertainty": True}, "ensemble": {"ensemble": True}}.items():
+    for mode, kw in MODES.items():
         calc = TraceGradCalculator(model, kpts=kpts, n_bands=n_bands, **kw)
         t0 = time.perf_counter()
         calc.calculate(sheet.copy())

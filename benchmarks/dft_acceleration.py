@@ -26,7 +26,7 @@ from tqdm import tqdm
 from tracegrad_ase import committee
 from tracegrad_ase.io.h5 import load_dataset, load_h5, split_dataset
 from tracegrad_ase.datasets import SETTINGS_FILE
-from tracegrad_ase.predict import load, predict_hamiltonian
+from tracegrad_ase.predict import load
 from tracegrad_ase.engines.pyscf.scf import PYSCF_GUESSES, GroundTruthSettings, run_scf
 from tracegrad_ase.core.units import HARTREE_TO_EV
 from _results import machine, merge_results  # benchmarks/_results.py
@@ -71,7 +71,7 @@ def main() -> None:
             except Exception as exc:  # e.g. a guess PySCF does not offer for k-point SCF
                 row[guess] = {"error": f"{type(exc).__name__}: {exc}"}
         t0 = time.perf_counter()
-        ham = committee.predict(atoms, model, members, ensemble=True)[0] if members else predict_hamiltonian(atoms, model)
+        ham = committee.predict(atoms, model, members, ensemble=True)[0]  # no members: member 0's H
         predict_s = time.perf_counter() - t0
         run = run_scf(atoms, settings, init_guess=ham)
         row["model"] = {"cycles": run.info["scf_cycles"], "scf_s": run.wall_time, "predict_s": predict_s,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from tracegrad_ase.committee import member_folders
+from tracegrad_ase.committee import COMMITTEE_DIR, member_folders
 
 HERE = Path(__file__).resolve().parent
 
@@ -43,6 +43,17 @@ def _evaluate(model: Path, data: list[str], split: str, out: Path, parity: Path 
         cmd += ["--ensemble", *map(str, members)]
     subprocess.run(cmd, check=True)
     return json.loads(out.read_text())
+
+
+def _judged(model: Path, data: list[str], split: str, out: Path, members: list[Path],
+            parity: Path | None = None) -> dict:
+    """Figures of ``model`` (``"model"``, JSON ``out``) and, where it has further ``members``, of the committee's
+    mean (``"ensemble"``, JSON ``<out stem>_ensemble.json``)."""
+    judged = {"model": _figures(_evaluate(model, data, split, out, parity))}
+    if members:
+        judged["ensemble"] = _figures(_evaluate(model, data, split, out.with_name(f"{out.stem}_ensemble.json"),
+                                                members=members))
+    return judged
 
 
 def _figures(res: dict) -> dict:
@@ -213,8 +224,6 @@ def main() -> None:
     if args.committee:
         card["committee"] = _ship_committee(dest, args.name, [Path(r) for r in args.committee])
     elif member_folders(dest):  # members of the weights this replaces: no committee of these weights
-        from tracegrad_ase.committee import COMMITTEE_DIR
-
         shutil.rmtree(dest / COMMITTEE_DIR)
         print(f"note: removed {dest / COMMITTEE_DIR} (members of the previous weights; give --committee RUNS)")
     _reevaluated(card, dest, best, args.data, "test", args)
@@ -240,12 +249,9 @@ def _add_heldout(dest: Path, name: str, folders: list[str]) -> None:
     members = member_folders(dest)
     for folder in folders:
         tag = Path(folder).name
-        figures = _figures(_evaluate(dest, [folder], "all", dest / "evaluation" / f"{tag}.json"))
         card.setdefault("heldout", {})[tag] = {
-            "model": figures, "command": f"python calculators/ship_model.py {name} --add-heldout {folder}"}
-        if members:
-            card["heldout"][tag]["ensemble"] = _figures(_evaluate(
-                dest, [folder], "all", dest / "evaluation" / f"{tag}_ensemble.json", members=members))
+            **_judged(dest, [folder], "all", dest / "evaluation" / f"{tag}.json", members),
+            "command": f"python calculators/ship_model.py {name} --add-heldout {folder}"}
         card.setdefault("data", {}).setdefault("digests", {})[f"heldout:{tag}"] = data_digest(load_dataset(folder))
     _write_card(dest, card)
     print(yaml.safe_dump({"heldout": {Path(f).name: card["heldout"][Path(f).name] for f in folders}}, sort_keys=False))
@@ -254,7 +260,6 @@ def _add_heldout(dest: Path, name: str, folders: list[str]) -> None:
 
 def _ship_committee(dest: Path, name: str, runs: list[Path]) -> dict:
     """Copy each member run's best weights and model file to committee/<run name>/ (replacing old members)."""
-    from tracegrad_ase.committee import COMMITTEE_DIR
     from tracegrad_ase.model.run_folder import best_checkpoint
 
     root = dest / COMMITTEE_DIR
@@ -279,11 +284,8 @@ def _reevaluated(card: dict, dest: Path, best: Path, test_data: list[str], test_
     has members: ``ensemble``) into the card; writes card.yaml."""
     evaluation = dest / "evaluation"
     members = member_folders(dest)
-    card["test"] = {"model": _figures(_evaluate(best, test_data, test_split, evaluation / "test.json",
-                                                 evaluation / "parity_test.png"))}
-    if members:
-        card["test"]["ensemble"] = _figures(_evaluate(best, test_data, test_split, evaluation / "test_ensemble.json",
-                                                      members=members))
+    card["test"] = _judged(best, test_data, test_split, evaluation / "test.json", members,
+                           evaluation / "parity_test.png")
     if args.baseline:
         from tracegrad_ase.model.run_folder import best_checkpoint
 
@@ -295,11 +297,7 @@ def _reevaluated(card: dict, dest: Path, best: Path, test_data: list[str], test_
             card["test"]["ratio_model_over_baseline"] = round(m / b, 3)
     for folder in args.heldout:
         tag = Path(folder).name
-        card.setdefault("heldout", {})[tag] = {"model": _figures(_evaluate(best, [folder], "all",
-                                                                           evaluation / f"{tag}.json"))}
-        if members:
-            card["heldout"][tag]["ensemble"] = _figures(_evaluate(best, [folder], "all",
-                                                                  evaluation / f"{tag}_ensemble.json", members=members))
+        card.setdefault("heldout", {})[tag] = _judged(best, [folder], "all", evaluation / f"{tag}.json", members)
         if args.baseline:
             card["heldout"][tag]["baseline"] = _figures(_evaluate(
                 best_checkpoint(args.baseline), [folder], "all", evaluation / f"{tag}_baseline.json"))

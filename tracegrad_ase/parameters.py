@@ -15,6 +15,7 @@ from ase import Atoms
 from ase.calculators.calculator import kpts2kpts, kpts2sizeandoffsets
 from ase.dft.kpoints import BandPath
 
+from . import electronic
 from .core import symmetry
 from .core.errors import (LinearDependenceError, MismatchError, ParameterError, PredictionError,
                           UnknownParameterError)
@@ -336,8 +337,6 @@ def effective_lindep(params: Any, model_file: dict | None = None) -> float:
 def check_sparse_lindep(asm: Any, lindep: float) -> None:
     """The sparse solver cannot drop linear dependencies: a :class:`LinearDependenceError` where S(Γ) of the
     Bloch assembler ``asm`` has an eigenvalue below ``lindep``."""
-    from . import electronic
-
     smallest = electronic.smallest_overlap_eigenvalue(asm)
     if smallest < lindep:
         raise LinearDependenceError(
