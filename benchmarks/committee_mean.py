@@ -4,16 +4,19 @@ For each committee (``--committee NAME=MODEL0,MODEL1,...``: model folders or tra
 member alone and the members' mean (each member's H moved to member 0's energy zero, then averaged: what
 ``TraceGradCalculator(..., ensemble=True)`` and ``tracegrad evaluate --ensemble`` report) are evaluated on the same
 structures: gauge MAE of H, E_F-aligned band MAE within ±2 eV, ghost levels. Prints a table and merges the figures
-into benchmarks/results/committee_mean.json under ``--label``.
+into benchmarks/results/committee_mean.json under ``--label`` (beside the committees earlier runs measured there on
+the same structures).
 
     python benchmarks/committee_mean.py --label heldout \\
-        --committee shipped=runs/szv-v2/large,runs/szv-v2/large-s1,runs/szv-v2/large-s2 \\
+        --committee v2=runs/szv-v2/large,runs/szv-v2/large-s1,runs/szv-v2/large-s2 \\
+        --committee v3=runs/szv-v3/deep,runs/szv-v3/deep-s1,runs/szv-v3/deep-s2 \\
         data/graphene-4x4-szv data/graphene-6x6-szv data/graphene-3x3-szv
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -66,7 +69,16 @@ def main() -> None:
                   f"{r['ghost_levels']:7d} {r['seconds']:6.0f}", flush=True)
         entry["committees"][name] = rows
     entry["machine"] = machine()
-    merge_results(args.json, args.label, entry)
+    merge_results(args.json, args.label, _with_earlier(args.json, args.label, entry))
+
+
+def _with_earlier(path: Path, label: str, entry: dict) -> dict:
+    """``entry`` plus the committees an earlier run measured under ``label`` on the same structures, so that
+    committees can be measured one run at a time (a committee measured again replaces its old figures)."""
+    old = json.loads(path.read_text()).get(label) if path.exists() else None
+    if not old or old.get("structures") != entry["structures"]:
+        return entry
+    return {**entry, "committees": {**old["committees"], **entry["committees"]}}
 
 
 if __name__ == "__main__":
