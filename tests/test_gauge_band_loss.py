@@ -144,10 +144,29 @@ def test_calculator_warns_of_a_planted_ghost_level(ghost_models):
         assert sheet.calc.results["ghost_levels"] == []
     sheet = _sheet()
     sheet.calc = TraceGradCalculator(ghost_models["ghost"], kpts=(6, 6, 1))
-    with pytest.warns(GhostLevelWarning, match=r"outside the model's training range.*at k = \("):
+    with pytest.warns(GhostLevelWarning, match=r"outside the model's training range.*at k = \(") as record:
         sheet.calc.get_fermi_level()
     ghosts = sheet.calc.results["ghost_levels"]
     assert ghosts and all(g.relative < -20 for g in ghosts)
+    # The message names both margins: 3 eV below, 10 % of the range's width above (wider here).
+    lo_ev, hi_ev = np.asarray(_domain_range(ghost_models["ghost"]))
+    above = max(3.0, 0.1 * (hi_ev - lo_ev))
+    assert f"by more than 3.0 eV below or {above:.1f} eV above" in str(record[0].message)
+
+
+def _domain_range(folder) -> list[float]:
+    import json
+
+    return json.loads((folder / "model.json").read_text())["metadata"]["domain"]["spectral_range_ev"]
+
+
+def test_ghost_bounds_margins():
+    from tracegrad_ase.electronic.spectrum import ghost_bounds, ghost_levels
+
+    assert ghost_bounds([-20.0, 30.0]) == (-23.0, 35.0)  # above: 10 % of 50 eV
+    assert ghost_bounds([-2.0, 8.0]) == (-5.0, 11.0)  # above: the 3 eV floor
+    found = ghost_levels([[-23.5, 0.0, 34.9, 35.1]], [[0, 0, 0]], 0.0, [-20.0, 30.0])
+    assert [g.relative for g in found] == [-23.5, 35.1]
 
 
 def test_evaluation_counts_ghosts_and_ignores_the_energy_zero(ghost_models, tmp_path):

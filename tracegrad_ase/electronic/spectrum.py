@@ -111,12 +111,18 @@ def ghost_levels(energies: np.ndarray, kpts: Sequence[Sequence[float]], referenc
     e = np.atleast_2d(np.asarray(energies, dtype=float))
     k = np.atleast_2d(np.asarray(kpts, dtype=float))
     rel = e - reference
-    width = float(allowed[1]) - float(allowed[0])
-    lo, hi = float(allowed[0]) - margin, float(allowed[1]) + max(margin, 0.1 * width)
+    lo, hi = ghost_bounds(allowed, margin)
     out = []
     for kk, n in zip(*np.nonzero((rel < lo) | (rel > hi))):
         out.append(GhostLevel(int(kk), tuple(float(x) for x in k[kk]), float(e[kk, n]), float(rel[kk, n])))
     return out
+
+
+def ghost_bounds(allowed: Sequence[float], margin: float = GHOST_MARGIN_EV) -> tuple[float, float]:
+    """The range of levels (eV, relative to the reference) that :func:`ghost_levels` accepts: ``margin`` below the
+    allowed range, ``max(margin, 10 % of its width)`` above it."""
+    width = float(allowed[1]) - float(allowed[0])
+    return float(allowed[0]) - margin, float(allowed[1]) + max(margin, 0.1 * width)
 
 
 def check_ghost_levels(energies: np.ndarray, kpts: Sequence[Sequence[float]], fermi: float,
@@ -132,8 +138,10 @@ def check_ghost_levels(energies: np.ndarray, kpts: Sequence[Sequence[float]], fe
     ghosts = ghost_levels(energies, kpts, fermi, allowed, margin)
     if ghosts:
         worst = max(ghosts, key=lambda g: max(allowed[0] - g.relative, g.relative - allowed[1]))
+        lo, hi = ghost_bounds(allowed, margin)
         warnings.warn(f"{len(ghosts)} predicted level(s) outside the model's training range "
-                      f"[{allowed[0]:+.1f}, {allowed[1]:+.1f}] eV from E_F (by more than {margin:g} eV below), e.g. {worst}: "
+                      f"[{allowed[0]:+.1f}, {allowed[1]:+.1f}] eV from E_F (by more than {allowed[0] - lo:.1f} eV below "
+                      f"or {hi - allowed[1]:.1f} eV above), e.g. {worst}: "
                       "ghost levels no real system has; E_F, gap and occupations are not to be trusted",
                       GhostLevelWarning, stacklevel=stacklevel or user_stacklevel())
     return ghosts
