@@ -140,8 +140,8 @@ def check_ghost_levels(energies: np.ndarray, kpts: Sequence[Sequence[float]], fe
         worst = max(ghosts, key=lambda g: max(allowed[0] - g.relative, g.relative - allowed[1]))
         lo, hi = ghost_bounds(allowed, margin)
         warnings.warn(f"{len(ghosts)} predicted level(s) outside the model's training range "
-                      f"[{allowed[0]:+.1f}, {allowed[1]:+.1f}] eV from E_F (by more than {allowed[0] - lo:.1f} eV below "
-                      f"or {hi - allowed[1]:.1f} eV above), e.g. {worst}: "
+                      f"[{allowed[0]:+.1f}, {allowed[1]:+.1f}] eV from E_F (by more than "
+                      f"{allowed[0] - lo:.1f} eV below or {hi - allowed[1]:.1f} eV above), e.g. {worst}: "
                       "ghost levels no real system has; E_F, gap and occupations are not to be trusted",
                       GhostLevelWarning, stacklevel=stacklevel or user_stacklevel())
     return ghosts
