@@ -56,10 +56,10 @@ def main() -> None:
     print(f"{'committee':12s} {'model':34s} {'gauge MAE':>10s} {'band MAE':>9s} {'ghosts':>7s} {'s':>6s}")
     for spec in args.committee:
         name, _, runs = spec.partition("=")
-        folders = [_folder(r) for r in runs.split(",")]
-        models = [load(f) for f in folders]  # with model_file: the training domain, for ghost levels against it
+        names = runs.split(",")
+        models = [load(_folder(r)) for r in names]  # with model_file: the training domain, for ghost levels against it
         rows = {}
-        alone = [] if args.means_only else [(runs.split(",")[i], m, []) for i, m in enumerate(models)]
+        alone = [] if args.means_only else [(r, m, []) for r, m in zip(names, models)]
         for label, main_model, members in alone + [(f"mean of {len(models)}", models[0], models[1:])]:
             t0 = time.perf_counter()
             res = evaluate(main_model, files, progress=False, ghost_kpoints=args.ghost_kpoints, members=members)

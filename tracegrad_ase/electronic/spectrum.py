@@ -201,7 +201,7 @@ def random_kpoints(pbc: Sequence[bool], n: int, seed: int = 0) -> np.ndarray:
 
 __all__ = ["Alignment", "BAND_WINDOW_EV", "GHOST_MARGIN_EV", "GhostLevel", "GhostLevelWarning", "align",
            "band_errors", "check_ghost_levels",
-           "evaluation_mesh", "ghost_levels", "levels", "random_kpoints", "spectral_range"]
+           "evaluation_mesh", "ghost_bounds", "ghost_levels", "levels", "random_kpoints", "spectral_range"]
 
 
 def near_band_edges(energies: np.ndarray, fermi_level: float, margin: float = 2.0) -> np.ndarray:
