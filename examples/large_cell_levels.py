@@ -12,7 +12,7 @@ supercell symmetry, so the levels are those of a disordered sheet, not a folded 
 basis is well conditioned (smallest overlap eigenvalue ~0.1); the gth-dzvp ``carbon`` model is refused on this
 path by name (its overlap reaches 1e-6, which the sparse solver cannot drop). ``--ensemble`` solves the mean H of
 the model's three committee members (``ensemble=True``): on held-out 4x4 and 6x6 cells its E_F-aligned band errors
-are 9.9 and 13.2 meV against member 0's 31 and 15 (the model card's ensemble figures).
+are 5.6 and 10.1 meV against member 0's 21 and 10.6 (the model card's ensemble figures).
 """
 
 import argparse
