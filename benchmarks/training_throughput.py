@@ -32,6 +32,10 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--batch-sizes", type=int, nargs="*", default=None,
+                    help="batch sizes to time (default: the config's); a GPU step is bound by kernel launches, so "
+                         "larger batches show what it could do")
+    ap.add_argument("--variants", nargs="*", choices=["tracegrad", "baseline"], default=["tracegrad", "baseline"])
     ap.add_argument("--max-structures", type=int, default=64, help="structures loaded (a sample of the data)")
     ap.add_argument("--products", choices=["frame", "e3nn"], default="frame",
                     help="tensor products in each edge's frame (the default) or e3nn's own modules (the reference)")
@@ -44,7 +48,9 @@ def main() -> None:
     files = [files[i] for i in np.random.default_rng(0).permutation(len(files))[: args.max_structures]]
     hams = {p: load_h5(p) for p in files}
     rows = {}
-    for variant, tg in (("tracegrad", True), ("baseline", False)):
+    for variant, tg, bs in ((v, v == "tracegrad", b) for v in args.variants
+                            for b in (args.batch_sizes or [cfg.batch_size])):
+        name = variant if not args.batch_sizes else f"{variant}, batch {bs}"
         cfg.model = {**cfg.model, "tracegrad": tg}
         torch.manual_seed(0)
         model = build_model(_model_config(cfg, hams, files)).to(args.device)
@@ -53,7 +59,6 @@ def main() -> None:
         graphs = [graph_from_hamiltonian(model.layout, h, model.config.cutoff).to(args.device, torch.float32)
                   for h in hams.values()]
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        bs = cfg.batch_size
         n_structures = n_edges = 0
         t0 = 0.0
         for step in range(args.warmup + args.steps):
@@ -76,12 +81,12 @@ def main() -> None:
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
-        rows[variant] = {"structures_per_s": n_structures / dt, "edges_per_s": n_edges / dt,
-                         "s_per_step": dt / args.steps, "batch_size": bs,
-                         "parameters": sum(p.numel() for p in model.parameters())}
-        print(f"{variant:>10}: {rows[variant]['structures_per_s']:.2f} structures/s, "
-              f"{rows[variant]['edges_per_s']:.0f} edges/s, {rows[variant]['s_per_step']:.2f} s/step "
-              f"(batch {bs}, {rows[variant]['parameters']} parameters, {args.device})")
+        rows[name] = {"structures_per_s": n_structures / dt, "edges_per_s": n_edges / dt,
+                      "s_per_step": dt / args.steps, "batch_size": bs,
+                      "parameters": sum(p.numel() for p in model.parameters())}
+        row = rows[name]
+        print(f"{name:>10}: {row['structures_per_s']:.2f} structures/s, {row['edges_per_s']:.0f} edges/s, "
+              f"{row['s_per_step']:.2f} s/step (batch {bs}, {row['parameters']} parameters, {args.device})")
     products = "" if args.products == "frame" else ", e3nn products"
     merge_results(args.out, f"{args.config}, {args.device}, {torch.get_num_threads()} threads{products}",
                   {"rows": rows, "machine": machine(torch=torch.__version__)})
