@@ -1,7 +1,9 @@
 """Model evaluation: metrics that are exactly known for data made from the model's own prediction."""
 
+import hashlib
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -229,6 +231,9 @@ def test_evaluate_to_files(model, data, tmp_path):
     assert stored == json.loads(json.dumps(result))
     assert png.is_file() and png.stat().st_size > 1000
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]  # no temporary files left
+    # Shipped results name no folder of the machine that made them, and say which weights they judged.
+    assert stored["model"] == os.path.join("..", "model") and stored["parity_png"] == "parity.png"
+    assert stored["model_sha256"] == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
 
 
 def test_basis_mismatch_is_refused(model, data):

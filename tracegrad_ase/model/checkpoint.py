@@ -105,6 +105,15 @@ def read_card(folder: str | os.PathLike) -> dict[str, Any]:
     return card
 
 
+def weights_digest(folder: str | os.PathLike) -> str | None:
+    """SHA-256 of a model folder's weights file: which model a results file speaks of, wherever it lay (None:
+    no weights file)."""
+    import hashlib
+
+    weights = resolve_folder(folder) / WEIGHTS
+    return hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None
+
+
 def load_model(folder: str | os.PathLike, dtype: torch.dtype | None = None) -> TraceGradNet:
     """Rebuild a model from its folder; a corrupt or foreign file is a :class:`DataFormatError`."""
     from safetensors import SafetensorError

@@ -413,6 +413,12 @@ def parity_plot(model: TraceGradNet, paths: Sequence[str | os.PathLike], png_pat
 
 
 # -- files ----------------------------------------------------------------------------------------------------
+def _portable(path: str | os.PathLike, base: Path) -> str:
+    """``path`` relative to the results file's folder ``base`` when near it (no folder of the machine that made it)."""
+    rel = os.path.relpath(Path(path).resolve(), base.resolve())
+    return rel if not rel.startswith(os.path.join("..", "..", "..")) else str(path)
+
+
 def evaluate_to_files(model_folder: str | os.PathLike, paths: Sequence[str | os.PathLike],
                       out_json: str | os.PathLike, parity_png: str | os.PathLike | None = None,
                       kpts: np.ndarray | None = None, progress: bool = True, max_points: int = 20000,
@@ -420,22 +426,21 @@ def evaluate_to_files(model_folder: str | os.PathLike, paths: Sequence[str | os.
     """Load the model in ``model_folder``, evaluate it on ``paths``, write the results to ``out_json``
     (atomically) and, if asked, the parity plot to ``parity_png``; returns the results. ``members``: folders of
     further committee members, whose mean with the model is judged (:func:`evaluate`); ``result["members"]``.
-
     One pass over the data serves both: the parity sample is drawn while the metrics are summed.
     """
     from ..io.atomic import atomic_write_json
-    from .checkpoint import load_model, read_card
+    from .checkpoint import load_model, read_card, weights_digest
 
     model = load_model(model_folder)
     model.model_file = read_card(model_folder)  # its training domain, for ghost levels
     acc = _run(model, paths, kpts, progress, sample_size=max_points if parity_png is not None else 0,
                ghost_kpoints=ghost_kpoints, members=load_members(model, members))
-    result = acc.result()
-    result["model"] = str(model_folder)
+    here = Path(out_json).parent
+    result = {**acc.result(), "model": _portable(model_folder, here), "model_sha256": weights_digest(model_folder)}
     if members:
-        result["members"] = [str(f) for f in members]
+        result["members"] = [_portable(f, here) for f in members]
     if parity_png is not None:
-        result["parity_png"] = str(parity_figure(acc, parity_png))
+        result["parity_png"] = _portable(parity_figure(acc, parity_png), here)
     atomic_write_json(Path(out_json), result, indent=2, allow_nan=False)
     return result
 
