@@ -26,6 +26,7 @@ from tqdm import tqdm
 from tracegrad_ase.committee import member_folders, member_hamiltonians, mean_hamiltonian
 from tracegrad_ase.datasets.recipes import load_recipe, recipe_structures
 from tracegrad_ase.io.h5 import load_h5, save_h5
+from tracegrad_ase.models import resolve
 from tracegrad_ase.predict import load, predict_hamiltonian
 
 
@@ -36,16 +37,16 @@ def _digest(folder: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("recipe", help="a tracegrad generate recipe: its structures are labelled")
-    ap.add_argument("--teacher", required=True, help="a model folder with committee/ members (or a shipped name)")
+    ap.add_argument("--teacher", required=True, help="a model folder with committee/ members, or a shipped name")
     ap.add_argument("--out", required=True, help="data set folder: OUT/structures/NAME.h5")
     args = ap.parse_args()
 
-    teacher = Path(args.teacher)
-    main_model = load(args.teacher)
-    members = [load(f) for f in member_folders(args.teacher)]
+    teacher = resolve(args.teacher)  # a folder, or a shipped model's name
+    main_model = load(teacher)
+    members = [load(f) for f in member_folders(teacher)]
     if not members:
         raise SystemExit(f"{args.teacher}: no committee/ members; a distilled label needs a committee's mean")
-    folders = [teacher] + member_folders(args.teacher)
+    folders = [teacher] + member_folders(teacher)
     source = {"label_source": "committee mean", "teacher": str(args.teacher),
               "teacher_sha256": [_digest(f) for f in folders]}
     out = Path(args.out) / "structures"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from tracegrad_ase import committee
 from tracegrad_ase.io.h5 import load_dataset, load_h5
+from tracegrad_ase.models import resolve
 from tracegrad_ase.predict import load, predict_hamiltonian
 
 from conftest import toy_model
@@ -56,6 +58,11 @@ def test_labels_are_the_committee_mean_and_say_so(tmp_path, monkeypatch):
                        np.concatenate([b.ravel() for b in mean.hamiltonian]), atol=1e-10)
     assert np.array_equal(np.concatenate([b.ravel() for b in ham.overlap]),
                           np.concatenate([b.ravel() for b in first.overlap]))
+
+    shipped = tmp_path / "shipped"
+    _run(monkeypatch, str(recipe), "--teacher", "graphene-szv", "--out", str(shipped))  # a shipped model's name
+    assert load_h5(load_dataset(shipped)[0]).meta["teacher_sha256"][0] == hashlib.sha256(
+        (resolve("graphene-szv") / "model.safetensors").read_bytes()).hexdigest()
 
     stamp = files[0].stat().st_mtime_ns
     _run(monkeypatch, str(recipe), "--teacher", str(model), "--out", str(out))  # resumes: nothing redone

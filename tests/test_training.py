@@ -320,6 +320,23 @@ def test_ema_run_resumes_exactly_and_ships_the_averaged_weights(tmp_path, datase
         train(_config(tmp_path / "b", dataset, epochs=4, ema_decay=0.9))
 
 
+def test_snapshots_keep_the_validated_weights_every_n_epochs(tmp_path, dataset):
+    """snapshot_every: checkpoints/epoch-NNNN hold the averaged weights each N epochs, which validate to the loss the
+    log recorded for that epoch: candidates a later validation set can choose among. Turned on when resuming."""
+    from tracegrad_ase.model.train import validate
+
+    train(_config(tmp_path, dataset, epochs=2, ema_decay=0.8))
+    state = train(_config(tmp_path, dataset, epochs=5, ema_decay=0.8, snapshot_every=2))
+    run = tmp_path / "run"
+    snaps = sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.startswith("epoch-"))
+    assert snaps == ["epoch-0004"]
+    model = load_model(run / "checkpoints" / "epoch-0004")
+    assert validate(model, _val_graphs(run, dataset, model))["loss"] == pytest.approx(
+        state["history"][3]["val_loss"], rel=1e-8)
+    with pytest.raises(Exception, match="snapshot_every"):
+        TrainConfig(data=[], out="x", snapshot_every=0)
+
+
 def _val_graphs(run, dataset, model):
     from tracegrad_ase.io.h5 import load_h5
     from tracegrad_ase.model.data import graph_from_hamiltonian

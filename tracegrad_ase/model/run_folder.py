@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["best_checkpoint", "last_checkpoint", "log_file", "split_file"]
+__all__ = ["best_checkpoint", "last_checkpoint", "log_file", "snapshot_checkpoint", "split_file"]
 
 
 def best_checkpoint(run: str | Path) -> Path:
@@ -16,6 +16,11 @@ def best_checkpoint(run: str | Path) -> Path:
 def last_checkpoint(run: str | Path) -> Path:
     """The model folder a run resumes from (with its training state, ``state.json``)."""
     return Path(run) / "checkpoints" / "last"
+
+
+def snapshot_checkpoint(run: str | Path, epoch: int) -> Path:
+    """The model folder of the validated weights after ``epoch`` (``snapshot_every`` in the training config)."""
+    return Path(run) / "checkpoints" / f"epoch-{epoch:04d}"
 
 
 def split_file(run: str | Path) -> Path:

@@ -43,7 +43,7 @@ from .averaging import WeightAverage
 from .init_from import initial_model
 from .losses import aligned_target, band_loss, band_maes_and_loss, shifted_target
 from .network import ModelConfig, TraceGradNet, build_model
-from .run_folder import best_checkpoint, last_checkpoint, log_file, split_file
+from .run_folder import best_checkpoint, last_checkpoint, log_file, snapshot_checkpoint, split_file
 from .train_config import RESUME_MUST_MATCH, TrainConfig, fixed_split
 
 _DTYPES = dtype_names()  # the one name -> dtype map (core.dtypes)
@@ -115,10 +115,8 @@ def _model_config(cfg: TrainConfig, hams: dict[Path, Any], train_files: Sequence
         g = graph_from_hamiltonian(probe.layout, hams[p], cutoff)
         i, j = g.edge_index
         rest = g.target - probe.onsite_ref.double()[g.species[i]] * g.onsite()[:, None, None]
-        sq += float((rest * g.mask).pow(2).sum())
-        count += int(g.mask.sum())
-        edges += g.num_edges
-        nodes += len(g.species)
+        sq, count = sq + float((rest * g.mask).pow(2).sum()), count + int(g.mask.sum())
+        edges, nodes = edges + g.num_edges, nodes + len(g.species)
     settings.setdefault("target_scale", math.sqrt(sq / max(count, 1)))
     settings.setdefault("avg_neighbors", edges / max(nodes, 1))
     return ModelConfig(elements=sorted(shells), basis=basis.to_dict(), **settings)
@@ -287,18 +285,21 @@ def _selected_on_disk(best: Path, cfg: TrainConfig) -> float | None:
 
 
 def _save_epoch(out: Path, model: TraceGradNet, record: dict, state: dict, val: dict, domain: dict, improved: bool,
-                best_on_disk: float | None, optimizer, scheduler, ema: WeightAverage | None = None) -> float | None:
-    """Log the epoch, save checkpoints/last (with trainer state) and, if it improved on what checkpoints/best
-    holds, checkpoints/best (the validated weights: ``ema``'s average if on); returns the metric now in best."""
+                best_on_disk: float | None, optimizer, scheduler, ema: WeightAverage | None = None,
+                snapshot: bool = False) -> float | None:
+    """Log the epoch; save checkpoints/last (with trainer state), checkpoints/best if it improved on what that holds,
+    checkpoints/epoch-NNNN if ``snapshot`` (validated weights: ``ema``'s average if on); returns best's metric."""
     with open(log_file(out), "a") as f:
         f.write(json.dumps(record) + "\n")
     meta = {"best_epoch": state["best_epoch"], "val_mae_mev": val["mae_mev"], "val_loss": val["loss"],
-            "val_loss_h": val["loss_h"], "val_select": val["select"], "domain": domain}
-    if "band_mae_mev" in val:
-        meta["val_band_mae_mev"] = val["band_mae_mev"]
+            "val_loss_h": val["loss_h"], "val_select": val["select"], "domain": domain,
+            **({"val_band_mae_mev": val["band_mae_mev"]} if "band_mae_mev" in val else {})}
+    validated = ema.average if ema else model
     if improved and (best_on_disk is None or val["select"] < best_on_disk):
-        save_model(ema.average if ema else model, best_checkpoint(out), metadata=meta)
+        save_model(validated, best_checkpoint(out), metadata=meta)
         best_on_disk = val["select"]
+    if snapshot:
+        save_model(validated, snapshot_checkpoint(out, record["epoch"]), metadata={**meta, "epoch": record["epoch"]})
     save_model(model, last_checkpoint(out), metadata=meta, state=state, trainer_state={
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "torch_rng": torch.get_rng_state(), **({"ema": ema.state_dict()} if ema else {})})
@@ -313,15 +314,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the {world} processes")
     if cfg.dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {cfg.dtype!r}")
-    dtype = _DTYPES[cfg.dtype]
-    out = Path(cfg.out)
+    dtype, out = _DTYPES[cfg.dtype], Path(cfg.out)
     last, best = last_checkpoint(out), best_checkpoint(out)
     files = _dataset_files(cfg)
     train_files, val_files, test_files = (fixed_split(files, cfg.split_file) if cfg.split_file
                                           else split_dataset(files, cfg.split, cfg.seed))
     if not train_files or not val_files:
         raise ValueError(f"the split {cfg.split} of {len(files)} structures leaves no training or validation data")
-
     hams = {p: load_h5(p) for p in files}
     model, trainer_state, state = _resumed_or_new(cfg, out, last, dtype, hams, train_files)
     # What checkpoints/best already holds: a run that starts again (last deleted) must not replace it with a
@@ -371,8 +370,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if improved:
             state["best_val"], state["best_epoch"] = val["select"], epoch + 1
         if rank == 0:
-            best_on_disk = _save_epoch(out, model, record, state, val, domain, improved, best_on_disk,
-                                       optimizer, scheduler, ema)
+            snapshot = bool(cfg.snapshot_every) and state["epoch"] % cfg.snapshot_every == 0
+            best_on_disk = _save_epoch(out, model, record, state, val, domain, improved, best_on_disk, optimizer,
+                                       scheduler, ema, snapshot)
         bar.update(1)
         bar.set_postfix(val_mae_mev=f"{val['mae_mev']:.2f}", lr=f"{lr:.1e}", refresh=False)
         stop = _stop_reason(cfg, state, record, lr)

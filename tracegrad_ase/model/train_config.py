@@ -13,7 +13,8 @@ from typing import Any
 from ..core.errors import DataFormatError
 
 #: What defines a run: resuming with any of these changed would mix two runs (a different seed draws another
-#: split, and the old split.json would be overwritten). Epochs, time limits, early stopping, device may change.
+#: split, and the old split.json would be overwritten). Epochs, time limits, early stopping, snapshots, device
+#: may change.
 RESUME_MUST_MATCH = ("data", "model", "split", "seed", "batch_size", "lr", "weight_decay", "lr_factor",
                      "lr_patience", "grad_clip", "trace_weight", "dtype", "gauge", "band_weight", "band_kpoints",
                      "band_window_ev", "band_lindep", "select_by", "split_file", "init_from", "ema_decay")
@@ -64,6 +65,9 @@ class TrainConfig:
     # (model/averaging.py). None: off.
     ema_decay: float | None = None
     early_stopping: int = 40  # epochs without validation improvement
+    # Every this many epochs also keep the validated weights (the averaged ones with ema_decay) in
+    # checkpoints/epoch-NNNN: candidates that a later, larger validation set can choose among. None: off.
+    snapshot_every: int | None = None
     max_time_s: float | None = None  # stop (with a checkpoint) after this much wall time
     dtype: str = "float32"
     device: str = "cpu"
@@ -132,6 +136,8 @@ class TrainConfig:
             ("grad_clip", number(self.grad_clip, 0, True), "a number > 0"),
             ("trace_weight", number(self.trace_weight, 0), "a number >= 0"),
             ("early_stopping", integer(self.early_stopping, 1), "an integer >= 1"),
+            ("snapshot_every", self.snapshot_every is None or integer(self.snapshot_every, 1),
+             "an integer >= 1 or null"),
             ("max_time_s", self.max_time_s is None or number(self.max_time_s, 0, True), "a number > 0 or null"),
             ("dtype", self.dtype in ("float32", "float64"), "'float32' or 'float64'"),
             ("device", isinstance(self.device, str) and bool(self.device), "a torch device such as 'cpu' or 'cuda'"),
