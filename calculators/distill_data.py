@@ -10,8 +10,8 @@ training domain hands it some of that, at the cost of inference instead of PySCF
 cell). The recipe gives the structures only (its SCF settings are unused); each file is written like a ground-truth
 file (``save_h5``, atomically; files this teacher made before are skipped, so the script resumes), with the overlap
 from the basis integrals as every prediction has, and ``meta["label_source"] = "committee mean"`` with the
-teacher's weights digests, so that nobody mistakes these labels for DFT. Never put a held-out structure through this: its labels
-would then come from models that are judged on it.
+teacher's weights digests, so that nobody mistakes these labels for DFT. Never put a held-out structure through
+this: its labels would then come from models that are judged on it.
 """
 
 from __future__ import annotations
