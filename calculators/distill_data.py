@@ -17,7 +17,6 @@ this: its labels would then come from models that are judged on it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 from pathlib import Path
 
@@ -26,12 +25,9 @@ from tqdm import tqdm
 from tracegrad_ase.committee import member_folders, member_hamiltonians, mean_hamiltonian
 from tracegrad_ase.datasets.recipes import load_recipe, recipe_structures
 from tracegrad_ase.io.h5 import load_h5, save_h5
+from tracegrad_ase.model.checkpoint import weights_digest
 from tracegrad_ase.models import resolve
 from tracegrad_ase.predict import load, predict_hamiltonian
-
-
-def _digest(folder: Path) -> str:
-    return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
 
 
 def main() -> None:
@@ -42,13 +38,12 @@ def main() -> None:
     args = ap.parse_args()
 
     teacher = resolve(args.teacher)  # a folder, or a shipped model's name
-    main_model = load(teacher)
-    members = [load(f) for f in member_folders(teacher)]
-    if not members:
+    further = member_folders(teacher)
+    if not further:
         raise SystemExit(f"{args.teacher}: no committee/ members; a distilled label needs a committee's mean")
-    folders = [teacher] + member_folders(teacher)
+    main_model, members = load(teacher), [load(f) for f in further]
     source = {"label_source": "committee mean", "teacher": str(args.teacher),
-              "teacher_sha256": [_digest(f) for f in folders]}
+              "teacher_sha256": [weights_digest(f) for f in [teacher, *further]]}
     out = Path(args.out) / "structures"
     structures = recipe_structures(load_recipe(args.recipe))
     done = 0
