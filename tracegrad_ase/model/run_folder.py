@@ -1,4 +1,4 @@
-"""The layout of a training run's folder, owned here: :func:`~tracegrad_ase.model.train.train` writes it, and
+"""The layout of a training run's folder, owned here: :func:`~tracegrad_ase.model.train.train` writes it (through :mod:`.run_writer`), and
 ``calculators/ship_model.py`` reads it through these functions rather than spelling the paths."""
 
 from __future__ import annotations

@@ -30,12 +30,12 @@ import numpy as np
 import torch
 
 from ..core.dtypes import dtype_names
-from ..io.atomic import atomic_write_json, atomic_write_text
+from ..io.atomic import atomic_write_json
 from ..core.basis import OrbitalBasis
 from ..io.h5 import load_dataset, load_h5, split_dataset
 from ..core.errors import DataFormatError, TrainingDivergedError
 from ..electronic.solve import PREDICTED_LINDEP
-from .checkpoint import load_model, load_training_state, resolve_folder, save_model, stored_val_loss
+from .checkpoint import load_model, load_training_state, resolve_folder
 from .data import GraphBatch, collate, graph_from_hamiltonian
 from .layout import BlockLayout
 from .domain import training_domain  # noqa: F401 (public here before: calculators/ship_model.py)
@@ -43,7 +43,8 @@ from .averaging import WeightAverage
 from .init_from import initial_model
 from .losses import aligned_target, band_loss, band_maes_and_loss, shifted_target
 from .network import ModelConfig, TraceGradNet, build_model
-from .run_folder import best_checkpoint, last_checkpoint, log_file, snapshot_checkpoint, split_file
+from .run_folder import best_checkpoint, last_checkpoint, log_file, split_file
+from .run_writer import save_epoch, selected_on_disk, truncate_log
 from .train_config import RESUME_MUST_MATCH, TrainConfig, fixed_split
 
 _DTYPES = dtype_names()  # the one name -> dtype map (core.dtypes)
@@ -278,34 +279,6 @@ def _stop_reason(cfg: TrainConfig, state: dict, record: dict, lr: float) -> str 
     return None
 
 
-def _selected_on_disk(best: Path, cfg: TrainConfig) -> float | None:
-    """The selection metric checkpoints/best holds (one written before ``val_select`` existed: its loss)."""
-    value = stored_val_loss(best, "val_select")
-    return stored_val_loss(best) if value is None and cfg.select_by == "loss" else value
-
-
-def _save_epoch(out: Path, model: TraceGradNet, record: dict, state: dict, val: dict, domain: dict, improved: bool,
-                best_on_disk: float | None, optimizer, scheduler, ema: WeightAverage | None = None,
-                snapshot: bool = False) -> float | None:
-    """Log the epoch; save checkpoints/last (with trainer state), checkpoints/best if it improved on what that holds,
-    checkpoints/epoch-NNNN if ``snapshot`` (validated weights: ``ema``'s average if on); returns best's metric."""
-    with open(log_file(out), "a") as f:
-        f.write(json.dumps(record) + "\n")
-    meta = {"best_epoch": state["best_epoch"], "val_mae_mev": val["mae_mev"], "val_loss": val["loss"],
-            "val_loss_h": val["loss_h"], "val_select": val["select"], "domain": domain,
-            **({"val_band_mae_mev": val["band_mae_mev"]} if "band_mae_mev" in val else {})}
-    validated = ema.average if ema else model
-    if improved and (best_on_disk is None or val["select"] < best_on_disk):
-        save_model(validated, best_checkpoint(out), metadata=meta)
-        best_on_disk = val["select"]
-    if snapshot:
-        save_model(validated, snapshot_checkpoint(out, record["epoch"]), metadata={**meta, "epoch": record["epoch"]})
-    save_model(model, last_checkpoint(out), metadata=meta, state=state, trainer_state={
-        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "torch_rng": torch.get_rng_state(), **({"ema": ema.state_dict()} if ema else {})})
-    return best_on_disk
-
-
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) a model; returns the final state (epochs, best validation loss, history)."""
     _init_distributed(cfg.device)
@@ -325,7 +298,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     model, trainer_state, state = _resumed_or_new(cfg, out, last, dtype, hams, train_files)
     # What checkpoints/best already holds: a run that starts again (last deleted) must not replace it with a
     # worse model. None for a new folder or a best written before this record (then: replaced on improvement).
-    best_on_disk = _selected_on_disk(best, cfg)
+    best_on_disk = selected_on_disk(best, cfg)
     device = torch.device(cfg.device)
     model.to(device)
     net: torch.nn.Module = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -337,7 +310,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(split_file(out), {part: [p.name for p in paths] for part, paths in
                                             (("train", train_files), ("val", val_files), ("test", test_files))})
-        _truncate_log(log_file(out), state["epoch"])
+        truncate_log(log_file(out), state["epoch"])
 
     domain = training_domain([hams[p] for p in train_files])
 
@@ -371,7 +344,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             state["best_val"], state["best_epoch"] = val["select"], epoch + 1
         if rank == 0:
             snapshot = bool(cfg.snapshot_every) and state["epoch"] % cfg.snapshot_every == 0
-            best_on_disk = _save_epoch(out, model, record, state, val, domain, improved, best_on_disk, optimizer,
+            best_on_disk = save_epoch(out, model, record, state, val, domain, improved, best_on_disk, optimizer,
                                        scheduler, ema, snapshot)
         bar.update(1)
         bar.set_postfix(val_mae_mev=f"{val['mae_mev']:.2f}", lr=f"{lr:.1e}", refresh=False)
@@ -426,25 +399,3 @@ def validate(model: TraceGradNet, graphs: Sequence[GraphBatch], cfg: TrainConfig
         out["band_mae_mev"] = float(np.mean(band_mae))
     out["select"] = out["band_mae_mev"] if cfg.select_by == "band" else out["loss"]
     return out
-
-
-def _truncate_log(path: Path, epochs: int) -> None:
-    """Keep the log consistent with the checkpoint being resumed: drop lines of epochs it does not hold, and
-    lines a kill cut short (they would also swallow the next line appended)."""
-    if not path.exists():
-        return
-    text = path.read_text(errors="replace")
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    kept = [ln for ln in lines if _log_epoch(ln) is not None and _log_epoch(ln) <= epochs]
-    if len(kept) != len(lines) or not text.endswith("\n"):
-        atomic_write_text(path, "".join(ln + "\n" for ln in kept))
-
-
-def _log_epoch(line: str) -> int | None:
-    """The epoch of a log line; None for a line that is not a complete record."""
-    try:
-        record = json.loads(line)
-        return int(record.get("epoch", 0))
-    except (ValueError, TypeError, AttributeError):
-        return None
-
