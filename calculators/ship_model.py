@@ -7,6 +7,7 @@ calculators/NAME links to tracegrad_ase/shipped/NAME, the package data a wheel c
     python calculators/ship_model.py carbon --run runs/ship/carbon --baseline runs/ship/carbon-baseline \\
         --data data/carbon-dzvp/graphene data/carbon-dzvp/bilayer --heldout data/carbon-dzvp/heldout-aa
     python calculators/ship_model.py graphene-szv --add-heldout data/graphene-6x6-szv
+    python calculators/ship_model.py graphene-szv --run runs/szv-v5d/m2 --selection runs/szv-v5d/m2/selection.json ...
 
 Every figure on the card comes from ``tracegrad evaluate`` JSON files written here (calculators/NAME/evaluation/)
 and from the training runs' own state files; ``calculators/NAME/card.in.yaml`` holds the words (what the model
@@ -64,14 +65,15 @@ def _figures(res: dict) -> dict:
     return {k: res[k] for k in keys if res.get(k) is not None}
 
 
-def _training(run: Path) -> dict:
+def _training(run: Path, shipped: Path | None = None) -> dict:
+    """The run's facts for the card; ``shipped``: the checkpoint shipped when it is not checkpoints/best."""
     from tracegrad_ase.model.run_folder import best_checkpoint, last_checkpoint, split_file
 
     state = json.loads((last_checkpoint(run) / "state.json").read_text())
-    card = json.loads((best_checkpoint(run) / "model.json").read_text())
+    card = json.loads(((shipped or best_checkpoint(run)) / "model.json").read_text())
     split = json.loads(split_file(run).read_text())
     cfg = state.get("train_config", {})
-    out = {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
+    out = {"epochs_run": state["epoch"], "best_epoch": card["metadata"].get("epoch", state["best_epoch"]),
            "wall_time_s": round(state.get("wall_time_s", state["history"][-1]["time_s"]), 1),
            "best_val_mae_mev": card["metadata"].get("val_mae_mev"),
            "split": {k: len(v) for k, v in split.items()}}
@@ -120,6 +122,34 @@ def _record_digests(card: dict, parts: dict[str, list[Path]], heldout: list[str]
     card["data"]["digest_command"] = "tracegrad digest DATA_FOLDERS... --split RUN/split.json  (held out: FOLDER)"
 
 
+def _selected_checkpoint(run: Path, selection: str, heldout: list[str]) -> tuple[Path, dict]:
+    """The checkpoint of ``run`` that ``calculators/select_checkpoint.py`` chose in ``selection``, and what the card
+    says of the choice. Refused when the file judged another run, the checkpoint changed since (a resumed run may
+    rewrite a snapshot), or a selection cell is also in a held-out set (its figures would then be chosen on)."""
+    from tracegrad_ase.io.h5 import load_dataset
+    from tracegrad_ase.model.checkpoint import weights_digest
+    from tracegrad_ase.model.run_folder import best_checkpoint
+
+    sel = json.loads(Path(selection).read_text())
+    if "selected" not in sel:
+        raise SystemExit(f"{selection} names no chosen checkpoint: run calculators/select_checkpoint.py to the end")
+    if Path(sel["run"]).resolve() != run.resolve():
+        raise SystemExit(f"{selection} chose among the checkpoints of {sel['run']}, not of {run}")
+    folder = best_checkpoint(run).parent / sel["selected"]
+    row = next(r for r in sel["table"] if r["role"] == "candidate" and r["checkpoint"] == sel["selected"])
+    if weights_digest(folder) != row["weights_sha256"]:
+        raise SystemExit(f"{folder} changed since {selection} judged it: run calculators/select_checkpoint.py again")
+    held = {f.name for d in heldout for f in load_dataset(d)}
+    if clash := sorted(set(sel["data"]) & held):
+        raise SystemExit(f"selection cells {clash} are also held out: a checkpoint chosen on them biases their figures")
+    return folder, {
+        "by": "E_F-aligned band MAE within ±2 eV on cells in neither the training split nor a held-out set "
+              "(calculators/select_checkpoint.py)",
+        "checkpoint": sel["selected"], "epoch": row["epoch"], "band_mae_ef_mev": round(row["band_mae_ef_mev"], 2),
+        "cells": sel["data"], "cells_sha256": sel["data_digest"]["sha256"],
+        "candidates": {r["checkpoint"]: round(r["band_mae_ef_mev"], 2) for r in sel["table"]}}
+
+
 def _redrawn_split(dest: Path, data: list[str]) -> dict[str, list[Path]]:
     """The training run's split, for models whose run folder is gone: the shipped split.json (a fine-tuned model's
     split is no draw from train.yaml), else drawn again from the shipped train.yaml's split and seed.
@@ -159,6 +189,9 @@ def main() -> None:
                          "card, keeping its other figures (the card's words are refreshed from card.in.yaml)")
     ap.add_argument("--data", nargs="+", default=None, help="the data folders it was trained on")
     ap.add_argument("--heldout", nargs="*", default=[], help="data folders of structure types never trained on")
+    ap.add_argument("--selection", default=None, metavar="JSON",
+                    help="with --run: ship the checkpoint calculators/select_checkpoint.py chose in JSON "
+                         "instead of the run's checkpoints/best")
     ap.add_argument("--committee", nargs="*", default=[],
                     help="training run folders of further committee members (other seeds): their best checkpoints "
                          "go to committee/<run name>/ (uncertainty=True in the calculator)")
@@ -167,6 +200,8 @@ def main() -> None:
         ap.error("give exactly one of --run, --reevaluate and --add-heldout")
     if not args.add_heldout and not args.data:
         ap.error("--run and --reevaluate need --data")
+    if args.selection and not args.run:
+        ap.error("--selection needs --run")
 
     dest = HERE / args.name
     if args.add_heldout:
@@ -199,7 +234,9 @@ def main() -> None:
         return
     from tracegrad_ase.model.run_folder import best_checkpoint, split_file
 
-    run, best = Path(args.run), best_checkpoint(args.run)
+    run, best, selected = Path(args.run), best_checkpoint(args.run), None
+    if args.selection:
+        best, selected = _selected_checkpoint(run, args.selection, args.heldout)
     # Weights and config are copied as they are; only the card's metadata gains the model's name.
     shutil.copy2(best / "model.safetensors", dest / "model.safetensors")
     shutil.copy2(split_file(run), dest / "split.json")  # what --reevaluate tests on once the run folder is gone
@@ -219,7 +256,9 @@ def main() -> None:
                      "cutoff_angstrom": cfg["cutoff"], "tracegrad": cfg["tracegrad"], "layers": cfg["num_layers"],
                      "muls": cfg["muls"], "dtype": model_json["dtype"],
                      "weights_bytes": (dest / "model.safetensors").stat().st_size}
-    card["training"] = {**card.get("training", {}), **_training(run)}
+    card["training"] = {**card.get("training", {}), **_training(run, best if selected else None)}
+    if selected:
+        card["training"]["selected"] = selected
     _record_digests(card, parts, args.heldout)
     if args.committee:
         card["committee"] = _ship_committee(dest, args.name, [Path(r) for r in args.committee])
