@@ -7,7 +7,8 @@ calculators/NAME links to tracegrad_ase/shipped/NAME, the package data a wheel c
     python calculators/ship_model.py carbon --run runs/ship/carbon --baseline runs/ship/carbon-baseline \\
         --data data/carbon-dzvp/graphene data/carbon-dzvp/bilayer --heldout data/carbon-dzvp/heldout-aa
     python calculators/ship_model.py graphene-szv --add-heldout data/graphene-6x6-szv
-    python calculators/ship_model.py graphene-szv --run runs/szv-v5d/m2 --selection runs/szv-v5d/m2/selection.json ...
+    python calculators/ship_model.py graphene-szv --run runs/szv-v5d/m2 --selection runs/szv-v5d/m2/selection.json \\
+        --data ... --heldout ... --committee ...
 
 Every figure on the card comes from ``tracegrad evaluate`` JSON files written here (calculators/NAME/evaluation/)
 and from the training runs' own state files; ``calculators/NAME/card.in.yaml`` holds the words (what the model
@@ -147,7 +148,12 @@ def _selected_checkpoint(run: Path, selection: str, heldout: list[str]) -> tuple
               "(calculators/select_checkpoint.py)",
         "checkpoint": sel["selected"], "epoch": row["epoch"], "band_mae_ef_mev": round(row["band_mae_ef_mev"], 2),
         "cells": sel["data"], "cells_sha256": sel["data_digest"]["sha256"],
-        "candidates": {r["checkpoint"]: round(r["band_mae_ef_mev"], 2) for r in sel["table"]}}
+        "candidates": {r["checkpoint"]: round(r["band_mae_ef_mev"], 2)
+                       for r in sel["table"] if r["role"] == "candidate"},
+        # a reference is named as it was given (e.g. the shipped model this one replaces): its digest says which
+        "references": {r["checkpoint"]: {"band_mae_ef_mev": round(r["band_mae_ef_mev"], 2),
+                                         "weights_sha256": r["weights_sha256"]} for r in sel["table"]
+                       if r["role"] == "reference"}}
 
 
 def _redrawn_split(dest: Path, data: list[str]) -> dict[str, list[Path]]:

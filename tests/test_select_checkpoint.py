@@ -50,7 +50,7 @@ def test_selection_picks_the_lowest_band_mae_and_ship_model_checks_it(tmp_path, 
     ship = _script("ship_model", monkeypatch)
     folder, card = ship._selected_checkpoint(run, str(run / "selection.json"), [])
     assert folder == run / "checkpoints" / sel["selected"] and card["epoch"] == low["epoch"]
-    assert set(card["candidates"]) == {"best", "epoch-0002", "epoch-0004"}
+    assert set(card["candidates"]) == {"best", "epoch-0002", "epoch-0004"} and card["references"] == {}
     # a held-out folder holding a selection cell: figures chosen on would be reported as unseen
     with pytest.raises(SystemExit, match="also held out"):
         ship._selected_checkpoint(run, str(run / "selection.json"), [str(dataset)])
