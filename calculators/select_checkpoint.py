@@ -22,25 +22,25 @@ from pathlib import Path
 
 from tracegrad_ase.io.atomic import atomic_write_json
 from tracegrad_ase.io.h5 import data_digest
-from tracegrad_ase.model.checkpoint import is_complete, load_model, read_card, weights_digest
+from tracegrad_ase.model.checkpoint import is_complete, weights_digest
 from tracegrad_ase.model.evaluate import evaluate
 from tracegrad_ase.model.run_folder import best_checkpoint, split_file
 from tracegrad_ase.models import resolve
+from tracegrad_ase.predict import load
 
 KEYS = ("band_mae_ef_mev", "band_max_ef_mev", "gauge_mae_mev", "ghost_levels", "ghost_levels_domain")
 
 
 def candidates(run: Path) -> list[Path]:
     """checkpoints/best and the run's epoch-NNNN snapshots, in epoch order."""
-    snapshots = sorted(p for p in best_checkpoint(run).parent.glob("epoch-*") if is_complete(p))
     best = best_checkpoint(run)
+    snapshots = sorted(p for p in best.parent.glob("epoch-*") if is_complete(p))
     return ([best] if is_complete(best) else []) + snapshots
 
 
 def judged(folder: Path, files: list[str], ghost_kpoints: int) -> dict:
     """The band and block figures of the model in ``folder`` on ``files``, with per-structure band MAEs."""
-    model = load_model(folder)
-    model.model_file = read_card(folder)  # its training domain, for ghost levels outside it
+    model = load(folder)  # with its model.json: the training domain, for ghost levels outside it
     res = evaluate(model, files, progress=False, ghost_kpoints=ghost_kpoints)
     meta = model.model_file.get("metadata", {})
     return {**{k: res.get(k) for k in KEYS}, "epoch": meta.get("epoch", meta.get("best_epoch")),
@@ -78,6 +78,7 @@ def main() -> None:
     done = {c["weights_sha256"]: c for c in old.get("table", [])}
 
     table = []
+    doc = {"run": str(run), "data": [Path(f).name for f in files], "data_digest": digest, "table": table}
     models = [(p, "candidate", p.name) for p in candidates(run)]
     models += [(resolve(r), "reference", str(r)) for r in args.reference]
     for i, (folder, role, label) in enumerate(models, 1):
@@ -88,12 +89,11 @@ def main() -> None:
         print(f"[{i}/{len(models)}] {row['checkpoint']:>28} epoch {row['epoch']!s:>4}: band MAE "
               f"{row['band_mae_ef_mev']:.2f} meV (max {row['band_max_ef_mev']:.1f}), gauge MAE "
               f"{row['gauge_mae_mev']:.3f} meV, ghosts {row['ghost_levels']}", flush=True)
-        atomic_write_json(out, {"run": str(run), "data": [Path(f).name for f in files], "data_digest": digest,
-                                "table": table}, indent=2)
+        atomic_write_json(out, doc, indent=2)  # each row kept as it comes: a killed run resumes from it
     best = chosen(table)
-    atomic_write_json(out, {"run": str(run), "data": [Path(f).name for f in files], "data_digest": digest,
-                            "table": table, "selected": best["checkpoint"], "selected_epoch": best["epoch"],
-                            "selected_band_mae_ef_mev": best["band_mae_ef_mev"]}, indent=2)
+    doc.update(selected=best["checkpoint"], selected_epoch=best["epoch"],
+               selected_band_mae_ef_mev=best["band_mae_ef_mev"])
+    atomic_write_json(out, doc, indent=2)
     print(f"chosen: {best['checkpoint']} (epoch {best['epoch']}), {best['band_mae_ef_mev']:.2f} meV -> {out}")
 
 

@@ -67,7 +67,7 @@ def _figures(res: dict) -> dict:
 
 
 def _training(run: Path, shipped: Path | None = None) -> dict:
-    """The run's facts for the card; ``shipped``: the checkpoint shipped when it is not checkpoints/best."""
+    """The run's facts for the card; ``shipped``: the checkpoint shipped (default: checkpoints/best)."""
     from tracegrad_ase.model.run_folder import best_checkpoint, last_checkpoint, split_file
 
     state = json.loads((last_checkpoint(run) / "state.json").read_text())
@@ -262,7 +262,7 @@ def main() -> None:
                      "cutoff_angstrom": cfg["cutoff"], "tracegrad": cfg["tracegrad"], "layers": cfg["num_layers"],
                      "muls": cfg["muls"], "dtype": model_json["dtype"],
                      "weights_bytes": (dest / "model.safetensors").stat().st_size}
-    card["training"] = {**card.get("training", {}), **_training(run, best if selected else None)}
+    card["training"] = {**card.get("training", {}), **_training(run, best)}
     if selected:
         card["training"]["selected"] = selected
     _record_digests(card, parts, args.heldout)

@@ -1,5 +1,6 @@
-"""The layout of a training run's folder, owned here: :func:`~tracegrad_ase.model.train.train` writes it (through :mod:`.run_writer`), and
-``calculators/ship_model.py`` reads it through these functions rather than spelling the paths."""
+"""The layout of a training run's folder, owned here: :func:`~tracegrad_ase.model.train.train` writes it (through
+:mod:`.run_writer`), and ``calculators/ship_model.py`` reads it through these functions rather than spelling the
+paths."""
 
 from __future__ import annotations
 

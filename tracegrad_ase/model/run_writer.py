@@ -32,8 +32,9 @@ def save_epoch(out: Path, model: TraceGradNet, record: dict, state: dict, val: d
     with open(log_file(out), "a") as f:
         f.write(json.dumps(record) + "\n")
     meta = {"best_epoch": state["best_epoch"], "val_mae_mev": val["mae_mev"], "val_loss": val["loss"],
-            "val_loss_h": val["loss_h"], "val_select": val["select"], "domain": domain,
-            **({"val_band_mae_mev": val["band_mae_mev"]} if "band_mae_mev" in val else {})}
+            "val_loss_h": val["loss_h"], "val_select": val["select"], "domain": domain}
+    if "band_mae_mev" in val:
+        meta["val_band_mae_mev"] = val["band_mae_mev"]
     validated = ema.average if ema else model
     if improved and (best_on_disk is None or val["select"] < best_on_disk):
         save_model(validated, best_checkpoint(out), metadata=meta)

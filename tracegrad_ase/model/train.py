@@ -116,8 +116,10 @@ def _model_config(cfg: TrainConfig, hams: dict[Path, Any], train_files: Sequence
         g = graph_from_hamiltonian(probe.layout, hams[p], cutoff)
         i, j = g.edge_index
         rest = g.target - probe.onsite_ref.double()[g.species[i]] * g.onsite()[:, None, None]
-        sq, count = sq + float((rest * g.mask).pow(2).sum()), count + int(g.mask.sum())
-        edges, nodes = edges + g.num_edges, nodes + len(g.species)
+        sq += float((rest * g.mask).pow(2).sum())
+        count += int(g.mask.sum())
+        edges += g.num_edges
+        nodes += len(g.species)
     settings.setdefault("target_scale", math.sqrt(sq / max(count, 1)))
     settings.setdefault("avg_neighbors", edges / max(nodes, 1))
     return ModelConfig(elements=sorted(shells), basis=basis.to_dict(), **settings)
@@ -287,13 +289,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the {world} processes")
     if cfg.dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {cfg.dtype!r}")
-    dtype, out = _DTYPES[cfg.dtype], Path(cfg.out)
+    dtype = _DTYPES[cfg.dtype]
+    out = Path(cfg.out)
     last, best = last_checkpoint(out), best_checkpoint(out)
     files = _dataset_files(cfg)
     train_files, val_files, test_files = (fixed_split(files, cfg.split_file) if cfg.split_file
                                           else split_dataset(files, cfg.split, cfg.seed))
     if not train_files or not val_files:
         raise ValueError(f"the split {cfg.split} of {len(files)} structures leaves no training or validation data")
+
     hams = {p: load_h5(p) for p in files}
     model, trainer_state, state = _resumed_or_new(cfg, out, last, dtype, hams, train_files)
     # What checkpoints/best already holds: a run that starts again (last deleted) must not replace it with a
