@@ -6,7 +6,8 @@
 A run picks checkpoints/best by its validation split, which for graphene-szv is mostly 2x2 cells: it chose an
 epoch-5 model whose band error on held-out 4x4 cells was half again that of later epochs (issue 13, session 35).
 With ``snapshot_every`` the run keeps checkpoints/epoch-NNNN; this script judges each of them (and best) on
-``--data``, cells that are neither in the run's training split nor in any held-out set the card reports, and writes
+``--data``, cells that are neither in the run's training split nor in any held-out set the card reports (by name
+and by geometry, ``io.h5.structure_digest``), and writes
 RUN/selection.json: every candidate's figures and weights digest, and the chosen one (the lowest band MAE among
 candidates without ghost levels). ``calculators/ship_model.py --selection RUN/selection.json`` ships that
 checkpoint. ``--reference`` models (the shipped one) are judged beside them for comparison, never chosen. It
@@ -21,10 +22,10 @@ import json
 from pathlib import Path
 
 from tracegrad_ase.io.atomic import atomic_write_json
-from tracegrad_ase.io.h5 import data_digest
-from tracegrad_ase.model.checkpoint import is_complete, weights_digest
+from tracegrad_ase.io.h5 import data_digest, load_dataset, shared_structures, structure_digest
+from tracegrad_ase.model.checkpoint import is_complete, load_training_state, weights_digest
 from tracegrad_ase.model.evaluate import evaluate
-from tracegrad_ase.model.run_folder import best_checkpoint, split_file
+from tracegrad_ase.model.run_folder import best_checkpoint, last_checkpoint, split_file
 from tracegrad_ase.models import resolve
 from tracegrad_ase.predict import load
 
@@ -36,6 +37,14 @@ def candidates(run: Path) -> list[Path]:
     best = best_checkpoint(run)
     snapshots = sorted(p for p in best.parent.glob("epoch-*") if is_complete(p))
     return ([best] if is_complete(best) else []) + snapshots
+
+
+def training_files(run: Path, names: set[str]) -> list[Path]:
+    """The run's training files, found in the data folders of its training config (checkpoints/last), so that
+    a selection cell is refused by geometry as well as by name; [] where the config or a folder is missing."""
+    _, state = load_training_state(last_checkpoint(run))
+    folders = [Path(d) for d in ((state or {}).get("train_config") or {}).get("data", [])]
+    return [f for d in folders if d.is_dir() for f in load_dataset(d) if f.name in names]
 
 
 def judged(folder: Path, files: list[str], ghost_kpoints: int) -> dict:
@@ -69,8 +78,11 @@ def main() -> None:
     out = Path(args.out) if args.out else run / "selection.json"
     files = sorted(args.data)
     trained = set(json.loads(split_file(run).read_text())["train"])
-    if overlap := sorted(Path(f).name for f in files if Path(f).name in trained):
-        raise SystemExit(f"{', '.join(overlap)} in the run's training split: they cannot choose among its checkpoints")
+    overlap = {Path(f).name for f in files if Path(f).name in trained}
+    overlap |= {f"{name} (= {other})" for name, other in shared_structures(files, training_files(run, trained))}
+    if overlap:
+        raise SystemExit(f"{', '.join(sorted(overlap))} in the run's training split: they cannot choose among its "
+                         "checkpoints")
     digest = data_digest(files)
     old = json.loads(out.read_text()) if out.exists() else {}
     if old and old.get("data_digest") != digest:
@@ -78,7 +90,8 @@ def main() -> None:
     done = {c["weights_sha256"]: c for c in old.get("table", [])}
 
     table = []
-    doc = {"run": str(run), "data": [Path(f).name for f in files], "data_digest": digest, "table": table}
+    doc = {"run": str(run), "data": [Path(f).name for f in files], "data_digest": digest, "table": table,
+           "structures": {Path(f).name: structure_digest(f) for f in files}}  # ship_model.py checks held-out sets
     models = [(p, "candidate", p.name) for p in candidates(run)]
     models += [(resolve(r), "reference", str(r)) for r in args.reference]
     for i, (folder, role, label) in enumerate(models, 1):

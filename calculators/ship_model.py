@@ -123,11 +123,23 @@ def _record_digests(card: dict, parts: dict[str, list[Path]], heldout: list[str]
     card["data"]["digest_command"] = "tracegrad digest DATA_FOLDERS... --split RUN/split.json  (held out: FOLDER)"
 
 
+def _refuse_heldout_seen(seen: list[Path], heldout: list[str]) -> None:
+    """Refuse to ship when a held-out structure was trained or validated on, under any name: its figures would
+    not be held out."""
+    from tracegrad_ase.io.h5 import load_dataset, shared_structures
+
+    held = [f for d in heldout for f in load_dataset(d)]
+    if pairs := shared_structures(held, seen):
+        listed = ", ".join(f"{h} = {s}" for h, s in pairs[:5]) + (" ..." if len(pairs) > 5 else "")
+        raise SystemExit(f"{len(pairs)} held-out structure(s) are also in the run's training or validation data "
+                         f"(same geometry): {listed}; their figures would not be held out")
+
+
 def _selected_checkpoint(run: Path, selection: str, heldout: list[str]) -> tuple[Path, dict]:
     """The checkpoint of ``run`` that ``calculators/select_checkpoint.py`` chose in ``selection``, and what the card
     says of the choice. Refused when the file judged another run, the checkpoint changed since (a resumed run may
     rewrite a snapshot), or a selection cell is also in a held-out set (its figures would then be chosen on)."""
-    from tracegrad_ase.io.h5 import load_dataset
+    from tracegrad_ase.io.h5 import load_dataset, structure_digest
     from tracegrad_ase.model.checkpoint import weights_digest
     from tracegrad_ase.model.run_folder import best_checkpoint
 
@@ -140,8 +152,12 @@ def _selected_checkpoint(run: Path, selection: str, heldout: list[str]) -> tuple
     row = next(r for r in sel["table"] if r["role"] == "candidate" and r["checkpoint"] == sel["selected"])
     if weights_digest(folder) != row["weights_sha256"]:
         raise SystemExit(f"{folder} changed since {selection} judged it: run calculators/select_checkpoint.py again")
-    held = {f.name for d in heldout for f in load_dataset(d)}
-    if clash := sorted(set(sel["data"]) & held):
+    held = [f for d in heldout for f in load_dataset(d)]
+    # by geometry where the selection recorded it (select_checkpoint.py since session 37), else by name
+    seen = sel.get("structures") or {}
+    digests, names = {structure_digest(f) for f in held}, {f.name for f in held}
+    clash = sorted(n for n in sel["data"] if (seen[n] in digests if n in seen else n in names))
+    if clash:
         raise SystemExit(f"selection cells {clash} are also held out: a checkpoint chosen on them biases their figures")
     return folder, {
         "by": "E_F-aligned band MAE within ±2 eV on cells in neither the training split nor a held-out set "
@@ -241,6 +257,8 @@ def main() -> None:
     from tracegrad_ase.model.run_folder import best_checkpoint, split_file
 
     run, best, selected = Path(args.run), best_checkpoint(args.run), None
+    parts = _run_parts(args.data, split_file(run))
+    _refuse_heldout_seen(parts["train"] + parts["val"], args.heldout)
     if args.selection:
         best, selected = _selected_checkpoint(run, args.selection, args.heldout)
     # Weights and config are copied as they are; only the card's metadata gains the model's name.
@@ -248,7 +266,6 @@ def main() -> None:
     shutil.copy2(split_file(run), dest / "split.json")  # what --reevaluate tests on once the run folder is gone
     model_json = json.loads((best / "model.json").read_text())
     model_json["metadata"]["name"] = args.name
-    parts = _run_parts(args.data, split_file(run))
     _complete_domain(model_json, parts["train"])
     card = yaml.safe_load((dest / "card.in.yaml").read_text())
     if card.get("excluded_environments"):  # trained on, measured wrong: refused (exclude_environments.py)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -38,6 +39,14 @@ def test_selection_picks_the_lowest_band_mae_and_ship_model_checks_it(tmp_path, 
     with pytest.raises(SystemExit, match="training split"):
         sel_mod.main()
 
+    # the same training cell under another name: refused by its geometry
+    renamed = tmp_path / "renamed" / "fresh-cell.h5"
+    renamed.parent.mkdir()
+    shutil.copy(dataset / STRUCTURES_DIR / split["train"][0], renamed)
+    monkeypatch.setattr(sys, "argv", ["x", str(run), "--data", str(renamed)])
+    with pytest.raises(SystemExit, match=f"fresh-cell.h5 \\(= {split['train'][0]}\\) in the run's training split"):
+        sel_mod.main()
+
     monkeypatch.setattr(sys, "argv", ["x", str(run), "--data", *cells, "--ghost-kpoints", "0"])
     sel_mod.main()
     sel = json.loads((run / "selection.json").read_text())
@@ -54,6 +63,18 @@ def test_selection_picks_the_lowest_band_mae_and_ship_model_checks_it(tmp_path, 
     # a held-out folder holding a selection cell: figures chosen on would be reported as unseen
     with pytest.raises(SystemExit, match="also held out"):
         ship._selected_checkpoint(run, str(run / "selection.json"), [str(dataset)])
+    # ... also under another name in another folder
+    other = tmp_path / "heldout-renamed" / STRUCTURES_DIR
+    other.mkdir(parents=True)
+    shutil.copy(cells[0], other / "unseen-0.h5")
+    with pytest.raises(SystemExit, match="also held out"):
+        ship._selected_checkpoint(run, str(run / "selection.json"), [str(other.parent)])
+    # a held-out structure that the run trained on, under another name: no held-out figures from it
+    shutil.copy(dataset / STRUCTURES_DIR / split["train"][0], other / "unseen-1.h5")
+    parts = ship._run_parts([str(dataset)], run / "split.json")
+    with pytest.raises(SystemExit, match=f"1 held-out structure.*unseen-1.h5 = {split['train'][0]}"):
+        ship._refuse_heldout_seen(parts["train"] + parts["val"], [str(other.parent)])
+    ship._refuse_heldout_seen(parts["train"] + parts["val"], [])
     with pytest.raises(SystemExit, match="not of"):
         ship._selected_checkpoint(tmp_path / "other", str(run / "selection.json"), [])
     # the chosen checkpoint rewritten after it was judged (a resumed run rewrites snapshots)

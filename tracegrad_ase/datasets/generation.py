@@ -7,6 +7,7 @@ A data set is a folder::
         structures.extxyz    the input structures of the last run, named
         structures/{name}.h5 one RealSpaceHamiltonian per structure (io.h5.save_h5)
         failures.jsonl       one JSON line per failed structure and attempt (append-only)
+        .lock                held by the generator writing the folder (io.exclusive): one at a time
         scf-checkpoints/     {name}.chk: the last SCF cycle's orbitals of a structure still running
 
 Generation is resumable: a rerun skips every structure whose file loads and was made from the same geometry
@@ -31,6 +32,7 @@ import numpy as np
 from ase import Atoms
 
 from ..io.atomic import append_line, atomic_path, atomic_write_json
+from ..io.exclusive import exclusive
 from ..io.h5 import STRUCTURES_DIR, load_dataset, load_h5, save_h5, split_dataset  # noqa: F401 (re-exported)
 from ..core.errors import DataFormatError, SettingsMismatchError, StructureError, TraceGradError  # noqa: F401
 from ..core.hamiltonian import RealSpaceHamiltonian
@@ -130,21 +132,22 @@ def generate_dataset(
             todo.append(k)
     earlier_failures = _logged_failures(out_dir / FAILURES_FILE)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    h5_dir.mkdir(exist_ok=True)
-    _write_recipe(out_dir, structures, names, settings)
-    logger.info("%s: %d structures to compute, %d already present", out_dir, len(todo), len(skipped))
+    with exclusive(out_dir, "tracegrad generate"):  # a second generator would redo the same hours of SCF
+        h5_dir.mkdir(exist_ok=True)
+        _write_recipe(out_dir, structures, names, settings)
+        logger.info("%s: %d structures to compute, %d already present", out_dir, len(todo), len(skipped))
 
-    done: list[str] = []
-    failed: dict[str, str] = {}
-    if todo:
-        task_settings = replace(settings, threads=threads_per_worker)
-        with _DaskClient(scheduler, n_workers, threads_per_worker, processes, cluster_kwargs) as client:
-            # Workers of an external scheduler may not share this file system: no SCF checkpoints there.
-            checkpoints = out_dir.resolve() / CHECKPOINTS_DIR if scheduler is None else None
-            done, failed = _run_tasks(client, structures, names, todo, task_settings, out_dir, progress, checkpoints)
-        if checkpoints is not None and checkpoints.is_dir() and not any(checkpoints.iterdir()):
-            checkpoints.rmdir()
+        done: list[str] = []
+        failed: dict[str, str] = {}
+        if todo:
+            task_settings = replace(settings, threads=threads_per_worker)
+            with _DaskClient(scheduler, n_workers, threads_per_worker, processes, cluster_kwargs) as client:
+                # Workers of an external scheduler may not share this file system: no SCF checkpoints there.
+                checkpoints = out_dir.resolve() / CHECKPOINTS_DIR if scheduler is None else None
+                done, failed = _run_tasks(client, structures, names, todo, task_settings, out_dir, progress,
+                                          checkpoints)
+            if checkpoints is not None and checkpoints.is_dir() and not any(checkpoints.iterdir()):
+                checkpoints.rmdir()
     recovered = sorted(set(done) & earlier_failures)
     if recovered:
         logger.info("%d structures that failed before succeeded now: %s", len(recovered), recovered)

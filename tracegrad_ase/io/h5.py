@@ -215,3 +215,40 @@ def data_digest(paths: Sequence[str | os.PathLike]) -> dict[str, object]:
 
     lines = sorted(f"{Path(p).name} {content_digest(p)}\n" for p in paths)
     return {"structures": len(lines), "sha256": hashlib.sha256("".join(lines).encode()).hexdigest()}
+
+
+#: Positions and cell are compared to this many decimals (Å): far below any displacement a data set draws, far
+#: above the rounding of a rewrite.
+_STRUCTURE_DECIMALS = 4
+
+
+def structure_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a structure file's geometry alone (atomic numbers, positions and cell to 1e-4 Å, periodicity):
+    the same structure labelled twice (another name, another folder, other settings) has the same digest, so a
+    held-out cell cannot reach training under a new name."""
+    import hashlib
+
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            arrays = {k: np.asarray(f[k][()]) for k in ("numbers", "positions", "cell", "pbc")}
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataFormatError(f"{path}: unreadable structure file ({exc})") from None
+    digest = hashlib.sha256()
+    digest.update(arrays["numbers"].astype(np.int64).tobytes() + arrays["pbc"].astype(bool).tobytes())
+    for key in ("positions", "cell"):
+        # + 0.0 turns -0.0 into 0.0: the same number must give the same bytes
+        digest.update((np.round(arrays[key].astype(np.float64), _STRUCTURE_DECIMALS) + 0.0).tobytes() + b"|")
+    return digest.hexdigest()
+
+
+def shared_structures(first: Sequence[str | os.PathLike],
+                      second: Sequence[str | os.PathLike]) -> list[tuple[str, str]]:
+    """Pairs (a file of ``first``, a file of ``second``) that hold the same structure (:func:`structure_digest`),
+    as file names, sorted."""
+    seen: dict[str, list[str]] = {}
+    for p in second:
+        seen.setdefault(structure_digest(p), []).append(Path(p).name)
+    return sorted((Path(p).name, other) for p in first for other in seen.get(structure_digest(p), []))
+

@@ -31,6 +31,7 @@ import torch
 
 from ..core.dtypes import dtype_names
 from ..io.atomic import atomic_write_json
+from ..io.exclusive import exclusive
 from ..core.basis import OrbitalBasis
 from ..io.h5 import load_dataset, load_h5, split_dataset
 from ..core.errors import DataFormatError, TrainingDivergedError
@@ -282,9 +283,17 @@ def _stop_reason(cfg: TrainConfig, state: dict, record: dict, lr: float) -> str 
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train (or resume) a model; returns the final state (epochs, best validation loss, history)."""
+    """Train (or resume) a model; returns the final state (epochs, best validation loss, history). The run folder
+    is locked while it runs (:mod:`~tracegrad_ase.io.exclusive`): a second run on it is refused, not interleaved."""
     _init_distributed(cfg.device)
     rank, world = _rank_world()
+    if rank:
+        return _train(cfg, rank, world)
+    with exclusive(cfg.out, "tracegrad train"):
+        return _train(cfg, rank, world)
+
+
+def _train(cfg: TrainConfig, rank: int, world: int) -> dict[str, Any]:
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the {world} processes")
     if cfg.dtype not in _DTYPES:
