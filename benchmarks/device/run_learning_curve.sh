@@ -8,12 +8,8 @@ T0=$(date +%s)
 TRAIN_S=${TRAIN_S:-340}      # training time per run (the GPU runs share the card)
 GEN_S=${GEN_S:-480}          # PySCF deadline
 VS_PROCS=${VS_PROCS:-5}; BL_PROCS=${BL_PROCS:-3}; ORG_PROCS=${ORG_PROCS:-3}; ORG_START=${ORG_START:-0}
-export PYTHONUNBUFFERED=1
-mkdir -p /tmp/site && tar xJf .device/pkgs.tar.xz -C /tmp/site && tar xJf .device/distinfo.tar.xz -C /tmp/site || exit 3
-export PYTHONPATH=/tmp/site:$PWD
+source benchmarks/device/unpack.sh .device e3nn,ase,vesin,pyscf,h5py,tracegrad_ase.model.train,tracegrad_ase.engines.pyscf.scf
 ln -sfn .device/data data
-python3 -c "import torch, e3nn, ase, vesin, pyscf, h5py, tracegrad_ase.model.train as t, tracegrad_ase.engines.pyscf.scf; \
-print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'e3nn', e3nn.__version__, 'pyscf', pyscf.__version__)" || exit 4
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; echo "cores $(nproc)"
 mkdir -p results gen
 R=tracegrad_ase/shipped

@@ -8,11 +8,7 @@
 set -u
 T0=$(date +%s)
 GEN_S=${GEN_S:-450}; PROCS=${PROCS:-7}; THREADS=${THREADS:-2}; DEV=${DEV:-cuda}; STEPS=${STEPS:-10}
-export PYTHONUNBUFFERED=1
-mkdir -p /tmp/site && tar xJf .device/pkgs.tar.xz -C /tmp/site && tar xJf .device/distinfo.tar.xz -C /tmp/site || exit 3
-export PYTHONPATH=/tmp/site:$PWD
-python3 -c "import torch, e3nn, ase, vesin, pyscf, h5py, tracegrad_ase.model.train, tracegrad_ase.engines.pyscf.scf; \
-print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'e3nn', e3nn.__version__, 'pyscf', pyscf.__version__)" || exit 4
+source benchmarks/device/unpack.sh .device e3nn,ase,vesin,pyscf,h5py,tracegrad_ase.model.train,tracegrad_ase.engines.pyscf.scf
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null; echo "cores $(nproc), unpacked after $(( $(date +%s) - T0 )) s"
 mkdir -p results gen
 python3 benchmarks/device/generate_pool.py tracegrad_ase/shipped/graphene-szv/recipes/train_large4.yaml \

@@ -6,10 +6,7 @@
 # runs/szv-v4/m{0,1,2}/checkpoints/best.
 set -u
 T0=$(date +%s)
-export PYTHONUNBUFFERED=1
-mkdir -p /tmp/site && tar xJf .device/train/pkgs.tar.xz -C /tmp/site && tar xJf .device/train/distinfo.tar.xz -C /tmp/site || exit 3
-export PYTHONPATH=/tmp/site:$PWD
-python3 -c "import torch, tracegrad_ase.model.train; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" || exit 4
+source benchmarks/device/unpack.sh .device/train
 mkdir -p results
 for s in "" _s1 _s2; do
     timeout ${HARD_S:-175} python3 -m tracegrad_ase.cli train calculators/graphene-szv/train_v5g$s.yaml \
