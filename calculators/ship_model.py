@@ -123,6 +123,27 @@ def _record_digests(card: dict, parts: dict[str, list[Path]], heldout: list[str]
     card["data"]["digest_command"] = "tracegrad digest DATA_FOLDERS... --split RUN/split.json  (held out: FOLDER)"
 
 
+#: model.json metadata chosen for one set of weights by a calibration script (calculators/), which predictions use.
+CALIBRATIONS = {"lindep": "calibrate_lindep.py", "scf_mixing": "calibrate_scf_mixing.py"}
+
+
+def _refuse_lost_calibrations(shipped: Path, new: Path, drop: bool) -> None:
+    """Refuse to replace weights whose model.json holds a calibration (lindep, scf_mixing) with weights that lack
+    it: the new model would silently be solved with the defaults (the molecules model's gap error is 3.2 eV at the
+    default lindep against 0.7 at its calibrated 0.05). ``drop`` (--drop-calibrations) ships anyway."""
+    if not shipped.is_file():
+        return
+    old = json.loads(shipped.read_text()).get("metadata", {})
+    lost = [k for k in CALIBRATIONS if k in old and k not in json.loads(new.read_text()).get("metadata", {})]
+    if lost and not drop:
+        commands = "; ".join(f"python calculators/{CALIBRATIONS[k]} {new.parent} --data DATA... --split val"
+                             for k in lost)
+        raise SystemExit(f"the shipped weights were calibrated ({', '.join(f'{k} = {old[k]}' for k in lost)}) and "
+                         f"{new.parent} is not: calibrate it first ({commands}), or give --drop-calibrations")
+    for k in lost:
+        print(f"note: {k} (calibrated for the previous weights) dropped: predictions use the default")
+
+
 def _refuse_heldout_seen(seen: list[Path], heldout: list[str]) -> None:
     """Refuse to ship when a held-out structure was trained or validated on, under any name: its figures would
     not be held out."""
@@ -214,6 +235,8 @@ def main() -> None:
     ap.add_argument("--selection", default=None, metavar="JSON",
                     help="with --run: ship the checkpoint calculators/select_checkpoint.py chose in JSON "
                          "instead of the run's checkpoints/best")
+    ap.add_argument("--drop-calibrations", action="store_true",
+                    help="ship weights without the lindep / scf_mixing calibration the shipped ones carry")
     ap.add_argument("--committee", nargs="*", default=[],
                     help="training run folders of further committee members (other seeds): their best checkpoints "
                          "go to committee/<run name>/ (uncertainty=True in the calculator)")
@@ -261,6 +284,7 @@ def main() -> None:
     _refuse_heldout_seen(parts["train"] + parts["val"], args.heldout)
     if args.selection:
         best, selected = _selected_checkpoint(run, args.selection, args.heldout)
+    _refuse_lost_calibrations(dest / "model.json", best / "model.json", args.drop_calibrations)
     # Weights and config are copied as they are; only the card's metadata gains the model's name.
     shutil.copy2(best / "model.safetensors", dest / "model.safetensors")
     shutil.copy2(split_file(run), dest / "split.json")  # what --reevaluate tests on once the run folder is gone
