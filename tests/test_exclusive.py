@@ -56,3 +56,11 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
         proc.wait(timeout=30)
     with exclusive(tmp_path, "after the kill"):  # the kernel released the dead process's lock at once
         pass
+
+
+def test_without_fcntl_the_folder_is_still_made(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # as on Windows: `import fcntl` raises ImportError
+    folder = tmp_path / "new" / "run"
+    with exclusive(folder, "job"):
+        assert folder.is_dir()  # generate_dataset and train write into it at once
+    assert not (folder / ".lock").exists()

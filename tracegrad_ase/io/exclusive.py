@@ -33,13 +33,13 @@ def exclusive(folder: str | os.PathLike, job: str) -> Iterator[None]:
 
     Raises :class:`FolderInUseError`, naming the holder's pid and command, when another open of the lock holds it
     (another process, or another job of this one)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)  # also unlocked: callers rely on the folder existing
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         yield
         return
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
