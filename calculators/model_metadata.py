@@ -24,8 +24,9 @@ def record_calibration(model_dir: Path, key: str, value: Any, calibration: dict[
 def split_structures(split_file: Path, data: list[str], part: str) -> list[Path]:
     """The ``part`` (``"val"``, ...) of ``split_file``'s structures found in the ``data`` folders, in folder and name
     order; exits naming the split when there are none."""
-    names = set(json.loads(Path(split_file).read_text())[part])
-    files = [f for d in data for f in sorted((Path(d) / "structures").glob("*.h5")) if f.name in names]
+    from tracegrad_ase.io.h5 import files_named
+
+    files = files_named(data, set(json.loads(Path(split_file).read_text())[part]))
     if not files:
         raise SystemExit(f"no {part} structures of {split_file} in {data}")
     return files

@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 
 from tracegrad_ase.io.atomic import atomic_write_json
-from tracegrad_ase.io.h5 import data_digest, load_dataset, shared_structures, structure_digest
+from tracegrad_ase.io.h5 import data_digest, files_named, shared_structures, structure_digest
 from tracegrad_ase.model.checkpoint import is_complete, load_training_state, weights_digest
 from tracegrad_ase.model.evaluate import evaluate
 from tracegrad_ase.model.run_folder import best_checkpoint, last_checkpoint, split_file
@@ -43,8 +43,7 @@ def training_files(run: Path, names: set[str]) -> list[Path]:
     """The run's training files, found in the data folders of its training config (checkpoints/last), so that
     a selection cell is refused by geometry as well as by name; [] where the config or a folder is missing."""
     _, state = load_training_state(last_checkpoint(run))
-    folders = [Path(d) for d in ((state or {}).get("train_config") or {}).get("data", [])]
-    return [f for d in folders if d.is_dir() for f in load_dataset(d) if f.name in names]
+    return files_named(((state or {}).get("train_config") or {}).get("data", []), names)
 
 
 def judged(folder: Path, files: list[str], ghost_kpoints: int) -> dict:

@@ -144,23 +144,29 @@ def _refuse_lost_calibrations(shipped: Path, new: Path, drop: bool) -> None:
         print(f"note: {k} (calibrated for the previous weights) dropped: predictions use the default")
 
 
-def _refuse_heldout_seen(seen: list[Path], heldout: list[str]) -> None:
-    """Refuse to ship when a held-out structure was trained or validated on, under any name: its figures would
-    not be held out."""
-    from tracegrad_ase.io.h5 import load_dataset, shared_structures
+def _heldout_digests(heldout: list[str]) -> dict[str, str]:
+    """Geometry digest (``io.h5.structure_digest``) -> file name of every structure in the held-out folders."""
+    from tracegrad_ase.io.h5 import load_dataset, structure_digest
 
-    held = [f for d in heldout for f in load_dataset(d)]
-    if pairs := shared_structures(held, seen):
+    return {structure_digest(f): f.name for d in heldout for f in load_dataset(d)}
+
+
+def _refuse_heldout_seen(seen: list[Path], held: dict[str, str]) -> None:
+    """Refuse to ship when a held-out structure (``held``: :func:`_heldout_digests`) was trained or validated on,
+    under any name: its figures would not be held out."""
+    from tracegrad_ase.io.h5 import structure_digest
+
+    pairs = sorted((held[d], f.name) for f in seen if (d := structure_digest(f)) in held)
+    if pairs:
         listed = ", ".join(f"{h} = {s}" for h, s in pairs[:5]) + (" ..." if len(pairs) > 5 else "")
         raise SystemExit(f"{len(pairs)} held-out structure(s) are also in the run's training or validation data "
                          f"(same geometry): {listed}; their figures would not be held out")
 
 
-def _selected_checkpoint(run: Path, selection: str, heldout: list[str]) -> tuple[Path, dict]:
+def _selected_checkpoint(run: Path, selection: str, held: dict[str, str]) -> tuple[Path, dict]:
     """The checkpoint of ``run`` that ``calculators/select_checkpoint.py`` chose in ``selection``, and what the card
     says of the choice. Refused when the file judged another run, the checkpoint changed since (a resumed run may
     rewrite a snapshot), or a selection cell is also in a held-out set (its figures would then be chosen on)."""
-    from tracegrad_ase.io.h5 import load_dataset, structure_digest
     from tracegrad_ase.model.checkpoint import weights_digest
     from tracegrad_ase.model.run_folder import best_checkpoint
 
@@ -173,11 +179,9 @@ def _selected_checkpoint(run: Path, selection: str, heldout: list[str]) -> tuple
     row = next(r for r in sel["table"] if r["role"] == "candidate" and r["checkpoint"] == sel["selected"])
     if weights_digest(folder) != row["weights_sha256"]:
         raise SystemExit(f"{folder} changed since {selection} judged it: run calculators/select_checkpoint.py again")
-    held = [f for d in heldout for f in load_dataset(d)]
     # by geometry where the selection recorded it (select_checkpoint.py since session 37), else by name
-    seen = sel.get("structures") or {}
-    digests, names = {structure_digest(f) for f in held}, {f.name for f in held}
-    clash = sorted(n for n in sel["data"] if (seen[n] in digests if n in seen else n in names))
+    seen, names = sel.get("structures") or {}, set(held.values())
+    clash = sorted(n for n in sel["data"] if (seen[n] in held if n in seen else n in names))
     if clash:
         raise SystemExit(f"selection cells {clash} are also held out: a checkpoint chosen on them biases their figures")
     return folder, {
@@ -281,9 +285,10 @@ def main() -> None:
 
     run, best, selected = Path(args.run), best_checkpoint(args.run), None
     parts = _run_parts(args.data, split_file(run))
-    _refuse_heldout_seen(parts["train"] + parts["val"], args.heldout)
+    held = _heldout_digests(args.heldout)
+    _refuse_heldout_seen(parts["train"] + parts["val"], held)
     if args.selection:
-        best, selected = _selected_checkpoint(run, args.selection, args.heldout)
+        best, selected = _selected_checkpoint(run, args.selection, held)
     _refuse_lost_calibrations(dest / "model.json", best / "model.json", args.drop_calibrations)
     # Weights and config are copied as they are; only the card's metadata gains the model's name.
     shutil.copy2(best / "model.safetensors", dest / "model.safetensors")

@@ -27,6 +27,15 @@ def test_second_holder_is_refused_with_the_first_named(tmp_path):
         pass
 
 
+def test_refusal_names_the_folder_without_dot_dots(tmp_path):
+    (tmp_path / "a").mkdir()
+    with exclusive(tmp_path / "run", "job A"):
+        with pytest.raises(FolderInUseError) as refused:
+            with exclusive(tmp_path / "a" / ".." / "run", "job B"):
+                pass
+    assert str(refused.value).startswith(f"{(tmp_path / 'run').resolve()} is in use")
+
+
 def test_generator_refuses_a_folder_in_use_and_writes_nothing(tmp_path):
     h2 = molecule("H2")
     h2.info["name"] = "h2"

@@ -57,30 +57,30 @@ def test_selection_picks_the_lowest_band_mae_and_ship_model_checks_it(tmp_path, 
     assert sel["data"] == sorted(Path(c).name for c in cells)
 
     ship = _script("ship_model", monkeypatch)
-    folder, card = ship._selected_checkpoint(run, str(run / "selection.json"), [])
+    folder, card = ship._selected_checkpoint(run, str(run / "selection.json"), {})
     assert folder == run / "checkpoints" / sel["selected"] and card["epoch"] == low["epoch"]
     assert set(card["candidates"]) == {"best", "epoch-0002", "epoch-0004"} and card["references"] == {}
     # a held-out folder holding a selection cell: figures chosen on would be reported as unseen
     with pytest.raises(SystemExit, match="also held out"):
-        ship._selected_checkpoint(run, str(run / "selection.json"), [str(dataset)])
+        ship._selected_checkpoint(run, str(run / "selection.json"), ship._heldout_digests([str(dataset)]))
     # ... also under another name in another folder
     other = tmp_path / "heldout-renamed" / STRUCTURES_DIR
     other.mkdir(parents=True)
     shutil.copy(cells[0], other / "unseen-0.h5")
     with pytest.raises(SystemExit, match="also held out"):
-        ship._selected_checkpoint(run, str(run / "selection.json"), [str(other.parent)])
+        ship._selected_checkpoint(run, str(run / "selection.json"), ship._heldout_digests([str(other.parent)]))
     # a held-out structure that the run trained on, under another name: no held-out figures from it
     shutil.copy(dataset / STRUCTURES_DIR / split["train"][0], other / "unseen-1.h5")
     parts = ship._run_parts([str(dataset)], run / "split.json")
     with pytest.raises(SystemExit, match=f"1 held-out structure.*unseen-1.h5 = {split['train'][0]}"):
-        ship._refuse_heldout_seen(parts["train"] + parts["val"], [str(other.parent)])
-    ship._refuse_heldout_seen(parts["train"] + parts["val"], [])
+        ship._refuse_heldout_seen(parts["train"] + parts["val"], ship._heldout_digests([str(other.parent)]))
+    ship._refuse_heldout_seen(parts["train"] + parts["val"], {})
     with pytest.raises(SystemExit, match="not of"):
-        ship._selected_checkpoint(tmp_path / "other", str(run / "selection.json"), [])
+        ship._selected_checkpoint(tmp_path / "other", str(run / "selection.json"), {})
     # the chosen checkpoint rewritten after it was judged (a resumed run rewrites snapshots)
     model = load_model(folder)
     with torch.no_grad():
         next(model.parameters()).add_(1.0)
     save_model(model, folder)
     with pytest.raises(SystemExit, match="changed since"):
-        ship._selected_checkpoint(run, str(run / "selection.json"), [])
+        ship._selected_checkpoint(run, str(run / "selection.json"), {})

@@ -158,6 +158,12 @@ def load_dataset(out_dir: str | os.PathLike) -> list[Path]:
     return sorted(h5_dir.glob("*.h5"), key=lambda p: p.name)
 
 
+def files_named(folders: Sequence[str | os.PathLike], names: set[str]) -> list[Path]:
+    """The ``.h5`` files called one of ``names`` in the data set ``folders`` (in folder, then name order); a folder
+    that is not a data set folder (not generated here) gives none."""
+    return [f for d in folders if (Path(d) / STRUCTURES_DIR).is_dir() for f in load_dataset(d) if f.name in names]
+
+
 def split_dataset(
     paths: Sequence[str | os.PathLike], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
 ) -> tuple[list, list, list]:

@@ -287,6 +287,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     is locked while it runs (:mod:`~tracegrad_ase.io.exclusive`): a second run on it is refused, not interleaved."""
     _init_distributed(cfg.device)
     rank, world = _rank_world()
+    # Checked before the lock, which makes the run folder: a refused config leaves nothing behind.
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the {world} processes")
+    if cfg.dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {cfg.dtype!r}")
     if rank:
         return _train(cfg, rank, world)
     with exclusive(cfg.out, "tracegrad train"):
@@ -294,10 +299,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def _train(cfg: TrainConfig, rank: int, world: int) -> dict[str, Any]:
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the {world} processes")
-    if cfg.dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {cfg.dtype!r}")
     dtype = _DTYPES[cfg.dtype]
     out = Path(cfg.out)
     last, best = last_checkpoint(out), best_checkpoint(out)
