@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from ase.build import graphene, molecule
 from ase.calculators.calculator import kpts2kpts
 from ase.io import write
@@ -371,11 +372,19 @@ def test_models_lists_the_good_ones_and_marks_the_bad(carbon, tmp_path, capsys, 
     del card["config"]["cutoff"]
     (root / "nocutoff" / "model.json").write_text(json.dumps(card))
     (root / "badcard" / "card.yaml").write_text("test: {model: {mae_mev: [oops\n")
+    (root / "good" / "card.yaml").write_text("test: {model: {n_structures: 3, mae_mev: 21.3}}\n")  # raw figure only
     monkeypatch.setattr(models, "SHIPPED_MODELS", root)
     code, out, err = _run(["models"], capsys)
     assert code == 0
     assert "good: elements C" in out and "badcard: elements C" in out and "card.yaml unreadable" in out
     assert "nocutoff: BROKEN" in out and "cutoff" in out and "nocutoff" in err
+    # the card's gauge and E_F-aligned band figures, not the raw block MAE that depends on the energy zero
+    assert "good: elements C" in out and "test H MAE 21.3 meV" in out and "energy zero removed" not in out
+    (root / "good" / "card.yaml").write_text(yaml.safe_dump({"test": {"model": {
+        "n_structures": 3, "mae_mev": 21.3, "gauge_mae_mev": 1.337, "band_mae_ef_mev": 37.62, "ghost_levels": 0}}}))
+    code, out, _ = _run(["models"], capsys)
+    assert "test: H MAE 1.34 meV (energy zero removed), levels within ±2 eV of E_F off by 37.6 meV, ghost levels 0" \
+        in out and "21.3" not in out
 
 
 def test_recipe_typos_are_listed_with_the_valid_keys(tmp_path, capsys):

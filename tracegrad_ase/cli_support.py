@@ -306,7 +306,14 @@ def _card_lines(folder: Path) -> list[str]:
         lines.append(f"  {' '.join(str(info['summary']).split())[:160]}...")
     for entry in info.get("excluded_environments") or []:
         lines.append(f"  refuses {entry.get('name')}: {' '.join(str(entry.get('reason')).split())[:110]}...")
-    if test.get("mae_mev") is not None:
+    # The figures users feel (energy zero removed, levels relative to E_F) where the card has them; the raw
+    # block MAE depends on each structure's arbitrary energy zero and says little alone.
+    if test.get("gauge_mae_mev") is not None and test.get("band_mae_ef_mev") is not None:
+        ghosts = f", ghost levels {test['ghost_levels']}" if test.get("ghost_levels") is not None else ""
+        lines.append(f"  test: H MAE {float(test['gauge_mae_mev']):.2f} meV (energy zero removed), levels within "
+                     f"±2 eV of E_F off by {float(test['band_mae_ef_mev']):.1f} meV{ghosts}, over "
+                     f"{test.get('n_structures')} held-out structures; card: {folder / 'card.yaml'}")
+    elif test.get("mae_mev") is not None:
         lines.append(f"  test H MAE {float(test['mae_mev']):.1f} meV over {test.get('n_structures')} held-out "
                      f"structures; card: {folder / 'card.yaml'}")
     return lines
