@@ -144,26 +144,25 @@ def _refuse_lost_calibrations(shipped: Path, new: Path, drop: bool) -> None:
         print(f"note: {k} (calibrated for the previous weights) dropped: predictions use the default")
 
 
-def _heldout_digests(heldout: list[str]) -> dict[str, str]:
-    """Geometry digest (``io.h5.structure_digest``) -> file name of every structure in the held-out folders."""
-    from tracegrad_ase.io.h5 import load_dataset, structure_digest
+def _heldout_digests(heldout: list[str]) -> dict[str, list[str]]:
+    """The held-out folders' structures by geometry (``io.h5.structure_index``), digested once per ship."""
+    from tracegrad_ase.io.h5 import load_dataset, structure_index
 
-    return {structure_digest(f): f.name for d in heldout for f in load_dataset(d)}
+    return structure_index([f for d in heldout for f in load_dataset(d)])
 
 
-def _refuse_heldout_seen(seen: list[Path], held: dict[str, str]) -> None:
+def _refuse_heldout_seen(seen: list[Path], held: dict[str, list[str]]) -> None:
     """Refuse to ship when a held-out structure (``held``: :func:`_heldout_digests`) was trained or validated on,
     under any name: its figures would not be held out."""
     from tracegrad_ase.io.h5 import structure_digest
 
-    pairs = sorted((held[d], f.name) for f in seen if (d := structure_digest(f)) in held)
-    if pairs:
+    if pairs := sorted((h, f.name) for f in seen for h in held.get(structure_digest(f), [])):
         listed = ", ".join(f"{h} = {s}" for h, s in pairs[:5]) + (" ..." if len(pairs) > 5 else "")
         raise SystemExit(f"{len(pairs)} held-out structure(s) are also in the run's training or validation data "
                          f"(same geometry): {listed}; their figures would not be held out")
 
 
-def _selected_checkpoint(run: Path, selection: str, held: dict[str, str]) -> tuple[Path, dict]:
+def _selected_checkpoint(run: Path, selection: str, held: dict[str, list[str]]) -> tuple[Path, dict]:
     """The checkpoint of ``run`` that ``calculators/select_checkpoint.py`` chose in ``selection``, and what the card
     says of the choice. Refused when the file judged another run, the checkpoint changed since (a resumed run may
     rewrite a snapshot), or a selection cell is also in a held-out set (its figures would then be chosen on)."""
@@ -180,7 +179,7 @@ def _selected_checkpoint(run: Path, selection: str, held: dict[str, str]) -> tup
     if weights_digest(folder) != row["weights_sha256"]:
         raise SystemExit(f"{folder} changed since {selection} judged it: run calculators/select_checkpoint.py again")
     # by geometry where the selection recorded it (select_checkpoint.py since session 37), else by name
-    seen, names = sel.get("structures") or {}, set(held.values())
+    seen, names = sel.get("structures") or {}, {n for ns in held.values() for n in ns}
     clash = sorted(n for n in sel["data"] if (seen[n] in held if n in seen else n in names))
     if clash:
         raise SystemExit(f"selection cells {clash} are also held out: a checkpoint chosen on them biases their figures")

@@ -46,8 +46,8 @@ def exclusive(folder: str | os.PathLike, job: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise FolderInUseError(f"{folder.resolve()} is in use by another job ({_holder(path)}); wait for it to end or "
-                                   f"stop it (its output resumes), then run {job} again") from None
+            raise FolderInUseError(f"{folder.resolve()} is in use by another job ({_holder(path)}); wait for it to "
+                                   f"end or stop it (its output resumes), then run {job} again") from None
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "job": job, "argv": sys.argv,
                                  "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}).encode())

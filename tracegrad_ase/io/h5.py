@@ -249,12 +249,18 @@ def structure_digest(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def structure_index(paths: Sequence[str | os.PathLike]) -> dict[str, list[str]]:
+    """:func:`structure_digest` -> the names of the files holding that structure: digest a set once, look up often."""
+    index: dict[str, list[str]] = {}
+    for p in paths:
+        index.setdefault(structure_digest(p), []).append(Path(p).name)
+    return index
+
+
 def shared_structures(first: Sequence[str | os.PathLike],
                       second: Sequence[str | os.PathLike]) -> list[tuple[str, str]]:
     """Pairs (a file of ``first``, a file of ``second``) that hold the same structure (:func:`structure_digest`),
     as file names, sorted."""
-    seen: dict[str, list[str]] = {}
-    for p in second:
-        seen.setdefault(structure_digest(p), []).append(Path(p).name)
+    seen = structure_index(second)
     return sorted((Path(p).name, other) for p in first for other in seen.get(structure_digest(p), []))
 
