@@ -210,6 +210,73 @@ def test_crystal_with_fermi_level_and_default_kpoints(model, tmp_path):
     assert r["eig_near_edges_mae_mev"] == pytest.approx(DELTA * 1000.0, rel=1e-9)
 
 
+def test_error_by_distance_puts_a_known_error_in_its_bin(model, tmp_path):
+    """DELTA added to every element of the O-H blocks at 1.53 Å (both directions, H stays Hermitian) lands in the
+    1.50-1.75 Å row alone: MAE DELTA there, zero elsewhere, the whole error's share; the rows add up to the
+    totals. Off-site S is zero here, so the gauge shift is 0 and gauge errors are the raw ones."""
+    from tracegrad_ase.model.breakdowns import DISTANCE_BIN_ANGSTROM
+
+    crystal = _crystal(model)
+    pos = crystal.atoms.positions
+    h = [b.copy() for b in crystal.hamiltonian]
+    hit = 0
+    for e, (rx, ry, rz, i, j) in enumerate(crystal.edges):
+        d = np.linalg.norm(pos[j] + np.array([rx, ry, rz]) @ crystal.atoms.cell.array - pos[i])
+        if 1.5 <= d < 1.75:
+            h[e] += DELTA
+            hit += 1
+    assert hit == 2  # (O, H) and (H, O) in the home cell; no image is that close
+    truth = RealSpaceHamiltonian(atoms=crystal.atoms, basis=crystal.basis, edges=crystal.edges, hamiltonian=h,
+                                 overlap=crystal.overlap, meta=dict(crystal.meta))
+    r = evaluate(model, [save_h5(truth, tmp_path / "structures" / "oh.h5")], progress=False)
+    rows = r["gauge_error_by_distance"]
+    assert rows[0]["from_angstrom"] == rows[0]["to_angstrom"] == 0.0  # on-site first
+    assert rows[0]["n_edges"] == 2 and rows[0]["mae_mev"] <= 1e-9
+    (row,) = [x for x in rows if x["from_angstrom"] == 1.5]
+    assert row["to_angstrom"] == 1.5 + DISTANCE_BIN_ANGSTROM and row["n_edges"] == 2
+    assert row["mae_mev"] == pytest.approx(DELTA * 1000.0, rel=1e-9)
+    assert row["share_of_error"] == pytest.approx(1.0, rel=1e-9)
+    assert all(x["mae_mev"] <= 1e-9 for x in rows if x is not row)
+    assert sum(x["n_edges"] for x in rows) == r["n_edges"]
+    assert sum(x["n_values"] for x in rows) == r["n_values"]
+    weighted = sum(x["mae_mev"] * x["n_values"] for x in rows) / r["n_values"]
+    assert weighted == pytest.approx(r["gauge_mae_mev"], rel=1e-9) and r["gauge_mae_mev"] > 1.0
+
+def test_band_error_attribution_finds_the_group_that_is_wrong(model, tmp_path):
+    """benchmarks/band_error_attribution.py on a truth that differs from the prediction only in the O-H blocks at
+    1.53 Å: that group alone makes the whole band error and fixing it leaves none; every other group alone makes
+    none and fixing it leaves the whole."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location("band_error_attribution", bench / "band_error_attribution.py")
+        attribution = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(attribution)
+    finally:
+        sys.path.remove(str(bench))
+    crystal = _crystal(model)
+    pos, cell = crystal.atoms.positions, crystal.atoms.cell.array
+    h = [b.copy() for b in crystal.hamiltonian]
+    for e, (rx, ry, rz, i, j) in enumerate(crystal.edges):
+        if i != j and np.linalg.norm(pos[j] + np.array([rx, ry, rz]) @ cell - pos[i]) < 2.0:
+            h[e] += 0.2 * np.ones_like(h[e])
+    truth = RealSpaceHamiltonian(atoms=crystal.atoms, basis=crystal.basis, edges=crystal.edges, hamiltonian=h,
+                                 overlap=crystal.overlap, meta=dict(crystal.meta))
+    row = attribution.attribute(model, save_h5(truth, tmp_path / "structures" / "oh.h5"))
+    assert row["whole_mev"] > 10.0
+    groups = row["groups"]
+    assert groups["0-2 Å"]["alone_mev"] == pytest.approx(row["whole_mev"], rel=1e-9)
+    assert groups["0-2 Å"]["fixed_mev"] <= 1e-6
+    others = [g for g in groups if g != "0-2 Å"]
+    assert "on-site" in others and "2-3 Å" in others
+    for g in others:
+        assert groups[g]["alone_mev"] <= 1e-6, g
+        assert groups[g]["fixed_mev"] == pytest.approx(row["whole_mev"], rel=1e-9), g
+
 def test_parity_plot(model, data, tmp_path):
     png = parity_plot(model, data["shifted"], tmp_path / "plots" / "parity.png", max_points=30, seed=1)
     assert png.is_file() and png.stat().st_size > 1000

@@ -31,13 +31,12 @@ from ..electronic.filling import electron_count  # noqa: F401 (the one count; re
 from ..electronic.solve import LINDEP_THRESHOLD, PREDICTED_LINDEP, model_lindep
 from ..electronic.spectrum import GHOST_MARGIN_EV, align, band_errors, evaluation_mesh, ghost_levels, levels, \
     near_band_edges, random_kpoints, spectral_range
+from .breakdowns import EV_TO_MEV, DistanceProfile, ErrorSum, PairDegreeBreakdown
 from .data import GraphBatch
 from .committee_mean import check_same_quantity, load_members, mean_padded
 from .inference import _model_graph, predict_for, predict_hamiltonian  # noqa: F401 (public here)
 from .parity import parity_figure
 from .network import TraceGradNet
-
-EV_TO_MEV = 1000.0
 
 #: Default k-points (fractional) for crystals: Γ, a zone-boundary point, K-like and two generic points. Components
 #: along non-periodic directions are set to zero (see :func:`default_kpoints`).
@@ -50,26 +49,7 @@ DEFAULT_KPTS = np.array([
 ])
 
 
-# -- helpers --------------------------------------------------------------------------------------------------
-@dataclass
-class _Sum:
-    """Running sum of absolute errors (eV) and their count."""
-
-    total: float = 0.0
-    count: int = 0
-
-    def add(self, errors: np.ndarray) -> None:
-        self.total += float(np.sum(errors))
-        self.count += int(np.size(errors))
-
-    def add_sum(self, total: float, count: int) -> None:
-        self.total += float(total)
-        self.count += int(count)
-
-    def mev(self) -> float | None:
-        return self.total / self.count * EV_TO_MEV if self.count else None
-
-
+# -- helpers ----------------------------------------------------------------------------------------------------------
 def is_molecule(ham: RealSpaceHamiltonian) -> bool:
     """No periodic direction: a molecule, whose only k-point is Γ."""
     return not bool(np.any(ham.atoms.pbc))
@@ -80,20 +60,6 @@ def default_kpoints(pbc: Sequence[bool]) -> np.ndarray:
     k = DEFAULT_KPTS * np.asarray(pbc, dtype=float)[None, :]
     _, first = np.unique(np.round(k, 12), axis=0, return_index=True)
     return k[np.sort(first)]
-
-
-def _slot_presence(model: TraceGradNet) -> np.ndarray:
-    """(n_species, n_slots) bool: which slot shells each element of the layout fills."""
-    layout = model.layout
-    start = layout.slot_start[:-1]
-    return np.stack([layout.orbital_mask(e)[start] for e in layout.elements])
-
-
-def _degree_columns(model: TraceGradNet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Slot shells (a, b) and degree l of every output component (column of the CG map)."""
-    degrees = np.asarray(model.layout.degrees, dtype=np.int64).reshape(-1, 3)
-    d = degrees[model.layout.degree_of_output]
-    return d[:, 0], d[:, 1], d[:, 2]
 
 
 # -- evaluation -----------------------------------------------------------------------------------------------
@@ -107,26 +73,23 @@ class _Accumulator:
     ghost_kpoints: int = 1000
     domain_range: tuple[float, float] | None = None  # the model's training spectral range relative to E_F (eV)
     lindep: float = PREDICTED_LINDEP  # the model's own (model.json), as the calculator solves its predictions
-    overall: _Sum = field(default_factory=_Sum)
-    onsite: _Sum = field(default_factory=_Sum)
-    offsite: _Sum = field(default_factory=_Sum)
-    gauge: _Sum = field(default_factory=_Sum)
-    gauge_onsite: _Sum = field(default_factory=_Sum)
-    gauge_offsite: _Sum = field(default_factory=_Sum)
-    band: _Sum = field(default_factory=_Sum)
-    band_full: _Sum = field(default_factory=_Sum)  # against the truth solved in the full basis (what PBE gives)
+    overall: ErrorSum = field(default_factory=ErrorSum)
+    onsite: ErrorSum = field(default_factory=ErrorSum)
+    offsite: ErrorSum = field(default_factory=ErrorSum)
+    gauge: ErrorSum = field(default_factory=ErrorSum)
+    gauge_onsite: ErrorSum = field(default_factory=ErrorSum)
+    gauge_offsite: ErrorSum = field(default_factory=ErrorSum)
+    band: ErrorSum = field(default_factory=ErrorSum)
+    band_full: ErrorSum = field(default_factory=ErrorSum)  # against the truth solved in the full basis (what PBE gives)
     band_max: float = 0.0
     ghosts: int = 0
     ghosts_domain: int = 0
-    pairs: dict[str, _Sum] = field(default_factory=dict)
-    degrees: dict[int, _Sum] = field(default_factory=dict)
-    gauge_pairs: dict[str, _Sum] = field(default_factory=dict)
-    gauge_degrees: dict[int, _Sum] = field(default_factory=dict)
-    eig: _Sum = field(default_factory=_Sum)
-    eig_occ: _Sum = field(default_factory=_Sum)
-    eig_edges: _Sum = field(default_factory=_Sum)
-    gap: _Sum = field(default_factory=_Sum)
-    gap_full: _Sum = field(default_factory=_Sum)
+    gauge_distances: DistanceProfile = field(default_factory=DistanceProfile)
+    eig: ErrorSum = field(default_factory=ErrorSum)
+    eig_occ: ErrorSum = field(default_factory=ErrorSum)
+    eig_edges: ErrorSum = field(default_factory=ErrorSum)
+    gap: ErrorSum = field(default_factory=ErrorSum)
+    gap_full: ErrorSum = field(default_factory=ErrorSum)
     per_structure: list[dict[str, Any]] = field(default_factory=list)
     n_edges: int = 0
     n_beyond: int = 0
@@ -139,12 +102,8 @@ class _Accumulator:
     _solved: dict[tuple, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.cg = self.model.layout.cg  # float64, orthonormal columns
-        self.presence = _slot_presence(self.model)
-        self.col_a, self.col_b, self.col_l = _degree_columns(self.model)
-        for l in sorted(set(self.col_l.tolist())):
-            self.degrees[int(l)] = _Sum()
-            self.gauge_degrees[int(l)] = _Sum()
+        self.breakdown = PairDegreeBreakdown(self.model)  # raw errors
+        self.gauge_breakdown = PairDegreeBreakdown(self.model)
         self.rng = np.random.default_rng(self.seed)
 
     def add_blocks(self, name: str, graph: GraphBatch, pred: np.ndarray) -> float:
@@ -162,7 +121,7 @@ class _Accumulator:
         raw_err = np.abs(pred - raw_true)
         self.n_edges += len(i)
 
-        s, g = _Sum(), _Sum()
+        s, g = ErrorSum(), ErrorSum()
         s.add(raw_err[mask])
         g.add(err[mask])
         self.overall.add_sum(s.total, s.count)
@@ -175,34 +134,13 @@ class _Accumulator:
         self.gauge_offsite.add(err[~onsite][mask[~onsite]])
 
         si, sj = species[i], species[j]
-        self._add_breakdowns(pred - raw_true, mask, si, sj, self.pairs, self.degrees)
-        self._add_breakdowns(pred - true, mask, si, sj, self.gauge_pairs, self.gauge_degrees)
+        self.breakdown.add(pred - raw_true, mask, si, sj)
+        self.gauge_breakdown.add(pred - true, mask, si, sj)
+        self.gauge_distances.add(graph, err, mask, onsite)
 
         if self.sample_size > 0:
             self._add_sample(true[mask], pred[mask], np.broadcast_to(onsite[:, None, None], mask.shape)[mask])
         return shift
-
-    def _add_breakdowns(self, diff: np.ndarray, mask: np.ndarray, si: np.ndarray, sj: np.ndarray,
-                        pairs: dict[str, _Sum], degrees: dict[int, _Sum]) -> None:
-        """Errors ``diff`` (E, n, n) by unordered element pair and by CG degree."""
-        elements = self.model.layout.elements
-        n_edges = len(si)
-        per_edge_sum = (np.abs(diff) * mask).reshape(n_edges, -1).sum(axis=1)
-        per_edge_cnt = mask.reshape(n_edges, -1).sum(axis=1)
-        for a in range(len(elements)):
-            for b in range(a, len(elements)):
-                sel = ((si == a) & (sj == b)) | ((si == b) & (sj == a))
-                if sel.any():
-                    key = "-".join(sorted((elements[a], elements[b])))
-                    pairs.setdefault(key, _Sum()).add_sum(per_edge_sum[sel].sum(), per_edge_cnt[sel].sum())
-        # CG components of the error: the map is orthonormal, so components = flattened block @ cg. Blocks are
-        # masked (the model masks its output, the padded truth is zero outside), so a component whose shell pair
-        # an edge lacks is exactly 0; it is left out rather than counted as a perfect prediction.
-        comp_err = np.abs((diff * mask).reshape(n_edges, -1) @ self.cg)
-        exists = self.presence[si][:, self.col_a] & self.presence[sj][:, self.col_b]
-        for l, acc in degrees.items():
-            cols = self.col_l == l
-            acc.add(comp_err[:, cols][exists[:, cols]])
 
     def _add_sample(self, true: np.ndarray, pred: np.ndarray, onsite: np.ndarray) -> None:
         # A uniform random sample of all values in bounded memory: every value gets a random key and the
@@ -329,10 +267,11 @@ class _Accumulator:
             "ghost_levels": self.ghosts,
             "ghost_levels_domain": self.ghosts_domain if self.domain_range is not None else None,
             "ghost_kpoints": self.ghost_kpoints,
-            "mae_by_element_pair_mev": {k: v.mev() for k, v in sorted(self.pairs.items())},
-            "mae_by_degree_mev": {str(l): v.mev() for l, v in sorted(self.degrees.items())},
-            "gauge_mae_by_element_pair_mev": {k: v.mev() for k, v in sorted(self.gauge_pairs.items())},
-            "gauge_mae_by_degree_mev": {str(l): v.mev() for l, v in sorted(self.gauge_degrees.items())},
+            "mae_by_element_pair_mev": self.breakdown.by_pair(),
+            "mae_by_degree_mev": self.breakdown.by_degree(),
+            "gauge_mae_by_element_pair_mev": self.gauge_breakdown.by_pair(),
+            "gauge_mae_by_degree_mev": self.gauge_breakdown.by_degree(),
+            "gauge_error_by_distance": self.gauge_distances.rows(),
             "eig_mae_mev": self.eig.mev(),
             "eig_occupied_mae_mev": self.eig_occ.mev(),
             "homo_lumo_gap_error_mev": self.gap.mev(),
@@ -380,7 +319,10 @@ def evaluate(model: TraceGradNet, paths: Sequence[str | os.PathLike], kpts: np.n
     truth to the prediction's energy zero (H + c·S with the least-squares c, ``per_structure[].gauge_shift_ev``);
     ``mae_by_element_pair_mev`` (``"C-H"``: unordered pair, sorted symbols) and ``mae_by_degree_mev`` (``"0"``,
     ``"1"``, ...: errors of the CG components h^(l), counted where the shell pair exists), raw, and the same as
-    ``gauge_mae_by_element_pair_mev``, ``gauge_mae_by_degree_mev``;
+    ``gauge_mae_by_element_pair_mev``, ``gauge_mae_by_degree_mev``; ``gauge_error_by_distance``: rows
+    ``{"from_angstrom", "to_angstrom", "n_edges", "n_values", "mae_mev", "share_of_error"}``, on-site first (0 to
+    0 Å), then the off-site pairs by distance in bins of 0.25 Å (:mod:`.breakdowns`), with each bin's share of the
+    summed absolute gauge error (the many far pairs of small error add up in the bands);
     ``eig_mae_mev`` (all levels/bands, absolute: depends on the zero), ``eig_occupied_mae_mev`` and
     ``homo_lumo_gap_error_mev`` (molecules, Γ), ``eig_near_edges_mae_mev`` (crystals on ``kpts``, default
     :func:`default_kpoints`, absolute, within 2 eV of the band edges); ``band_mae_ef_mev``/``band_max_ef_mev``:
