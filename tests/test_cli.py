@@ -193,3 +193,49 @@ def test_digest_per_split_part_and_bad_splits(tmp_path):
     split.write_text(json.dumps({"train": ["s0.h5", "nope.h5"]}))
     r = tracegrad("digest", tmp_path / "d", "--split", split)
     assert r.returncode == 2 and "1 train structure(s) are not in" in r.stderr and "nope.h5" in r.stderr
+
+
+def test_digest_against_a_card(tmp_path):
+    """--card: bit-identical data, the same structures with numbers changed in the last bits (regenerated
+    elsewhere: accepted, said so), other structures (refused), an older card without geometry digests (refused,
+    the figures to compare named)."""
+    import numpy as np
+    import yaml
+    from test_deeph_format import make_ham
+
+    from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
+    from tracegrad_ase.io.h5 import data_digest, save_h5
+
+    rng = np.random.default_rng(1)
+    hams = [make_ham(rng) for _ in range(2)]
+    original = [save_h5(h, tmp_path / "orig" / "held" / "structures" / f"s{k}.h5") for k, h in enumerate(hams)]
+    model = tmp_path / "model"
+    model.mkdir()
+
+    def card(digest: dict) -> None:
+        (model / "card.yaml").write_text(yaml.safe_dump({"name": "x", "data": {"digests": {"heldout:held": digest}}}))
+
+    card(data_digest(original))
+    r = tracegrad("digest", tmp_path / "orig" / "held", "--card", model)
+    assert r.returncode == 0 and "bit for bit" in r.stdout, r.stdout + r.stderr
+    noisy = [RealSpaceHamiltonian(atoms=h.atoms, basis=h.basis, edges=h.edges, overlap=h.overlap, meta=h.meta,
+                                  hamiltonian=[b * (1 + 1e-13) for b in h.hamiltonian]) for h in hams]
+    for k, h in enumerate(noisy):
+        save_h5(h, tmp_path / "again" / "held" / "structures" / f"s{k}.h5")
+    r = tracegrad("digest", tmp_path / "again" / "held", "--card", model)
+    assert r.returncode == 0 and "the card's structures; numbers differ in the last bits" in r.stdout, r.stdout
+    moved = hams[0].atoms.copy()
+    moved.positions[0, 0] += 0.01
+    save_h5(RealSpaceHamiltonian(atoms=moved, basis=hams[0].basis, edges=hams[0].edges, overlap=hams[0].overlap,
+                                 hamiltonian=hams[0].hamiltonian, meta=hams[0].meta),
+            tmp_path / "again" / "held" / "structures" / "s0.h5")
+    r = tracegrad("digest", tmp_path / "again" / "held", "--card", model)
+    assert r.returncode == 1 and "other structures than the card's" in r.stdout
+    old = data_digest(original)
+    del old["geometry_sha256"]
+    card(old)
+    r = tracegrad("digest", tmp_path / "again" / "held", "--card", model)
+    assert r.returncode == 1 and "older card" in r.stdout and "tracegrad evaluate" in r.stdout
+    (model / "card.yaml").write_text("name: x\n")
+    r = tracegrad("digest", tmp_path / "again" / "held", "--card", model)
+    assert r.returncode != 0 and "records no data digests" in r.stderr

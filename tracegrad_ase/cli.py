@@ -113,9 +113,15 @@ def _add_truth_commands(sub) -> None:
     dg = sub.add_parser("digest", help="content digests of data set folders, as model cards record them",
                         description="SHA-256 over the structures' names and content (arrays and attributes, not "
                         "wall times), so a copy or a rewrite of the same numbers matches and different data never "
-                        "do. With --split, one digest per part of a training run's split.json.")
+                        "do; a geometry digest beside it (atoms, positions, cell), which data regenerated on "
+                        "another machine still matches. With --split, one digest per part of a training run's "
+                        "split.json.")
     dg.add_argument("folders", nargs="+", help="data set folders (each with structures/*.h5)")
     dg.add_argument("--split", default=None, help="a split.json ({\"train\": [names], ...}): a digest per part")
+    dg.add_argument("--card", default=None, metavar="MODEL",
+                    help="compare with the digests a model's card records (a shipped model's name or a folder): "
+                    "with --split the parts of its split, without it each folder as the held-out set of its name; "
+                    "exit 1 when a part is not the card's structures")
     dg.set_defaults(func=_cmd_digest)
 
 

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .io.atomic import atomic_write_text
-from .core.errors import OutputPathError, ParameterError
+from .core.errors import InputNotFoundError, OutputPathError, ParameterError
 
 
 def _check_outputs(args, outputs: Sequence[tuple[str | os.PathLike | None, str]],
@@ -327,8 +327,46 @@ def _cmd_digest(args) -> int:
     parts = {"all": files}
     if args.split:  # read and checked as training reads it: every name must be one of the folders' files
         parts = dict(zip(("train", "val", "test"), fixed_split(files, args.split)))
+    elif args.card:  # held-out folders, as the card names them
+        parts = {f"heldout:{Path(d).name}": load_dataset(d) for d in args.folders}
+    recorded = _card_digests(args.card) if args.card else None
+    differ = 0
     for part, paths in parts.items():
         if paths:
             d = data_digest(paths)
-            print(f"{part:8s} {d['structures']:6d} structures  sha256 {d['sha256']}")
-    return 0
+            print(f"{part:8s} {d['structures']:6d} structures  geometry {d['geometry_sha256']}  sha256 {d['sha256']}")
+            if recorded is not None:
+                verdict, same = _against_card(d, recorded.get(part))
+                differ += not same
+                print(f"         {verdict}")
+    if differ:
+        print(f"{differ} part(s) do not match the digests the card records", file=sys.stderr)
+    return 1 if differ else 0
+
+
+def _card_digests(model: str) -> dict[str, dict]:
+    """The data digests a model's card records (``data.digests``)."""
+    from .models import card
+
+    info = card(model)
+    digests = ((info or {}).get("data") or {}).get("digests")
+    if not digests:
+        raise InputNotFoundError(f"{model}: its card records no data digests (data.digests in card.yaml)")
+    return digests
+
+
+def _against_card(found: dict, recorded: dict | None) -> tuple[str, bool]:
+    """What a part's digests say against the card's, and whether they are the same structures."""
+    if recorded is None:
+        return "not in the card", False
+    if found["structures"] != recorded.get("structures"):
+        return f"card: {recorded.get('structures')} structures, here {found['structures']}", False
+    if found["sha256"] == recorded.get("sha256"):
+        return "the card's data, bit for bit", True
+    if "geometry_sha256" not in recorded:
+        return ("numbers differ from the card's, which records no geometry digest (older card): compare the "
+                "card's figures with tracegrad evaluate"), False
+    if found["geometry_sha256"] != recorded["geometry_sha256"]:
+        return "other structures than the card's (geometry digest differs)", False
+    return ("the card's structures; numbers differ in the last bits (regenerated on another machine or build): "
+            "compare the card's figures with tracegrad evaluate"), True
