@@ -22,8 +22,9 @@ def add_evaluate_command(sub: Any, force_option: Any) -> None:
     ev.add_argument("--split", choices=["all", "test", "val", "train"], default="all",
                     help="with a training run's split.json beside the model's run folder, evaluate that part")
     ev.add_argument("--json", default="evaluation.json", help="output JSON (default: %(default)s)")
-    ev.add_argument("--parity", default=None, metavar="PNG", help="parity plot of matrix elements, with the error histogram and the gauge MAE by "
-                    "neighbour distance")
+    ev.add_argument("--parity", default=None, metavar="PNG",
+                    help="parity plot of matrix elements, with the error histogram and the gauge MAE by neighbour "
+                    "distance")
     ev.add_argument("--ghost-kpoints", type=int, default=1000, metavar="N",
                     help="random k-points per crystal on which ghost levels are counted (default: %(default)s)")
     ev.add_argument("--ensemble", nargs="*", default=None, metavar="MEMBER",

@@ -49,7 +49,7 @@ DEFAULT_KPTS = np.array([
 ])
 
 
-# -- helpers ----------------------------------------------------------------------------------------------------------
+# -- helpers --------------------------------------------------------------------------------------------------
 def is_molecule(ham: RealSpaceHamiltonian) -> bool:
     """No periodic direction: a molecule, whose only k-point is Γ."""
     return not bool(np.any(ham.atoms.pbc))
@@ -80,7 +80,7 @@ class _Accumulator:
     gauge_onsite: ErrorSum = field(default_factory=ErrorSum)
     gauge_offsite: ErrorSum = field(default_factory=ErrorSum)
     band: ErrorSum = field(default_factory=ErrorSum)
-    band_full: ErrorSum = field(default_factory=ErrorSum)  # against the truth solved in the full basis (what PBE gives)
+    band_full: ErrorSum = field(default_factory=ErrorSum)  # against the truth in the full basis (what PBE gives)
     band_max: float = 0.0
     ghosts: int = 0
     ghosts_domain: int = 0
