@@ -13,10 +13,10 @@ import pytest
 from ase.build import graphene, molecule
 
 from tracegrad_ase import TraceGradCalculator, electronic
-from tracegrad_ase.core.errors import ParameterError, UncertaintyWarning
+from tracegrad_ase.core.errors import ParameterError, StructureError, UncertaintyWarning
 from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
 from tracegrad_ase.engines.pyscf.scf import GroundTruthSettings, ground_truth
-from tracegrad_ase.engines.pyscf.self_consistency import fock_levels, self_consistency
+from tracegrad_ase.engines.pyscf.self_consistency import fock_hamiltonian, fock_levels, self_consistency
 from tracegrad_ase.datasets import SETTINGS_FILE
 from tracegrad_ase.io.h5 import save_h5
 from tracegrad_ase.models import resolve
@@ -160,3 +160,48 @@ def test_a_large_molecule_is_checked_only_when_asked(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UncertaintyWarning)
         assert isinstance(atoms.calc.get_property("scf_gap_residual"), float)
+
+
+CRYSTAL = GroundTruthSettings(basis="gth-szv", kmesh=(3, 3, 1))
+
+
+@pytest.fixture(scope="module")
+def graphene_truth():
+    atoms = graphene(a=2.46, vacuum=5.0)
+    atoms.pbc = [True, True, False]
+    atoms.positions[0] += [0.03, -0.02, 0.02]  # off the symmetric point: no block vanishes by symmetry
+    return ground_truth(atoms, CRYSTAL)
+
+
+def _largest_difference(a: RealSpaceHamiltonian, b: RealSpaceHamiltonian) -> float:
+    assert np.array_equal(a.edges, b.edges)
+    return max(float(np.abs(x - y).max()) for x, y in zip(a.hamiltonian, b.hamiltonian))
+
+
+def test_a_crystal_fock_hamiltonian_is_the_truth_at_the_truth_density_in_the_truth_zero(graphene_truth):
+    """F[ρ(H)] of the converged crystal H is H again, on the same edges, to the density's convergence; from H + c·S
+    (another energy zero, the same density) it is H too: the refined blocks are in the truth's zero."""
+    refined = fock_hamiltonian(graphene_truth, CRYSTAL)
+    assert refined.meta["source"] == "fock" and refined.meta["fock_wall_time_s"] > 0
+    assert "scf_wall_time_s" not in refined.meta
+    assert _largest_difference(refined, graphene_truth) < 1e-3  # eV; the blocks themselves reach ~10 eV
+    assert np.allclose(np.concatenate([s.ravel() for s in refined.overlap]),
+                       np.concatenate([s.ravel() for s in graphene_truth.overlap]))
+    shifted = _with(graphene_truth, [h + 0.7 * s for h, s in zip(graphene_truth.hamiltonian, graphene_truth.overlap)])
+    assert _largest_difference(shifted, graphene_truth) > 0.5
+    assert _largest_difference(fock_hamiltonian(shifted, CRYSTAL), graphene_truth) < 1e-3
+
+
+def test_a_wrong_crystal_hamiltonian_is_pulled_back_toward_the_truth(graphene_truth):
+    """Off-site blocks scaled by 1.03 (hoppings 3 % too strong): F[ρ] of its density is far closer to the truth than
+    the wrong H: the density error enters F only through the potential."""
+    onsite = [i == j and not any(r) for *r, i, j in graphene_truth.edges.tolist()]
+    wrong = _with(graphene_truth, [h if o else 1.03 * h for h, o in zip(graphene_truth.hamiltonian, onsite)])
+    before = _largest_difference(wrong, graphene_truth)
+    after = _largest_difference(fock_hamiltonian(wrong, CRYSTAL), graphene_truth)
+    assert before > 0.05 and after < 0.1 * before
+
+
+def test_fock_hamiltonian_refuses_a_molecule(water):
+    with pytest.raises(StructureError, match="for crystals"):
+        fock_hamiltonian(water, SETTINGS)

@@ -99,14 +99,16 @@ def run_scf(atoms: Atoms, settings: GroundTruthSettings | None = None,
     return run
 
 
-def extract_blocks(run: ScfRun, cutoff: float | None = None) -> RealSpaceHamiltonian:
-    """H(R) and S(R) blocks of a converged run within ``cutoff`` Å (default: the run's settings)."""
+def extract_blocks(run: ScfRun, cutoff: float | None = None, density: np.ndarray | None = None
+                   ) -> RealSpaceHamiltonian:
+    """H(R) and S(R) blocks of a converged run within ``cutoff`` Å (default: the run's settings); for a crystal
+    with ``density`` (PySCF's dm on the run's SCF k-points), those of the Kohn-Sham operator of that density."""
     cutoff = run.settings.cutoff if cutoff is None else cutoff
     t0 = time.perf_counter()
     if run.periodic:
         if cutoff is None:
             raise ValueError("a crystal needs a finite cutoff for its H(R) blocks")
-        edges, h, s, extra = _crystal_blocks(run, cutoff)
+        edges, h, s, extra = _crystal_blocks(run, cutoff, density)
     else:
         edges, h, s, extra = _molecule_blocks(run, cutoff)
     basis = run.basis
@@ -226,6 +228,24 @@ def alias_free_mesh(atoms: Atoms, cutoff: float, margin: float = 0.5) -> tuple[i
 def _run_crystal(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasis,
                  init_guess: str | RealSpaceHamiltonian = "minao", checkpoint: str | os.PathLike | None = None
                  ) -> ScfRun:
+    run = crystal_ks(atoms, settings, basis)
+    mf, nelec = run.mf, run.info["nelectron"]
+    cycles = _count_cycles(mf)
+    resumed = _kernel(mf, init_guess, atoms, basis, run.kpts_frac, nelec, settings, checkpoint)
+    _require_converged(mf, atoms, cycles)
+    run.info.update({
+        "energy_ev": float(mf.e_tot * HARTREE_TO_EV),
+        "fermi_level_ev": _fermi_level(mf, nelec) * HARTREE_TO_EV,
+        "scf_cycles": cycles["n"],
+        "resumed": resumed,
+    })
+    return run
+
+
+def crystal_ks(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasis) -> ScfRun:
+    """PySCF's Kohn-Sham object of a crystal, set up as the ground truth sets it up and not yet run (``info``: the
+    electron count, SCF mesh and integrals): :func:`_run_crystal` converges it, the self-consistency check builds
+    its Fock operator once from a given density."""
     from pyscf.pbc import dft, gto
 
     cell = gto.Cell()
@@ -255,30 +275,18 @@ def _run_crystal(atoms: Atoms, settings: GroundTruthSettings, basis: OrbitalBasi
         raise ValueError(f"integrals must be 'multigrid', 'fftdf' or 'auto', got {settings.integrals!r}")
     mf.conv_tol = settings.conv_tol
     mf.max_cycle = settings.max_cycle
-    cycles = _count_cycles(mf)
     nelec = sum(basis.valence[s] for s in atoms.get_chemical_symbols()) - settings.charge
-    resumed = _kernel(mf, init_guess, atoms, basis, cell.get_scaled_kpts(kpts), nelec, settings, checkpoint)
-    _require_converged(mf, atoms, cycles)
-    info = {
-        "energy_ev": float(mf.e_tot * HARTREE_TO_EV),
-        "nelectron": int(nelec),
-        "kmesh": list(kmesh),
-        "integrals": integrals,
-        "fermi_level_ev": _fermi_level(mf, nelec) * HARTREE_TO_EV,
-        "scf_cycles": cycles["n"],
-        "resumed": resumed,
-        **_versions(),
-    }
+    info = {"nelectron": int(nelec), "kmesh": list(kmesh), "integrals": integrals, **_versions()}
     return ScfRun(atoms, settings, basis, cell, mf, cell.get_scaled_kpts(kpts), 0.0, info)
 
 
-def _crystal_blocks(run: ScfRun, cutoff: float):
+def _crystal_blocks(run: ScfRun, cutoff: float, density: np.ndarray | None = None):
     atoms, cell, mf = run.atoms, run.mol, run.mf
     mesh = tuple(run.settings.hr_kmesh) if run.settings.hr_kmesh else alias_free_mesh(atoms, cutoff)
     nl = neighbor_list(atoms, cutoff, self_edges=True)
     _check_alias_free(atoms, nl, mesh)
     kd = cell.make_kpts(mesh)
-    dm = mf.make_rdm1()
+    dm = mf.make_rdm1() if density is None else density
     hk = np.asarray(mf.get_hcore(kpts=kd)) + np.asarray(mf.get_veff(cell, dm, kpts=mf.kpts, kpts_band=kd))
     kfrac = cell.get_scaled_kpts(kd)
     shifts = np.unique(nl.shifts, axis=0)
