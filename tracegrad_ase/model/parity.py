@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-EV_TO_MEV = 1000.0
+from .breakdowns import DISTANCE_BIN_ANGSTROM, EV_TO_MEV
 
 
 def parity_figure(acc, png_path: str | os.PathLike, title: str = "") -> Path:
@@ -21,7 +21,8 @@ def parity_figure(acc, png_path: str | os.PathLike, title: str = "") -> Path:
     sample = acc.sample or {"true": np.zeros(0), "pred": np.zeros(0), "onsite": np.zeros(0, bool)}
     true, pred, onsite = sample["true"], sample["pred"], sample["onsite"].astype(bool)
 
-    fig, (ax, hx, dx) = plt.subplots(1, 3, figsize=(12.6, 4.0), dpi=150, gridspec_kw={"width_ratios": [1.35, 1.0, 1.1]})
+    fig, (ax, hx, dx) = plt.subplots(1, 3, figsize=(12.6, 4.0), dpi=150,
+                                     gridspec_kw={"width_ratios": [1.35, 1.0, 1.1]})
     # The truth is plotted in the prediction's energy zero (gauge), and the MAEs are gauge MAEs.
     for sel, colour, label, mae in ((~onsite, "tab:blue", "off-site", acc.gauge_offsite.mev()),
                                     (onsite, "tab:orange", "on-site", acc.gauge_onsite.mev())):
@@ -60,8 +61,6 @@ def parity_figure(acc, png_path: str | os.PathLike, title: str = "") -> Path:
     return png_path
 
 
-
-
 def _distance_panel(ax, rows: list[dict]) -> None:
     """Gauge MAE per neighbour-distance bin (bars; on-site at 0 Å) and the cumulative share of the summed error
     (line): small errors on many far pairs can outweigh the near ones."""
@@ -69,15 +68,13 @@ def _distance_panel(ax, rows: list[dict]) -> None:
         ax.set_axis_off()
         return
     left = np.array([r["from_angstrom"] for r in rows])
-    width = np.array([max(r["to_angstrom"] - r["from_angstrom"], 0.0) for r in rows])
-    bar_width = width.max() if width.max() > 0 else 0.25
     mae = np.array([r["mae_mev"] or 0.0 for r in rows])
-    ax.bar(left, mae, width=bar_width * 0.9, align="edge", color="tab:blue", alpha=0.8, label="gauge MAE")
+    ax.bar(left, mae, width=DISTANCE_BIN_ANGSTROM * 0.9, align="edge", color="tab:blue", alpha=0.8)
     ax.set_xlabel("neighbour distance (Å; on-site at 0)")
     ax.set_ylabel("gauge MAE (meV)")
     share = np.cumsum([r["share_of_error"] or 0.0 for r in rows]) * 100.0
     tx = ax.twinx()
-    tx.plot(left + bar_width, share, color="tab:red", lw=1.2, marker=".", ms=3)
+    tx.plot(left + DISTANCE_BIN_ANGSTROM, share, color="tab:red", lw=1.2, marker=".", ms=3)
     tx.set_ylim(0, 105)
     tx.set_ylabel("cumulative share of the error (%)", color="tab:red")
     ax.set_title("error by distance", fontsize=9)
