@@ -36,6 +36,20 @@ def chain_hamiltonian(t: float = -1.0, s: float = 0.2):
     return RealSpaceHamiltonian(atoms, basis, edges, h, o)
 
 
+@pytest.fixture(scope="session")
+def graphene_szv_scf():
+    """A converged PySCF run of graphene (gth-szv, 3x3x1 SCF mesh, 10 Å cell) and its H(R), S(R) blocks: one SCF
+    (~30 s) shared by every test module that needs a crystal's ground truth."""
+    from ase.build import graphene
+
+    from tracegrad_ase.engines.pyscf.scf import GroundTruthSettings, extract_blocks, run_scf
+
+    atoms = graphene(a=2.46, vacuum=5.0)
+    atoms.pbc = [True, True, False]
+    run = run_scf(atoms, GroundTruthSettings(basis="gth-szv", kmesh=(3, 3, 1)))
+    return run, extract_blocks(run)
+
+
 # -- a toy TraceGrad model, and the carbon one most calculator tests use --------------------------------------------
 REFERENCE = {  # plausible on-site levels (eV) per slot shell pair, so the random model has sensible bands
     "gth-szv": {"C": [[-12.0, 0], [0, -4.0]]},

@@ -195,14 +195,15 @@ def test_digest_per_split_part_and_bad_splits(tmp_path):
     assert r.returncode == 2 and "1 train structure(s) are not in" in r.stderr and "nope.h5" in r.stderr
 
 
-def test_digest_against_a_card(tmp_path):
+def test_digest_against_a_card(tmp_path, capsys):
     """--card: bit-identical data, the same structures with numbers changed in the last bits (regenerated
     elsewhere: accepted, said so), other structures (refused), an older card without geometry digests (refused,
-    the figures to compare named)."""
+    the figures to compare named). In-process (cli.main) after one subprocess run: five runs cost 30 s as scripts."""
     import numpy as np
     import yaml
     from test_deeph_format import make_ham
 
+    from tracegrad_ase.cli import main
     from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
     from tracegrad_ase.io.h5 import data_digest, save_h5
 
@@ -215,6 +216,11 @@ def test_digest_against_a_card(tmp_path):
     def card(digest: dict) -> None:
         (model / "card.yaml").write_text(yaml.safe_dump({"name": "x", "data": {"digests": {"heldout:held": digest}}}))
 
+    def digest(folder) -> tuple[int, str, str]:
+        code = main(["digest", str(folder), "--card", str(model)])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
     card(data_digest(original))
     r = tracegrad("digest", tmp_path / "orig" / "held", "--card", model)
     assert r.returncode == 0 and "bit for bit" in r.stdout, r.stdout + r.stderr
@@ -222,20 +228,20 @@ def test_digest_against_a_card(tmp_path):
                                   hamiltonian=[b * (1 + 1e-13) for b in h.hamiltonian]) for h in hams]
     for k, h in enumerate(noisy):
         save_h5(h, tmp_path / "again" / "held" / "structures" / f"s{k}.h5")
-    r = tracegrad("digest", tmp_path / "again" / "held", "--card", model)
-    assert r.returncode == 0 and "the card's structures; numbers differ in the last bits" in r.stdout, r.stdout
+    code, out, _ = digest(tmp_path / "again" / "held")
+    assert code == 0 and "the card's structures; numbers differ in the last bits" in out, out
     moved = hams[0].atoms.copy()
     moved.positions[0, 0] += 0.01
     save_h5(RealSpaceHamiltonian(atoms=moved, basis=hams[0].basis, edges=hams[0].edges, overlap=hams[0].overlap,
                                  hamiltonian=hams[0].hamiltonian, meta=hams[0].meta),
             tmp_path / "again" / "held" / "structures" / "s0.h5")
-    r = tracegrad("digest", tmp_path / "again" / "held", "--card", model)
-    assert r.returncode == 1 and "other structures than the card's" in r.stdout
+    code, out, err = digest(tmp_path / "again" / "held")
+    assert code == 1 and "other structures than the card's" in out and "do not match" in err
     old = data_digest(original)
     del old["geometry_sha256"]
     card(old)
-    r = tracegrad("digest", tmp_path / "again" / "held", "--card", model)
-    assert r.returncode == 1 and "older card" in r.stdout and "tracegrad evaluate" in r.stdout
+    code, out, _ = digest(tmp_path / "again" / "held")
+    assert code == 1 and "older card" in out and "tracegrad evaluate" in out
     (model / "card.yaml").write_text("name: x\n")
-    r = tracegrad("digest", tmp_path / "again" / "held", "--card", model)
-    assert r.returncode != 0 and "records no data digests" in r.stderr
+    code, _, err = digest(tmp_path / "again" / "held")
+    assert code != 0 and "records no data digests" in err

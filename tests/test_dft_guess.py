@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from ase.build import graphene, molecule
+from ase.build import molecule
 
 from tracegrad_ase import electronic
 from tracegrad_ase.core.basis import OrbitalBasis
-from tracegrad_ase.engines.pyscf.scf import GroundTruthSettings, extract_blocks, guess_density, run_scf
+from tracegrad_ase.engines.pyscf.scf import extract_blocks, guess_density, run_scf
 
 
 @pytest.fixture(scope="module")
@@ -16,11 +16,8 @@ def water_run():
 
 
 @pytest.fixture(scope="module")
-def graphene_run():
-    atoms = graphene(a=2.46, vacuum=5.0)
-    atoms.pbc = [True, True, False]
-    run = run_scf(atoms, GroundTruthSettings(basis="gth-szv", kmesh=(3, 3, 1)))
-    return run, extract_blocks(run)
+def graphene_run(graphene_szv_scf):
+    return graphene_szv_scf
 
 
 def test_molecule_density_matches_pyscf_and_converges_at_once(water_run):

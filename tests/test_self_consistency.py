@@ -166,11 +166,10 @@ CRYSTAL = GroundTruthSettings(basis="gth-szv", kmesh=(3, 3, 1))
 
 
 @pytest.fixture(scope="module")
-def graphene_truth():
-    atoms = graphene(a=2.46, vacuum=5.0)
-    atoms.pbc = [True, True, False]
-    atoms.positions[0] += [0.03, -0.02, 0.02]  # off the symmetric point: no block vanishes by symmetry
-    return ground_truth(atoms, CRYSTAL)
+def graphene_truth(graphene_szv_scf):
+    run, ham = graphene_szv_scf
+    assert run.settings.basis == CRYSTAL.basis and tuple(run.settings.kmesh) == CRYSTAL.kmesh
+    return ham
 
 
 def _largest_difference(a: RealSpaceHamiltonian, b: RealSpaceHamiltonian) -> float:
