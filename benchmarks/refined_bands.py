@@ -25,10 +25,11 @@ from tracegrad_ase.datasets import SETTINGS_FILE
 from tracegrad_ase.electronic.filling import electron_count
 from tracegrad_ase.electronic.solve import model_lindep
 from tracegrad_ase.electronic.spectrum import band_errors, evaluation_mesh, levels
-from tracegrad_ase.engines.pyscf.self_consistency import fock_hamiltonian
+from tracegrad_ase.engines.pyscf.self_consistency import fock_hamiltonian, mix_hamiltonians
 from tracegrad_ase.engines.pyscf.settings import GroundTruthSettings
 from tracegrad_ase.io.h5 import load_dataset, load_h5
 from tracegrad_ase.predict import load
+from tracegrad_ase.refine import model_refine_mixing
 
 OUT = Path(__file__).parent / "results" / "refined_bands.json"
 
@@ -40,12 +41,13 @@ def judge(model, path: Path) -> dict:
     t0 = time.perf_counter()
     pred = committee.predict(truth.atoms, model, [], ensemble=True)[0]
     predict_s = time.perf_counter() - t0
-    refined = fock_hamiltonian(pred, settings)
+    fock = fock_hamiltonian(pred, settings)
+    refined = mix_hamiltonians(pred, fock, model_refine_mixing(model.model_file))  # as refine=True does
     lindep = model_lindep(getattr(model, "model_file", None))
     mesh = evaluation_mesh(truth.atoms.cell[:], truth.atoms.pbc)
     e_true, nelec = levels(truth, mesh, lindep), electron_count(truth)
     row = {"name": path.stem, "n_atoms": len(truth.atoms), "predict_s": predict_s,
-           "refine_s": refined.meta["fock_wall_time_s"],
+           "refine_s": fock.meta["fock_wall_time_s"], "mixing": model_refine_mixing(model.model_file),
            "truth_s": truth.meta.get("scf_wall_time_s", np.nan) + truth.meta.get("blocks_wall_time_s", np.nan),
            "truth_scf_cycles": truth.meta.get("scf_cycles")}
     for key, ham in (("predicted", pred), ("refined", refined)):

@@ -3,9 +3,10 @@
     python examples/refined_hamiltonian.py            # prediction + one build (~1 min on one core)
     python examples/refined_hamiltonian.py --check    # + the PySCF ground truth of the same cell (a few minutes)
 
-A perturbed graphene cell in a 15 Å cell (the shipped carbon model trained on 10 Å cells): the model predicts H(R),
-``fock_hamiltonian`` builds F[ρ] once from the predicted density (the model's level of theory: PBE, GTH-PBE,
-gth-dzvp, the 6x6 SCF mesh for ρ), and both are solved on a k-mesh. With ``--check`` the PySCF ground truth of
+A perturbed graphene cell in a 15 Å cell (the shipped carbon model trained on 10 Å cells): the model predicts H(R);
+``TraceGradCalculator(..., refine=True)`` builds F[ρ] once from the predicted density (the model's level of theory
+from its card: PBE, GTH-PBE, gth-dzvp, its SCF k-spacing for ρ) and mixes it with the prediction by the model's
+calibrated factor (``tracegrad_ase.refine``); both are solved on a k-mesh. With ``--check`` the PySCF ground truth of
 the same cell judges both, E_F-aligned within ±2 eV as the model cards do (held-out graphene in 15/20 Å cells,
 ``benchmarks/refined_bands.py``: 11.8 meV predicted, 1.6 meV refined). Measured on one shared core: prediction
 1.1 s, one build 25 s, PySCF 154 s (7 SCF cycles); band MAE 11.0 meV predicted, 2.1 meV refined.
@@ -18,14 +19,12 @@ import time
 
 from ase.build import graphene
 
-from tracegrad_ase import committee
+from tracegrad_ase import TraceGradCalculator
 from tracegrad_ase.electronic.filling import electron_count
 from tracegrad_ase.electronic.solve import model_lindep
 from tracegrad_ase.electronic.spectrum import band_errors, evaluation_mesh, levels
 from tracegrad_ase.engines.pyscf.scf import ground_truth
-from tracegrad_ase.engines.pyscf.self_consistency import fock_hamiltonian
 from tracegrad_ase.engines.pyscf.settings import GroundTruthSettings
-from tracegrad_ase.predict import load
 
 
 def main() -> None:
@@ -36,25 +35,25 @@ def main() -> None:
     atoms = graphene(a=2.46, vacuum=7.5)  # a 15 Å cell
     atoms.pbc = [True, True, False]
     atoms.positions[0] += [0.05, -0.03, 0.04]
-    settings = GroundTruthSettings(xc="pbe", basis="gth-dzvp", pseudo="gth-pbe", smearing=0.05)
-
-    model = load("carbon")
-    t0 = time.perf_counter()
-    predicted = committee.predict(atoms, model, [], ensemble=True)[0]
-    t1 = time.perf_counter()
-    refined = fock_hamiltonian(predicted, settings)
-    t2 = time.perf_counter()
-    print(f"prediction {t1 - t0:.1f} s, one Kohn-Sham build from its density {t2 - t1:.1f} s")
-
-    lindep = model_lindep(model.model_file)
     mesh = evaluation_mesh(atoms.cell[:], atoms.pbc)
+
+    plain = TraceGradCalculator("carbon", kpts=mesh, symmetry=False)
+    t0 = time.perf_counter()
+    predicted = plain.get_hamiltonian(atoms)
+    t1 = time.perf_counter()
+    refined = TraceGradCalculator("carbon", kpts=mesh, symmetry=False, refine=True).get_hamiltonian(atoms)
+    t2 = time.perf_counter()
+    print(f"prediction {t1 - t0:.1f} s, prediction + one Kohn-Sham build from its density {t2 - t1:.1f} s "
+          f"(mixing factor {refined.meta['refine_mixing']:g})")
+
+    lindep = model_lindep(plain.model.model_file)
     if not args.check:
         diff = band_errors(levels(refined, mesh, lindep), levels(predicted, mesh, lindep), None,
                            electron_count(refined))
         print(f"refined vs predicted bands within ±2 eV of E_F: {diff['mae_mev']:.1f} meV apart "
               f"(--check says which is right)")
         return
-    truth = ground_truth(atoms, settings)
+    truth = ground_truth(atoms, GroundTruthSettings(xc="pbe", basis="gth-dzvp", pseudo="gth-pbe", smearing=0.05))
     print(f"PySCF ground truth: {truth.meta['scf_wall_time_s'] + truth.meta['blocks_wall_time_s']:.0f} s "
           f"({truth.meta['scf_cycles']} SCF cycles)")
     e_true = levels(truth, mesh, lindep)

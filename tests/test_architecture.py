@@ -28,6 +28,7 @@ LAYERS: list[list[str]] = [
     ["models"],
     ["predict"],
     ["committee", "scf_check"],  # a committee's spread (uncertainty) ∥ one Fock build from a prediction's density
+    ["refine"],  # a crystal's prediction replaced by one Kohn-Sham build from its density (the model's settings)
     ["parameters"],  # the calculator's parameter and k-point checks
     ["calculator"],
     ["interop"],

@@ -176,7 +176,14 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "symmetry": _check_bool("symmetry"),
     "lindep": lambda v: _real("lindep", v, 0.0, 1.0, allow_none=True),
     "scf_check": lambda v: None if v is None else _check_bool("scf_check")(v),
+    "refine": _check_bool("refine"),
 }
+
+
+def domain_results(ham) -> dict:
+    """``domain_scores`` (natoms,): each atom's distance from the training environments (> 1: out of domain)."""
+    scores = ham.meta.get("domain_scores")
+    return {} if scores is None else {"domain_scores": np.asarray(scores, dtype=float)}
 
 
 def _is_path_dict(kpts: Any) -> bool:

@@ -20,8 +20,8 @@ from .electronic.filling import electron_count
 from .engines.pyscf.self_consistency import self_consistency
 from .engines.pyscf.settings import GroundTruthSettings
 
-__all__ = ["AUTO_MAX_ORBITALS", "MIXING_KEYS", "RESIDUAL_THRESHOLD_EV", "calculator_results", "check_self_consistency", "model_scf_mixing",
-           "model_settings", "refined_gap"]
+__all__ = ["AUTO_MAX_ORBITALS", "MIXING_KEYS", "RESIDUAL_THRESHOLD_EV", "calculator_results", "check_self_consistency",
+           "level_of_theory", "model_scf_mixing", "model_settings", "refined_gap"]
 
 #: A prediction whose gap F[ρ] moves by more than this (eV) is reported as uncertain (as the cut check's 0.1 eV).
 RESIDUAL_THRESHOLD_EV = 0.1
@@ -59,16 +59,21 @@ def refined_gap(gap: float, fock_gap: float, cut_sensitivity: float | None, mixi
     return float(gap + mixing["cut_sensitive" if sensitive else "default"] * (fock_gap - gap))
 
 
+def level_of_theory(model: str | os.PathLike) -> dict[str, Any]:
+    """The ``level_of_theory`` mapping of a model's card; empty without a readable card or one."""
+    try:
+        theory = (models.card(model) or {}).get("level_of_theory")
+    except (OSError, ValueError):
+        return {}
+    return theory if isinstance(theory, dict) else {}
+
+
 def model_settings(model: str | os.PathLike, basis: str) -> GroundTruthSettings | None:
     """The DFT settings a model was trained with, for one Fock build: functional and grid from its card's
     ``level_of_theory`` (``xc``, ``grid_level``), ``basis`` from the model itself. None without a card that
     names the functional."""
-    try:
-        card = models.card(model) or {}
-    except (OSError, ValueError):
-        return None
-    theory = card.get("level_of_theory") or {}
-    if not isinstance(theory, dict) or not isinstance(theory.get("xc"), str):
+    theory = level_of_theory(model)
+    if not isinstance(theory.get("xc"), str):
         return None
     return GroundTruthSettings(xc=theory["xc"].lower(), basis=basis, grids_level=int(theory.get("grid_level", 3)))
 

@@ -147,6 +147,15 @@ def check_ghost_levels(energies: np.ndarray, kpts: Sequence[Sequence[float]], fe
     return ghosts
 
 
+def solution_ghost_levels(solutions: Sequence[Any], fermi: float, model_file: dict | None) -> list[GhostLevel]:
+    """:func:`check_ghost_levels` over every k-point of the ``KSolution`` s ``solutions`` (a calculator's mesh and
+    its Fermi mesh), against the training range in ``model_file`` (its model.json)."""
+    domain = ((model_file or {}).get("metadata") or {}).get("domain")
+    energies = np.concatenate([np.asarray(s.energies).ravel() for s in solutions])
+    kpts = np.concatenate([np.repeat(np.asarray(s.kpts), s.nbands, axis=0) for s in solutions])
+    return check_ghost_levels(energies[:, None], kpts, fermi, domain)
+
+
 def levels(ham, kpts: np.ndarray, lindep: float, chunk: int = 256) -> np.ndarray:
     """Band energies (nk, nbands) of a :class:`~tracegrad_ase.hamiltonian.RealSpaceHamiltonian` on many k-points at
     once: dense Bloch sums and batched ``numpy.linalg.eigh``, the same canonical orthogonalization as
@@ -201,7 +210,8 @@ def random_kpoints(pbc: Sequence[bool], n: int, seed: int = 0) -> np.ndarray:
 
 __all__ = ["Alignment", "BAND_WINDOW_EV", "GHOST_MARGIN_EV", "GhostLevel", "GhostLevelWarning", "align",
            "band_errors", "check_ghost_levels",
-           "evaluation_mesh", "ghost_bounds", "ghost_levels", "levels", "random_kpoints", "spectral_range"]
+           "evaluation_mesh", "ghost_bounds", "ghost_levels", "levels", "random_kpoints", "solution_ghost_levels",
+           "spectral_range"]
 
 
 def near_band_edges(energies: np.ndarray, fermi_level: float, margin: float = 2.0) -> np.ndarray:

@@ -26,14 +26,14 @@ import numpy as np
 
 from ...core.basis import OrbitalBasis
 from ...core.errors import StructureError
-from ...core.hamiltonian import RealSpaceHamiltonian
+from ...core.hamiltonian import RealSpaceHamiltonian, gauge_shift
 from ...core.units import HARTREE_TO_EV
 from ...electronic.filling import electron_count
 from ...electronic.solve import LINDEP_THRESHOLD, generalized_eigh
 from .scf import crystal_ks, extract_blocks, guess_density, molecule_rks
 from .settings import GroundTruthSettings, check_settings
 
-__all__ = ["CHECK_GRID_LEVEL", "fock_hamiltonian", "fock_levels", "self_consistency"]
+__all__ = ["CHECK_GRID_LEVEL", "fock_hamiltonian", "fock_levels", "mix_hamiltonians", "self_consistency"]
 
 #: The check's XC grid (at most this level) and density-fitted Coulomb: against the exact build at the card's level 3,
 #: the gap moves by 0.1 meV on benzene and acetic acid (water's levels by up to 5 meV, mostly far from the gap), and
@@ -90,3 +90,24 @@ def fock_hamiltonian(ham: RealSpaceHamiltonian, settings: GroundTruthSettings) -
     for key in ("scf_wall_time_s", "blocks_wall_time_s"):  # no SCF ran; fock_wall_time_s is the whole cost
         out.meta.pop(key, None)
     return out
+
+
+def mix_hamiltonians(pred: RealSpaceHamiltonian, fock: RealSpaceHamiltonian, mixing: float) -> RealSpaceHamiltonian:
+    """One step of linear mixing from a prediction toward its Kohn-Sham build: ``(1 - a) (H + c S) + a F`` with
+    ``a = mixing`` in [0, 1], on ``fock``'s edges and in its energy zero (``c``: the shift that brings ``pred`` to
+    ``fock``'s zero, :func:`~tracegrad_ase.core.hamiltonian.gauge_shift`; a block the prediction lacks counts as
+    zero). ``mixing = 1`` is ``fock`` itself. F[ρ] overshoots where the response to the density is strong (the
+    same damping every SCF needs), so a model's factor is chosen on its validation cells
+    (``calculators/calibrate_refine_mixing.py``)."""
+    if not 0.0 <= mixing <= 1.0:
+        raise ValueError(f"mixing must be in [0, 1], got {mixing}")
+    if mixing == 1.0:
+        return fock
+    index = pred.index()
+    zero = [np.zeros_like(f) for f in fock.hamiltonian]
+    h = [pred.hamiltonian[index[k]] if (k := tuple(int(x) for x in e)) in index else z
+         for e, z in zip(fock.edges, zero)]
+    c = -gauge_shift(h, fock.hamiltonian, fock.overlap)  # pred - (fock + c'S) smallest: pred's zero is c' above
+    mixed = [(1.0 - mixing) * (p + c * s) + mixing * f for p, s, f in zip(h, fock.overlap, fock.hamiltonian)]
+    return RealSpaceHamiltonian(atoms=fock.atoms, basis=fock.basis, edges=fock.edges, hamiltonian=mixed,
+                                overlap=fock.overlap, meta={**fock.meta, "source": "fock-mixed", "mixing": mixing})
