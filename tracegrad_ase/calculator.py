@@ -86,12 +86,13 @@ class TraceGradCalculator(Calculator):
         density; ``scf_gap_residual`` is its HOMO-LUMO gap minus the prediction's (eV; also ``fock_gap``,
         ``fock_levels``, ``refined_gap``), an ``UncertaintyWarning`` above 0.1 eV (:mod:`~tracegrad_ase.scf_check`).
         None: on for molecules up to 300 orbitals whose model card names its functional; True: on; False: off.
-    refine: crystals: replace the prediction by one Kohn-Sham build from its own density, F[ρ] (PySCF, the model's
-        functional, basis, pseudopotentials, smearing and SCF k-spacing from its card), mixed with it by the
-        model's calibrated factor (:mod:`~tracegrad_ase.refine`). Carbon 0.8: band MAE within ±2 eV of E_F on its
-        test cells 37.6 -> 9.8 meV, for one build (~25 s a graphene cell, minutes for larger ones; no SCF). The
-        Hamiltonian is then in the ground truth's energy zero (``meta["source"]``: ``"fock"``); not with
-        ``uncertainty`` (the committee's spread is of the predictions) nor for molecules (``scf_check``).
+    refine: crystals: replace the prediction by Kohn-Sham builds from its own density (PySCF; the model's functional,
+        basis, pseudopotentials, smearing and SCF k-spacing from its card): ``True`` two builds combined by DIIS,
+        an integer that many (1: one build mixed by the model's calibrated factor), ``False``/0 none
+        (:mod:`~tracegrad_ase.refine`). Carbon 0.8, band MAE within ±2 eV of E_F: held-out 2x2 cell 31 -> 7 meV,
+        for ~25 s a build on a graphene cell (minutes for larger ones; no SCF). H is then in the ground truth's
+        energy zero (``meta``: ``source`` "fock", ``refine_residual_ev``); not with ``uncertainty`` (the
+        committee's spread is of the predictions) nor for molecules (``scf_check``).
     uncertainty: also predict with the model's committee (``committee/`` members: other seeds) and report the
         spread over members in ``results``: ``eigenvalues_std`` (of ε - E_F, shaped as ``eigenvalues``), ``fermi_level_std``,
         ``band_gap_std`` (eV; ``get_property("band_gap_std")``), with an ``UncertaintyWarning`` when a level within
@@ -254,7 +255,8 @@ class TraceGradCalculator(Calculator):
                 refine.check_request(atoms, self._uncertainty)  # before any prediction: a refusal costs nothing
             ham, others = committee.predict(atoms, self.model, self._members, self._ensemble)
             if self.parameters.refine:
-                ham = refine.remembered(self._refined, ham, self.model_name, self.model.model_file)
+                ham = refine.remembered(self._refined, ham, self.model_name, self.model.model_file,
+                                        self.parameters.refine)
             self.asm = electronic.BlochAssembler(ham)
             nelec = electronic.electron_count(ham)
             self._folded = weights is not None  # only a symmetry-reduced mesh carries weights

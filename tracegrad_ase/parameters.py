@@ -176,8 +176,20 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "symmetry": _check_bool("symmetry"),
     "lindep": lambda v: _real("lindep", v, 0.0, 1.0, allow_none=True),
     "scf_check": lambda v: None if v is None else _check_bool("scf_check")(v),
-    "refine": _check_bool("refine"),
+    "refine": lambda v: _check_refine(v),
 }
+
+
+def _check_refine(value: Any) -> int:
+    """``refine``: False / 0 (none), True (``refine.DEFAULT_BUILDS`` Kohn-Sham builds) or a number of builds."""
+    from .refine import DEFAULT_BUILDS, MAX_BUILDS
+
+    if isinstance(value, (bool, np.bool_)):
+        return DEFAULT_BUILDS if value else 0
+    if not isinstance(value, (int, np.integer)) or not 0 <= value <= MAX_BUILDS:
+        raise ParameterError(f"refine must be True, False or a number of Kohn-Sham builds 0-{MAX_BUILDS}, got "
+                             f"{value!r}")
+    return int(value)
 
 
 def domain_results(ham) -> dict:

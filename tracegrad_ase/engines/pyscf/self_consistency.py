@@ -33,7 +33,8 @@ from ...electronic.solve import LINDEP_THRESHOLD, generalized_eigh
 from .scf import crystal_ks, extract_blocks, guess_density, molecule_rks
 from .settings import GroundTruthSettings, check_settings
 
-__all__ = ["CHECK_GRID_LEVEL", "fock_hamiltonian", "fock_levels", "mix_hamiltonians", "self_consistency"]
+__all__ = ["CHECK_GRID_LEVEL", "diis_coefficients", "fock_hamiltonian", "fock_levels", "mix_hamiltonians",
+           "refined_hamiltonian", "self_consistency"]
 
 #: The check's XC grid (at most this level) and density-fitted Coulomb: against the exact build at the card's level 3,
 #: the gap moves by 0.1 meV on benzene and acetic acid (water's levels by up to 5 meV, mostly far from the gap), and
@@ -111,3 +112,54 @@ def mix_hamiltonians(pred: RealSpaceHamiltonian, fock: RealSpaceHamiltonian, mix
     mixed = [(1.0 - mixing) * (p + c * s) + mixing * f for p, s, f in zip(h, fock.overlap, fock.hamiltonian)]
     return RealSpaceHamiltonian(atoms=fock.atoms, basis=fock.basis, edges=fock.edges, hamiltonian=mixed,
                                 overlap=fock.overlap, meta={**fock.meta, "source": "fock-mixed", "mixing": mixing})
+
+
+def diis_coefficients(residuals: list[np.ndarray]) -> np.ndarray:
+    """Pulay's DIIS weights: the ``c`` with Σ c_i = 1 that make |Σ c_i r_i| smallest (least squares, so two equal
+    residuals do not make the system singular)."""
+    n = len(residuals)
+    b = np.zeros((n + 1, n + 1))
+    b[:n, :n] = [[float(ri @ rj) for rj in residuals] for ri in residuals]
+    b[n, :n] = b[:n, n] = 1.0
+    rhs = np.zeros(n + 1)
+    rhs[n] = 1.0
+    return np.linalg.lstsq(b, rhs, rcond=None)[0][:n]
+
+
+def refined_hamiltonian(pred: RealSpaceHamiltonian, settings: GroundTruthSettings, builds: int = 2,
+                        mixing: float = 1.0) -> RealSpaceHamiltonian:
+    """The crystal prediction ``pred`` refined by ``builds`` Kohn-Sham builds (:func:`fock_hamiltonian`), in the
+    truth's energy zero on F's edges.
+
+    One build: ``mix_hamiltonians(pred, F[ρ_pred], mixing)``. More: Pulay's DIIS, as an SCF mixes, but on H(R)
+    blocks: each build's input is the DIIS combination of the outputs so far (the first: the prediction), the
+    residual of a build is its output minus its input, and the result is the combination of all outputs whose
+    residual is smallest (:func:`diis_coefficients`). A second build from F[ρ_pred] alone overshoots (carbon's 2x2
+    cell: 31.6 -> 93 meV); the DIIS combination of the two does not (7.4 meV), and needs no factor chosen on data.
+    ``meta``: ``refine_builds``, ``diis_coefficients``, ``refine_residual_ev`` (RMS of the combined residual, eV:
+    how far from self-consistent the result still is, with no reference) and ``fock_wall_time_s`` (all builds)."""
+    if not isinstance(builds, (int, np.integer)) or isinstance(builds, bool) or builds < 1:
+        raise ValueError(f"builds must be an integer >= 1, got {builds!r}")
+    first = fock_hamiltonian(pred, settings)
+    if builds == 1:
+        return mix_hamiltonians(pred, first, mixing)
+    inputs, outputs = [mix_hamiltonians(pred, first, 0.0)], [first]
+
+    def flat(ham: RealSpaceHamiltonian) -> np.ndarray:
+        return np.concatenate([b.ravel() for b in ham.hamiltonian])
+
+    def combined(c: np.ndarray) -> RealSpaceHamiltonian:
+        blocks = [sum(ci * out.hamiltonian[e] for ci, out in zip(c, outputs)) for e in range(len(first.edges))]
+        return replace(first, hamiltonian=blocks, meta=dict(first.meta))
+
+    residuals = [flat(first) - flat(inputs[0])]
+    for _ in range(builds - 1):
+        inputs.append(combined(diis_coefficients(residuals)))
+        outputs.append(fock_hamiltonian(inputs[-1], settings))
+        residuals.append(flat(outputs[-1]) - flat(inputs[-1]))
+    c = diis_coefficients(residuals)
+    out = combined(c)
+    out.meta.update({"source": "fock", "refine_builds": int(builds), "diis_coefficients": [float(x) for x in c],
+                     "refine_residual_ev": float(np.sqrt(np.mean(sum(ci * r for ci, r in zip(c, residuals)) ** 2))),
+                     "fock_wall_time_s": float(sum(o.meta["fock_wall_time_s"] for o in outputs))})
+    return out
