@@ -6,11 +6,12 @@
 
 ``TraceGradCalculator(refine=1)`` (one build; ``refine=True`` is two, combined by DIIS with no factor) replaces the
 prediction H by one Kohn-Sham build from its density, F[ρ] (``engines.pyscf.self_consistency.fock_hamiltonian``),
-mixed with it: ``(1 - a) H + a F`` (``mix_hamiltonians``). F[ρ] overshoots where the levels respond strongly to the density (the damping every SCF
-needs), so ``a`` is chosen per model, on cells it did not train on (the ``--split`` part of its split.json), by the
-E_F-aligned band MAE within ±2 eV against the stored truth (the evaluation mesh of ``tracegrad evaluate``, the
-model's lindep on both sides). One Fock build per cell; ``--cache`` keeps each F[ρ] so an interrupted run resumes.
-The factor goes into ``metadata.refine_mixing`` with the table that chose it (``metadata.refine_mixing_calibration``).
+mixed with it: ``(1 - a) H + a F`` (``mix_hamiltonians``). F[ρ] overshoots where the levels respond strongly to
+the density (the damping every SCF needs), so ``a`` is chosen per model, on cells it did not train on (the
+``--split`` part of its split.json), by the E_F-aligned band MAE within ±2 eV against the stored truth (the
+evaluation mesh of ``tracegrad evaluate``, the model's lindep on both sides). One Fock build per cell; ``--cache``
+keeps each F[ρ] so an interrupted run resumes. The factor goes into ``metadata.refine_mixing`` with the table that
+chose it (``metadata.refine_mixing_calibration``).
 """
 
 from __future__ import annotations

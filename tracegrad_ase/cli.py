@@ -355,7 +355,8 @@ def _cmd_bands(args) -> int:
         from pymatgen.electronic_structure.core import Spin
 
         atomic_write_text(args.json, json.dumps({
-            "efermi_ev": bs.efermi, "is_metal": bs.is_metal(), "gap": gap, "path": used, "refine_builds": calc.parameters.refine,
+            "efermi_ev": bs.efermi, "is_metal": bs.is_metal(), "gap": gap, "path": used,
+            "refine_builds": calc.parameters.refine,
             "gap_cut_sensitivity_ev": calc.results.get("band_gap_cut_sensitivity"),
             "labels": {k: list(map(float, v.frac_coords)) for k, v in bs.labels_dict.items()},
             "kpoints_frac": [list(map(float, k.frac_coords)) for k in bs.kpoints],
