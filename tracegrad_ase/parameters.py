@@ -166,20 +166,6 @@ def _check_bool(name: str) -> Callable[[Any], bool]:
     return check
 
 
-_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "kpts": check_kpts,
-    "fermi_kpts": check_fermi_kpts,
-    "smearing": _check_smearing,
-    "width": lambda v: _real("width (eV)", v, 0.0, strict_low=True),
-    "sigma": lambda v: _real("sigma (eV)", v, allow_none=True),
-    "n_bands": lambda v: None if v is None else _integral("n_bands", v),
-    "symmetry": _check_bool("symmetry"),
-    "lindep": lambda v: _real("lindep", v, 0.0, 1.0, allow_none=True),
-    "scf_check": lambda v: None if v is None else _check_bool("scf_check")(v),
-    "refine": lambda v: _check_refine(v),
-}
-
-
 def _check_refine(value: Any) -> int:
     """``refine``: False / 0 (none), True (``refine.DEFAULT_BUILDS`` Kohn-Sham builds) or a number of builds."""
     from .refine import DEFAULT_BUILDS, MAX_BUILDS
@@ -190,6 +176,20 @@ def _check_refine(value: Any) -> int:
         raise ParameterError(f"refine must be True, False or a number of Kohn-Sham builds 0-{MAX_BUILDS}, got "
                              f"{value!r}")
     return int(value)
+
+
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "kpts": check_kpts,
+    "fermi_kpts": check_fermi_kpts,
+    "smearing": _check_smearing,
+    "width": lambda v: _real("width (eV)", v, 0.0, strict_low=True),
+    "sigma": lambda v: _real("sigma (eV)", v, allow_none=True),
+    "n_bands": lambda v: None if v is None else _integral("n_bands", v),
+    "symmetry": _check_bool("symmetry"),
+    "lindep": lambda v: _real("lindep", v, 0.0, 1.0, allow_none=True),
+    "scf_check": lambda v: None if v is None else _check_bool("scf_check")(v),
+    "refine": _check_refine,
+}
 
 
 def domain_results(ham) -> dict:

@@ -62,8 +62,8 @@ def crystal_settings(model: str | os.PathLike, basis: str) -> GroundTruthSetting
     and the SCF k-spacing from its card's ``level_of_theory`` (``xc``, ``pseudo``, ``smearing_ev``, ``kspacing``),
     ``basis`` from the model itself. A card without the functional or the k-spacing is refused (a ρ on another
     mesh or with another smearing would be another density), never guessed."""
-    settings = scf_check.model_settings(model, basis)
-    theory = scf_check.level_of_theory(model)
+    theory = scf_check.level_of_theory(model)  # the card is read once
+    settings = scf_check.theory_settings(theory, basis)
     if settings is None or not isinstance(theory.get("kspacing"), (int, float)):
         raise ParameterError(f"refine=True needs the model's level of theory for crystals (its card.yaml's "
                              f"level_of_theory: xc and kspacing), and {model} records "

@@ -21,7 +21,7 @@ from .engines.pyscf.self_consistency import self_consistency
 from .engines.pyscf.settings import GroundTruthSettings
 
 __all__ = ["AUTO_MAX_ORBITALS", "MIXING_KEYS", "RESIDUAL_THRESHOLD_EV", "calculator_results", "check_self_consistency",
-           "level_of_theory", "model_scf_mixing", "model_settings", "refined_gap"]
+           "level_of_theory", "model_scf_mixing", "model_settings", "refined_gap", "theory_settings"]
 
 #: A prediction whose gap F[ρ] moves by more than this (eV) is reported as uncertain (as the cut check's 0.1 eV).
 RESIDUAL_THRESHOLD_EV = 0.1
@@ -72,7 +72,11 @@ def model_settings(model: str | os.PathLike, basis: str) -> GroundTruthSettings 
     """The DFT settings a model was trained with, for one Fock build: functional and grid from its card's
     ``level_of_theory`` (``xc``, ``grid_level``), ``basis`` from the model itself. None without a card that
     names the functional."""
-    theory = level_of_theory(model)
+    return theory_settings(level_of_theory(model), basis)
+
+
+def theory_settings(theory: dict[str, Any], basis: str) -> GroundTruthSettings | None:
+    """:func:`model_settings` from a card's ``level_of_theory`` mapping already read; None without ``xc``."""
     if not isinstance(theory.get("xc"), str):
         return None
     return GroundTruthSettings(xc=theory["xc"].lower(), basis=basis, grids_level=int(theory.get("grid_level", 3)))

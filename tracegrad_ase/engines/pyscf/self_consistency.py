@@ -105,9 +105,8 @@ def mix_hamiltonians(pred: RealSpaceHamiltonian, fock: RealSpaceHamiltonian, mix
     if mixing == 1.0:
         return fock
     index = pred.index()
-    zero = [np.zeros_like(f) for f in fock.hamiltonian]
-    h = [pred.hamiltonian[index[k]] if (k := tuple(int(x) for x in e)) in index else z
-         for e, z in zip(fock.edges, zero)]
+    h = [pred.hamiltonian[index[k]] if (k := tuple(int(x) for x in e)) in index else np.zeros_like(f)
+         for e, f in zip(fock.edges, fock.hamiltonian)]
     c = -gauge_shift(h, fock.hamiltonian, fock.overlap)  # pred - (fock + c'S) smallest: pred's zero is c' above
     mixed = [(1.0 - mixing) * (p + c * s) + mixing * f for p, s, f in zip(h, fock.overlap, fock.hamiltonian)]
     return RealSpaceHamiltonian(atoms=fock.atoms, basis=fock.basis, edges=fock.edges, hamiltonian=mixed,
