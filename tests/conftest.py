@@ -7,6 +7,23 @@ import numpy as np
 import pytest
 
 
+def benchmark_module(name: str):
+    """A script of benchmarks/ as a module (its siblings, e.g. _results, importable while it loads)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location(name, bench / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(bench))
+    return module
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261125)

@@ -246,18 +246,9 @@ def test_band_error_attribution_finds_the_group_that_is_wrong(model, tmp_path):
     """benchmarks/band_error_attribution.py on a truth that differs from the prediction only in the O-H blocks at
     1.53 Å: that group alone makes the whole band error and fixing it leaves none; every other group alone makes
     none and fixing it leaves the whole."""
-    import importlib.util
-    import sys
-    from pathlib import Path
+    from conftest import benchmark_module
 
-    bench = Path(__file__).parents[1] / "benchmarks"
-    sys.path.insert(0, str(bench))
-    try:
-        spec = importlib.util.spec_from_file_location("band_error_attribution", bench / "band_error_attribution.py")
-        attribution = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(attribution)
-    finally:
-        sys.path.remove(str(bench))
+    attribution = benchmark_module("band_error_attribution")
     crystal = _crystal(model)
     pos, cell = crystal.atoms.positions, crystal.atoms.cell.array
     h = [b.copy() for b in crystal.hamiltonian]

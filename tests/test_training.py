@@ -179,6 +179,11 @@ def test_a_fixed_split_file_is_used_and_checked(tmp_path, dataset):
     split.write_text(json.dumps({"train": ["nope.h5"], "val": files[3:5], "test": []}))
     with pytest.raises(DataFormatError, match="not in the data"):
         train(_config(tmp_path / "other", dataset, epochs=1, split_file=str(split)))
+    # One structure cannot fill a batch of two: every epoch would take no step and the "best" be the start.
+    split.write_text(json.dumps({"train": files[:1], "val": files[:1], "test": []}))
+    with pytest.raises(ValueError, match="1 training structure.*batch_size 2"):
+        train(_config(tmp_path / "small", dataset, epochs=1, split_file=str(split)))
+    assert not (tmp_path / "small" / "checkpoints").exists()
 
 
 def test_a_non_finite_loss_stops_training_and_names_the_structures(tmp_path, dataset, monkeypatch):

@@ -307,6 +307,9 @@ def _train(cfg: TrainConfig, rank: int, world: int) -> dict[str, Any]:
                                           else split_dataset(files, cfg.split, cfg.seed))
     if not train_files or not val_files:
         raise ValueError(f"the split {cfg.split} of {len(files)} structures leaves no training or validation data")
+    if len(train_files) < cfg.batch_size:  # every step needs a full batch: the epochs would train nothing
+        raise ValueError(f"{len(train_files)} training structure(s) cannot fill one batch of batch_size "
+                         f"{cfg.batch_size}: lower batch_size or add structures")
 
     hams = {p: load_h5(p) for p in files}
     model, trainer_state, state = _resumed_or_new(cfg, out, last, dtype, hams, train_files)
