@@ -68,22 +68,20 @@ def variant_config(base: TrainConfig, label: str, settings: list[str], fit: list
 
 def _figures(folder: str | Path, fit_files: list[Path], ghost_kpoints: int) -> tuple[dict, int]:
     """``tracegrad evaluate``'s figures of the weights in ``folder`` on ``fit_files``, and their parameter count."""
-    from tracegrad_ase.model.checkpoint import load_model, read_card
     from tracegrad_ase.model.evaluate import evaluate
+    from tracegrad_ase.predict import load
 
-    model = load_model(folder)
-    model.model_file = read_card(folder)
+    model = load(folder)  # with its card: the training domain, for ghost levels
     return (evaluate(model, fit_files, progress=False, ghost_kpoints=ghost_kpoints),
             sum(p.numel() for p in model.parameters()))
 
 
-def fit_figures(run: Path, init_from: str | None, fit_files: list[Path], ghost_kpoints: int) -> dict:
+def fit_figures(run: Path, start: dict, fit_files: list[Path], ghost_kpoints: int) -> dict:
     """The run's trajectory and its best checkpoint's figures on the structures it fitted (E_F-aligned band MAE
-    within ±2 eV and gauge MAE), beside those of the weights it started from (fine-tuning variants)."""
+    within ±2 eV and gauge MAE), beside ``start``, those of the weights it started from (empty from scratch)."""
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
     epochs = [r for r in log if "epoch" in r]
     m, parameters = _figures(run / "checkpoints" / "best", fit_files, ghost_kpoints)
-    start = _figures(init_from, fit_files, 0)[0] if init_from else {}
     return {"parameters": parameters, "epochs": epochs[-1]["epoch"],
             "start_band_mae_ef_mev": start.get("band_mae_ef_mev"), "start_gauge_mae_mev": start.get("gauge_mae_mev"),
             "train_time_s": epochs[-1]["time_s"], "s_per_epoch": epochs[-1]["time_s"] / max(epochs[-1]["epoch"], 1),
@@ -145,8 +143,11 @@ def main() -> None:
                                     args.max_time_s) for i, v in enumerate(args.variant)}
     train_all(configs, args.jobs, args.threads)
     fit_files = [by_name[s] for s in args.structures]
+    # Each starting model judged once, however many variants fine-tune it.
+    starts = {c.init_from: _figures(c.init_from, fit_files, 0)[0] for c in configs.values() if c.init_from}
     rows = {label: {"settings": v[1:], "run": configs[label].out,
-                    **fit_figures(Path(configs[label].out), configs[label].init_from, fit_files, args.ghost_kpoints)}
+                    **fit_figures(Path(configs[label].out), starts.get(configs[label].init_from, {}), fit_files,
+                                  args.ghost_kpoints)}
             for label, v in zip(labels, args.variant)}
     png = Path(args.out).with_name(f"capacity_probe_{args.tag}.png")
     png.parent.mkdir(parents=True, exist_ok=True)

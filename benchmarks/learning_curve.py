@@ -133,12 +133,10 @@ def evaluate_run(run: Path, files: dict[str, Path], split: dict, heldout: list[s
                  lindep: float | None = None) -> dict:
     """The best checkpoint's metrics on the test split and on each held-out data set (solved with ``lindep``
     when given: one overlap threshold for every size, as a shipped model records its own)."""
-    from tracegrad_ase.model.checkpoint import load_model, read_card
     from tracegrad_ase.model.evaluate import evaluate
+    from tracegrad_ase.predict import load
 
-    best = run / "checkpoints" / "best"
-    model = load_model(best)
-    model.model_file = read_card(best)  # its training domain, for ghost levels
+    model = load(run / "checkpoints" / "best")  # with its card: the training domain, for ghost levels
     if lindep is not None:
         model.model_file.setdefault("metadata", {})["lindep"] = lindep
     sets = {"test": [files[x] for x in split["test"]]}
