@@ -11,7 +11,8 @@ how well it can *fit* them. A model whose error on its own training structures i
 not short of data: more structures of the kind it already has will not bring the error down, a larger network
 (or a better optimisation) might. Variant settings are training settings (``lr=0.001``, ``band_weight=0.01``,
 ``init_from=FOLDER`` or ``init_from=null`` for random weights) or model settings (``num_layers=3``,
-``muls=[32,16,12,8,6]``), which start from ``--architecture``'s (a model folder's config). Runs resume (rerun the
+``muls=[32,16,12,8,6]``), which start from ``--architecture``'s (a model folder's config). With ``init_from``, only
+``num_layers`` may be set: the trained model grows by layers that at first predict nothing (model/grow.py). Runs resume (rerun the
 same command). Prints a table; writes ``benchmarks/results/capacity_probe.json`` and a PNG of the fit over time.
 """
 
@@ -45,7 +46,7 @@ def variant_config(base: TrainConfig, label: str, settings: list[str], fit: list
     # Snapshots and weight averaging are for long runs; a variant may set them.
     train_keys: dict = {"snapshot_every": None, "ema_decay": None}
     model = {k: v for k, v in architecture.items() if k in SHAPE_KEYS}
-    shaped = False
+    given: list[str] = []
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep:
@@ -54,15 +55,18 @@ def variant_config(base: TrainConfig, label: str, settings: list[str], fit: list
         if key in TRAIN_KEYS:
             train_keys[key] = str(Path(parsed).resolve()) if key == "init_from" and parsed else parsed
         elif key in SHAPE_KEYS:
-            model[key], shaped = parsed, True
+            model[key] = parsed
+            given.append(key)
         else:
             raise SystemExit(f"variant {label!r}: unknown setting {key!r} (training: {sorted(TRAIN_KEYS)}; "
                              f"model: {list(SHAPE_KEYS)})")
     init = train_keys.get("init_from", base.init_from)
-    if init and shaped:
-        raise SystemExit(f"variant {label!r}: model settings need init_from=null (fine-tuning keeps the init's shape)")
+    grown = {k: model[k] for k in ("num_layers",) if k in given}
+    if init and set(given) - set(grown):
+        raise SystemExit(f"variant {label!r}: model settings other than num_layers need init_from=null "
+                         f"(fine-tuning keeps the init's shape; num_layers grows it)")
     return replace(base, **{**train_keys, "out": str(run), "split_file": str(split), "progress": False,
-                            "model": {} if init else model, "epochs": 10 ** 6, "early_stopping": 10 ** 6,
+                            "model": grown if init else model, "epochs": 10 ** 6, "early_stopping": 10 ** 6,
                             "max_time_s": max_time_s})
 
 

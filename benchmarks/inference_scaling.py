@@ -3,6 +3,7 @@
     python benchmarks/inference_scaling.py --model calculators/carbon --sizes 2 3 5 7 10 16 22
     python benchmarks/inference_scaling.py --model calculators/carbon --sizes 71 --threads 2   # 10,082 atoms
     python benchmarks/inference_scaling.py --products e3nn    # the same network through e3nn's modules
+    python benchmarks/inference_scaling.py --model runs/grown3 --against calculators/carbon --sizes 10 22
 
 Each size n is an n x n supercell of the graphene primitive cell (2 n^2 atoms), predicted by
 ``predict_hamiltonian`` (neighbour list, graph, network, basis overlap S(R)) in a child process, so the peak
@@ -49,9 +50,40 @@ print(json.dumps({"n": n, "atoms": len(atoms), "edges": len(ham.edges), "orbital
 """
 
 
+def _child(model: str, n: int, args, env: dict) -> dict:
+    """One size predicted by ``model`` in a fresh process: its row, or ``error``."""
+    try:
+        out = subprocess.run([sys.executable, "-c", CHILD, model, str(n), str(args.threads), args.products], env=env,
+                             capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"n": n, "atoms": 2 * n * n, "error": f"timeout {args.timeout} s"}
+    if out.returncode != 0:
+        return {"n": n, "atoms": 2 * n * n, "error": (out.stderr.strip().splitlines() or ["killed"])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _fit(rows: list[dict]) -> dict:
+    """time ∝ N^p and memory ∝ N^q over the sizes with at least 100 atoms (empty with fewer than two)."""
+    ok = [r for r in rows if "time_s" in r and r["atoms"] >= 100]
+    if len(ok) < 2:
+        return {}
+    x = np.log([r["atoms"] for r in ok])
+    p, c = np.polyfit(x, np.log([r["time_s"] for r in ok]), 1)
+    pm, cm = np.polyfit(x, np.log([r["peak_rss_gb"] for r in ok]), 1)
+    fit = {"time_exponent": float(p), "time_1000_atoms_s": float(np.exp(c) * 1000 ** p),
+           "time_10000_atoms_s": float(np.exp(c) * 10000 ** p), "memory_exponent": float(pm),
+           "memory_10000_atoms_gb": float(np.exp(cm) * 10000 ** pm)}
+    print(f"fit over {len(ok)} sizes >= 100 atoms: time ∝ N^{p:.2f}; 1,000 atoms {fit['time_1000_atoms_s']:.1f} s, "
+          f"10,000 atoms {fit['time_10000_atoms_s']:.0f} s; memory ∝ N^{pm:.2f}, "
+          f"10,000 atoms {fit['memory_10000_atoms_gb']:.1f} GB (extrapolated where not measured)")
+    return fit
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="carbon", help="model folder or shipped name (a carbon model)")
+    ap.add_argument("--against", metavar="MODEL", help="a reference model timed in the same run, size by size "
+                    "(each size: the model, then the reference, in fresh processes); prints the time ratio")
     ap.add_argument("--sizes", type=int, nargs="+", default=[2, 3, 5, 7, 10, 16, 22])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--products", choices=["frame", "e3nn"], default="frame",
@@ -61,41 +93,31 @@ def main() -> None:
     args = ap.parse_args()
 
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    rows = []
-    print(f"{'atoms':>7} {'edges':>10} {'orbitals':>9} {'time s':>9} {'ms/atom':>8} {'nbr list s':>10} {'peak GB':>8}")
+    models = [args.model] + ([args.against] if args.against else [])
+    rows: dict[str, list[dict]] = {m: [] for m in models}
+    print(f"{'model':>24} {'atoms':>7} {'edges':>10} {'orbitals':>9} {'time s':>9} {'ms/atom':>8} {'nbr list s':>10} "
+          f"{'peak GB':>8}" + (f" {'ratio':>6}" if args.against else ""))
     for n in args.sizes:
-        try:
-            out = subprocess.run([sys.executable, "-c", CHILD, args.model, str(n), str(args.threads), args.products], env=env,
-                                 capture_output=True, text=True, timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            print(f"{2 * n * n:>7} timed out after {args.timeout:.0f} s")
-            rows.append({"n": n, "atoms": 2 * n * n, "error": f"timeout {args.timeout} s"})
+        for m in models:
+            r = _child(m, n, args, env)
+            rows[m].append(r)
+            if "error" in r:
+                print(f"{Path(m).name:>24} {r['atoms']:>7} failed: {r['error']}")
+                continue
+            ratio = ""
+            if args.against and m == args.against and "time_s" in rows[args.model][-1]:
+                r["model_time_ratio"] = rows[args.model][-1]["time_s"] / r["time_s"]
+                ratio = f" {r['model_time_ratio']:6.2f}"
+            print(f"{Path(m).name:>24} {r['atoms']:>7} {r['edges']:>10} {r['orbitals']:>9} {r['time_s']:9.2f} "
+                  f"{1e3 * r['time_s'] / r['atoms']:8.2f} {r['neighbor_list_s']:10.2f} {r['peak_rss_gb']:8.2f}{ratio}")
+        if any("error" in rows[m][-1] for m in models):
             break
-        if out.returncode != 0:
-            err = (out.stderr.strip().splitlines() or ["killed"])[-1]
-            print(f"{2 * n * n:>7} failed: {err}")
-            rows.append({"n": n, "atoms": 2 * n * n, "error": err})
-            break
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        rows.append(r)
-        print(f"{r['atoms']:>7} {r['edges']:>10} {r['orbitals']:>9} {r['time_s']:9.2f} "
-              f"{1e3 * r['time_s'] / r['atoms']:8.2f} {r['neighbor_list_s']:10.2f} {r['peak_rss_gb']:8.2f}")
-    ok = [r for r in rows if "time_s" in r and r["atoms"] >= 100]
-    fit = {}
-    if len(ok) >= 2:
-        x, y = np.log([r["atoms"] for r in ok]), np.log([r["time_s"] for r in ok])
-        p, c = np.polyfit(x, y, 1)
-        xm, ym = np.log([r["atoms"] for r in ok]), np.log([r["peak_rss_gb"] for r in ok])
-        pm, cm = np.polyfit(xm, ym, 1)
-        fit = {"time_exponent": float(p), "time_1000_atoms_s": float(np.exp(c) * 1000 ** p),
-               "time_10000_atoms_s": float(np.exp(c) * 10000 ** p), "memory_exponent": float(pm),
-               "memory_10000_atoms_gb": float(np.exp(cm) * 10000 ** pm)}
-        print(f"fit over {len(ok)} sizes >= 100 atoms: time ∝ N^{p:.2f}; 1,000 atoms {fit['time_1000_atoms_s']:.1f} s, "
-              f"10,000 atoms {fit['time_10000_atoms_s']:.0f} s; memory ∝ N^{pm:.2f}, "
-              f"10,000 atoms {fit['memory_10000_atoms_gb']:.1f} GB (extrapolated where not measured)")
-    tag = f"{Path(args.model).name}, {args.threads} threads" + ("" if args.products == "frame" else ", e3nn products")
-    merge_results(args.out, tag,
-                  {"rows": rows, "fit": fit, "machine": machine()})
+    suffix = f", {args.threads} threads" + ("" if args.products == "frame" else ", e3nn products")
+    for m in models:
+        fit = _fit(rows[m])
+        tag = Path(m).name + suffix + (f", beside {Path(args.against).name}" if args.against and m == args.model
+                                       else f", reference of {Path(args.model).name}" if m != args.model else "")
+        merge_results(args.out, tag, {"rows": rows[m], "fit": fit, "machine": machine()})
 
 
 if __name__ == "__main__":

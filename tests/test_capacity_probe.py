@@ -34,11 +34,13 @@ def test_scratch_variant_takes_the_architecture_shape_and_its_overrides(probe, b
     assert cfg.out == str(tmp_path / "v0")
 
 
-def test_fine_tuning_variant_keeps_the_init_shape(probe, base, tmp_path):
+def test_fine_tuning_variant_keeps_the_init_shape_or_grows_it_deeper(probe, base, tmp_path):
     cfg = probe.variant_config(base, "ft", ["ema_decay=0.9"], ["a.h5"], tmp_path / "v1", ARCH, 60)
     assert cfg.init_from == base.init_from and cfg.model == {} and cfg.lr == 3e-4 and cfg.ema_decay == 0.9
-    with pytest.raises(SystemExit, match="init_from=null"):
-        probe.variant_config(base, "ft", ["num_layers=3"], ["a.h5"], tmp_path / "v2", ARCH, 60)
+    grown = probe.variant_config(base, "grown", ["num_layers=3"], ["a.h5"], tmp_path / "v2", ARCH, 60)
+    assert grown.init_from == base.init_from and grown.model == {"num_layers": 3}  # grows the init's network
+    with pytest.raises(SystemExit, match="other than num_layers need init_from=null"):
+        probe.variant_config(base, "ft", ["num_layers=3", "muls=[8,4]"], ["a.h5"], tmp_path / "v3", ARCH, 60)
 
 
 @pytest.mark.parametrize("item, message", [("lr", "not KEY=VALUE"), ("layers=3", "unknown setting 'layers'")])

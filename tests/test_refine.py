@@ -215,6 +215,8 @@ def test_bands_and_predict_refine_build_once_and_say_so(model, tmp_path, monkeyp
     molecule("H2O").write(water)
     assert main(["predict", str(water), "--model", str(model), "--refine", "-o", str(tmp_path / "w.h5")]) == 2
     assert "for crystals" in capsys.readouterr().err and not (tmp_path / "w.h5").exists() and len(builds) == 3
+    assert main(["predict", str(f), "--model", str(model), "--refine", "7", "-o", str(tmp_path / "7.h5")]) == 2
+    assert "got 7" in capsys.readouterr().err and not (tmp_path / "7.h5").exists() and len(builds) == 3
 
 
 def test_calibration_chooses_the_mixing_on_validation_cells_and_records_it(model, truth, graphene_szv_scf, tmp_path):

@@ -183,7 +183,7 @@ def test_a_fixed_split_file_is_used_and_checked(tmp_path, dataset):
     split.write_text(json.dumps({"train": files[:1], "val": files[:1], "test": []}))
     with pytest.raises(ValueError, match="1 training structure.*batch_size 2"):
         train(_config(tmp_path / "small", dataset, epochs=1, split_file=str(split)))
-    assert not (tmp_path / "small" / "checkpoints").exists()
+    assert not (tmp_path / "small").exists()  # refused before the run folder is made
 
 
 def test_a_non_finite_loss_stops_training_and_names_the_structures(tmp_path, dataset, monkeypatch):
@@ -225,6 +225,17 @@ def test_init_from_starts_from_the_models_weights_and_checks_that_it_fits(tmp_pa
     assert state["epoch"] == 1 and tuned.config == first.config
     assert distance(tuned, first) < 1e-6 < 1e-2 < distance(fresh, first)
 
+    # num_layers may grow: the first model's weights, and a layer more (model/grow.py proves the predictions)
+    train(_config(tmp_path, dataset, **tiny, model={"num_layers": 2}, out=str(tmp_path / "grown"),
+                  init_from=str(tmp_path / "first")))
+    grown = load_model(tmp_path / "grown" / "checkpoints" / "last", torch.float64)
+    assert grown.config.num_layers == 2 and len(grown.edge_update) == 2
+    shared = {k: v for k, v in grown.state_dict().items() if k in first.state_dict() and k != "decoder.0.weight"}
+    assert len(shared) > 10 and max(float((v - first.state_dict()[k]).abs().max()) for k, v in shared.items()
+                                    if v.numel()) < 1e-6
+    with pytest.raises(ConfigError, match="does not shrink"):
+        train(_config(tmp_path, dataset, model={"num_layers": 0}, out=str(tmp_path / "shrunk"),
+                      init_from=str(tmp_path / "first")))
     with pytest.raises(ConfigError, match="cutoff: 3.0 in the model, 2.5 here"):
         train(_config(tmp_path, dataset, model={"cutoff": 2.5}, out=str(tmp_path / "clash"),
                       init_from=str(tmp_path / "first")))

@@ -405,7 +405,6 @@ def _cmd_predict(args) -> int:
     from .predict import load, predict_hamiltonian
 
     from .predict import resolve_model
-    from .parameters import _check_refine
     from . import refine
 
     atoms = read_structure(args.structure)
@@ -413,12 +412,13 @@ def _cmd_predict(args) -> int:
     model = load(name)
     out = Path(args.out) if args.out else Path(args.structure).with_suffix(".pred.h5")
     _check_outputs(args, [(out, "file"), (args.deeph, "dir")], inputs=[args.structure, resolve_model(args.model)])
-    if args.refine:
-        refine.check_request(atoms)  # a molecule is refused before the prediction
+    n_builds = refine.builds(args.refine)
+    if n_builds:
+        refine.check_request(atoms)  # a molecule, or too many builds, is refused before the prediction
     with _ghost_guard(args):  # --strict: out of the training domain is exit 2, nothing written
         ham = predict_hamiltonian(atoms, model)
-    if args.refine:
-        ham = refine.refine_prediction(ham, name, model.model_file, _check_refine(args.refine))
+    if n_builds:
+        ham = refine.refine_prediction(ham, name, model.model_file, n_builds)
     save_h5(ham, out)
     print(f"{atoms.get_chemical_formula()}: {len(ham.edges)} {'refined' if args.refine else 'predicted'} blocks, "
           f"{ham.norb} orbitals -> {out}")

@@ -167,15 +167,10 @@ def _check_bool(name: str) -> Callable[[Any], bool]:
 
 
 def _check_refine(value: Any) -> int:
-    """``refine``: False / 0 (none), True (``refine.DEFAULT_BUILDS`` Kohn-Sham builds) or a number of builds."""
-    from .refine import DEFAULT_BUILDS, MAX_BUILDS
+    """``refine``: checked by :func:`tracegrad_ase.refine.builds` (imported here only when set: it loads PySCF)."""
+    from .refine import builds
 
-    if isinstance(value, (bool, np.bool_)):
-        return DEFAULT_BUILDS if value else 0
-    if not isinstance(value, (int, np.integer)) or not 0 <= value <= MAX_BUILDS:
-        raise ParameterError(f"refine must be True, False or a number of Kohn-Sham builds 0-{MAX_BUILDS}, got "
-                             f"{value!r}")
-    return int(value)
+    return builds(value)
 
 
 _CHECKS: dict[str, Callable[[Any], Any]] = {

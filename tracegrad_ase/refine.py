@@ -25,7 +25,7 @@ from .electronic.filling import electron_count
 from .engines.pyscf.self_consistency import refined_hamiltonian
 from .engines.pyscf.settings import GroundTruthSettings
 
-__all__ = ["DEFAULT_BUILDS", "MAX_BUILDS", "check_request", "crystal_settings", "model_refine_mixing",
+__all__ = ["DEFAULT_BUILDS", "MAX_BUILDS", "builds", "check_request", "crystal_settings", "model_refine_mixing",
            "refine_prediction", "remembered"]
 
 #: Kohn-Sham builds of ``refine=True``: two, combined by DIIS (one build overshoots where the levels respond
@@ -33,6 +33,17 @@ __all__ = ["DEFAULT_BUILDS", "MAX_BUILDS", "check_request", "crystal_settings", 
 DEFAULT_BUILDS = 2
 #: More builds than this is an SCF: run one (``tracegrad truth STRUCTURE --init-guess MODEL``).
 MAX_BUILDS = 6
+
+
+def builds(value) -> int:
+    """The number of Kohn-Sham builds a ``refine`` value asks for: False / 0 (none), True (:data:`DEFAULT_BUILDS`)
+    or a number of builds up to :data:`MAX_BUILDS`; anything else is a ParameterError that names it."""
+    if isinstance(value, (bool, np.bool_)):
+        return DEFAULT_BUILDS if value else 0
+    if not isinstance(value, (int, np.integer)) or not 0 <= value <= MAX_BUILDS:
+        raise ParameterError(f"refine must be True, False or a number of Kohn-Sham builds 0-{MAX_BUILDS}, got "
+                             f"{value!r}")
+    return int(value)
 
 
 def check_request(atoms, uncertainty: bool = False) -> None:

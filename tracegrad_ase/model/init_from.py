@@ -14,6 +14,7 @@ import torch
 from ..core.basis import OrbitalBasis
 from ..core.errors import ConfigError, DataFormatError
 from .checkpoint import load_model, resolve_folder
+from .grow import grow_layers
 from .network import TraceGradNet
 from .run_folder import best_checkpoint
 
@@ -22,7 +23,8 @@ def initial_model(init_from: str | os.PathLike, settings: dict[str, Any], hams: 
                   dtype: torch.dtype) -> TraceGradNet:
     """The model named by ``init_from`` (a model folder, or a run folder's best checkpoint), checked to fit the data
     ``hams``: every element of the data known to it with the same orbitals, and no ``model`` setting (``settings``)
-    that contradicts it."""
+    that contradicts it. ``num_layers`` larger than the model's grows it (:func:`~.grow.grow_layers`): the same
+    predictions to round-off, with new layers to train."""
     source = Path(init_from)
     folder = source if (resolve_folder(source) / "model.json").is_file() else best_checkpoint(source)
     if not (resolve_folder(folder) / "model.json").is_file():
@@ -38,9 +40,13 @@ def initial_model(init_from: str | os.PathLike, settings: dict[str, Any], hams: 
                 raise DataFormatError(f"{p}: the orbitals of {e} ({h.basis.name} {h.basis.shells_of(e)}) differ from "
                                       f"the init_from model's ({known.name} {known.shells_of(e)})")
     have = model.config.to_dict()
+    deeper = settings.get("num_layers")
+    if deeper is not None and deeper != have["num_layers"]:
+        model = grow_layers(model, deeper)  # a ConfigError if it would shrink
+        have = model.config.to_dict()
     clash = {k: (have.get(k), v) for k, v in settings.items() if have.get(k) != v}
     if clash:
         detail = "; ".join(f"{k}: {a!r} in the model, {b!r} here" for k, (a, b) in clash.items())
-        raise ConfigError(f"init_from keeps its model's settings, and 'model' contradicts them ({detail}); "
-                          "drop those keys or train a new model")
+        raise ConfigError(f"init_from keeps its model's settings (but num_layers, which may grow), and 'model' "
+                          f"contradicts them ({detail}); drop those keys or train a new model")
     return model

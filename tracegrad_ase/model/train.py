@@ -292,16 +292,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the {world} processes")
     if cfg.dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {cfg.dtype!r}")
+    parts = _checked_split(cfg)
     if rank:
-        return _train(cfg, rank, world)
+        return _train(cfg, rank, world, parts)
     with exclusive(cfg.out, "tracegrad train"):
-        return _train(cfg, rank, world)
+        return _train(cfg, rank, world, parts)
 
 
-def _train(cfg: TrainConfig, rank: int, world: int) -> dict[str, Any]:
-    dtype = _DTYPES[cfg.dtype]
-    out = Path(cfg.out)
-    last, best = last_checkpoint(out), best_checkpoint(out)
+def _checked_split(cfg: TrainConfig) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
+    """Every data file, and the training, validation and test files: a split that cannot train is a ValueError."""
     files = _dataset_files(cfg)
     train_files, val_files, test_files = (fixed_split(files, cfg.split_file) if cfg.split_file
                                           else split_dataset(files, cfg.split, cfg.seed))
@@ -310,6 +309,14 @@ def _train(cfg: TrainConfig, rank: int, world: int) -> dict[str, Any]:
     if len(train_files) < cfg.batch_size:  # every step needs a full batch: the epochs would train nothing
         raise ValueError(f"{len(train_files)} training structure(s) cannot fill one batch of batch_size "
                          f"{cfg.batch_size}: lower batch_size or add structures")
+    return files, train_files, val_files, test_files
+
+
+def _train(cfg: TrainConfig, rank: int, world: int, parts: tuple[list[Path], ...]) -> dict[str, Any]:
+    dtype = _DTYPES[cfg.dtype]
+    out = Path(cfg.out)
+    last, best = last_checkpoint(out), best_checkpoint(out)
+    files, train_files, val_files, test_files = parts
 
     hams = {p: load_h5(p) for p in files}
     model, trainer_state, state = _resumed_or_new(cfg, out, last, dtype, hams, train_files)

@@ -57,8 +57,9 @@ class TrainConfig:
     # fixed split instead of drawing one with `split` and `seed` (learning curves share validation and test sets).
     split_file: str | None = None
     # A model folder (or a run folder: its checkpoints/best) whose weights start this run instead of random ones:
-    # fine-tuning when the data set has grown. Its architecture, elements and basis are kept; the optimizer starts
-    # afresh at `lr`.
+    # fine-tuning when the data set has grown. Its architecture, elements and basis are kept, but for `num_layers` in
+    # `model`: a larger number deepens it by layers that at first predict nothing (model/grow.py). The optimizer
+    # starts afresh at `lr`.
     init_from: str | None = None
     # Validate, select and ship an exponential moving average of the weights over ~1/(1 - ema_decay) optimizer steps
     # (e.g. 0.99) instead of the last step's weights: steadier validation figures for select_by and early stopping
