@@ -412,9 +412,9 @@ def _cmd_predict(args) -> int:
     model = load(name)
     out = Path(args.out) if args.out else Path(args.structure).with_suffix(".pred.h5")
     _check_outputs(args, [(out, "file"), (args.deeph, "dir")], inputs=[args.structure, resolve_model(args.model)])
-    n_builds = refine.builds(args.refine)
+    n_builds = refine.builds(args.refine)  # a bad count, or a molecule below, is refused before the prediction
     if n_builds:
-        refine.check_request(atoms)  # a molecule, or too many builds, is refused before the prediction
+        refine.check_request(atoms)
     with _ghost_guard(args):  # --strict: out of the training domain is exit 2, nothing written
         ham = predict_hamiltonian(atoms, model)
     if n_builds:

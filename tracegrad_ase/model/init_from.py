@@ -40,13 +40,10 @@ def initial_model(init_from: str | os.PathLike, settings: dict[str, Any], hams: 
                 raise DataFormatError(f"{p}: the orbitals of {e} ({h.basis.name} {h.basis.shells_of(e)}) differ from "
                                       f"the init_from model's ({known.name} {known.shells_of(e)})")
     have = model.config.to_dict()
-    deeper = settings.get("num_layers")
-    if deeper is not None and deeper != have["num_layers"]:
-        model = grow_layers(model, deeper)  # a ConfigError if it would shrink
-        have = model.config.to_dict()
-    clash = {k: (have.get(k), v) for k, v in settings.items() if have.get(k) != v}
+    clash = {k: (have.get(k), v) for k, v in settings.items() if k != "num_layers" and have.get(k) != v}
     if clash:
         detail = "; ".join(f"{k}: {a!r} in the model, {b!r} here" for k, (a, b) in clash.items())
         raise ConfigError(f"init_from keeps its model's settings (but num_layers, which may grow), and 'model' "
                           f"contradicts them ({detail}); drop those keys or train a new model")
-    return model
+    deeper = settings.get("num_layers", have["num_layers"])
+    return model if deeper == have["num_layers"] else grow_layers(model, deeper)  # a ConfigError if it shrinks
