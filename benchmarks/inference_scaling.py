@@ -62,6 +62,12 @@ def _child(model: str, n: int, args, env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _name(model: str) -> str:
+    """A model's name in the table and the JSON: a run's checkpoint (RUN/checkpoints/best) by its run folder."""
+    path = Path(model)
+    return f"{path.parent.parent.name}/{path.name}" if path.parent.name == "checkpoints" else path.name
+
+
 def _fit(rows: list[dict]) -> dict:
     """time ∝ N^p and memory ∝ N^q over the sizes with at least 100 atoms (empty with fewer than two)."""
     ok = [r for r in rows if "time_s" in r and r["atoms"] >= 100]
@@ -102,21 +108,21 @@ def main() -> None:
             r = _child(m, n, args, env)
             rows[m].append(r)
             if "error" in r:
-                print(f"{Path(m).name:>24} {r['atoms']:>7} failed: {r['error']}")
+                print(f"{_name(m):>24} {r['atoms']:>7} failed: {r['error']}")
                 continue
             ratio = ""
             if args.against and m == args.against and "time_s" in rows[args.model][-1]:
                 r["model_time_ratio"] = rows[args.model][-1]["time_s"] / r["time_s"]
                 ratio = f" {r['model_time_ratio']:6.2f}"
-            print(f"{Path(m).name:>24} {r['atoms']:>7} {r['edges']:>10} {r['orbitals']:>9} {r['time_s']:9.2f} "
+            print(f"{_name(m):>24} {r['atoms']:>7} {r['edges']:>10} {r['orbitals']:>9} {r['time_s']:9.2f} "
                   f"{1e3 * r['time_s'] / r['atoms']:8.2f} {r['neighbor_list_s']:10.2f} {r['peak_rss_gb']:8.2f}{ratio}")
         if any("error" in rows[m][-1] for m in models):
             break
     suffix = f", {args.threads} threads" + ("" if args.products == "frame" else ", e3nn products")
     for m in models:
         fit = _fit(rows[m])
-        tag = Path(m).name + suffix + (f", beside {Path(args.against).name}" if args.against and m == args.model
-                                       else f", reference of {Path(args.model).name}" if m != args.model else "")
+        tag = _name(m) + suffix + (f", beside {_name(args.against)}" if args.against and m == args.model
+                                   else f", reference of {_name(args.model)}" if m != args.model else "")
         merge_results(args.out, tag, {"rows": rows[m], "fit": fit, "machine": machine()})
 
 
