@@ -14,8 +14,6 @@ from ase.build import molecule
 from tracegrad_ase.datasets import generate_dataset
 from tracegrad_ase.engines.pyscf.scf import GroundTruthSettings
 from tracegrad_ase.io.exclusive import FolderInUseError, exclusive
-from tracegrad_ase.model.train import train
-from tracegrad_ase.model.train_config import TrainConfig
 
 
 def test_second_holder_is_refused_with_the_first_named(tmp_path):
@@ -43,12 +41,6 @@ def test_generator_refuses_a_folder_in_use_and_writes_nothing(tmp_path):
         with pytest.raises(FolderInUseError, match="tracegrad generate"):
             generate_dataset([h2], tmp_path, GroundTruthSettings(basis="sto-3g"), progress=False, processes=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lock"]
-
-
-def test_training_refuses_a_run_folder_in_use(tmp_path):
-    with exclusive(tmp_path, "tracegrad train"):
-        with pytest.raises(FolderInUseError, match="in use by another job"):
-            train(TrainConfig(data=[str(tmp_path / "nothing")], out=str(tmp_path)))
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):

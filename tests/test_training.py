@@ -186,6 +186,16 @@ def test_a_fixed_split_file_is_used_and_checked(tmp_path, dataset):
     assert not (tmp_path / "small").exists()  # refused before the run folder is made
 
 
+def test_training_refuses_a_run_folder_in_use(tmp_path, dataset):
+    from tracegrad_ase.io.exclusive import FolderInUseError, exclusive
+
+    cfg = _config(tmp_path, dataset)
+    with exclusive(cfg.out, "tracegrad train"):
+        with pytest.raises(FolderInUseError, match="in use by another job"):
+            train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_a_non_finite_loss_stops_training_and_names_the_structures(tmp_path, dataset, monkeypatch):
     from tracegrad_ase.errors import TrainingDivergedError
     from tracegrad_ase.model import train as train_module
