@@ -224,3 +224,19 @@ def test_load_dataset_ignores_temporary_files(dataset, tmp_path):
     assert [p.name for p in load_dataset(out)] == ["h2.h5", "water.h5"]
     with pytest.raises(FileNotFoundError):
         load_dataset(tmp_path / "nothing")
+
+
+def test_a_worker_that_shares_the_folder_stores_its_structure_itself(tmp_path):
+    """A finished structure is on disk before its result travels back: a parent that stalls (and has its worker
+    restarted) cannot lose it, and a rerun skips it."""
+    from tracegrad_ase.datasets.generation import _ground_truth_task, _Stored
+
+    h2 = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
+    out = tmp_path / "h2.h5"
+    stored = _ground_truth_task(h2, SETTINGS, None, str(out))
+    assert stored == _Stored(str(out)) and load_h5(out).norb == 2
+    returned = _ground_truth_task(h2, SETTINGS)  # a remote worker: the result itself comes back
+    assert np.allclose(returned.hamiltonian[0], load_h5(out).hamiltonian[0], atol=1e-8)
+    (tmp_path / "dir.h5").mkdir()
+    failed = _ground_truth_task(h2, SETTINGS, None, str(tmp_path / "dir.h5"))  # a folder where the file goes
+    assert "saving failed" in failed.message

@@ -78,12 +78,28 @@ class _TaskFailure:
     traceback: str
 
 
-def _ground_truth_task(atoms: Atoms, settings: GroundTruthSettings,
-                       checkpoint: str | None = None) -> RealSpaceHamiltonian | _TaskFailure:
+@dataclass(frozen=True)
+class _Stored:
+    """A result the worker wrote itself (to ``path``): only this marker travels back."""
+
+    path: str
+
+
+def _ground_truth_task(atoms: Atoms, settings: GroundTruthSettings, checkpoint: str | None = None,
+                       out: str | None = None) -> RealSpaceHamiltonian | _Stored | _TaskFailure:
+    """One structure's ground truth; with ``out`` (a worker that shares the data folder) written there at once,
+    so a parent that stalls or restarts the worker cannot lose a finished structure (a rerun skips the file)."""
     try:
-        return ground_truth(atoms, settings, checkpoint)  # sets PySCF's threads from settings.threads in this thread
+        ham = ground_truth(atoms, settings, checkpoint)  # sets PySCF's threads from settings.threads in this thread
     except Exception as exc:  # noqa: BLE001 - every failure is reported per structure, none stops the run
         return _TaskFailure(type(exc).__name__, str(exc), traceback.format_exc())
+    if out is None:
+        return ham
+    try:
+        save_h5(ham, out)
+    except Exception as exc:  # noqa: BLE001
+        return _TaskFailure(type(exc).__name__, f"saving failed: {exc}", traceback.format_exc())
+    return _Stored(out)
 
 
 def generate_dataset(
@@ -104,7 +120,8 @@ def generate_dataset(
     afterwards; each worker runs one structure at a time with ``threads_per_worker`` PySCF/BLAS threads. A
     scheduler address uses that cluster instead: start its workers with ``--nthreads 1`` (each task already
     uses ``threads_per_worker`` threads). Results come back to this process, which writes them, so workers
-    need no shared file system.
+    need no shared file system; a local cluster's workers write their own (atomically), so a finished structure
+    is stored even if this process stalls.
 
     Structures are named by ``atoms.info["name"]`` or ``structure-{k:05d}``. Existing files that load and
     match the structure and settings are skipped; missing or unreadable ones are computed. A failing structure
@@ -168,7 +185,9 @@ def _run_tasks(client, structures, names, todo, settings, out_dir: Path, progres
         # Readable, unique keys make the Dask dashboard show structure names.
         key = f"ground_truth-{names[k]}-{os.urandom(4).hex()}"
         chk = str(checkpoints / f"{names[k]}.chk") if checkpoints is not None else None
-        fut = client.submit(_ground_truth_task, structures[k], settings, chk, key=key)
+        # A local cluster shares this file system (as its checkpoints do): its workers store their own results.
+        out = str(out_dir.resolve() / STRUCTURES_DIR / f"{names[k]}.h5") if checkpoints is not None else None
+        fut = client.submit(_ground_truth_task, structures[k], settings, chk, out, key=key)
         futures[fut.key] = (names[k], fut, chk)
     done: list[str] = []
     failed: dict[str, str] = {}
@@ -181,7 +200,9 @@ def _run_tasks(client, structures, names, todo, settings, out_dir: Path, progres
                 result = _TaskFailure(type(exc).__name__, str(exc), traceback.format_exc())
             finally:
                 fut.release()  # results can be large; free the worker's copy now
-            if isinstance(result, RealSpaceHamiltonian):
+            if isinstance(result, _Stored):
+                pass
+            elif isinstance(result, RealSpaceHamiltonian):
                 try:
                     save_h5(result, out_dir / STRUCTURES_DIR / f"{name}.h5")
                 except Exception as exc:  # noqa: BLE001
