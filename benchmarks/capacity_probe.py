@@ -12,8 +12,9 @@ not short of data: more structures of the kind it already has will not bring the
 (or a better optimisation) might. Variant settings are training settings (``lr=0.001``, ``band_weight=0.01``,
 ``init_from=FOLDER`` or ``init_from=null`` for random weights) or model settings (``num_layers=3``,
 ``muls=[32,16,12,8,6]``), which start from ``--architecture``'s (a model folder's config). With ``init_from``, only
-``num_layers`` may be set: the trained model grows by layers that at first predict nothing (model/grow.py). Runs resume (rerun the
-same command). Prints a table; writes ``benchmarks/results/capacity_probe.json`` and a PNG of the fit over time.
+``num_layers`` may be set: the trained model grows by layers that at first predict nothing (model/grow.py). Runs
+resume (rerun the same command). Prints a table; writes ``benchmarks/results/capacity_probe.json`` and a PNG of the
+fit over time.
 """
 
 from __future__ import annotations

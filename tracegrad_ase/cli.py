@@ -420,7 +420,7 @@ def _cmd_predict(args) -> int:
     if n_builds:
         ham = refine.refine_prediction(ham, name, model.model_file, n_builds)
     save_h5(ham, out)
-    print(f"{atoms.get_chemical_formula()}: {len(ham.edges)} {'refined' if args.refine else 'predicted'} blocks, "
+    print(f"{atoms.get_chemical_formula()}: {len(ham.edges)} {'refined' if n_builds else 'predicted'} blocks, "
           f"{ham.norb} orbitals -> {out}")
     if args.deeph:
         write_deeph(ham, args.deeph)

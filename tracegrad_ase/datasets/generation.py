@@ -93,13 +93,16 @@ def _ground_truth_task(atoms: Atoms, settings: GroundTruthSettings, checkpoint: 
         ham = ground_truth(atoms, settings, checkpoint)  # sets PySCF's threads from settings.threads in this thread
     except Exception as exc:  # noqa: BLE001 - every failure is reported per structure, none stops the run
         return _TaskFailure(type(exc).__name__, str(exc), traceback.format_exc())
-    if out is None:
-        return ham
+    return ham if out is None else _store(ham, out)
+
+
+def _store(ham: RealSpaceHamiltonian, path: str | os.PathLike) -> _Stored | _TaskFailure:
+    """``ham`` written to ``path`` (atomically), in a worker or in the parent; a failure as a task failure."""
     try:
-        save_h5(ham, out)
+        save_h5(ham, path)
     except Exception as exc:  # noqa: BLE001
         return _TaskFailure(type(exc).__name__, f"saving failed: {exc}", traceback.format_exc())
-    return _Stored(out)
+    return _Stored(str(path))
 
 
 def generate_dataset(
@@ -200,13 +203,8 @@ def _run_tasks(client, structures, names, todo, settings, out_dir: Path, progres
                 result = _TaskFailure(type(exc).__name__, str(exc), traceback.format_exc())
             finally:
                 fut.release()  # results can be large; free the worker's copy now
-            if isinstance(result, _Stored):
-                pass
-            elif isinstance(result, RealSpaceHamiltonian):
-                try:
-                    save_h5(result, out_dir / STRUCTURES_DIR / f"{name}.h5")
-                except Exception as exc:  # noqa: BLE001
-                    result = _TaskFailure(type(exc).__name__, f"saving failed: {exc}", traceback.format_exc())
+            if isinstance(result, RealSpaceHamiltonian):  # a remote worker's: stored here
+                result = _store(result, out_dir / STRUCTURES_DIR / f"{name}.h5")
             if isinstance(result, _TaskFailure):
                 failed[name] = f"{result.error_type}: {result.message}"
                 _log_failure(out_dir / FAILURES_FILE, name, result)

@@ -13,8 +13,9 @@ trained model's error instead of from scratch. The zeroed maps are
   their meaning).
 
 Their gradients are not zero (each is the input of a non-zero derivative), so they learn from the first step;
-the new node update is left random (zeroing it too would leave its gradient zero until the edge update moved). Only depth grows: the hidden irreps, radial basis and invariant widths set normalizations (e3nn's
-fan-in scaling, the layer norms) that a wider copy would change.
+the new node update is left random (zeroing it too would leave its gradient zero until the edge update moved).
+Only depth grows: the hidden irreps, radial basis and invariant widths set normalizations (e3nn's fan-in
+scaling, the layer norms) that a wider copy would change.
 """
 
 from __future__ import annotations
