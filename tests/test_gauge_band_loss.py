@@ -11,7 +11,9 @@ from tracegrad_ase.core.graphs import neighbor_list
 from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
 from tracegrad_ase.model import ModelConfig, build_model, graph_from_arrays, graph_from_hamiltonian
 from tracegrad_ase.electronic import band_energies as solve_bands  # the numpy solver, against the torch one
-from tracegrad_ase.model.losses import band_energies, bloch_sum, gauge_shift, orthogonalizer
+from tracegrad_ase.electronic.bloch import bloch_dense
+from tracegrad_ase.model.losses import (band_energies, bloch_sum, gauge_shift, orthogonalizer, sample_kpoints,
+                                        window_projected_loss)
 from tracegrad_ase.model.train import structure_losses
 
 BASIS = OrbitalBasis(name="mini", shells={"C": (0, 1)}, valence={"C": 4})
@@ -39,16 +41,17 @@ def _graphene_truth(shift=0.0, seed=1):
                                 meta={"fermi_level_ev": shift})
 
 
-def _losses(model, ham, gauge=True):
+def _losses(model, ham, gauge=True, form="eigenvalues"):
     g = graph_from_hamiltonian(model.layout, ham)
     out = model(g)
     return structure_losses(model, g, out, gauge=gauge, band_weight=1.0, band_kpoints=3, band_window_ev=50.0,
-                            generator=torch.Generator().manual_seed(0))
+                            generator=torch.Generator().manual_seed(0), band_form=form)
 
 
-def test_losses_do_not_depend_on_the_energy_zero():
+@pytest.mark.parametrize("form", ["eigenvalues", "projected"])
+def test_losses_do_not_depend_on_the_energy_zero(form):
     model = _model(7)
-    a, b = _losses(model, _graphene_truth(0.0)), _losses(model, _graphene_truth(-1.273))
+    a, b = _losses(model, _graphene_truth(0.0), form=form), _losses(model, _graphene_truth(-1.273), form=form)
     a, b = ({k: v.detach() for k, v in x.items()} for x in (a, b))
     assert float(a["H"][0]) > 1e-3 and float(a["B"][0]) > 1e-3  # a real error, not a trivial zero
     for key in ("H", "T", "B"):
@@ -80,6 +83,40 @@ def test_band_energies_match_the_numpy_solver():
     ours = torch.stack(band_energies(bloch_sum(g.target, g, edges, 0, 2, k), xs)).numpy()
     ref = solve_bands(ham, k.numpy(), lindep=1e-6)
     np.testing.assert_allclose(ours, ref, atol=1e-10)
+
+
+def _projected(truth, pred_blocks, window=2.0, n_k=4):
+    model = _model(3)
+    g = graph_from_hamiltonian(model.layout, truth)
+    zero = torch.zeros(1, dtype=torch.float64)
+    return g, window_projected_loss(pred_blocks(g), g.target, zero, g, n_k, window, 1e-6, 0.5,
+                                    torch.Generator().manual_seed(5))
+
+
+def test_projected_band_loss_is_the_first_order_band_error_in_the_truths_states():
+    truth = _graphene_truth(0.0)
+    # H + a·S moves every level by exactly a, and C†SC = 1: the projected error is a·1, the loss (a/scale)² per level
+    _, loss = _projected(truth, lambda g: g.target + 0.03 * g.overlap)
+    assert float(loss[0]) == pytest.approx((0.03 / 0.5) ** 2, rel=1e-10)
+    # A quadratic form in H_pred - H that vanishes at the truth (the eigenvalue loss is not one)
+    other = graph_from_hamiltonian(_model(3).layout, _graphene_truth(0.0, seed=9)).target
+    f = {t: float(_projected(truth, lambda g: g.target + t * (other - g.target))[1][0]) for t in (0.0, 0.5, 1.0)}
+    assert f[0.0] == 0.0 and f[1.0] > 1e-4 and f[0.5] == pytest.approx(0.25 * f[1.0], rel=1e-10)
+    # Against numpy: Σ_k ||C†(H'(k) - H(k))C||² over the true levels within 2 eV of E_F, per level, / scale²
+    pred = _graphene_truth(0.0, seed=9)
+    g, loss = _projected(truth, lambda g: other)
+    k = sample_kpoints(g.pbc[0], 4, torch.Generator().manual_seed(5)).numpy()
+    ht, sk = bloch_dense(truth, k)
+    hp, _ = bloch_dense(pred, k)
+    total, count = 0.0, 0
+    for q in range(len(k)):
+        sv, u = np.linalg.eigh(sk[q])
+        x = u[:, sv > 1e-6] / np.sqrt(sv[sv > 1e-6])
+        e, v = np.linalg.eigh(x.conj().T @ ht[q] @ x)
+        c = x @ v[:, np.abs(e - 0.0) <= 2.0]  # E_F of the truth: 0 (its meta)
+        total += float((np.abs(c.conj().T @ (hp[q] - ht[q]) @ c) ** 2).sum())
+        count += c.shape[1]
+    assert count > 0 and float(loss[0]) == pytest.approx(total / count / 0.25, rel=1e-9)
 
 
 def test_band_energy_gradient_is_finite_at_degenerate_levels():

@@ -1,6 +1,7 @@
 """Training, checkpoints, resume and data parallelism, on a tiny synthetic data set (a teacher network's H)."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -392,3 +393,21 @@ def test_validation_band_loss_is_solved_once_and_unchanged_by_select_by(tmp_path
     assert plain["loss_b"] > 0 and by_band["loss_b"] == pytest.approx(plain["loss_b"], rel=1e-12)
     assert by_band["loss"] == pytest.approx(plain["loss"], rel=1e-12)
     assert len(calls) == len(graphs) and by_band["band_mae_mev"] > 0
+    # The projected form: its own L_B in the loss, the same band MAE to select by (the MAE is of eigenvalues).
+    projected = train_module.validate(model, graphs, TrainConfig(select_by="band", band_form="projected", **common))
+    assert projected["loss_b"] > 0 and projected["loss_b"] != pytest.approx(plain["loss_b"], rel=1e-6)
+    assert projected["loss"] == pytest.approx(projected["loss_h"] + 0.5 * projected["loss_b"], rel=1e-12)
+    assert projected["band_mae_mev"] == pytest.approx(by_band["band_mae_mev"], rel=1e-12)
+
+
+def test_projected_band_loss_trains_and_its_form_is_checked(tmp_path, dataset):
+    from tracegrad_ase.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="band_form='exact'"):
+        _config(tmp_path, dataset, band_form="exact")
+    train(_config(tmp_path, dataset, epochs=1, band_weight=0.1, band_form="projected", band_window_ev=2.0))
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[0]["train_loss_b"] > 0 and math.isfinite(log[0]["val_loss_b"])
+    # Resuming with the other form would mix two runs
+    with pytest.raises(ValueError, match="band_form: 'projected' there, 'eigenvalues' now"):
+        train(_config(tmp_path, dataset, epochs=2, band_weight=0.1, band_window_ev=2.0))

@@ -7,6 +7,8 @@ Loss (per structure s, averaged over the batch):
     L_H = mean over real orbital entries of ((H_pred - H') / scale)^2
     L_T = mean over existing trace labels of |T_hat - T(H')|          (TraceGrad only)
     L_B = mean over levels within band_window_ev of E_F, at band_kpoints random k, of ((e_pred - e') / scale)^2
+          (band_form "projected": Σ_mn |c_m† (H_pred(k) - H'(k)) c_n|² / scale² per level, c the truth's states in
+          the window: the same to first order, convex in H_pred)
     L   = L_H + lambda * sg(L_H / L_T) * L_T + band_weight * L_B    (the balanced loss of the paper's code, plus bands)
 
 The zero of energy of a periodic calculation is the cell-averaged potential, which no local model can see, so
@@ -148,8 +150,8 @@ def _onsite_reference(layout, hams) -> dict[str, list[list[float]]]:
 # -- loss ------------------------------------------------------------------------------------------------
 def structure_losses(model: TraceGradNet, batch: GraphBatch, out: dict[str, torch.Tensor], gauge: bool | str = True,
                      band_weight: float = 0.0, band_kpoints: int = 4, band_window_ev: float = 3.0,
-                     generator: torch.Generator | None = None, band_lindep: float | None = None
-                     ) -> dict[str, torch.Tensor]:
+                     generator: torch.Generator | None = None, band_lindep: float | None = None,
+                     band_form: str = "eigenvalues") -> dict[str, torch.Tensor]:
     """Per-structure losses, each of shape (n_graphs,): ``"H"``, ``"T"`` (zeros when TraceGrad is off) and ``"B"``
     (zeros when ``band_weight`` is 0), and the gauge shift ``"shift"`` (eV) of the truth."""
     scale = model.config.target_scale
@@ -175,7 +177,8 @@ def structure_losses(model: TraceGradNet, batch: GraphBatch, out: dict[str, torc
         if batch.overlap is None:
             raise ValueError("the band loss needs the overlap blocks in the graphs (graph_from_hamiltonian)")
         losses["B"] = band_loss(out["H"], target.detach(), shift, batch, band_kpoints, band_window_ev,
-                                PREDICTED_LINDEP if band_lindep is None else band_lindep, scale, generator)
+                                PREDICTED_LINDEP if band_lindep is None else band_lindep, scale, generator,
+                                form=band_form)
     return losses
 
 
@@ -250,7 +253,7 @@ def _train_epoch(net: torch.nn.Module, model: TraceGradNet, graphs: list, optimi
         batch = collate([graphs[k] for k in idx])
         out_ = net(batch)
         losses = structure_losses(model, batch, out_, cfg.gauge, cfg.band_weight, cfg.band_kpoints,
-                                  cfg.band_window_ev, band_rng, cfg.band_lindep)
+                                  cfg.band_window_ev, band_rng, cfg.band_lindep, cfg.band_form)
         loss, means = combined_loss(losses, cfg.trace_weight, cfg.band_weight, cfg.batch_size, world)
         if not all(math.isfinite(v) for v in means.values()):
             # A diverged step would write NaN weights into every later checkpoint: stop with the last good one.
@@ -398,15 +401,17 @@ def validate(model: TraceGradNet, graphs: Sequence[GraphBatch], cfg: TrainConfig
     lindep = PREDICTED_LINDEP if cfg.band_lindep is None else cfg.band_lindep
     for k, g in enumerate(graphs):
         pred = model(g)["H"].detach()
-        by_band = cfg.select_by == "band"  # then the band errors are solved once, below, for the loss too
-        losses = structure_losses(model, g, {"H": pred}, cfg.gauge, 0.0 if by_band else cfg.band_weight,
+        by_band = cfg.select_by == "band"
+        # With select_by band the eigenvalue errors are solved once, below, for the eigenvalue loss too.
+        shared = by_band and cfg.band_form == "eigenvalues"
+        losses = structure_losses(model, g, {"H": pred}, cfg.gauge, 0.0 if shared else cfg.band_weight,
                                   cfg.band_kpoints, cfg.band_window_ev, torch.Generator().manual_seed(k),
-                                  cfg.band_lindep)
+                                  cfg.band_lindep, cfg.band_form)
         target = shifted_target(g, losses["shift"])
         if by_band:
             maes, loss_b = band_maes_and_loss(pred, target, losses["shift"], g, cfg.band_kpoints, cfg.band_window_ev,
                                               lindep, model.config.target_scale, torch.Generator().manual_seed(k))
-            band_mae, band = band_mae + maes, band + (loss_b if cfg.band_weight > 0 else 0.0)
+            band_mae, band = band_mae + maes, band + (loss_b if shared and cfg.band_weight > 0 else 0.0)
         count = float(g.mask.sum())
         sq += float(losses["H"].sum()) * count
         band += float(losses["B"].sum())

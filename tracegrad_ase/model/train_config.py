@@ -16,8 +16,12 @@ from ..core.errors import DataFormatError
 #: split, and the old split.json would be overwritten). Epochs, time limits, early stopping, snapshots, device
 #: may change.
 RESUME_MUST_MATCH = ("data", "model", "split", "seed", "batch_size", "lr", "weight_decay", "lr_factor",
-                     "lr_patience", "grad_clip", "trace_weight", "dtype", "gauge", "band_weight", "band_kpoints",
-                     "band_window_ev", "band_lindep", "select_by", "split_file", "init_from", "ema_decay")
+                     "lr_patience", "grad_clip", "trace_weight", "dtype", "gauge", "band_weight", "band_form",
+                     "band_kpoints", "band_window_ev", "band_lindep", "select_by", "split_file", "init_from",
+                     "ema_decay")
+
+#: The forms of the band loss (``band_form``): the eigenvalue errors, or their first-order projection.
+BAND_FORMS = ("eigenvalues", "projected")
 
 
 @dataclass
@@ -42,6 +46,9 @@ class TrainConfig:
     # slabs, wires: their zero is the cell-averaged potential), true (molecules too) or false.
     gauge: bool | str = "periodic"
     band_weight: float = 0.0  # weight of the band-energy loss L_B (0: off)
+    # L_B from the eigenvalue errors ("eigenvalues") or from their first-order projection onto the truth's states
+    # in the window ("projected": convex in H, no level pairing; model/losses.py window_projected_loss)
+    band_form: str = "eigenvalues"
     band_kpoints: int = 4  # random k-points per crystal and step for L_B (molecules: Γ)
     # L_B counts the true levels within this of E_F (molecules: from this below the HOMO to this above the LUMO)
     band_window_ev: float = 3.0
@@ -146,6 +153,7 @@ class TrainConfig:
         ]
         later = {"gauge": (lambda v: isinstance(v, bool) or v == "periodic", "true, false or 'periodic'"),
                  "band_weight": (lambda v: number(v, 0), "a number >= 0"),
+                 "band_form": (lambda v: v in BAND_FORMS, " or ".join(repr(f) for f in BAND_FORMS)),
                  "band_kpoints": (lambda v: integer(v, 1), "an integer >= 1"),
                  "band_window_ev": (lambda v: number(v, 0, True), "a number > 0"),
                  "band_lindep": (lambda v: v is None or (number(v, 0) and v < 1), "a number in [0, 1) or null"),
