@@ -161,8 +161,9 @@ def window_projected_loss(pred: torch.Tensor, target: torch.Tensor, shift: torch
     Its diagonal is the first-order error of each level in the window (on carbon 0.8's and a fitted model's AA
     bilayer the exact E_F-window band errors correlate with it at 0.97-0.98), its off-diagonal the mixing of the
     window's states, so it does not depend on how degenerate levels are chosen. Unlike the eigenvalue loss it is a
-    convex quadratic in H_pred, pairs no levels by index and cannot move levels outside the window out of range on
-    its own. ``target`` in the prediction's energy zero, ``shift`` the c* that moved it there. Shape (n_graphs,)."""
+    convex quadratic in H_pred and pairs no levels by index (a predicted level that enters the window from outside
+    does not swap partners). ``target`` in the prediction's energy zero, ``shift`` the c* that moved it there.
+    Shape (n_graphs,)."""
     losses = []
     for g in range(batch.n_graphs):
         edges, first, n_atoms, kpts, xs = _structure_k(batch, g, n_kpoints, lindep, generator)
