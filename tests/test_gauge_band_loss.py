@@ -99,11 +99,11 @@ def test_projected_band_loss_is_the_first_order_band_error_in_the_truths_states(
     _, loss = _projected(truth, lambda g: g.target + 0.03 * g.overlap)
     assert float(loss[0]) == pytest.approx((0.03 / 0.5) ** 2, rel=1e-10)
     # A quadratic form in H_pred - H that vanishes at the truth (the eigenvalue loss is not one)
-    other = graph_from_hamiltonian(_model(3).layout, _graphene_truth(0.0, seed=9)).target
+    pred = _graphene_truth(0.0, seed=9)
+    other = graph_from_hamiltonian(_model(3).layout, pred).target
     f = {t: float(_projected(truth, lambda g: g.target + t * (other - g.target))[1][0]) for t in (0.0, 0.5, 1.0)}
     assert f[0.0] == 0.0 and f[1.0] > 1e-4 and f[0.5] == pytest.approx(0.25 * f[1.0], rel=1e-10)
     # Against numpy: Σ_k ||C†(H'(k) - H(k))C||² over the true levels within 2 eV of E_F, per level, / scale²
-    pred = _graphene_truth(0.0, seed=9)
     g, loss = _projected(truth, lambda g: other)
     k = sample_kpoints(g.pbc[0], 4, torch.Generator().manual_seed(5)).numpy()
     ht, sk = bloch_dense(truth, k)

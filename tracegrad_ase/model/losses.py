@@ -101,13 +101,18 @@ def orthogonalizer(sk: torch.Tensor, lindep: float) -> list[torch.Tensor]:
         return [u[k][:, s[k] > lindep] / torch.sqrt(s[k][s[k] > lindep]) for k in range(len(sk))]
 
 
-def band_energies(hk: torch.Tensor, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Eigenvalues (ascending) of X† H(k) X for each k-point, differentiable in H."""
+def orthogonal_blocks(hk: torch.Tensor, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """X† H(k) X for each k-point, made exactly Hermitian (round-off), differentiable in H."""
     out = []
     for k, x in enumerate(xs):
         h = x.conj().T @ hk[k] @ x
-        out.append(torch.linalg.eigvalsh(0.5 * (h + h.conj().T)))
+        out.append(0.5 * (h + h.conj().T))
     return out
+
+
+def band_energies(hk: torch.Tensor, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Eigenvalues (ascending) of X† H(k) X for each k-point, differentiable in H."""
+    return [torch.linalg.eigvalsh(h) for h in orthogonal_blocks(hk, xs)]
 
 
 def sample_kpoints(pbc: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -170,8 +175,7 @@ def window_projected_loss(pred: torch.Tensor, target: torch.Tensor, shift: torch
         hp = bloch_sum(pred, batch, edges, first, n_atoms, kpts)
         with torch.no_grad():
             ht = bloch_sum(target, batch, edges, first, n_atoms, kpts)
-            solved = [torch.linalg.eigh(0.5 * (h + h.conj().T)) for h in (x.conj().T @ ht[k] @ x
-                                                                           for k, x in enumerate(xs))]
+            solved = [torch.linalg.eigh(h) for h in orthogonal_blocks(ht, xs)]
         lo, hi = _window(batch, g, [e for e, _ in solved], float(shift[g]), window_ev)
         total = torch.zeros((), dtype=torch.float64, device=pred.device)
         count = 0
