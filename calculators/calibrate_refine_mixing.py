@@ -10,7 +10,8 @@ mixed with it: ``(1 - a) H + a F`` (``mix_hamiltonians``). F[ρ] overshoots wher
 the density (the damping every SCF needs), so ``a`` is chosen per model, on cells it did not train on (the
 ``--split`` part of its split.json), by the E_F-aligned band MAE within ±2 eV against the stored truth (the
 evaluation mesh of ``tracegrad evaluate``, the model's lindep on both sides). One Fock build per cell; ``--cache``
-keeps each F[ρ] so an interrupted run resumes. The factor goes into ``metadata.refine_mixing`` with the table that
+keeps each F[ρ] so an interrupted run resumes, under a folder named by the weights' digest: F[ρ] is built from the
+prediction's density, so another model's builds must not be taken for this one's. The factor goes into ``metadata.refine_mixing`` with the table that
 chose it (``metadata.refine_mixing_calibration``).
 """
 
@@ -30,12 +31,21 @@ from tracegrad_ase.electronic.spectrum import band_errors, evaluation_mesh, leve
 from tracegrad_ase.engines.pyscf.self_consistency import fock_hamiltonian, mix_hamiltonians
 from tracegrad_ase.engines.pyscf.settings import GroundTruthSettings
 from tracegrad_ase.io.h5 import load_h5, save_h5
+from tracegrad_ase.model.checkpoint import weights_digest
 from tracegrad_ase.model.evaluate import predict_for
 from tracegrad_ase.predict import load
 from calibrate_scf_mixing import model_split_file  # calculators/
 from model_metadata import record_calibration, split_structures  # calculators/model_metadata.py
 
 GRID = tuple(round(0.05 * i, 2) for i in range(21))
+
+
+def weights_cache(cache: Path, model_dir: Path) -> Path:
+    """The folder of ``cache`` that holds the F[ρ] built from ``model_dir``'s predictions (by its weights' digest)."""
+    digest = weights_digest(model_dir)
+    if digest is None:
+        raise SystemExit(f"no model.safetensors in {model_dir}: nothing to key the build cache by")
+    return cache / digest[:16]
 
 
 def band_maes(model, path: Path, cache: Path | None) -> dict[float, float]:
@@ -69,10 +79,11 @@ def main() -> None:
     files = split_structures(split, args.data, args.split)
     names = json.loads(split.read_text())[args.split]
     missing = sorted(set(names) - {f.name for f in files})
-    if args.cache is not None:
-        args.cache.mkdir(parents=True, exist_ok=True)
+    cache = None if args.cache is None else weights_cache(args.cache, args.model)
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
     model = load(args.model)
-    rows = {f.stem: band_maes(model, f, args.cache) for f in tqdm(files, desc=f"{args.split} cells", unit="cell")}
+    rows = {f.stem: band_maes(model, f, cache) for f in tqdm(files, desc=f"{args.split} cells", unit="cell")}
     mean = {a: float(np.mean([r[a] for r in rows.values()])) for a in GRID}
     best = min(GRID, key=mean.get)
     print(f"{len(files)} {args.split} cells of {len(names)} in the split"

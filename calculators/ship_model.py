@@ -124,11 +124,12 @@ def _record_digests(card: dict, parts: dict[str, list[Path]], heldout: list[str]
 
 
 #: model.json metadata chosen for one set of weights by a calibration script (calculators/), which predictions use.
-CALIBRATIONS = {"lindep": "calibrate_lindep.py", "scf_mixing": "calibrate_scf_mixing.py"}
+CALIBRATIONS = {"lindep": "calibrate_lindep.py", "scf_mixing": "calibrate_scf_mixing.py",
+                "refine_mixing": "calibrate_refine_mixing.py"}
 
 
 def _refuse_lost_calibrations(shipped: Path, new: Path, drop: bool) -> None:
-    """Refuse to replace weights whose model.json holds a calibration (lindep, scf_mixing) with weights that lack
+    """Refuse to replace weights whose model.json holds a calibration (:data:`CALIBRATIONS`) with weights that lack
     it: the new model would silently be solved with the defaults (the molecules model's gap error is 3.2 eV at the
     default lindep against 0.7 at its calibrated 0.05). ``drop`` (--drop-calibrations) ships anyway."""
     if not shipped.is_file():
@@ -239,7 +240,7 @@ def main() -> None:
                     help="with --run: ship the checkpoint calculators/select_checkpoint.py chose in JSON "
                          "instead of the run's checkpoints/best")
     ap.add_argument("--drop-calibrations", action="store_true",
-                    help="ship weights without the lindep / scf_mixing calibration the shipped ones carry")
+                    help="ship weights without a calibration (lindep, scf_mixing, refine_mixing) the shipped ones carry")
     ap.add_argument("--committee", nargs="*", default=[],
                     help="training run folders of further committee members (other seeds): their best checkpoints "
                          "go to committee/<run name>/ (uncertainty=True in the calculator)")

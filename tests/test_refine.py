@@ -242,5 +242,9 @@ def test_calibration_chooses_the_mixing_on_validation_cells_and_records_it(model
     assert len(table) == 21 and table[f"{meta['refine_mixing']:g}"] == min(table.values())
     assert table["0"] > 2 * table["1"]  # the toy's bands against one build's (see the calculator test)
     assert meta["refine_mixing_calibration"]["missing"] == ["gone.h5"] and "not found: gone.h5" in out
-    assert (tmp_path / "cache" / "graphene.h5").is_file()
+    # the build cache is keyed by the weights: another model's F[rho] is never taken for this one's
+    from tracegrad_ase.model.checkpoint import weights_digest
+
+    assert (tmp_path / "cache" / weights_digest(folder)[:16] / "graphene.h5").is_file()
+    assert not (tmp_path / "cache" / "graphene.h5").exists()
     assert refine.model_refine_mixing(json.loads((folder / "model.json").read_text())) == meta["refine_mixing"]

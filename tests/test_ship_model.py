@@ -106,13 +106,15 @@ def test_ship_model_needs_exactly_one_mode(tmp_path, monkeypatch):
 def test_shipping_refuses_to_drop_a_calibration(tmp_path, monkeypatch, capsys):
     sm = _ship_model(monkeypatch)
     shipped, new = tmp_path / "shipped" / "model.json", tmp_path / "run" / "checkpoints" / "best" / "model.json"
-    for path, meta in ((shipped, {"lindep": 0.05, "scf_mixing": {"default": 0.25}}), (new, {"best_epoch": 3})):
+    for path, meta in ((shipped, {"lindep": 0.05, "scf_mixing": {"default": 0.25}, "refine_mixing": 0.9}),
+                       (new, {"best_epoch": 3})):
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps({"metadata": meta}))
-    with pytest.raises(SystemExit, match=r"lindep = 0.05, scf_mixing = .*calibrate_lindep.py .*best --data"):
+    with pytest.raises(SystemExit, match=r"lindep = 0.05, scf_mixing = .*refine_mixing = 0.9.*calibrate_lindep.py .*best "
+                                         r"--data.*calibrate_refine_mixing.py"):
         sm._refuse_lost_calibrations(shipped, new, drop=False)
     sm._refuse_lost_calibrations(shipped, new, drop=True)
     assert "lindep (calibrated for the previous weights) dropped" in capsys.readouterr().out
-    new.write_text(json.dumps({"metadata": {"lindep": 0.03, "scf_mixing": {"default": 0.1}}}))
+    new.write_text(json.dumps({"metadata": {"lindep": 0.03, "scf_mixing": {"default": 0.1}, "refine_mixing": 0.7}}))
     sm._refuse_lost_calibrations(shipped, new, drop=False)  # the new weights carry their own
     sm._refuse_lost_calibrations(tmp_path / "none" / "model.json", new, drop=False)  # nothing shipped yet
