@@ -2,7 +2,8 @@
 the carbon model and diamond). ``ship_model.py`` applies them too, at shipping.
 
 Each entry of ``card.in.yaml``'s ``excluded_environments`` names training structures the model predicts badly
-(``training_files``: a file-name pattern), in a user's words (``name``) and with the measured ``reason``. Their
+(``training_files``: a file-name pattern; ``reference_data``: a data folder of such structures where these weights
+did not train on them), in a user's words (``name``) and with the measured ``reason``. Their
 environments leave the model's domain (its fingerprints are recomputed from the other training structures) and
 are recorded apart, so the calculator refuses structures like them with that reason
 (``model.domain.exclude_environments``). model.json is rewritten atomically.
@@ -39,7 +40,7 @@ def main() -> None:
     # read as training read it: every name of the split must be one of the data's files
     train = fixed_split([f for d in args.data for f in load_dataset(d)], str(args.split))[0]
     model_json = json.loads((folder / MODEL_FILE).read_text())
-    apply_exclusions(model_json, specs, train)
+    apply_exclusions(model_json, specs, train, root=Path(__file__).resolve().parents[1])
     atomic_write_text(folder / MODEL_FILE, json.dumps(model_json, indent=2))
     domain = model_json["metadata"]["domain"]
     for entry in domain["excluded"]:

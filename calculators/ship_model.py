@@ -300,7 +300,7 @@ def main() -> None:
     if card.get("excluded_environments"):  # trained on, measured wrong: refused (exclude_environments.py)
         from tracegrad_ase.model.domain import apply_exclusions
 
-        apply_exclusions(model_json, card["excluded_environments"], parts["train"])
+        apply_exclusions(model_json, card["excluded_environments"], parts["train"], root=HERE.parent)
     (dest / "model.json").write_text(json.dumps(model_json, indent=2))
 
     cfg = model_json["config"]

@@ -292,3 +292,13 @@ def test_apply_exclusions_reads_a_cards_patterns_over_the_training_files(tmp_pat
     for pattern in ("silicon-*", "*"):
         with pytest.raises(ValueError, match="matches"):
             apply_exclusions(card, [{**spec, "training_files": pattern}], files)
+    # weights that never trained on diamond: the card's reference data define the environment they are refused
+    graphene_only = [f for f in files if "graphene" in f.name]
+    with pytest.raises(ValueError, match="matches 0 of 3 training files"):
+        apply_exclusions(card, [spec], graphene_only)
+    (tmp_path / "refs" / "structures").mkdir(parents=True)
+    for f in files:
+        (tmp_path / "refs" / "structures" / f.name).write_bytes(f.read_bytes())
+    fresh = {"config": {"elements": ["C"]}, "metadata": {"domain": {}}}
+    apply_exclusions(fresh, [{**spec, "reference_data": "refs"}], graphene_only, root=tmp_path)
+    assert fresh["metadata"]["domain"] == card["metadata"]["domain"]  # the same two cells, the same kept domain

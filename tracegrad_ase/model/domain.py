@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import zlib
 from pathlib import Path
 from typing import Any
@@ -93,22 +94,31 @@ def exclude_environments(model_json: dict, kept, excluded, name: str, reason: st
     return entry
 
 
-def apply_exclusions(model_json: dict, specs: list[dict[str, str]], train_files) -> None:
+def apply_exclusions(model_json: dict, specs: list[dict[str, str]], train_files,
+                     root: str | os.PathLike | None = None) -> None:
     """:func:`exclude_environments` for each of a card's ``excluded_environments`` (``name``, ``reason`` and
     ``training_files``: a file-name pattern over the model's training files ``train_files``); the kept domain is
-    what no pattern matches. A pattern that matches nothing, or everything, is an error (a stale card)."""
+    what no pattern matches. An entry's optional ``reference_data`` (a data folder, relative to ``root``) adds its
+    structures that match the pattern to the excluded environment: weights that never trained on diamond are
+    still refused diamond where the reason (gth-dzvp's overlap cut) holds for any weights. A pattern that matches
+    nothing, or everything, is an error (a stale card)."""
     import fnmatch
 
-    from ..io.h5 import load_h5
+    from ..io.h5 import load_dataset, load_h5
 
     files = sorted(train_files, key=lambda f: Path(f).name)
     groups = [[f for f in files if fnmatch.fnmatch(Path(f).name, spec["training_files"])] for spec in specs]
     out = {Path(f).name for g in groups for f in g}
     kept = [load_h5(f) for f in files if Path(f).name not in out]
     for spec, group in zip(specs, groups):
+        if spec.get("reference_data"):
+            trained = {Path(f).name for f in group}
+            group = group + [f for f in load_dataset(Path(root or ".") / spec["reference_data"])
+                             if fnmatch.fnmatch(f.name, spec["training_files"]) and f.name not in trained]
         if not group or not kept:
             raise ValueError(f"excluded environment {spec['name']!r}: pattern {spec['training_files']!r} matches "
-                             f"{len(group)} of {len(files)} training files")
+                             f"{len(group)} of {len(files)} training files"
+                             + (f" and {spec['reference_data']}" if spec.get("reference_data") else ""))
         exclude_environments(model_json, kept, [load_h5(f) for f in group], spec["name"], " ".join(
             spec["reason"].split()))
 
