@@ -11,8 +11,8 @@ the density (the damping every SCF needs), so ``a`` is chosen per model, on cell
 ``--split`` part of its split.json), by the E_F-aligned band MAE within ±2 eV against the stored truth (the
 evaluation mesh of ``tracegrad evaluate``, the model's lindep on both sides). One Fock build per cell; ``--cache``
 keeps each F[ρ] so an interrupted run resumes, under a folder named by the weights' digest: F[ρ] is built from the
-prediction's density, so another model's builds must not be taken for this one's. The factor goes into ``metadata.refine_mixing`` with the table that
-chose it (``metadata.refine_mixing_calibration``).
+prediction's density, so another model's builds must not be taken for this one's. The factor goes into
+``metadata.refine_mixing`` with the table that chose it (``metadata.refine_mixing_calibration``).
 """
 
 from __future__ import annotations
@@ -41,11 +41,14 @@ GRID = tuple(round(0.05 * i, 2) for i in range(21))
 
 
 def weights_cache(cache: Path, model_dir: Path) -> Path:
-    """The folder of ``cache`` that holds the F[ρ] built from ``model_dir``'s predictions (by its weights' digest)."""
+    """The folder of ``cache`` (created) that holds the F[ρ] built from ``model_dir``'s predictions, named by its
+    weights' digest."""
     digest = weights_digest(model_dir)
     if digest is None:
         raise SystemExit(f"no model.safetensors in {model_dir}: nothing to key the build cache by")
-    return cache / digest[:16]
+    folder = cache / digest[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def band_maes(model, path: Path, cache: Path | None) -> dict[float, float]:
@@ -80,8 +83,6 @@ def main() -> None:
     names = json.loads(split.read_text())[args.split]
     missing = sorted(set(names) - {f.name for f in files})
     cache = None if args.cache is None else weights_cache(args.cache, args.model)
-    if cache is not None:
-        cache.mkdir(parents=True, exist_ok=True)
     model = load(args.model)
     rows = {f.stem: band_maes(model, f, cache) for f in tqdm(files, desc=f"{args.split} cells", unit="cell")}
     mean = {a: float(np.mean([r[a] for r in rows.values()])) for a in GRID}

@@ -240,7 +240,7 @@ def main() -> None:
                     help="with --run: ship the checkpoint calculators/select_checkpoint.py chose in JSON "
                          "instead of the run's checkpoints/best")
     ap.add_argument("--drop-calibrations", action="store_true",
-                    help="ship weights without a calibration (lindep, scf_mixing, refine_mixing) the shipped ones carry")
+                    help=f"ship weights without a calibration ({', '.join(CALIBRATIONS)}) the shipped ones carry")
     ap.add_argument("--committee", nargs="*", default=[],
                     help="training run folders of further committee members (other seeds): their best checkpoints "
                          "go to committee/<run name>/ (uncertainty=True in the calculator)")

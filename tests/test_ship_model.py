@@ -110,8 +110,8 @@ def test_shipping_refuses_to_drop_a_calibration(tmp_path, monkeypatch, capsys):
                        (new, {"best_epoch": 3})):
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps({"metadata": meta}))
-    with pytest.raises(SystemExit, match=r"lindep = 0.05, scf_mixing = .*refine_mixing = 0.9.*calibrate_lindep.py .*best "
-                                         r"--data.*calibrate_refine_mixing.py"):
+    with pytest.raises(SystemExit, match=r"lindep = 0.05, scf_mixing = .*refine_mixing = 0.9.*calibrate_lindep.py "
+                                         r".*best --data.*calibrate_refine_mixing.py"):
         sm._refuse_lost_calibrations(shipped, new, drop=False)
     sm._refuse_lost_calibrations(shipped, new, drop=True)
     assert "lindep (calibrated for the previous weights) dropped" in capsys.readouterr().out
