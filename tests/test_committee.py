@@ -232,11 +232,13 @@ def test_evaluate_judges_the_same_mean_as_the_calculator(model, sheet, tmp_path)
     assert both["gauge_mae_mev"] < 1e-3 and both["band_mae_ef_mev"] < 1e-3
     assert alone["gauge_mae_mev"] > 1.0
     run = subprocess.run([sys.executable, "-m", "tracegrad_ase.cli", "evaluate", str(model), str(tmp_path / "sheet.h5"),
-                          "--ensemble", "--ghost-kpoints", "0", "--json", str(tmp_path / "e.json")],
+                          "--ensemble", "--ghost-kpoints", "0", "--json", str(tmp_path / "e.json"), "--per-structure"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "committee mean of 3 models" in run.stdout
     out = json.loads((tmp_path / "e.json").read_text())
+    row = next(line.split() for line in run.stdout.splitlines() if line.startswith(out["per_structure"][0]["name"]))
+    assert float(row[1]) == round(out["per_structure"][0]["gauge_mae_mev"], 2)  # --per-structure: the JSON's figures
     assert out["gauge_mae_mev"] < 1e-3 and len(out["members"]) == 2
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from .cli_support import _check_outputs
 from .core.errors import InputNotFoundError, ParameterError
 
-__all__ = ["add_evaluate_command", "cmd_evaluate"]
+__all__ = ["add_evaluate_command", "cmd_evaluate", "per_structure_lines"]
 
 
 def add_evaluate_command(sub: Any, force_option: Any) -> None:
@@ -30,8 +30,28 @@ def add_evaluate_command(sub: Any, force_option: Any) -> None:
     ev.add_argument("--ensemble", nargs="*", default=None, metavar="MEMBER",
                     help="judge the committee's mean H (what the calculator's ensemble=True reports): the model with "
                     "these further member folders, or with its own committee/ members when none are named")
+    ev.add_argument("--per-structure", action="store_true",
+                    help="print a line per structure (gauge MAE, band MAE near E_F, gap error, ghost levels) "
+                    "before the summary: one bad cell hides in a pooled MAE")
     force_option(ev)
     ev.set_defaults(func=cmd_evaluate)
+
+
+def per_structure_lines(result: dict[str, Any]) -> list[str]:
+    """A table of ``result["per_structure"]`` (``evaluate``'s answer), one line per structure, meV."""
+    def cell(value: Any, width: int, digits: int = 1) -> str:
+        return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+
+    rows = result.get("per_structure", [])
+    name_width = max([9] + [len(str(r["name"])) for r in rows])
+    lines = [f"{'structure':<{name_width}}  {'gauge meV':>9}  {'band meV':>8}  {'aligned':>7}  {'gap meV':>7}  "
+             f"{'ghosts':>6}"]
+    for r in rows:
+        ghosts = r.get("ghost_levels")
+        lines.append(f"{r['name']:<{name_width}}  {cell(r.get('gauge_mae_mev'), 9, 2)}  "
+                     f"{cell(r.get('band_mae_ef_mev'), 8)}  {str(r.get('band_alignment') or '-'):>7}  "
+                     f"{cell(r.get('homo_lumo_gap_error_mev'), 7)}  {'-' if ghosts is None else ghosts:>6}")
+    return lines
 
 
 def _members(args) -> list:
@@ -66,6 +86,8 @@ def cmd_evaluate(args) -> int:
     _check_outputs(args, [(args.json, "file"), (args.parity, "file")], inputs=[args.model, *args.data, *members])
     res = evaluate_to_files(args.model, paths, args.json, parity_png=args.parity, ghost_kpoints=args.ghost_kpoints,
                             members=members)
+    if args.per_structure:
+        print("\n".join(per_structure_lines(res)))
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     print(f"{res['n_structures']} structures: H MAE {fmt(res['mae_mev'])} meV raw, {fmt(res['gauge_mae_mev'])} meV "
           f"gauge (on-site {fmt(res['gauge_mae_onsite_mev'])}, off-site {fmt(res['gauge_mae_offsite_mev'])}); "
