@@ -248,16 +248,16 @@ def test_digest_against_a_card(tmp_path, capsys):
 
 
 def test_evaluate_per_structure_table():
-    """One line per structure in the JSON's order; what a structure lacks (a crystal's gap, a molecule's ghosts)
-    is a dash, not a zero that reads as perfect."""
+    """One line per structure in the JSON's order; what a record lacks (a crystal's gap; ghost levels not counted,
+    --ghost-kpoints 0) is a dash, not a zero that reads as perfect."""
     from tracegrad_ase.cli_evaluate import per_structure_lines
 
     res = {"per_structure": [
         {"name": "graphene-00018", "gauge_mae_mev": 1.234, "band_mae_ef_mev": 24.26, "band_alignment": "fermi",
          "ghost_levels": 0},
-        {"name": "benzene", "gauge_mae_mev": 20.5, "band_mae_ef_mev": 150.0, "band_alignment": "homo",
+        {"name": "benzene", "gauge_mae_mev": 20.5, "band_mae_ef_mev": 150.0, "band_alignment": "vbm",
          "homo_lumo_gap_error_mev": 62.0}]}
     header, crystal, mol = per_structure_lines(res)
     assert header.split()[:3] == ["structure", "gauge", "meV"]
     assert crystal.split() == ["graphene-00018", "1.23", "24.3", "fermi", "-", "0"]
-    assert mol.split() == ["benzene", "20.50", "150.0", "homo", "62.0", "-"]
+    assert mol.split() == ["benzene", "20.50", "150.0", "vbm", "62.0", "-"]
