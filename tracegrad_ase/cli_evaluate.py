@@ -47,10 +47,9 @@ def per_structure_lines(result: dict[str, Any]) -> list[str]:
     lines = [f"{'structure':<{name_width}}  {'gauge meV':>9}  {'band meV':>8}  {'aligned':>7}  {'gap meV':>7}  "
              f"{'ghosts':>6}"]
     for r in rows:
-        ghosts = r.get("ghost_levels")
         lines.append(f"{r['name']:<{name_width}}  {cell(r.get('gauge_mae_mev'), 9, 2)}  "
                      f"{cell(r.get('band_mae_ef_mev'), 8)}  {str(r.get('band_alignment') or '-'):>7}  "
-                     f"{cell(r.get('homo_lumo_gap_error_mev'), 7)}  {'-' if ghosts is None else ghosts:>6}")
+                     f"{cell(r.get('homo_lumo_gap_error_mev'), 7)}  {cell(r.get('ghost_levels'), 6, 0)}")
     return lines
 
 
