@@ -8,6 +8,7 @@ from ase.build import graphene, molecule
 
 from tracegrad_ase.core.errors import SCFNotConvergedError
 from tracegrad_ase.datasets.generation import CHECKPOINTS_DIR, generate_dataset
+from tracegrad_ase.engines.pyscf import scf_checkpoint
 from tracegrad_ase.engines.pyscf.scf import GroundTruthSettings, run_scf
 from tracegrad_ase.io.h5 import load_h5
 
@@ -45,6 +46,40 @@ def test_checkpoint_of_another_geometry_or_a_corrupt_one_is_not_used(tmp_path):
     run = run_scf(water, WATER, checkpoint=chk)
     assert run.info["resumed"] is False and run.mf.converged
     assert (tmp_path / "water.chk.corrupt").read_bytes().startswith(b"half-written")
+
+
+def test_a_kill_during_pyscfs_write_keeps_the_last_whole_cycle(tmp_path):
+    water, chk = molecule("H2O"), tmp_path / "water.chk"
+    fresh = run_scf(water, WATER)
+    _killed(water, WATER, chk)
+    # The fourth cycle's write was cut short: PySCF writes beside the checkpoint, never into it.
+    scratch = scf_checkpoint.scratch_path(chk)
+    scratch.write_bytes(b"half-written by a killed process")
+    resumed = run_scf(water, WATER, checkpoint=chk)
+    assert resumed.info["resumed"] is True and resumed.info["scf_cycles"] < fresh.info["scf_cycles"]
+    assert resumed.mf.e_tot == pytest.approx(fresh.mf.e_tot, abs=1e-8)
+    assert not (tmp_path / "water.chk.corrupt").exists()
+
+
+def test_a_checkpoint_without_a_finished_cycle_is_not_called_corrupt(tmp_path, caplog):
+    from pyscf.scf import chkfile
+
+    water, chk = molecule("H2O"), tmp_path / "water.chk"
+    # What PySCF writes at the start of its kernel, before the first cycle: the structure alone.
+    chkfile.save_mol(run_scf(water, WATER).mf.mol, str(chk))
+    with caplog.at_level("INFO", logger=scf_checkpoint.__name__):
+        run = run_scf(water, WATER, checkpoint=chk)
+    assert run.info["resumed"] is False and run.mf.converged
+    assert "no finished cycle" in caplog.text and "unreadable" not in caplog.text
+    assert not (tmp_path / "water.chk.corrupt").exists()
+
+
+def test_discard_removes_the_scratch_file_too(tmp_path):
+    chk = tmp_path / "water.chk"
+    _killed(molecule("H2O"), WATER, chk)
+    scf_checkpoint.scratch_path(chk).write_bytes(b"x")
+    scf_checkpoint.discard(chk)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_killed_crystal_resumes_only_on_its_own_k_mesh(tmp_path):

@@ -22,11 +22,34 @@ logger = logging.getLogger(__name__)
 GEOMETRY_TOLERANCE_BOHR = 1e-6
 
 
+#: Suffix of the file PySCF writes during a cycle, before it replaces the checkpoint.
+SCRATCH_SUFFIX = ".writing"
+
+
+def scratch_path(path: str | os.PathLike) -> Path:
+    """Where PySCF writes the cycle that will replace the checkpoint ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + SCRATCH_SUFFIX)
+
+
 def attach(mf: Any, path: str | os.PathLike) -> None:
-    """Make PySCF write ``mf``'s orbitals to ``path`` after every SCF cycle."""
+    """Make ``mf``'s orbitals replace the checkpoint ``path`` whole after every SCF cycle."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mf.chkfile = str(path)
+    scratch = scratch_path(path)
+    # A kill mid-write leaves a broken scratch file, which PySCF's first write (append mode) would fail on.
+    scratch.unlink(missing_ok=True)
+    mf.chkfile = str(scratch)
+    previous = mf.callback
+
+    def publish(envs: dict) -> None:
+        # PySCF's kernel calls the callback after the cycle's chkfile write: the scratch file is complete.
+        if scratch.exists():
+            os.replace(scratch, path)
+        if previous:
+            previous(envs)
+
+    mf.callback = publish
 
 
 def resume_density(mf: Any, path: str | os.PathLike) -> np.ndarray | None:
@@ -34,6 +57,11 @@ def resume_density(mf: Any, path: str | os.PathLike) -> np.ndarray | None:
     that fits (missing, another structure or mesh, or unreadable: then renamed ``*.corrupt``)."""
     path = Path(path)
     if not path.exists():
+        return None
+    if not _holds_a_cycle(path):
+        # Written before this module published whole cycles only: the structure, no orbitals yet.
+        logger.info("SCF checkpoint %s holds no finished cycle; starting over", path)
+        path.unlink()
         return None
     periodic = hasattr(mf, "kpts")
     try:
@@ -56,6 +84,18 @@ def resume_density(mf: Any, path: str | os.PathLike) -> np.ndarray | None:
     return np.asarray(mf.make_rdm1(scf["mo_coeff"], scf["mo_occ"]))
 
 
+def _holds_a_cycle(path: Path) -> bool:
+    """False only for a readable HDF5 file without PySCF's ``scf`` group; anything unreadable is left to
+    ``load_scf`` (and set aside as corrupt)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return "scf" in f
+    except Exception:  # noqa: BLE001 - not HDF5 at all: the caller's load reports it
+        return True
+
+
 def _mismatch(mf: Any, stored_mol: Any, scf: dict, periodic: bool) -> str | None:
     mol = mf.mol
     if stored_mol.natm != mol.natm or list(stored_mol.atom_charges()) != list(mol.atom_charges()):
@@ -75,6 +115,8 @@ def _mismatch(mf: Any, stored_mol: Any, scf: dict, periodic: bool) -> str | None
 
 
 def discard(path: str | os.PathLike | None) -> None:
-    """Remove a checkpoint once its structure's result is stored (or its SCF has failed for good)."""
+    """Remove a checkpoint (and its scratch file) once its structure's result is stored (or its SCF has failed
+    for good)."""
     if path is not None:
         Path(path).unlink(missing_ok=True)
+        scratch_path(path).unlink(missing_ok=True)
