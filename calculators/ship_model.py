@@ -7,12 +7,15 @@ calculators/NAME links to tracegrad_ase/shipped/NAME, the package data a wheel c
     python calculators/ship_model.py carbon --run runs/ship/carbon --baseline runs/ship/carbon-baseline \\
         --data data/carbon-dzvp/graphene data/carbon-dzvp/bilayer --heldout data/carbon-dzvp/heldout-aa
     python calculators/ship_model.py graphene-szv --add-heldout data/graphene-6x6-szv
+    python calculators/ship_model.py carbon --refresh-words     # card.in.yaml's words and the learning curve only
     python calculators/ship_model.py graphene-szv --run runs/szv-v5d/m2 --selection runs/szv-v5d/m2/selection.json \\
         --data ... --heldout ... --committee ...
 
 Every figure on the card comes from ``tracegrad evaluate`` JSON files written here (calculators/NAME/evaluation/)
 and from the training runs' own state files; ``calculators/NAME/card.in.yaml`` holds the words (what the model
-is for, how its data are made). The test split is the one the training run wrote (split.json).
+is for, how its data are made). The test split is the one the training run wrote (split.json). A card.in.yaml
+``learning_curve: {key: KEY, figure: PNG}`` puts that curve's sizes, test figures, fitted slopes and the training-set
+sizes the goals would need on the card, read from benchmarks/results/learning_curve.json (benchmarks/learning_curve.py).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ import yaml
 from tracegrad_ase.committee import COMMITTEE_DIR, member_folders
 
 HERE = Path(__file__).resolve().parent
+#: What benchmarks/learning_curve.py writes; a card's ``learning_curve`` names a key of it.
+LEARNING_CURVES = HERE.parent / "benchmarks" / "results" / "learning_curve.json"
+#: Beyond this many training structures an extrapolated need says only that the fitted slope is too flat.
+FAR_BEYOND_REACH = 1e6
 
 
 def _evaluate(model: Path, data: list[str], split: str, out: Path, parity: Path | None = None,
@@ -234,6 +241,9 @@ def main() -> None:
     ap.add_argument("--add-heldout", nargs="+", default=None, metavar="FOLDER",
                     help="no run: evaluate the shipped weights on these held-out folders only and add them to the "
                          "card, keeping its other figures (the card's words are refreshed from card.in.yaml)")
+    ap.add_argument("--refresh-words", action="store_true",
+                    help="no run, no evaluation: rewrite the card's words from card.in.yaml and its learning-curve "
+                         "summary from benchmarks/results/learning_curve.json, keeping every figure")
     ap.add_argument("--data", nargs="+", default=None, help="the data folders it was trained on")
     ap.add_argument("--heldout", nargs="*", default=[], help="data folders of structure types never trained on")
     ap.add_argument("--selection", default=None, metavar="JSON",
@@ -245,9 +255,9 @@ def main() -> None:
                     help="training run folders of further committee members (other seeds): their best checkpoints "
                          "go to committee/<run name>/ (uncertainty=True in the calculator)")
     args = ap.parse_args()
-    if bool(args.run) + bool(args.reevaluate) + bool(args.add_heldout) != 1:
-        ap.error("give exactly one of --run, --reevaluate and --add-heldout")
-    if not args.add_heldout and not args.data:
+    if bool(args.run) + bool(args.reevaluate) + bool(args.add_heldout) + args.refresh_words != 1:
+        ap.error("give exactly one of --run, --reevaluate, --add-heldout and --refresh-words")
+    if not (args.add_heldout or args.refresh_words) and not args.data:
         ap.error("--run and --reevaluate need --data")
     if args.selection and not args.run:
         ap.error("--selection needs --run")
@@ -255,6 +265,10 @@ def main() -> None:
     dest = HERE / args.name
     if args.add_heldout:
         _add_heldout(dest, args.name, args.add_heldout)
+        return
+    if args.refresh_words:
+        _write_card(dest, _with_words(yaml.safe_load((dest / "card.yaml").read_text()), dest))
+        print(f"-> {dest / 'card.yaml'}")
         return
     evaluation = dest / "evaluation"
     evaluation.mkdir(parents=True, exist_ok=True)
@@ -296,7 +310,7 @@ def main() -> None:
     model_json = json.loads((best / "model.json").read_text())
     model_json["metadata"]["name"] = args.name
     _complete_domain(model_json, parts["train"])
-    card = yaml.safe_load((dest / "card.in.yaml").read_text())
+    card = _with_words({}, dest)
     if card.get("excluded_environments"):  # trained on, measured wrong: refused (exclude_environments.py)
         from tracegrad_ase.model.domain import apply_exclusions
 
@@ -320,6 +334,51 @@ def main() -> None:
     _reevaluated(card, dest, best, args.data, "test", args)
 
 
+def learning_curve_summary(words: dict | None, results_path: Path | None = None) -> dict | None:
+    """The card's ``learning_curve`` entry: card.in.yaml's words (``key`` in ``results_path``, by default
+    :data:`LEARNING_CURVES`; ``figure``; an optional ``note``) with the curve's training-set sizes and what they
+    count, its test figures per size, fitted log-log slopes and the training-set sizes its targets would need, all
+    read from the benchmark's JSON (nothing typed by hand)."""
+    if not words:
+        return None
+    results_path = results_path or LEARNING_CURVES
+    words = {k: words[k] for k in ("key", "figure", "note") if k in words}
+    if "key" not in words:
+        raise SystemExit("card.in.yaml: learning_curve needs a key (a name in benchmarks/results/learning_curve.json)")
+    curve = json.loads(results_path.read_text()).get(words["key"]) if results_path.is_file() else None
+    if curve is None:
+        raise SystemExit(f"card.in.yaml: learning curve {words['key']!r} is not in {results_path} "
+                         "(run benchmarks/learning_curve.py)")
+    rows = curve["rows"]
+    metrics = list(curve["fits"])
+    needed = {}
+    for metric, ext in curve.get("extrapolation", {}).items():
+        n, slope = ext.get("n_needed"), curve["fits"][metric]["slope"]
+        needed[metric] = {"target": ext["target"], "training_set_size":
+                          round(n) if n is not None and n <= FAR_BEYOND_REACH else
+                          f"out of reach at the fitted slope {slope:.3f}"}
+    return {**words, "config": curve["settings"]["config"],
+            "training_set_sizes": [r["n_train"] for r in rows],
+            # learning_curve.py --group-by counts whole molecules (all their conformers), else structures
+            "size_unit": curve["settings"].get("group_by") or "structure",
+            "test": {m: [round(r["test"][m], 3) for r in rows] for m in metrics},
+            "slopes": {m: round(curve["fits"][m]["slope"], 3) for m in metrics},
+            "fitted_from_size": curve.get("fit_min", 0), "needed": needed}
+
+
+def _with_words(card: dict, dest: Path) -> dict:
+    """``card`` with card.in.yaml's words (``data`` and ``training`` merged: they also hold computed keys) and its
+    learning-curve summary."""
+    for key, words in yaml.safe_load((dest / "card.in.yaml").read_text()).items():
+        if key in ("data", "training") and isinstance(card.get(key), dict):
+            card[key].update(words)
+        else:
+            card[key] = words
+    if card.get("learning_curve"):
+        card["learning_curve"] = learning_curve_summary(card["learning_curve"])
+    return card
+
+
 def _write_card(dest: Path, card: dict) -> None:
     (dest / "card.yaml").write_text("# Written by calculators/ship_model.py from the evaluation/ JSON files.\n"
                                     + yaml.safe_dump(card, sort_keys=False, allow_unicode=True, width=110))
@@ -331,12 +390,7 @@ def _add_heldout(dest: Path, name: str, folders: list[str]) -> None:
     ``card.in.yaml`` replace the card's (``data`` and ``training`` are merged: they also hold computed keys)."""
     from tracegrad_ase.io.h5 import data_digest, load_dataset
 
-    card = yaml.safe_load((dest / "card.yaml").read_text())
-    for key, words in yaml.safe_load((dest / "card.in.yaml").read_text()).items():
-        if key in ("data", "training") and isinstance(card.get(key), dict):
-            card[key].update(words)
-        else:
-            card[key] = words
+    card = _with_words(yaml.safe_load((dest / "card.yaml").read_text()), dest)
     members = member_folders(dest)
     for folder in folders:
         tag = Path(folder).name

@@ -118,3 +118,48 @@ def test_shipping_refuses_to_drop_a_calibration(tmp_path, monkeypatch, capsys):
     new.write_text(json.dumps({"metadata": {"lindep": 0.03, "scf_mixing": {"default": 0.1}, "refine_mixing": 0.7}}))
     sm._refuse_lost_calibrations(shipped, new, drop=False)  # the new weights carry their own
     sm._refuse_lost_calibrations(tmp_path / "none" / "model.json", new, drop=False)  # nothing shipped yet
+
+
+def _curve(path):
+    rows = [{"n_train": n, "test": {"gauge_mae_mev": g, "band_mae_ef_mev": b}}
+            for n, g, b in ((8, 4.0, 80.0), (16, 2.0, 40.0), (32, 1.5, 39.0))]
+    path.write_text(json.dumps({"c-train": {
+        "rows": rows, "fit_min": 8, "settings": {"config": "train.yaml", "group_by": None},
+        "fits": {"gauge_mae_mev": {"slope": -0.7}, "band_mae_ef_mev": {"slope": -0.02}},
+        "extrapolation": {"gauge_mae_mev": {"target": 1.0, "n_needed": 61.4},
+                          "band_mae_ef_mev": {"target": 10.0, "n_needed": 3.0e30}}}}))
+
+
+def test_refresh_words_puts_the_learning_curve_on_the_card_and_keeps_its_figures(tmp_path, monkeypatch):
+    sm = _ship_model(monkeypatch)
+    dest = tmp_path / "x"
+    dest.mkdir()
+    _curve(tmp_path / "learning_curve.json")
+    (dest / "card.yaml").write_text("name: x\nlimits: old words\ntest: {model: {band_mae_ef_mev: 45.0}}\n")
+    (dest / "card.in.yaml").write_text("name: x\nlimits: new words\n"
+                                       "learning_curve: {key: c-train, figure: lc.png, note: why}\n")
+    monkeypatch.setattr(sm, "HERE", tmp_path)
+    monkeypatch.setattr(sm, "LEARNING_CURVES", tmp_path / "learning_curve.json")
+    monkeypatch.setattr(sys, "argv", ["ship_model.py", "x", "--refresh-words"])
+    monkeypatch.setattr(sm, "_evaluate", lambda *a, **k: pytest.fail("--refresh-words evaluates nothing"))
+    sm.main()
+    card = __import__("yaml").safe_load((dest / "card.yaml").read_text())
+    assert card["limits"] == "new words" and card["test"]["model"]["band_mae_ef_mev"] == 45.0
+    curve = card["learning_curve"]
+    assert (curve["figure"], curve["note"], curve["config"]) == ("lc.png", "why", "train.yaml")
+    assert curve["training_set_sizes"] == [8, 16, 32] and curve["size_unit"] == "structure"
+    assert curve["test"]["band_mae_ef_mev"] == [80.0, 40.0, 39.0] and curve["slopes"]["gauge_mae_mev"] == -0.7
+    assert curve["needed"]["gauge_mae_mev"] == {"target": 1.0, "training_set_size": 61}
+    assert "out of reach" in curve["needed"]["band_mae_ef_mev"]["training_set_size"]
+    sm.main()  # a refreshed card refreshes to the same
+    assert __import__("yaml").safe_load((dest / "card.yaml").read_text()) == card
+
+
+def test_a_learning_curve_the_results_lack_is_refused_by_name(tmp_path, monkeypatch):
+    sm = _ship_model(monkeypatch)
+    _curve(tmp_path / "learning_curve.json")
+    with pytest.raises(SystemExit, match="'other'.*learning_curve.py"):
+        sm.learning_curve_summary({"key": "other"}, tmp_path / "learning_curve.json")
+    with pytest.raises(SystemExit, match="needs a key"):
+        sm.learning_curve_summary({"figure": "lc.png"}, tmp_path / "learning_curve.json")
+    assert sm.learning_curve_summary(None) is None
