@@ -215,6 +215,42 @@ def test_edge_frame_products_equal_e3nn_modules(model):
         assert float((grads[0][name] - grads[1][name]).abs().max()) < 1e-9 * max(scale, 1.0), name
 
 
+def _slices_in_graph(output: torch.Tensor) -> int:
+    """SliceBackward nodes autograd recorded for ``output``: each zero-fills a gradient of its whole input."""
+    seen, stack, n_slices = set(), [output.grad_fn], 0
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        n_slices += type(node).__name__ == "SliceBackward0"
+        stack += [f for f, _ in node.next_functions]
+    return n_slices
+
+
+def test_edge_frame_products_cut_their_inputs_by_one_split_each(model):
+    """A training step spent a third of its time on the zero-filled gradients of per-block slices of the edge
+    features (README "Training throughput"): the edge-frame modules take their blocks with one split per tensor."""
+    from tracegrad_ase.model.edge_frame import invariant_gradient, invariant_products
+
+    torch.manual_seed(1)
+    e = 7
+    x = torch.randn(e, model.irreps_hidden.dim, dtype=torch.float64, requires_grad=True)
+    wigner = [torch.eye(2 * l + 1, dtype=torch.float64).expand(e, -1, -1) for l in range(5)]
+    assert _slices_in_graph(model.rot_hidden(x, wigner).sum()) == 0
+    conv = model.node_conv[0]
+    w = torch.randn(e, int(sum(conv.w_sizes)), dtype=torch.float64, requires_grad=True)
+    assert _slices_in_graph(conv(x, w).sum()) == 0
+    if model.config.tracegrad:
+        tp = model.tracegrad_blocks[0].tp
+        f = torch.randn(e, tp.irreps_in1.dim, dtype=torch.float64, requires_grad=True)
+        s = invariant_products(tp, f)
+        # the weight slices of the (small) parameter vector are all that remain
+        assert _slices_in_graph(s.sum()) == _slices_in_graph(invariant_products(tp, f.detach()).sum())
+        assert _slices_in_graph(invariant_gradient(tp, f, torch.ones_like(s)).sum()) == \
+            _slices_in_graph(invariant_gradient(tp, f.detach(), torch.ones_like(s)).sum())
+
+
 def test_tracegrad_block_equals_autograd_through_e3nn():
     """TraceGrad's block (closed-form gradient of the Gram-matrix invariants) against the definition: z from
     e3nn's own product, v = dz/df by autograd; and the training gradients of a loss on v, to round-off."""

@@ -77,20 +77,18 @@ class IrrepsRotation(nn.Module):
     def __init__(self, irreps: o3.Irreps):
         super().__init__()
         self.irreps = o3.Irreps(irreps)
-        self.slots = [(s.start, mul, ir.l) for (mul, ir), s in zip(self.irreps, self.irreps.slices()) if mul > 0]
+        self.slots = [(mul, ir.l) for mul, ir in self.irreps]
 
     def forward(self, x: torch.Tensor, wigner: list[torch.Tensor], inverse: bool = False) -> torch.Tensor:
         """``D^T x`` per edge (into the edge frame), or ``D x`` with ``inverse=True`` (back to the lab frame)."""
-        out = torch.empty_like(x)
         e = x.shape[0]
-        for start, mul, l in self.slots:
-            d = 2 * l + 1
-            block = x.narrow(1, start, mul * d)
-            if l > 0:  # rows are vectors: (D^T v)^T = v^T D
+        # One split, not a slice per slot: autograd zero-fills a gradient of the whole of x for every slice.
+        blocks = list(torch.split(x, [mul * (2 * l + 1) for mul, l in self.slots], dim=1))
+        for k, (mul, l) in enumerate(self.slots):
+            if l > 0 and mul > 0:  # rows are vectors: (D^T v)^T = v^T D
                 rot = wigner[l].transpose(1, 2) if inverse else wigner[l]
-                block = torch.bmm(block.view(e, mul, d), rot).view(e, mul * d)
-            out.narrow(1, start, mul * d).copy_(block)
-        return out
+                blocks[k] = torch.bmm(blocks[k].reshape(e, mul, 2 * l + 1), rot).view(e, -1)
+        return torch.cat(blocks, dim=1)
 
 
 class FrameConvolution(nn.Module):
@@ -113,6 +111,9 @@ class FrameConvolution(nn.Module):
         self.irreps_in, self.irreps_out = tp.irreps_in1, linear.irreps_out
         dtype = torch.get_default_dtype()
         by_mid, offset = {}, 0
+        # The per-edge weights, the inputs, each input's path rows and the linear layer's weights are each cut
+        # into their blocks by one split (see IrrepsRotation.forward): the sizes here, indices into them below.
+        w_sizes: list[int] = []
         l2_positive = torch.zeros(tp.weight_numel, dtype=torch.bool)
         for ins in tp.instructions:
             if ins.connection_mode != "uvu" or not ins.has_weight or tp.irreps_in2[ins.i_in2].mul != 1:
@@ -122,34 +123,34 @@ class FrameConvolution(nn.Module):
             ir3 = tp.irreps_out[ins.i_out].ir
             # A[i, k] = path_weight * sum_j C[i, j, k] Y_j(ŷ), with Y_l2(ŷ) = sqrt(2 l2 + 1) e_{m=0}
             c = o3.wigner_3j(ir1.l, l2, ir3.l, dtype=torch.float64)
-            by_mid[ins.i_out] = (ins.i_in1, ins.path_weight * math.sqrt(2 * l2 + 1) * c[:, l2, :], offset, mul)
+            by_mid[ins.i_out] = (ins.i_in1, ins.path_weight * math.sqrt(2 * l2 + 1) * c[:, l2, :], len(w_sizes))
+            w_sizes.append(mul)
             l2_positive[offset: offset + mul] = l2 > 0
             offset += mul
         self.register_buffer("l2_positive", l2_positive, persistent=False)
         # Per input slot: all its paths' A^T stacked, so one product gives every path's rows.
         rows: dict[int, list] = {}
-        for mid, (i1, _, _, _) in sorted(by_mid.items()):
+        for mid, (i1, _, _) in sorted(by_mid.items()):
             rows.setdefault(i1, []).append(mid)
+        self.in_sizes = [mul * ir.dim for mul, ir in self.irreps_in]
         self.inputs, row_of = [], {}
         for n, (i1, mids) in enumerate(sorted(rows.items())):
             stacked = torch.cat([by_mid[m][1].T for m in mids], dim=0)  # (sum d3, d1)
             self.register_buffer(f"a_{n}", stacked.to(dtype), persistent=False)
-            sl = self.irreps_in.slices()[i1]
-            self.inputs.append((n, sl.start, self.irreps_in[i1].mul, self.irreps_in[i1].ir.dim))
-            start = 0
-            for m in mids:
-                d3 = tp.irreps_out[m].ir.dim
-                row_of[m] = (n, start, d3)
-                start += d3
+            row_sizes = [tp.irreps_out[m].ir.dim for m in mids]
+            self.inputs.append((n, i1, self.irreps_in[i1].mul, self.irreps_in[i1].ir.dim, row_sizes))
+            for j, m in enumerate(mids):
+                row_of[m] = (n, j)
+        self.w_sizes = w_sizes
         # Per output slot of the linear layer: the paths that feed it, with their product-weight columns and
         # their block of the linear layer's weights.
-        w_lin, off = {}, 0
+        w_lin, self.lin_sizes = {}, []
         for ins in linear.instructions:
-            w_lin[(ins.i_in, ins.i_out)] = (off, tuple(ins.path_shape), ins.path_weight)
-            off += ins.path_shape[0] * ins.path_shape[1]
+            w_lin[(ins.i_in, ins.i_out)] = (len(self.lin_sizes), tuple(ins.path_shape), ins.path_weight)
+            self.lin_sizes.append(ins.path_shape[0] * ins.path_shape[1])
         self.outputs = []
         for o, (g, ir) in enumerate(self.irreps_out):
-            feeds = [(row_of[m], by_mid[m][2:], w_lin[(m, oo)]) for (m, oo) in sorted(w_lin) if oo == o]
+            feeds = [(row_of[m], by_mid[m][2], w_lin[(m, oo)]) for (m, oo) in sorted(w_lin) if oo == o]
             if g > 0:
                 self.outputs.append((ir.dim, g, feeds))
 
@@ -162,17 +163,19 @@ class FrameConvolution(nn.Module):
         lin = self.linear[0].weight
         # Component-major layout (component, edge * channel): every path's rows are one contiguous block, so
         # the weighting and the linear layer are plain matrix products over all edges at once.
+        x_in = torch.split(x, self.in_sizes, dim=1)
+        w_in = torch.split(weight, self.w_sizes, dim=1)
+        lin_in = torch.split(lin, self.lin_sizes)
         rows = []
-        for n, start, mul, dim in self.inputs:
-            xt = x.narrow(1, start, mul * dim).view(e, mul, dim).permute(2, 0, 1).reshape(dim, e * mul)
-            rows.append(getattr(self, f"a_{n}") @ xt)  # (sum d3, E * mul)
+        for n, i1, mul, dim, row_sizes in self.inputs:
+            xt = x_in[i1].reshape(e, mul, dim).permute(2, 0, 1).reshape(dim, e * mul)
+            rows.append(torch.split(getattr(self, f"a_{n}") @ xt, row_sizes))  # per path: (d3, E * mul)
         parts = []
         for d, g, feeds in self.outputs:
             y = x.new_zeros(d * e, g)
-            for (n, start, d3), (w_off, mul), (l_off, shape, pw) in feeds:
-                block = rows[n].narrow(0, start, d3).view(d3, e, mul) * weight.narrow(1, w_off, mul)
-                y = torch.addmm(y, block.view(d3 * e, mul), lin.narrow(0, l_off, shape[0] * shape[1]).view(shape),
-                                alpha=pw)
+            for (n, j), k_w, (k_lin, shape, pw) in feeds:
+                block = rows[n][j].view(-1, e, w_in[k_w].shape[1]) * w_in[k_w]
+                y = torch.addmm(y, block.view(-1, shape[0]), lin_in[k_lin].view(shape), alpha=pw)
             parts.append(y.view(d, e, g).permute(1, 2, 0).reshape(e, g * d))
         return torch.cat(parts, dim=1)
 
@@ -182,7 +185,8 @@ def _scalar_paths(tp: o3.FullyConnectedTensorProduct, x: torch.Tensor):
     path's normalization folded in, its two inputs as (E, mul, 2l+1))."""
     if len(tp.irreps_out) != 1 or tp.irreps_out[0].ir.l != 0:
         raise ValueError(f"expected a product into one block of scalars, got {tp.irreps_out}")
-    irreps, slices, e, offset = tp.irreps_in1, tp.irreps_in1.slices(), x.shape[0], 0
+    irreps, e, offset = tp.irreps_in1, x.shape[0], 0
+    pieces = torch.split(x, [mul * ir.dim for mul, ir in irreps], dim=1)  # one split (IrrepsRotation.forward)
     n_out = tp.irreps_out[0].mul
     for ins in tp.instructions:
         if ins.connection_mode != "uvw":
@@ -190,8 +194,8 @@ def _scalar_paths(tp: o3.FullyConnectedTensorProduct, x: torch.Tensor):
         (mul1, ir), (mul2, _) = irreps[ins.i_in1], irreps[ins.i_in2]
         w = tp.weight[offset: offset + mul1 * mul2 * n_out].view(mul1 * mul2, n_out)
         offset += mul1 * mul2 * n_out
-        a = x[:, slices[ins.i_in1]].reshape(e, mul1, ir.dim)
-        b = x[:, slices[ins.i_in2]].reshape(e, mul2, ir.dim)
+        a = pieces[ins.i_in1].reshape(e, mul1, ir.dim)
+        b = pieces[ins.i_in2].reshape(e, mul2, ir.dim)
         yield ins, w * (ins.path_weight / math.sqrt(ir.dim)), a, b
 
 
