@@ -87,7 +87,7 @@ class IrrepsRotation(nn.Module):
         for k, (mul, l) in enumerate(self.slots):
             if l > 0 and mul > 0:  # rows are vectors: (D^T v)^T = v^T D
                 rot = wigner[l].transpose(1, 2) if inverse else wigner[l]
-                blocks[k] = torch.bmm(blocks[k].reshape(e, mul, 2 * l + 1), rot).view(e, -1)
+                blocks[k] = torch.bmm(blocks[k].reshape(e, mul, 2 * l + 1), rot).view(e, mul * (2 * l + 1))
         return torch.cat(blocks, dim=1)
 
 
@@ -174,8 +174,9 @@ class FrameConvolution(nn.Module):
         for d, g, feeds in self.outputs:
             y = x.new_zeros(d * e, g)
             for (n, j), k_w, (k_lin, shape, pw) in feeds:
-                block = rows[n][j].view(-1, e, w_in[k_w].shape[1]) * w_in[k_w]
-                y = torch.addmm(y, block.view(-1, shape[0]), lin_in[k_lin].view(shape), alpha=pw)
+                d3 = rows[n][j].shape[0]
+                block = rows[n][j].view(d3, e, shape[0]) * w_in[k_w]
+                y = torch.addmm(y, block.view(d3 * e, shape[0]), lin_in[k_lin].view(shape), alpha=pw)
             parts.append(y.view(d, e, g).permute(1, 2, 0).reshape(e, g * d))
         return torch.cat(parts, dim=1)
 
