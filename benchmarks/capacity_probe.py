@@ -30,6 +30,7 @@ from _results import machine, merge_results
 from learning_curve import train_all
 from tracegrad_ase.io.atomic import atomic_write_json
 from tracegrad_ase.io.h5 import load_dataset
+from tracegrad_ase.model.run_folder import read_log
 from tracegrad_ase.model.train import TrainConfig
 
 #: ModelConfig fields that define a network's shape (elements, basis, scales and references come from the data).
@@ -84,8 +85,7 @@ def _figures(folder: str | Path, fit_files: list[Path], ghost_kpoints: int) -> t
 def fit_figures(run: Path, start: dict, fit_files: list[Path], ghost_kpoints: int) -> dict:
     """The run's trajectory and its best checkpoint's figures on the structures it fitted (E_F-aligned band MAE
     within ±2 eV and gauge MAE), beside ``start``, those of the weights it started from (empty from scratch)."""
-    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
-    epochs = [r for r in log if "epoch" in r]
+    epochs = read_log(run)
     m, parameters = _figures(run / "checkpoints" / "best", fit_files, ghost_kpoints)
     return {"parameters": parameters, "epochs": epochs[-1]["epoch"],
             "start_band_mae_ef_mev": start.get("band_mae_ef_mev"), "start_gauge_mae_mev": start.get("gauge_mae_mev"),

@@ -34,6 +34,7 @@ import yaml
 from _results import machine, merge_results
 from tracegrad_ase.io.atomic import atomic_write_json
 from tracegrad_ase.io.h5 import load_dataset
+from tracegrad_ase.model.run_folder import read_log
 from tracegrad_ase.model.train import TrainConfig, train
 
 METRICS = ("gauge_mae_mev", "band_mae_ef_mev")
@@ -146,8 +147,7 @@ def evaluate_run(run: Path, files: dict[str, Path], split: dict, heldout: list[s
         m = evaluate(model, paths, progress=False, ghost_kpoints=ghost_kpoints)
         out[name] = {k: m.get(k) for k in ("gauge_mae_mev", "mae_mev", "band_mae_ef_mev", "ghost_levels",
                                            "homo_lumo_gap_error_mev", "n_structures")}
-    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
-    epochs = [r for r in log if "epoch" in r]
+    epochs = read_log(run)
     out["epochs"] = epochs[-1]["epoch"] if epochs else None
     out["train_time_s"] = epochs[-1].get("time_s") if epochs else None
     out["best_val_mae_mev"] = min((r["val_mae_mev"] for r in epochs if r.get("val_mae_mev") is not None), default=None)

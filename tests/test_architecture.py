@@ -39,7 +39,9 @@ LAYERS: list[list[str]] = [
     ["cli_unfold"],  # tracegrad bands --unfold: a supercell's levels on the primitive path
     ["cli_uncertainty"],  # tracegrad bands --uncertainty: the committee's spread shaded
     ["cli_orbitals"],  # tracegrad orbitals: a molecule's levels, gap and its checks
-    ["cli_evaluate"],  # tracegrad evaluate: a model's errors on data (--ensemble: its committee's mean)
+    # tracegrad evaluate: a model's errors on data (--ensemble: its committee's mean) ∥ tracegrad progress: a
+    # training run's standing
+    ["cli_evaluate", "cli_progress"],
     ["cli"],
 ]
 

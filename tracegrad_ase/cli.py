@@ -17,6 +17,7 @@ from .interop.files import _read_with_pymatgen, read_structure  # noqa: F401 (cl
 from .io.atomic import atomic_write_text
 from .cli_strict import strict_guard as _ghost_guard  # the --strict guard (its old name kept)
 from .cli_evaluate import add_evaluate_command
+from .cli_progress import add_progress_command
 from .cli_orbitals import add_orbitals_command
 from .cli_support import (  # noqa: F401 (cli._check_outputs etc. stay importable from here)
     _ase_band_structure, _band_structure, _bands_report, _card_lines, _check_not_input, _check_output, _check_outputs, _check_positive, _check_writable, _cmd_demo, _cmd_digest, _cmd_models, _default_model, _model_line, _spans_periodic)
@@ -197,7 +198,7 @@ def _add_prediction_commands(sub) -> None:
 
 
 def _add_model_commands(sub) -> None:
-    """train, evaluate: the commands that make and judge a model."""
+    """train, evaluate, progress: the commands that make and judge a model."""
     tr = sub.add_parser("train", help="train a TraceGrad (or baseline) model from a YAML config",
                         description="Trains on data set folders (see examples/train_molecules.yaml). Checkpoints "
                         "go to OUT/checkpoints/{last,best}; rerunning the same command resumes from 'last'. "
@@ -207,6 +208,7 @@ def _add_model_commands(sub) -> None:
     tr.set_defaults(func=_cmd_train)
 
     add_evaluate_command(sub, _force_option)
+    add_progress_command(sub, _force_option)
 
 
 def _settings_options(p: argparse.ArgumentParser) -> None:

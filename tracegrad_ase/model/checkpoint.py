@@ -144,17 +144,24 @@ def load_model(folder: str | os.PathLike, dtype: torch.dtype | None = None) -> T
 def load_training_state(folder: str | os.PathLike) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(trainer_state, state) of a checkpoint folder; (None, None) where it has none."""
     folder = resolve_folder(folder)
-    trainer = state = None
+    trainer = None
     if (folder / TRAINER).is_file():
         trainer = _load_legacy_trainer_state(folder)
     elif (folder / TRAINER_JSON).is_file() or (folder / TRAINER_TENSORS).is_file():
         trainer = _load_trainer_state(folder)
-    if (folder / STATE).is_file():
-        try:
-            state = json.loads((folder / STATE).read_text())
-        except ValueError as exc:
-            raise DataFormatError(f"{folder / STATE}: unreadable ({exc})") from None
-    return trainer, state
+    return trainer, read_state(folder)
+
+
+def read_state(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The training state of a checkpoint folder (``state.json``: epoch, best epoch and value, wall time, the
+    training config), or None where it has none; no weights are read."""
+    path = resolve_folder(folder) / STATE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise DataFormatError(f"{path}: unreadable ({exc})") from None
 
 
 def stored_val_loss(folder: str | os.PathLike, key: str = "val_loss") -> float | None:

@@ -4,9 +4,11 @@ paths."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
-__all__ = ["best_checkpoint", "last_checkpoint", "log_file", "snapshot_checkpoint", "split_file"]
+__all__ = ["best_checkpoint", "last_checkpoint", "log_file", "read_log", "snapshot_checkpoint", "split_file"]
 
 
 def best_checkpoint(run: str | Path) -> Path:
@@ -32,3 +34,20 @@ def split_file(run: str | Path) -> Path:
 def log_file(run: str | Path) -> Path:
     """``log.jsonl``: one JSON line per epoch."""
     return Path(run) / "log.jsonl"
+
+
+def read_log(run: str | Path) -> list[dict[str, Any]]:
+    """The run's epoch records in order (``log.jsonl``), without a line a kill cut short; [] before its first
+    epoch."""
+    path = log_file(run)
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "epoch" in record:
+            records.append(record)
+    return records
