@@ -41,7 +41,8 @@ def test_progress_lines_read_the_selection_and_the_stopping_rules():
         "select_by": "band", "epochs": 100, "max_time_s": 36000, "early_stopping": 40, "min_lr": 1e-5,
         "lr_factor": 0.5, "lr_patience": 10}}
     text = "\n".join(progress_lines(records, state, last=3))
-    assert "3 of at most 100 epochs; 3.00 h of training (max_time_s: 10.0 h)" in text
+    assert "3 of at most 100 epochs; 3.00 h of training (max_time_s 10.0 h: ~7 more epochs at the table's 3600 s " \
+           "per epoch)" in text
     assert "best: epoch 2, validation band MAE 50.0 meV; 1 epochs since (early stopping after 40)" in text
     assert text.count("<- best") == 1 and "times 0.5 after 10 epochs" in text
     loss_state = {**state, "train_config": {**state["train_config"], "select_by": "loss"}, "best_val": 0.0123}

@@ -48,8 +48,11 @@ def progress_lines(records: Sequence[dict[str, Any]], state: dict[str, Any] | No
     latest = records[-1]
     budget = cfg.get("max_time_s")
     hours = latest.get("time_s", 0.0) / 3600
+    pace = _seconds_per_epoch(records[-last - 1:] if last > 0 else records[-2:])
+    left = (f": ~{(budget - latest['time_s']) / pace:.0f} more epochs at the table's {pace:.0f} s per epoch"
+            if budget and pace and latest.get("time_s") is not None and budget > latest["time_s"] else "")
     lines.append(f"{latest['epoch']} of at most {cfg.get('epochs', '?')} epochs; {hours:.2f} h of training"
-                 + (f" (max_time_s: {budget / 3600:.1f} h)" if budget else ""))
+                 + (f" (max_time_s {budget / 3600:.1f} h{left})" if budget else ""))
     if best is not None:
         value = (f"validation band MAE {state['best_val']:.1f} meV" if cfg.get("select_by") == "band"
                  else f"validation loss {state['best_val']:.4g}")
@@ -60,6 +63,15 @@ def progress_lines(records: Sequence[dict[str, Any]], state: dict[str, Any] | No
         lines.append(f"learning rate {latest['lr']:.2e}: times {cfg.get('lr_factor')} after {cfg.get('lr_patience')} "
                      f"epochs without a lower validation loss; the run stops below {cfg['min_lr']:.0e}")
     return lines
+
+
+def _seconds_per_epoch(records: Sequence[dict[str, Any]]) -> float | None:
+    """Training seconds per epoch between the first and last of ``records`` (None with fewer than two); a resumed
+    run's wall time continues across sessions, so the pace is that of training, not of the calendar."""
+    timed = [r for r in records if r.get("time_s") is not None]
+    if len(timed) < 2 or timed[-1]["epoch"] <= timed[0]["epoch"]:
+        return None
+    return (timed[-1]["time_s"] - timed[0]["time_s"]) / (timed[-1]["epoch"] - timed[0]["epoch"])
 
 
 def plot_progress(records: Sequence[dict[str, Any]], best_epoch: int | None, out: str | Path, title: str = "") -> None:
