@@ -78,12 +78,13 @@ class IrrepsRotation(nn.Module):
         super().__init__()
         self.irreps = o3.Irreps(irreps)
         self.slots = [(mul, ir.l) for mul, ir in self.irreps]
+        self.sizes = [mul * ir.dim for mul, ir in self.irreps]
 
     def forward(self, x: torch.Tensor, wigner: list[torch.Tensor], inverse: bool = False) -> torch.Tensor:
         """``D^T x`` per edge (into the edge frame), or ``D x`` with ``inverse=True`` (back to the lab frame)."""
         e = x.shape[0]
         # One split, not a slice per slot: autograd zero-fills a gradient of the whole of x for every slice.
-        blocks = list(torch.split(x, [mul * (2 * l + 1) for mul, l in self.slots], dim=1))
+        blocks = list(torch.split(x, self.sizes, dim=1))
         for k, (mul, l) in enumerate(self.slots):
             if l > 0 and mul > 0:  # rows are vectors: (D^T v)^T = v^T D
                 rot = wigner[l].transpose(1, 2) if inverse else wigner[l]
