@@ -25,6 +25,10 @@ def test_progress_of_a_real_run_names_its_best_epoch_and_budget(tmp_path, datase
     assert "3 of at most 3 epochs" in "\n".join(out)
     assert png.stat().st_size > 10_000
     assert main(["progress", str(run), "--plot", str(png)]) == 2  # an existing figure is kept without --force
+    capsys.readouterr()
+    (run / "checkpoints" / "last").rename(run / "checkpoints" / ".last.old")  # a checkpoint swap in progress
+    assert main(["progress", str(run)]) == 0
+    assert f"best: epoch {best}," in capsys.readouterr().out
 
 
 def test_progress_refuses_what_is_not_a_run(tmp_path, capsys):
@@ -48,3 +52,6 @@ def test_progress_lines_read_the_selection_and_the_stopping_rules():
     loss_state = {**state, "train_config": {**state["train_config"], "select_by": "loss"}, "best_val": 0.0123}
     assert "validation loss 0.0123" in "\n".join(progress_lines(records, loss_state))
     assert "best:" not in "\n".join(progress_lines(records, None))  # a run without a checkpoint yet
+    # a run that selects by loss logs no band MAE: a dash in its column, the columns still aligned
+    table = progress_lines([{**r, "val_band_mae_mev": None} for r in records], None, last=3)[:4]
+    assert len({len(line) for line in table}) == 1 and table[1].split()[3] == "-"

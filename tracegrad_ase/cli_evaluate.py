@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .cli_support import _check_outputs
+from .cli_support import _check_outputs, _table_cell
 from .core.errors import InputNotFoundError, ParameterError
 
 __all__ = ["add_evaluate_command", "cmd_evaluate", "per_structure_lines"]
@@ -39,17 +39,15 @@ def add_evaluate_command(sub: Any, force_option: Any) -> None:
 
 def per_structure_lines(result: dict[str, Any]) -> list[str]:
     """A table of ``result["per_structure"]`` (``evaluate``'s answer), one line per structure, meV."""
-    def cell(value: Any, width: int, digits: int = 1) -> str:
-        return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
-
     rows = result.get("per_structure", [])
     name_width = max([9] + [len(str(r["name"])) for r in rows])
     lines = [f"{'structure':<{name_width}}  {'gauge meV':>9}  {'band meV':>8}  {'aligned':>7}  {'gap meV':>7}  "
              f"{'ghosts':>6}"]
     for r in rows:
-        lines.append(f"{r['name']:<{name_width}}  {cell(r.get('gauge_mae_mev'), 9, 2)}  "
-                     f"{cell(r.get('band_mae_ef_mev'), 8)}  {str(r.get('band_alignment') or '-'):>7}  "
-                     f"{cell(r.get('homo_lumo_gap_error_mev'), 7)}  {cell(r.get('ghost_levels'), 6, 0)}")
+        lines.append(f"{r['name']:<{name_width}}  {_table_cell(r.get('gauge_mae_mev'), '9.2f')}  "
+                     f"{_table_cell(r.get('band_mae_ef_mev'), '8.1f')}  {str(r.get('band_alignment') or '-'):>7}  "
+                     f"{_table_cell(r.get('homo_lumo_gap_error_mev'), '7.1f')}  "
+                     f"{_table_cell(r.get('ghost_levels'), '6.0f')}")
     return lines
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from .cli_support import _check_outputs
+from .cli_support import _check_outputs, _table_cell
 from .core.errors import InputNotFoundError
 
 __all__ = ["add_progress_command", "cmd_progress", "plot_progress", "progress_lines"]
@@ -30,10 +30,6 @@ def add_progress_command(sub: Any, force_option: Any) -> None:
     p.set_defaults(func=cmd_progress)
 
 
-def _fmt(value: Any, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def progress_lines(records: Sequence[dict[str, Any]], state: dict[str, Any] | None, last: int = 10) -> list[str]:
     """A table of the last ``last`` epoch records and the run's standing: epochs and hours against its budget,
     the best epoch by the run's own selection, epochs since it and the learning rate against their limits."""
@@ -42,9 +38,10 @@ def progress_lines(records: Sequence[dict[str, Any]], state: dict[str, Any] | No
     best = (state or {}).get("best_epoch")
     for r in records[-last:] if last > 0 else []:
         mark = "  <- best" if r.get("epoch") == best else ""
-        lines.append(f"{r['epoch']:>6} {_fmt(r.get('train_loss_h'), '10.4g')} {_fmt(r.get('val_mae_mev'), '12.2f')} "
-                     f"{_fmt(r.get('val_band_mae_mev'), '13.1f')} {_fmt(r.get('lr'), '9.2e')} "
-                     f"{_fmt(r['time_s'] / 3600 if r.get('time_s') is not None else None, '7.2f')}{mark}")
+        row_hours = r["time_s"] / 3600 if r.get("time_s") is not None else None
+        lines.append(f"{r['epoch']:>6} {_table_cell(r.get('train_loss_h'), '10.4g')} "
+                     f"{_table_cell(r.get('val_mae_mev'), '12.2f')} {_table_cell(r.get('val_band_mae_mev'), '13.1f')} "
+                     f"{_table_cell(r.get('lr'), '9.2e')} {_table_cell(row_hours, '7.2f')}{mark}")
     latest = records[-1]
     budget = cfg.get("max_time_s")
     hours = latest.get("time_s", 0.0) / 3600
@@ -115,7 +112,7 @@ def cmd_progress(args) -> int:
     records = read_log(run)
     if not records:
         raise InputNotFoundError(f"{run}: no finished epoch yet ({log_file(run).name} is missing or empty)")
-    state = read_state(last_checkpoint(run)) if last_checkpoint(run).is_dir() else None
+    state = read_state(last_checkpoint(run))  # None before the first checkpoint; a swap's .last.old meanwhile
     print(f"{run}:")
     print("\n".join(progress_lines(records, state, args.last)))
     if args.plot:

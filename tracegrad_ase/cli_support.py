@@ -77,6 +77,14 @@ def _check_writable(folder: Path) -> None:
         raise OutputPathError(f"cannot write in {existing} ({exc.strerror or exc})") from None
 
 
+def _table_cell(value: float | int | None, spec: str) -> str:
+    """``value`` in a table column formatted by ``spec`` (``"9.2f"``); a missing figure is a dash of the column's
+    width, not a zero that reads as perfect."""
+    if value is not None:
+        return format(value, spec)
+    return "-".rjust(int(spec.split(".")[0] or 0))
+
+
 def _check_positive(name: str, value: float | int | None) -> None:
     if value is not None and not (np.isfinite(value) and value > 0):
         raise ParameterError(f"{name} must be a positive number, got {value}")
