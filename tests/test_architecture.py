@@ -38,7 +38,7 @@ LAYERS: list[list[str]] = [
     ["cli_fatbands"],  # bands --projected: projection checks and the fat-band figure
     ["cli_unfold"],  # tracegrad bands --unfold: a supercell's levels on the primitive path
     ["cli_uncertainty"],  # tracegrad bands --uncertainty: the committee's spread shaded
-    ["cli_orbitals"],  # tracegrad orbitals: a molecule's levels, gap and its checks
+    ["cli_orbitals", "cli_optics"],  # tracegrad orbitals: a molecule's levels and checks ∥ tracegrad optics
     # tracegrad evaluate: a model's errors on data (--ensemble: its committee's mean) ∥ tracegrad progress: a
     # training run's standing
     ["cli_evaluate", "cli_progress"],

@@ -127,7 +127,7 @@ def test_predict_and_models(tmp_path):
     assert r.returncode == 0 and ("no shipped models yet" in r.stdout or "elements" in r.stdout)
 
 
-def test_bands_and_dos_commands(tmp_path):
+def test_bands_dos_and_optics_commands(tmp_path):
     import sys as _sys
 
     _sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
@@ -151,11 +151,22 @@ def test_bands_and_dos_commands(tmp_path):
                   tmp_path / "dos.json")
     assert r.returncode == 0, r.stderr
     assert set(json.loads((tmp_path / "dos.json").read_text())["by_orbital"]) == {"s", "p"}
+    r = tracegrad("optics", f, "--model", model, "--mesh", "6x6x1", "--emax", "6", "--points", "25",
+                  "-o", tmp_path / "optics.png", "--json", tmp_path / "optics.json")
+    assert r.returncode == 0, r.stderr
+    optics = json.loads((tmp_path / "optics.json").read_text())
+    assert optics["unit"] == "S" and optics["mesh"] == [6, 6, 1] and len(optics["sigma"]) == 25
+    assert min(row[0][0] for row in optics["sigma"]) >= 0 and max(optics["sigma_over_sigma0_xx"]) > 0
+    assert (tmp_path / "optics.png").stat().st_size > 1000 and "Re σ_xx peaks at" in r.stdout
+    r = tracegrad("optics", f, "--model", model, "--mesh", "6x6x3")
+    assert r.returncode == 2 and "non-periodic" in r.stderr
     r = tracegrad("bands", tmp_path / "water.xyz", "--model", model)
     assert r.returncode == 2
     write(tmp_path / "water.xyz", molecule("H2O"))
     r = tracegrad("bands", tmp_path / "water.xyz", "--model", model)
     assert r.returncode == 2 and "need a periodic structure" in r.stderr
+    r = tracegrad("optics", tmp_path / "water.xyz", "--model", model)
+    assert r.returncode == 2 and "no periodic direction" in r.stderr
 
 
 def test_cif_read_through_ase_or_pymatgen(tmp_path):

@@ -18,9 +18,11 @@ from .io.atomic import atomic_write_text
 from .cli_strict import strict_guard as _ghost_guard  # the --strict guard (its old name kept)
 from .cli_evaluate import add_evaluate_command
 from .cli_progress import add_progress_command
+from .cli_optics import add_optics_command
 from .cli_orbitals import add_orbitals_command
 from .cli_support import (  # noqa: F401 (cli._check_outputs etc. stay importable from here)
-    _ase_band_structure, _band_structure, _bands_report, _card_lines, _check_not_input, _check_output, _check_outputs, _check_positive, _check_writable, _cmd_demo, _cmd_digest, _cmd_models, _default_model, _model_line, _spans_periodic)
+    _ase_band_structure, _band_structure, _bands_report, _card_lines, _check_not_input, _check_output, _check_outputs, _check_positive, _check_writable, _cmd_demo, _cmd_digest, _cmd_models, _default_model, _mesh_arg, _model_line, _parse_mesh,
+    _spans_periodic)
 from .core.errors import (ConfigError, OutputPathError, ParameterError, SCFNotConvergedError,
                      StructureError, TraceGradError)
 
@@ -192,6 +194,7 @@ def _add_prediction_commands(sub) -> None:
     _force_option(pr)
     pr.set_defaults(func=_cmd_predict)
     add_orbitals_command(sub, _MODEL_HELP, _force_option)
+    add_optics_command(sub, _MODEL_HELP, _force_option)
 
     mo = sub.add_parser("models", help="list the shipped models and their cards")
     mo.set_defaults(func=_cmd_models)
@@ -285,26 +288,6 @@ def _cmd_generate(args) -> int:
     print(f"done {len(report.done)}, skipped {len(report.skipped)}, failed {len(report.failed)} "
           f"in {report.wall_time:.0f} s")
     return 0 if not report.failed else 1
-
-
-def _parse_mesh(text: str) -> tuple[int, int, int]:
-    """'6x6x1' -> (6, 6, 1), with an error that shows the expected form."""
-    try:
-        mesh = tuple(int(x) for x in text.lower().split("x"))
-    except ValueError:
-        mesh = ()
-    if len(mesh) != 3 or min(mesh) < 1:
-        raise ParameterError(f"a k-mesh looks like 6x6x1, got {text!r}")
-    return mesh  # type: ignore[return-value]
-
-
-def _mesh_arg(text: str | None, atoms, density: float) -> tuple[int, int, int]:
-    if text:
-        return _parse_mesh(text)
-    from ase.calculators.calculator import kpts2sizeandoffsets
-
-    size, _ = kpts2sizeandoffsets(density=density, even=False, atoms=atoms)
-    return tuple(int(n) for n in size)  # type: ignore[return-value]
 
 
 def _periodic_structure(path: str):

@@ -90,6 +90,26 @@ def _check_positive(name: str, value: float | int | None) -> None:
         raise ParameterError(f"{name} must be a positive number, got {value}")
 
 
+def _parse_mesh(text: str) -> tuple[int, int, int]:
+    """'6x6x1' -> (6, 6, 1), with an error that shows the expected form."""
+    try:
+        mesh = tuple(int(x) for x in text.lower().split("x"))
+    except ValueError:
+        mesh = ()
+    if len(mesh) != 3 or min(mesh) < 1:
+        raise ParameterError(f"a k-mesh looks like 6x6x1, got {text!r}")
+    return mesh  # type: ignore[return-value]
+
+
+def _mesh_arg(text: str | None, atoms, density: float) -> tuple[int, int, int]:
+    if text:
+        return _parse_mesh(text)
+    from ase.calculators.calculator import kpts2sizeandoffsets
+
+    size, _ = kpts2sizeandoffsets(density=density, even=False, atoms=atoms)
+    return tuple(int(n) for n in size)  # type: ignore[return-value]
+
+
 def _bands_report(run, ham, out_png: Path | None, title: str, npoints: int = 40) -> dict:
     """Bands re-summed from H(R), S(R) against PySCF's own along the cell's standard path."""
     from .electronic.spectrum import near_band_edges

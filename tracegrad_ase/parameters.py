@@ -17,7 +17,7 @@ from ase.dft.kpoints import BandPath
 
 from . import electronic
 from .core import symmetry
-from .core.errors import (LinearDependenceError, MismatchError, ParameterError, PredictionError,
+from .core.errors import (LinearDependenceError, MismatchError, ParameterError, PredictionError, StructureError,
                           UnknownParameterError)
 from .electronic.filling import SMEARINGS
 from .electronic.solve import model_lindep
@@ -272,6 +272,17 @@ def is_path_or_list(kpts: Any) -> bool:
 def is_mesh_size(kpts: Any) -> bool:
     """``kpts`` is a Monkhorst-Pack size ``(n1, n2, n3)`` of integers."""
     return isinstance(kpts, tuple) and len(kpts) == 3 and all(isinstance(n, (int, np.integer)) for n in kpts)
+
+
+def optics_request(atoms: Atoms, size: Any, width: Any, kt: Any) -> tuple[np.ndarray, float, float]:
+    """The optical conductivity's whole Γ-centred mesh (every point: σ is a tensor, which an irreducible wedge
+    would have to symmetrize), broadening and temperature (eV), checked: a crystal, 3 positive integers that are
+    1 along non-periodic directions, width > 0, kt >= 0."""
+    if not np.any(atoms.pbc):
+        raise StructureError("optical conductivity is for crystals (a periodic direction); this structure has none")
+    size = _mesh_size("kpts (optical conductivity)", size)
+    _check_mesh_pbc(atoms, size, "kpts (optical conductivity)")
+    return symmetry.full_mesh(size), _real("width (eV)", width, 0.0, strict_low=True), _real("kt (eV)", kt, 0.0)
 
 
 def mesh_dict_kpoints(atoms: Atoms, spec: dict, name: str) -> np.ndarray:

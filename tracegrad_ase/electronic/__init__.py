@@ -11,7 +11,8 @@ One module per concept, each the only owner of it:
 - :mod:`.molecules`: molecular orbitals and density matrices (DFT initial guesses);
 - :mod:`.spectrum`: E_F-aligned band errors, spectral ranges and ghost levels;
 - :mod:`.sparse_factor`: the sparse LDLᵀ of H − σS (PARDISO or SuperLU);
-- :mod:`.unfolding`: supercell levels unfolded onto a primitive k-path (spectral weights with S).
+- :mod:`.unfolding`: supercell levels unfolded onto a primitive k-path (spectral weights with S);
+- :mod:`.optics`: the interband optical conductivity (Kubo-Greenwood, tight-binding velocities).
 
 Energies in eV, lengths in Å, k-points in fractional reciprocal coordinates (``H(k) = sum_R exp(2 pi i k.R)
 H(R)``). The names below are re-exported so ``from tracegrad_ase.electronic import solve_k`` keeps working.
@@ -28,6 +29,7 @@ from .molecules import density_matrices, molecular_orbitals
 from .solve import (DEFAULT_SPARSE_BANDS, LINDEP_THRESHOLD, PREDICTED_LINDEP, SPARSE_THRESHOLD, KSolution,
                     band_energies, generalized_eigh, shifted_factorization, smallest_overlap_eigenvalue, solve_k,
                     states_below)
+from .optics import OpticalConductivity, optical_conductivity
 from .unfolding import UnfoldedBands, supercell_map, unfold
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "SPIN_DEGENERACY",
     "BlochAssembler",
     "KSolution",
+    "OpticalConductivity",
     "UnfoldedBands",
     "band_energies",
     "band_gap",
@@ -54,6 +57,7 @@ __all__ = [
     "molecular_orbitals",
     "mulliken_weights",
     "occupations",
+    "optical_conductivity",
     "projected_dos",
     "shifted_factorization",
     "smallest_overlap_eigenvalue",

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from ..core.hamiltonian import RealSpaceHamiltonian
 
-__all__ = ["BlochAssembler", "as_assembler", "bloch_dense", "bloch_sparse", "check_kpts", "kpoint_weights"]
+__all__ = ["BlochAssembler", "as_assembler", "bloch_dense", "bloch_dense_gradient", "bloch_sparse", "check_kpts", "kpoint_weights"]
 
 
 class BlochAssembler:
@@ -119,18 +119,51 @@ def _assembler(ham_or_assembler: RealSpaceHamiltonian | BlochAssembler) -> Bloch
 
 def bloch_dense(ham: RealSpaceHamiltonian, kpts: Any) -> tuple[np.ndarray, np.ndarray]:
     """H(k) and S(k) (eV), shape (nk, norb, norb), at ``kpts`` in fractional reciprocal coordinates."""
+    hk, sk, _, _ = _dense_sums(ham, kpts, gradient=False)
+    return hk, sk
+
+
+def bloch_dense_gradient(ham: RealSpaceHamiltonian, kpts: Any
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """H(k), S(k) (nk, norb, norb) and their k-gradients dH/dk, dS/dk (nk, 3, norb, norb; eV Å, Cartesian k in
+    1/Å) in the gauge whose phases follow the orbitals' positions, ``exp(i k.(x_j + R @ cell - x_i))``.
+
+    That gauge's eigenvectors differ from those of :func:`bloch_dense` by a diagonal phase only, so the
+    eigenvectors of H(k), S(k) above serve both: ``c^H dH/dk c`` is the position-aware velocity matrix (times ħ)
+    in the tight-binding (Peierls) approximation, which interband optics needs; the lattice-only gauge would miss
+    the intracell positions (in graphene, the whole interband matrix element)."""
+    return _dense_sums(ham, kpts, gradient=True)
+
+
+def _dense_sums(ham: RealSpaceHamiltonian, kpts: Any, gradient: bool):
     kpts = np.atleast_2d(np.asarray(kpts, dtype=float))
     if kpts.shape[1] != 3:
         raise ValueError(f"k-points must have shape (nk, 3), got {kpts.shape}")
     phase = np.exp(2j * np.pi * kpts @ ham.edges[:, :3].T)  # (nk, E)
     off = ham.offsets
-    hk = np.zeros((len(kpts), ham.norb, ham.norb), dtype=complex)
+    nk, n = len(kpts), ham.norb
+    hk = np.zeros((nk, n, n), dtype=complex)
     sk = np.zeros_like(hk)
-    for e, (_, _, _, i, j) in enumerate(ham.edges):
+    dhk = np.zeros((nk, 3, n, n), dtype=complex) if gradient else None
+    dsk = np.zeros_like(dhk) if gradient else None
+    d = 1j * ham.edge_vectors() if gradient else None
+    # One matrix product per atom pair (all its periodic images at once), not one update per edge.
+    pairs: dict[tuple[int, int], list[int]] = {}
+    for e, (i, j) in enumerate(ham.edges[:, 3:5].tolist()):
+        pairs.setdefault((i, j), []).append(e)
+    for (i, j), sel in pairs.items():
         rows, cols = slice(off[i], off[i + 1]), slice(off[j], off[j + 1])
-        hk[:, rows, cols] += phase[:, e, None, None] * ham.hamiltonian[e]
-        sk[:, rows, cols] += phase[:, e, None, None] * ham.overlap[e]
-    return hk, sk
+        hb = np.stack([np.asarray(ham.hamiltonian[e]) for e in sel])
+        sb = np.stack([np.asarray(ham.overlap[e]) for e in sel])
+        ph = phase[:, sel]
+        shape = (len(sel), -1)
+        hk[:, rows, cols] += (ph @ hb.reshape(shape)).reshape(nk, *hb.shape[1:])  # matmul: BLAS, not einsum
+        sk[:, rows, cols] += (ph @ sb.reshape(shape)).reshape(nk, *sb.shape[1:])
+        if gradient:
+            phd = (ph[:, None, :] * d[sel].T[None]).reshape(nk * 3, len(sel))  # (nk * 3, e)
+            dhk[:, :, rows, cols] += (phd @ hb.reshape(shape)).reshape(nk, 3, *hb.shape[1:])
+            dsk[:, :, rows, cols] += (phd @ sb.reshape(shape)).reshape(nk, 3, *sb.shape[1:])
+    return hk, sk, dhk, dsk
 
 
 def as_assembler(ham_or_assembler: RealSpaceHamiltonian | BlochAssembler) -> BlochAssembler:

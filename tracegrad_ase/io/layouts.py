@@ -1,4 +1,4 @@
-"""Which program's layout a Hamiltonian folder is in, and one reader for all of them.
+"""Which program's layout a Hamiltonian folder is in, one reader for all of them, and one writer.
 
 Three layouts are recognised by their file names: DeepH's (:mod:`.deeph`, DeepH-pack's preprocessed
 OpenMX/ABACUS/SIESTA data and ours), DeepH-pack's newer one (:mod:`.deeph_pack`, DeepH-dock's converters) and
@@ -14,8 +14,8 @@ from typing import Any, Callable, NamedTuple
 
 from ase import Atoms
 
-from . import deeph, deeph_pack, deeptb
-from ..core.errors import DataFormatError
+from . import deeph, deeph_pack, deeptb, h5
+from ..core.errors import DataFormatError, ParameterError
 from ..core.hamiltonian import RealSpaceHamiltonian
 
 
@@ -81,3 +81,10 @@ def read_folder_structure(folder: str | os.PathLike, frame: int | None = None) -
     if layout.name == "deeph-pack":
         return deeph_pack.read_deeph_pack_structure(folder)[0]
     return deeptb.read_deeptb_structure(folder, frame)[0]
+
+
+def write_hamiltonian(ham: RealSpaceHamiltonian, path: str | os.PathLike, format: str = "h5") -> None:
+    """Write H(R), S(R): ``format="h5"`` (our HDF5 file) or ``"deeph"`` (a DeepH folder)."""
+    if format not in ("h5", "deeph"):
+        raise ParameterError(f"format must be 'h5' or 'deeph', got {format!r}")
+    (h5.save_h5 if format == "h5" else deeph.write_deeph)(ham, path)

@@ -1,0 +1,91 @@
+"""``tracegrad optics CRYSTAL``: the interband optical conductivity of a crystal's predicted Hamiltonian
+(Kubo-Greenwood, tight-binding velocities; :mod:`tracegrad_ase.electronic.optics`), plotted and as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cli_strict import strict_guard
+from .cli_support import _check_outputs, _check_positive, _default_model, _mesh_arg
+from .core.errors import ParameterError, StructureError
+from .io.atomic import atomic_path, atomic_write_text
+
+__all__ = ["add_optics_command", "cmd_optics"]
+
+#: Default k-point density (points per Å⁻¹ along each periodic reciprocal vector): a Dirac cone at width 0.1 eV
+#: needs ~240 x 240 in graphene (density 80); bulk meshes grow as its cube, so they start coarser.
+DENSITY = {1: 80.0, 2: 80.0, 3: 20.0}
+
+
+def add_optics_command(sub: Any, model_help: str, force_option: Any) -> None:
+    """The ``optics`` sub-command on the ``tracegrad`` parser's ``sub``."""
+    p = sub.add_parser("optics", help="predicted optical conductivity (and a sheet's absorbance) of a crystal",
+                       description="Interband Re σ(ħω) of the predicted Hamiltonian on a whole k-mesh "
+                       "(Kubo-Greenwood with tight-binding velocities: no Drude term, no excitons, no local fields). "
+                       "Sheets (two periodic directions) in units of graphene's e²/4ħ, bulk in S/m. Converge the "
+                       "mesh: a mesh too coarse for --width shows spikes.")
+    p.add_argument("structure", help="a crystal (any format ASE reads, with a cell and pbc)")
+    p.add_argument("--model", default=None, help=model_help)
+    p.add_argument("--mesh", default=None,
+                   help="whole k-mesh, e.g. 240x240x1 (default: density 80 Å for sheets and wires, 20 Å in bulk)")
+    p.add_argument("--width", type=float, default=0.1, help="Gaussian broadening in eV (default: %(default)s)")
+    p.add_argument("--kt", type=float, default=0.025, help="Fermi-Dirac temperature in eV (default: %(default)s)")
+    p.add_argument("--emax", type=float, default=8.0, help="highest photon energy in eV (default: %(default)s)")
+    p.add_argument("--points", type=int, default=321, help="photon energies from 0 to --emax (default: %(default)s)")
+    p.add_argument("-o", "--out", default="optics.png", help="figure (default: %(default)s)")
+    p.add_argument("--json", default=None, help="energies, the 3x3 tensor per energy, unit and settings as JSON")
+    p.add_argument("--strict", action="store_true", help="exit 2, nothing written, on ghost levels or atoms "
+                   "outside the model's training domain")
+    force_option(p)
+    p.set_defaults(func=cmd_optics)
+
+
+def cmd_optics(args) -> int:
+    """Predict, compute Re σ on the mesh, report and plot."""
+    from .calculator import TraceGradCalculator
+    from .core.figures import pyplot
+    from .interop.files import read_structure
+
+    for name in ("width", "emax"):
+        _check_positive(f"--{name}", getattr(args, name))
+    if args.kt < 0:
+        raise ParameterError(f"--kt must be >= 0, got {args.kt}")
+    if args.points < 2:
+        raise ParameterError(f"--points must be at least 2, got {args.points}")
+    atoms = read_structure(args.structure)
+    if not np.any(atoms.pbc):
+        raise StructureError(f"{args.structure}: no periodic direction; tracegrad optics is for crystals")
+    _check_outputs(args, [(args.out, "file"), (args.json, "file")], inputs=[args.structure])
+    mesh = _mesh_arg(args.mesh, atoms, DENSITY[int(np.sum(atoms.pbc))])
+    model = _default_model(args, atoms)
+    atoms.calc = TraceGradCalculator(model)
+    energies = np.linspace(0.0, args.emax, args.points)
+    with strict_guard(args):
+        oc = atoms.calc.get_optical_conductivity(energies, mesh, width=args.width, kt=args.kt, progress=True)
+    sheet = oc.periodic_dimensions == 2
+    xx = oc.in_sigma0()[:, 0, 0] if sheet else oc.sigma[:, 0, 0]
+    unit = "e²/4ħ" if sheet else oc.unit
+    peak = int(np.argmax(xx))
+    print(f"{atoms.get_chemical_formula()} ({model}): E_F {oc.fermi_level:.3f} eV, mesh {'x'.join(map(str, mesh))} "
+          f"({oc.nkpts} k-points); Re σ_xx peaks at {energies[peak]:.2f} eV ({xx[peak]:.3g} {unit})"
+          + (f"; absorbance at 1 eV {100 * np.interp(1.0, energies, oc.absorbance(0)):.2f} %" if sheet else "")
+          + f" -> {args.out}")
+    pyplot()
+    import matplotlib.pyplot as plt
+
+    ax = oc.plot(components=("xx", "yy") if sheet else ("xx", "yy", "zz"))
+    ax.set_title(f"{atoms.get_chemical_formula()}: interband optical conductivity ({Path(str(model)).name})")
+    with atomic_path(args.out) as tmp:
+        ax.figure.savefig(tmp, dpi=150, format=Path(args.out).suffix.lstrip(".") or "png")
+    plt.close(ax.figure)
+    if args.json:
+        atomic_write_text(args.json, json.dumps({
+            "energies_ev": energies.tolist(), "sigma": oc.sigma.tolist(), "unit": oc.unit,
+            "sigma_over_sigma0_xx": xx.tolist() if sheet else None, "fermi_level_ev": oc.fermi_level,
+            "mesh": list(mesh), "width_ev": oc.width, "kt_ev": oc.kt, "model": str(model),
+            "approximation": oc.meta["approximation"]}, indent=1))
+    return 0
