@@ -1,4 +1,4 @@
-"""Optical conductivity of graphene, flat and under uniaxial strain, from the shipped carbon model (about 2 minutes).
+"""Optical conductivity of graphene, flat and under uniaxial strain, from the shipped carbon model (~3 minutes).
 
     python examples/graphene_optical_conductivity.py [--mesh 240] [--strain 0.03] [--out graphene_optics.png]
 
