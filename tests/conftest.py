@@ -53,6 +53,57 @@ def chain_hamiltonian(t: float = -1.0, s: float = 0.2):
     return RealSpaceHamiltonian(atoms, basis, edges, h, o)
 
 
+A = 2.46  # Å, graphene's lattice constant in the tight-binding models below
+T = -2.7  # eV, their nearest-neighbour hopping
+
+
+def honeycomb(t: float = T, s: float = 0.0, gap: float = 0.0, t2: float = 0.0):
+    """One orbital per site of a honeycomb sheet: nearest-neighbour hopping t and overlap s, on-site ±gap/2
+    (h-BN-like when gap > 0), and an optional second-neighbour hopping t2 (breaks electron-hole symmetry)."""
+    from ase import Atoms
+
+    from tracegrad_ase.core.basis import OrbitalBasis
+    from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
+
+    cell = np.array([[A, 0, 0], [-A / 2, A * np.sqrt(3) / 2, 0], [0, 0, 15.0]])
+    pos = np.array([[0, 0, 0], [0, A / np.sqrt(3), 0]])
+    atoms = Atoms("C2", positions=pos, cell=cell, pbc=[True, True, False])
+    edges = [(0, 0, 0, 0, 0), (0, 0, 0, 1, 1)]
+    h = [np.array([[gap / 2]]), np.array([[-gap / 2]])]
+    o = [np.ones((1, 1)), np.ones((1, 1))]
+    for i in (0, 1):
+        for j in (0, 1):
+            for r1 in (-1, 0, 1):
+                for r2 in (-1, 0, 1):
+                    dist = np.linalg.norm(pos[j] + r1 * cell[0] + r2 * cell[1] - pos[i])
+                    if abs(dist - A / np.sqrt(3)) < 1e-6:
+                        edges.append((r1, r2, 0, i, j))
+                        h.append(np.array([[t]]))
+                        o.append(np.array([[s]]))
+                    elif t2 and abs(dist - A) < 1e-6:
+                        edges.append((r1, r2, 0, i, j))
+                        h.append(np.array([[t2]]))
+                        o.append(np.zeros((1, 1)))
+    basis = OrbitalBasis(name="pz", shells={"C": (0,)}, valence={"C": 1})
+    return RealSpaceHamiltonian(atoms, basis, edges, h, o)
+
+
+def square_lattice(t: float = 1.0, a: float = 3.0):
+    """One orbital per site of a square sheet, hopping -t to 4 neighbours: ε(k) = -2t (cos k_x a + cos k_y a),
+    parabolic near the bottom -4t with m* = ħ²/(2ta²)."""
+    from ase import Atoms
+
+    from tracegrad_ase.core.basis import OrbitalBasis
+    from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
+
+    atoms = Atoms("H", positions=[[0, 0, 0]], cell=[a, a, 15.0], pbc=[True, True, False])
+    edges = [(0, 0, 0, 0, 0), (1, 0, 0, 0, 0), (-1, 0, 0, 0, 0), (0, 1, 0, 0, 0), (0, -1, 0, 0, 0)]
+    h = [np.zeros((1, 1))] + [np.array([[-t]])] * 4
+    o = [np.ones((1, 1))] + [np.zeros((1, 1))] * 4
+    basis = OrbitalBasis(name="s", shells={"H": (0,)}, valence={"H": 1})
+    return RealSpaceHamiltonian(atoms, basis, edges, h, o)
+
+
 @pytest.fixture(scope="session")
 def graphene_szv_scf():
     """A converged PySCF run of graphene (gth-szv, 3x3x1 SCF mesh, 10 Å cell) and its H(R), S(R) blocks: one SCF

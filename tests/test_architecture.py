@@ -30,6 +30,7 @@ LAYERS: list[list[str]] = [
     ["committee", "scf_check"],  # a committee's spread (uncertainty) ∥ one Fock build from a prediction's density
     ["refine"],  # a crystal's prediction replaced by one Kohn-Sham build from its density (the model's settings)
     ["parameters"],  # the calculator's parameter and k-point checks
+    ["responses"],  # the calculator's optical conductivity and transport (a mixin)
     ["calculator"],
     ["interop"],
     ["datasets"],
@@ -38,7 +39,7 @@ LAYERS: list[list[str]] = [
     ["cli_fatbands"],  # bands --projected: projection checks and the fat-band figure
     ["cli_unfold"],  # tracegrad bands --unfold: a supercell's levels on the primitive path
     ["cli_uncertainty"],  # tracegrad bands --uncertainty: the committee's spread shaded
-    ["cli_orbitals", "cli_optics"],  # tracegrad orbitals: a molecule's levels and checks ∥ tracegrad optics
+    ["cli_orbitals", "cli_responses"],  # tracegrad orbitals: a molecule's levels and checks ∥ optics, transport
     # tracegrad evaluate: a model's errors on data (--ensemble: its committee's mean) ∥ tracegrad progress: a
     # training run's standing
     ["cli_evaluate", "cli_progress"],

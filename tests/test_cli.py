@@ -127,7 +127,7 @@ def test_predict_and_models(tmp_path):
     assert r.returncode == 0 and ("no shipped models yet" in r.stdout or "elements" in r.stdout)
 
 
-def test_bands_dos_and_optics_commands(tmp_path):
+def test_bands_dos_optics_and_transport_commands(tmp_path):
     import sys as _sys
 
     _sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
@@ -160,12 +160,23 @@ def test_bands_dos_and_optics_commands(tmp_path):
     assert (tmp_path / "optics.png").stat().st_size > 1000 and "Re σ_xx peaks at" in r.stdout
     r = tracegrad("optics", f, "--model", model, "--mesh", "6x6x3")
     assert r.returncode == 2 and "non-periodic" in r.stderr
+    r = tracegrad("transport", f, "--model", model, "--mesh", "8x8x1", "--temperature", "600", "--points", "5",
+                  "-o", tmp_path / "transport.png", "--json", tmp_path / "transport.json")
+    assert r.returncode == 0, r.stderr
+    transport = json.loads((tmp_path / "transport.json").read_text())
+    assert transport["units"]["seebeck"] == "V/K" and len(transport["seebeck_v_per_k"]) == 5
+    assert transport["doping"][0] < 0 < transport["doping"][-1]  # μ from -1 to +1 eV: holes, then electrons
+    assert "CoarseMeshWarning" in r.stderr and (tmp_path / "transport.png").stat().st_size > 1000
+    r = tracegrad("transport", f, "--model", model, "--temperature", "0")
+    assert r.returncode == 2 and "--temperature" in r.stderr
     r = tracegrad("bands", tmp_path / "water.xyz", "--model", model)
     assert r.returncode == 2
     write(tmp_path / "water.xyz", molecule("H2O"))
     r = tracegrad("bands", tmp_path / "water.xyz", "--model", model)
     assert r.returncode == 2 and "need a periodic structure" in r.stderr
     r = tracegrad("optics", tmp_path / "water.xyz", "--model", model)
+    assert r.returncode == 2 and "no periodic direction" in r.stderr
+    r = tracegrad("transport", tmp_path / "water.xyz", "--model", model)
     assert r.returncode == 2 and "no periodic direction" in r.stderr
 
 

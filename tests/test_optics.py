@@ -4,46 +4,20 @@ velocities against finite differences, and the errors bad input gets."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from ase import Atoms
 
-from tracegrad_ase.core.basis import OrbitalBasis
+from tracegrad_ase.core.errors import CoarseMeshWarning
 from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
 from tracegrad_ase.core.symmetry import full_mesh
 from tracegrad_ase.electronic.bloch import bloch_dense, bloch_dense_gradient
 from tracegrad_ase.electronic.optics import SIGMA0_SIEMENS, optical_conductivity
 from tracegrad_ase.electronic.solve import generalized_eigh
 
-A = 2.46  # Å
-T = -2.7  # eV
-
-
-def honeycomb(t: float = T, s: float = 0.0, gap: float = 0.0, t2: float = 0.0) -> RealSpaceHamiltonian:
-    """One orbital per site of a honeycomb sheet: nearest-neighbour hopping t and overlap s, on-site ±gap/2
-    (h-BN-like when gap > 0), and an optional second-neighbour hopping t2 (breaks electron-hole symmetry)."""
-    cell = np.array([[A, 0, 0], [-A / 2, A * np.sqrt(3) / 2, 0], [0, 0, 15.0]])
-    pos = np.array([[0, 0, 0], [0, A / np.sqrt(3), 0]])
-    atoms = Atoms("C2", positions=pos, cell=cell, pbc=[True, True, False])
-    edges = [(0, 0, 0, 0, 0), (0, 0, 0, 1, 1)]
-    h = [np.array([[gap / 2]]), np.array([[-gap / 2]])]
-    o = [np.ones((1, 1)), np.ones((1, 1))]
-    for i in (0, 1):
-        for j in (0, 1):
-            for r1 in (-1, 0, 1):
-                for r2 in (-1, 0, 1):
-                    dist = np.linalg.norm(pos[j] + r1 * cell[0] + r2 * cell[1] - pos[i])
-                    if abs(dist - A / np.sqrt(3)) < 1e-6:
-                        edges.append((r1, r2, 0, i, j))
-                        h.append(np.array([[t]]))
-                        o.append(np.array([[s]]))
-                    elif t2 and abs(dist - A) < 1e-6:
-                        edges.append((r1, r2, 0, i, j))
-                        h.append(np.array([[t2]]))
-                        o.append(np.zeros((1, 1)))
-    basis = OrbitalBasis(name="pz", shells={"C": (0,)}, valence={"C": 1})
-    return RealSpaceHamiltonian(atoms, basis, edges, h, o)
-
+from conftest import A, T, honeycomb
 
 def closed_form_sigma0(n: int, energies: np.ndarray, width: float) -> np.ndarray:
     """σ_xx / (e²/4ħ) of orthogonal nearest-neighbour graphene at half filling, written out by hand: with
@@ -66,7 +40,12 @@ def closed_form_sigma0(n: int, energies: np.ndarray, width: float) -> np.ndarray
 def test_graphene_has_the_universal_conductance_and_the_closed_form_above_it():
     ham = honeycomb()
     energies = np.array([0.5, 1.0, 2.0, 3.0])
-    oc = optical_conductivity(ham, full_mesh((300, 300, 1)), 0.0, energies, width=0.1, kt=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CoarseMeshWarning)  # this mesh resolves the width: no warning
+        oc = optical_conductivity(ham, full_mesh((300, 300, 1)), 0.0, energies, width=0.1, kt=0.0)
+    assert oc.meta["level_step_over_width"] < 2
+    with pytest.warns(CoarseMeshWarning, match="times finer"):
+        optical_conductivity(ham, full_mesh((30, 30, 1)), 0.0, energies, width=0.05, kt=0.0)
     ratio = oc.in_sigma0()
     assert oc.unit == "S" and oc.periodic_dimensions == 2
     assert ratio[0, 0, 0] == pytest.approx(1.0, abs=0.03)  # e²/4ħ, whatever t is
@@ -80,6 +59,7 @@ def test_graphene_has_the_universal_conductance_and_the_closed_form_above_it():
     assert tilted.sigma[0, 0, 0] / SIGMA0_SIEMENS == pytest.approx(1.0, abs=0.03)
 
 
+@pytest.mark.filterwarnings("ignore::tracegrad_ase.core.errors.CoarseMeshWarning")  # coarse on purpose: exact checks
 def test_a_gapped_sheet_absorbs_nothing_below_its_gap():
     ham = honeycomb(gap=2.0, s=0.1, t2=-0.2)
     oc = optical_conductivity(ham, full_mesh((60, 60, 1)), 0.0, [0.5, 1.0, 2.5, 4.0], width=0.05, kt=0.025)
@@ -87,6 +67,7 @@ def test_a_gapped_sheet_absorbs_nothing_below_its_gap():
     assert oc.sigma[2, 0, 0] > 0.5 * SIGMA0_SIEMENS and oc.sigma[3, 0, 0] > 0
 
 
+@pytest.mark.filterwarnings("ignore::tracegrad_ase.core.errors.CoarseMeshWarning")  # coarse on purpose: exact checks
 def test_a_supercell_gives_the_same_conductivity():
     """The 2x1 supercell's k-mesh folds the primitive one exactly: the same transitions, so the same σ, only if
     the velocity carries the orbitals' positions inside the cell (R alone would differ)."""
@@ -116,6 +97,7 @@ def test_diagonal_velocities_are_band_slopes():
     assert np.abs(v[:, :2]).max() > 0.5  # eV Å: a real slope, not zeros on both sides
 
 
+@pytest.mark.filterwarnings("ignore::tracegrad_ase.core.errors.CoarseMeshWarning")  # coarse on purpose: exact checks
 def test_bad_input_is_refused_by_name():
     ham = honeycomb()
     mesh = full_mesh((4, 4, 1))
@@ -136,6 +118,7 @@ def test_bad_input_is_refused_by_name():
         bulk.absorbance()
 
 
+@pytest.mark.filterwarnings("ignore::tracegrad_ase.core.errors.CoarseMeshWarning")  # coarse on purpose: exact checks
 def test_the_calculator_gives_the_conductivity_of_its_own_prediction(carbon):
     from ase.build import graphene, molecule
 
@@ -163,7 +146,7 @@ def test_the_calculator_gives_the_conductivity_of_its_own_prediction(carbon):
 
 
 def test_batched_solutions_match_the_per_k_solver_where_overlap_directions_are_dropped():
-    from tracegrad_ase.electronic.optics import _solve
+    from tracegrad_ase.electronic.velocity import solve_batched as _solve
 
     ham = honeycomb(gap=1.0, s=0.1, t2=-0.2)
     kpts = full_mesh((6, 6, 1))

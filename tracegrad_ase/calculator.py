@@ -51,9 +51,10 @@ from .core.structures import validate_atoms
 from .parameters import (_ASE_KEYWORDS, _CHECKS, _NOT_OFFERED, _check_bool, _check_finite, _is_path_dict,  # noqa: F401
                          _real, check_sparse_lindep, domain_results,
                          check_bandpath, check_fermi_kpts, check_kpts, effective_lindep, fermi_mesh,  # check_*: public,
-                         is_path_or_list, molecule_kpoints, optics_request, resolve_kpoints)  # re-exported from their old home
+                         is_path_or_list, molecule_kpoints, resolve_kpoints)  # re-exported from their old home
+from .responses import CrystalResponses
 
-class TraceGradCalculator(Calculator):
+class TraceGradCalculator(CrystalResponses, Calculator):
     """Predicted H(R) (eV) with the basis overlap S(R), and everything that follows from them.
 
     Parameters
@@ -408,16 +409,6 @@ class TraceGradCalculator(Calculator):
             kw = dict(fermi_level=ef, lindep=self._lindep, sigma=self.parameters.sigma,
                       n_bands=self.parameters.n_bands) | kw
             return electronic.unfold(self.asm, primitive_cell, path, npoints, **kw)
-
-    def get_optical_conductivity(self, energies: Any, kpts: Any, width: float = 0.05, kt: float | None = None,
-                                 progress: bool = False) -> electronic.OpticalConductivity:
-        """Interband Re σ_ab(ħω) (an ``electronic.OpticalConductivity``) on ``energies`` (eV) from the whole mesh
-        ``kpts`` (3 integers), occupied at this prediction's E_F with ``kt`` (eV; default: the smearing width)."""
-        mesh, width, kt = optics_request(self._owner(), kpts, width, self.parameters.width if kt is None else kt)
-        with self._lock:
-            ef = self.get_fermi_level()  # predicts first: asm and lindep are this structure's
-            return electronic.optical_conductivity(self.asm.ham, mesh, ef, energies, width=width, kt=kt,
-                                                   lindep=self._lindep, progress=progress)
 
     # -- molecules --------------------------------------------------------------------------------
     def get_molecular_orbitals(self) -> dict[str, Any]:

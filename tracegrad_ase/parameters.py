@@ -274,15 +274,15 @@ def is_mesh_size(kpts: Any) -> bool:
     return isinstance(kpts, tuple) and len(kpts) == 3 and all(isinstance(n, (int, np.integer)) for n in kpts)
 
 
-def optics_request(atoms: Atoms, size: Any, width: Any, kt: Any) -> tuple[np.ndarray, float, float]:
-    """The optical conductivity's whole Γ-centred mesh (every point: σ is a tensor, which an irreducible wedge
-    would have to symmetrize), broadening and temperature (eV), checked: a crystal, 3 positive integers that are
-    1 along non-periodic directions, width > 0, kt >= 0."""
+def whole_mesh(atoms: Atoms, size: Any, what: str) -> np.ndarray:
+    """Every point of the Γ-centred mesh ``size`` (3 positive integers, 1 along non-periodic directions) of a
+    crystal, for tensors (optical conductivity, transport) that an irreducible wedge would have to symmetrize;
+    ``what`` names the quantity in the errors."""
     if not np.any(atoms.pbc):
-        raise StructureError("optical conductivity is for crystals (a periodic direction); this structure has none")
-    size = _mesh_size("kpts (optical conductivity)", size)
-    _check_mesh_pbc(atoms, size, "kpts (optical conductivity)")
-    return symmetry.full_mesh(size), _real("width (eV)", width, 0.0, strict_low=True), _real("kt (eV)", kt, 0.0)
+        raise StructureError(f"{what} is for crystals (a periodic direction); this structure has none")
+    size = _mesh_size(f"kpts ({what})", size)
+    _check_mesh_pbc(atoms, size, f"kpts ({what})")
+    return symmetry.full_mesh(size)
 
 
 def mesh_dict_kpoints(atoms: Atoms, spec: dict, name: str) -> np.ndarray:

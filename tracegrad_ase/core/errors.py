@@ -113,3 +113,8 @@ class UncertaintyWarning(UserWarning):
     by more than it with the overlap cut (:mod:`~tracegrad_ase.electronic.cut_sensitivity`), or one Fock build from
     a predicted molecule's density moves its gap by more than it (:mod:`~tracegrad_ase.scf_check`): the prediction
     is uncertain there (``tracegrad bands --strict`` exits 2)."""
+
+
+class CoarseMeshWarning(UserWarning):
+    """A k-mesh too coarse for the broadening or temperature asked: levels step by more than it between
+    neighbouring k-points, so the spectrum or coefficients show the mesh (spikes, ripples)."""

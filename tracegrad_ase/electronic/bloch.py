@@ -15,7 +15,8 @@ import scipy.sparse as sp
 
 from ..core.hamiltonian import RealSpaceHamiltonian
 
-__all__ = ["BlochAssembler", "as_assembler", "bloch_dense", "bloch_dense_gradient", "bloch_sparse", "check_kpts", "kpoint_weights"]
+__all__ = ["BlochAssembler", "as_assembler", "bloch_dense", "bloch_dense_gradient", "bloch_sparse", "check_kpts",
+           "kpoint_weights"]
 
 
 class BlochAssembler:

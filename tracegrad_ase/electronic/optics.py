@@ -24,17 +24,16 @@ import numpy as np
 from scipy.special import expit
 
 from ..core.hamiltonian import RealSpaceHamiltonian
-from .bloch import bloch_dense_gradient, check_kpts, kpoint_weights
+from ..core.units import ELEMENTARY_CHARGE, EPS0_C_SIEMENS, HBAR_SI
+from .bloch import check_kpts, kpoint_weights
 from .filling import SPIN_DEGENERACY
-from .solve import PREDICTED_LINDEP, SPARSE_THRESHOLD
+from .solve import PREDICTED_LINDEP
+from .velocity import check_resolution, periodic_measure, velocity_groups
 
 __all__ = ["E2_OVER_HBAR_SIEMENS", "OpticalConductivity", "SIGMA0_SIEMENS", "optical_conductivity"]
 
-_E = 1.602176634e-19  # C (exact, SI 2019)
-_HBAR = 1.054571817e-34  # J s
-_EPS0_C = 8.8541878128e-12 * 299792458.0  # ε0 c (S): a sheet's absorbance is Re σ / ε0 c in the thin-film limit
 #: e²/ħ in S: the unit the sum above produces before Ω's Å are converted.
-E2_OVER_HBAR_SIEMENS = _E**2 / _HBAR
+E2_OVER_HBAR_SIEMENS = ELEMENTARY_CHARGE**2 / HBAR_SI
 #: Graphene's universal sheet conductance e²/4ħ (S).
 SIGMA0_SIEMENS = E2_OVER_HBAR_SIEMENS / 4
 _UNITS = {1: "S m", 2: "S", 3: "S/m"}
@@ -70,7 +69,7 @@ class OpticalConductivity:
         """Fraction of normally incident light a free-standing sheet absorbs, polarised along Cartesian
         ``direction``: Re σ / ε0 c (thin-film limit, valid while it is small; graphene: πα ≈ 2.3 %)."""
         self._sheet_only("absorbance")
-        return self.sigma[:, direction, direction] / _EPS0_C
+        return self.sigma[:, direction, direction] / EPS0_C_SIEMENS
 
     def _sheet_only(self, what: str) -> None:
         if self.periodic_dimensions != 2:
@@ -95,36 +94,6 @@ class OpticalConductivity:
         return ax
 
 
-def _periodic_measure(ham: RealSpaceHamiltonian) -> tuple[int, float]:
-    pbc = np.asarray(ham.atoms.pbc, dtype=bool)
-    d = int(pbc.sum())
-    if d == 0:
-        raise ValueError("optical conductivity needs a periodic structure; this one has no periodic direction")
-    vectors = np.asarray(ham.atoms.cell[:], dtype=float)[pbc]
-    measure = float(np.sqrt(abs(np.linalg.det(vectors @ vectors.T))))
-    if measure <= 0:
-        raise ValueError("the cell's periodic vectors have zero length, area or volume")
-    return d, measure
-
-
-def _solve(hk: np.ndarray, sk: np.ndarray, lindep: float
-           ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Eigenpairs by canonical orthogonalization (as :func:`~tracegrad_ase.electronic.solve.generalized_eigh`),
-    batched: groups (k indices, energies (K, nb), S-orthonormal vectors (K, norb, nb)), one group per number of
-    overlap directions kept (eigh sorts S's eigenvalues ascending, so the kept ones are the last)."""
-    sval, svec = np.linalg.eigh(sk)
-    kept = (sval > lindep).sum(axis=1)
-    if (kept == 0).any():
-        raise np.linalg.LinAlgError("the overlap matrix has no eigenvalue above the linear-dependence threshold")
-    groups = []
-    for m in np.unique(kept):
-        idx = np.nonzero(kept == m)[0]
-        x = svec[idx][:, :, -m:] / np.sqrt(sval[idx][:, None, -m:])
-        e, v = np.linalg.eigh(np.conj(np.swapaxes(x, 1, 2)) @ hk[idx] @ x)
-        groups.append((idx, e, x @ v))
-    return groups
-
-
 class _Transitions:
     """Transition strengths binned on a grid 8x finer than the width and broadened once at the end, so the cost
     does not grow with transitions x photon energies."""
@@ -134,6 +103,7 @@ class _Transitions:
         self.step, self.reach = width / 8, 6 * width
         self.lo, self.hi = max(grid.min() - self.reach, 0.0), grid.max() + self.reach
         self.hist = np.zeros((int(np.ceil((self.hi - self.lo) / self.step)) + 1, 3, 3))
+        self.speed = 0.0  # max |ħ ∂(ε_m − ε_n)/∂k| (eV Å) of the transitions taken: the mesh must resolve the width
         # Only levels within reach of E_F can take part: ΔE ≤ max ħω + reach, and occupations' tails.
         tail = grid.max() + self.reach + 40 * kt
         self.window = (fermi_level - tail, fermi_level + tail)
@@ -143,23 +113,17 @@ class _Transitions:
             return (e < self.fermi_level).astype(float) + 0.5 * (e == self.fermi_level)
         return expit(-(e - self.fermi_level) / self.kt)
 
-    def add(self, e: np.ndarray, c: np.ndarray, dh: np.ndarray, ds: np.ndarray, wk: np.ndarray) -> None:
-        """One group of k-points: energies (K, nb), vectors (K, norb, nb), gradients (K, 3, norb, norb), weights."""
-        inside = (e >= self.window[0]) & (e <= self.window[1])
-        if not inside.any():
-            return
-        # One band window for the group (the union over its k-points) keeps the arrays rectangular.
-        cols = np.nonzero(inside.any(axis=0))[0]
-        e, c = e[:, cols[0]:cols[-1] + 1], c[:, :, cols[0]:cols[-1] + 1]
+    def add(self, e: np.ndarray, p: np.ndarray, wk: np.ndarray) -> None:
+        """One group of k-points: energies (K, nb), velocity matrices p (K, 3, nb, nb) (eV Å), k weights (K,)."""
         f = self.occupation(e)
-        ch = np.conj(np.swapaxes(c, 1, 2))[:, None]  # (K, 1, nb, norb)
-        p = ch @ dh @ c[:, None] - 0.5 * (e[:, :, None] + e[:, None, :])[:, None] * (ch @ ds @ c[:, None])
         de = e[:, None, :] - e[:, :, None]  # ε_m − ε_n at [k, n, m]
         df = f[:, :, None] - f[:, None, :]
         kk, n, m = np.nonzero((de > _DEGENERATE_EV) & (np.abs(df) > 1e-12) & (de >= self.lo) & (de <= self.hi))
         if not len(n):
             return
         amp = wk[kk] * df[kk, n, m] / de[kk, n, m]
+        diag = np.einsum("kann->kna", p.real)  # ħ ∂ε/∂k
+        self.speed = max(self.speed, float(np.abs(diag[kk, m] - diag[kk, n]).max()))  # how fast ΔE moves with k
         pair = p[kk, :, n, m].T  # (3, T)
         tensor = np.real(pair[:, None, :] * pair[None, :, :].conj())  # Re(p^a_nm conj(p^b_nm)) = Re(p^a_nm p^b_mn)
         b = np.clip(np.rint((de[kk, n, m] - self.lo) / self.step).astype(int), 0, len(self.hist) - 1)
@@ -194,10 +158,7 @@ def optical_conductivity(
 
     A Dirac cone needs a mesh whose level spacing near it is below ``width``: graphene at width 0.05 eV needs
     ~600 x 600 k-points. ``chunk`` k-points are diagonalized at once (memory ~ chunk · 8 · norb² · 16 bytes)."""
-    d, measure = _periodic_measure(ham)
-    if ham.norb > SPARSE_THRESHOLD:
-        raise ValueError(f"optical conductivity diagonalizes every k-point densely; this cell has {ham.norb} "
-                         f"orbitals (more than {SPARSE_THRESHOLD})")
+    d, measure = periodic_measure(ham, "optical conductivity")
     kpts = check_kpts(kpts)
     w = kpoint_weights(weights, len(kpts))
     grid = np.asarray(energies, dtype=float).ravel()
@@ -208,21 +169,16 @@ def optical_conductivity(
         raise ValueError(f"width (eV) must be positive, got {width}")
     if not (np.isfinite(kt) and kt >= 0):
         raise ValueError(f"kt (eV) must be ≥ 0, got {kt}")
-    if not np.isfinite(fermi_level) or int(chunk) < 1:
-        raise ValueError(f"fermi_level must be finite and chunk ≥ 1, got {fermi_level} and {chunk}")
+    if not np.isfinite(fermi_level):
+        raise ValueError(f"fermi_level must be finite, got {fermi_level}")
     transitions = _Transitions(grid, width, kt, fermi_level)
-    starts = range(0, len(kpts), int(chunk))
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc="optical conductivity", unit="chunk")
-    for start in starts:
-        hk, sk, dhk, dsk = bloch_dense_gradient(ham, kpts[start:start + int(chunk)])
-        for idx, e, c in _solve(hk, sk, lindep):
-            transitions.add(e, c, dhk[idx], dsk[idx], w[start + idx])
+    for idx, e, p, _ in velocity_groups(ham, kpts, transitions.window, lindep, chunk,
+                                     "optical conductivity" if progress else None):
+        transitions.add(e, p, w[idx])
+    resolution = check_resolution(ham, kpts, transitions.speed, width, f"optical conductivity at width {width:g} eV")
     unit = np.pi * SPIN_DEGENERACY / measure * E2_OVER_HBAR_SIEMENS * _ANGSTROM_POWER[d]
     sigma = transitions.broadened(grid) * unit
     return OpticalConductivity(energies=grid, sigma=sigma, periodic_dimensions=d, fermi_level=fermi_level,
                                width=width, kt=kt, nkpts=len(kpts),
                                meta={"approximation": "interband Kubo-Greenwood, Peierls (orbital-centre) positions",
-                                     "lindep": float(lindep)})
+                                     "lindep": float(lindep), "level_step_over_width": resolution})

@@ -1,5 +1,6 @@
-"""``tracegrad optics CRYSTAL``: the interband optical conductivity of a crystal's predicted Hamiltonian
-(Kubo-Greenwood, tight-binding velocities; :mod:`tracegrad_ase.electronic.optics`), plotted and as JSON."""
+"""``tracegrad optics CRYSTAL`` and ``tracegrad transport CRYSTAL``: a crystal's predicted Hamiltonian's interband
+optical conductivity (Kubo-Greenwood, tight-binding velocities; :mod:`tracegrad_ase.electronic.optics`) and its
+constant-τ Boltzmann transport against doping (:mod:`tracegrad_ase.electronic.transport`), plotted and as JSON."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from .cli_support import _check_outputs, _check_positive, _default_model, _mesh_
 from .core.errors import ParameterError, StructureError
 from .io.atomic import atomic_path, atomic_write_text
 
-__all__ = ["add_optics_command", "cmd_optics"]
+__all__ = ["add_optics_command", "add_transport_command", "cmd_optics", "cmd_transport"]
 
 #: Default k-point density (points per Å⁻¹ along each periodic reciprocal vector): a Dirac cone at width 0.1 eV
-#: needs ~240 x 240 in graphene (density 80); bulk meshes grow as its cube, so they start coarser.
+#: needs ~240 x 240 in graphene (density 80); bulk meshes grow as its cube, so they start coarser. Transport at
+#: room temperature needs level spacings below kT, as fine.
 DENSITY = {1: 80.0, 2: 80.0, 3: 20.0}
 
 
@@ -88,4 +90,68 @@ def cmd_optics(args) -> int:
             "sigma_over_sigma0_xx": xx.tolist() if sheet else None, "fermi_level_ev": oc.fermi_level,
             "mesh": list(mesh), "width_ev": oc.width, "kt_ev": oc.kt, "model": str(model),
             "approximation": oc.meta["approximation"]}, indent=1))
+    return 0
+
+
+def add_transport_command(sub: Any, model_help: str, force_option: Any) -> None:
+    """The ``transport`` sub-command on the ``tracegrad`` parser's ``sub``."""
+    p = sub.add_parser("transport", help="predicted Seebeck coefficient and σ/τ of a crystal against doping",
+                       description="Constant relaxation-time Boltzmann transport of the predicted bands (rigid "
+                       "bands: μ moves, the bands do not) with exact band velocities on a whole k-mesh: Seebeck "
+                       "coefficient, σ/τ and κ_e/τ against μ − E_F and the carrier density.")
+    p.add_argument("structure", help="a crystal (any format ASE reads, with a cell and pbc)")
+    p.add_argument("--model", default=None, help=model_help)
+    p.add_argument("--mesh", default=None,
+                   help="whole k-mesh, e.g. 240x240x1 (default: density 80 Å for sheets and wires, 20 Å in bulk)")
+    p.add_argument("--temperature", type=float, default=300.0, help="K (default: %(default)s)")
+    p.add_argument("--mu", type=float, nargs=2, default=(-1.0, 1.0), metavar=("LOW", "HIGH"),
+                   help="chemical potentials relative to E_F, eV (default: -1 1)")
+    p.add_argument("--points", type=int, default=81, help="chemical potentials (default: %(default)s)")
+    p.add_argument("-o", "--out", default="transport.png", help="figure (default: %(default)s)")
+    p.add_argument("--json", default=None, help="μ, doping, carrier density and the 3x3 tensors as JSON")
+    p.add_argument("--strict", action="store_true", help="exit 2, nothing written, on ghost levels or atoms "
+                   "outside the model's training domain")
+    force_option(p)
+    p.set_defaults(func=cmd_transport)
+
+
+def cmd_transport(args) -> int:
+    """Predict, compute the coefficients on the mesh, report and plot."""
+    from .calculator import TraceGradCalculator
+    from .core.figures import pyplot
+    from .interop.files import read_structure
+
+    _check_positive("--temperature", args.temperature)
+    if args.points < 2 or not args.mu[0] < args.mu[1]:
+        raise ParameterError(f"--mu needs LOW < HIGH and --points at least 2, got {args.mu} and {args.points}")
+    atoms = read_structure(args.structure)
+    if not np.any(atoms.pbc):
+        raise StructureError(f"{args.structure}: no periodic direction; tracegrad transport is for crystals")
+    _check_outputs(args, [(args.out, "file"), (args.json, "file")], inputs=[args.structure])
+    mesh = _mesh_arg(args.mesh, atoms, DENSITY[int(np.sum(atoms.pbc))])
+    model = _default_model(args, atoms)
+    atoms.calc = TraceGradCalculator(model)
+    mu = np.linspace(args.mu[0], args.mu[1], args.points)
+    with strict_guard(args):
+        tr = atoms.calc.get_transport(mu, args.temperature, mesh, progress=True)
+    sxx = tr.seebeck[:, 0, 0]
+    print(f"{atoms.get_chemical_formula()} ({model}): E_F {tr.fermi_level:.3f} eV, mesh {'x'.join(map(str, mesh))}, "
+          f"{tr.temperature:g} K; Seebeck S_xx from {1e6 * sxx.min():.1f} to {1e6 * sxx.max():.1f} µV/K over μ − E_F "
+          f"{mu[0]:g} to {mu[-1]:g} eV (carriers {tr.carrier_density[0]:.3g} to {tr.carrier_density[-1]:.3g} "
+          f"{tr.units['carrier_density']}) -> {args.out}")
+    pyplot()
+    import matplotlib.pyplot as plt
+
+    axes = tr.plot()
+    axes[0].figure.suptitle(f"{atoms.get_chemical_formula()}: constant-τ transport ({Path(str(model)).name})")
+    with atomic_path(args.out) as tmp:
+        axes[0].figure.savefig(tmp, dpi=150, format=Path(args.out).suffix.lstrip(".") or "png", bbox_inches="tight")
+    plt.close(axes[0].figure)
+    if args.json:
+        atomic_write_text(args.json, json.dumps({
+            "mu_ev": mu.tolist(), "temperature_k": tr.temperature, "fermi_level_ev": tr.fermi_level,
+            "doping": tr.doping.tolist(), "carrier_density": tr.carrier_density.tolist(),
+            "sigma_over_tau": tr.sigma_over_tau.tolist(), "seebeck_v_per_k": tr.seebeck.tolist(),
+            "kappa_over_tau": tr.kappa_over_tau.tolist(), "units": tr.units, "mesh": list(mesh),
+            "model": str(model), "approximation": tr.meta["approximation"]}, indent=1))
     return 0
