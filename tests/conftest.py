@@ -104,6 +104,30 @@ def square_lattice(t: float = 1.0, a: float = 3.0):
     return RealSpaceHamiltonian(atoms, basis, edges, h, o)
 
 
+def lone_atom(basis):
+    """One carbon atom in a box and no periodic direction, as a RealSpaceHamiltonian: what a crystal-only routine
+    must refuse."""
+    from ase import Atoms
+
+    from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
+
+    return RealSpaceHamiltonian(Atoms("C", positions=[[0, 0, 0]], cell=[10, 10, 10]), basis, [(0, 0, 0, 0, 0)],
+                                [np.zeros((1, 1))], [np.ones((1, 1))])
+
+
+def calculated_sheet(model):
+    """Graphene in a 10 Å cell with a TraceGradCalculator of ``model`` on a 4x4 mesh attached (keep the Atoms:
+    the calculator holds it weakly)."""
+    from ase.build import graphene
+
+    from tracegrad_ase.calculator import TraceGradCalculator
+
+    sheet = graphene(a=2.46, vacuum=5.0)
+    sheet.pbc = [True, True, False]
+    sheet.calc = TraceGradCalculator(model, kpts=(4, 4, 1))
+    return sheet
+
+
 @pytest.fixture(scope="session")
 def graphene_szv_scf():
     """A converged PySCF run of graphene (gth-szv, 3x3x1 SCF mesh, 10 Å cell) and its H(R), S(R) blocks: one SCF

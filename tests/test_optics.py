@@ -8,7 +8,6 @@ import warnings
 
 import numpy as np
 import pytest
-from ase import Atoms
 
 from tracegrad_ase.core.errors import CoarseMeshWarning
 from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
@@ -17,7 +16,7 @@ from tracegrad_ase.electronic.bloch import bloch_dense, bloch_dense_gradient
 from tracegrad_ase.electronic.optics import SIGMA0_SIEMENS, optical_conductivity
 from tracegrad_ase.electronic.solve import generalized_eigh
 
-from conftest import A, T, honeycomb
+from conftest import A, T, honeycomb, lone_atom, calculated_sheet
 
 def closed_form_sigma0(n: int, energies: np.ndarray, width: float) -> np.ndarray:
     """σ_xx / (e²/4ħ) of orthogonal nearest-neighbour graphene at half filling, written out by hand: with
@@ -101,10 +100,8 @@ def test_diagonal_velocities_are_band_slopes():
 def test_bad_input_is_refused_by_name():
     ham = honeycomb()
     mesh = full_mesh((4, 4, 1))
-    molecule = RealSpaceHamiltonian(Atoms("C", positions=[[0, 0, 0]], cell=[10, 10, 10]), ham.basis,
-                                    [(0, 0, 0, 0, 0)], [np.zeros((1, 1))], [np.ones((1, 1))])
     with pytest.raises(ValueError, match="no periodic direction"):
-        optical_conductivity(molecule, [[0, 0, 0]], 0.0, [1.0])
+        optical_conductivity(lone_atom(ham.basis), [[0, 0, 0]], 0.0, [1.0])
     with pytest.raises(ValueError, match="width"):
         optical_conductivity(ham, mesh, 0.0, [1.0], width=0.0)
     with pytest.raises(ValueError, match="energies"):
@@ -120,15 +117,13 @@ def test_bad_input_is_refused_by_name():
 
 @pytest.mark.filterwarnings("ignore::tracegrad_ase.core.errors.CoarseMeshWarning")  # coarse on purpose: exact checks
 def test_the_calculator_gives_the_conductivity_of_its_own_prediction(carbon):
-    from ase.build import graphene, molecule
+    from ase.build import molecule
 
     from tracegrad_ase.calculator import TraceGradCalculator
     from tracegrad_ase.core.errors import ParameterError, StructureError
 
-    sheet = graphene(a=2.46, vacuum=5.0)
-    sheet.pbc = [True, True, False]
-    calc = TraceGradCalculator(carbon, kpts=(4, 4, 1))
-    sheet.calc = calc
+    sheet = calculated_sheet(carbon)
+    calc = sheet.calc
     energies = np.linspace(0.5, 8.0, 6)
     oc = calc.get_optical_conductivity(energies, (9, 9, 1), width=0.2)
     direct = optical_conductivity(calc.asm.ham, full_mesh((9, 9, 1)), calc.get_fermi_level(), energies, width=0.2,

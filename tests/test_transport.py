@@ -8,15 +8,13 @@ import warnings
 
 import numpy as np
 import pytest
-from ase import Atoms
 
 from tracegrad_ase.core.errors import CoarseMeshWarning
-from tracegrad_ase.core.hamiltonian import RealSpaceHamiltonian
 from tracegrad_ase.core.symmetry import full_mesh
 from tracegrad_ase.core.units import ELEMENTARY_CHARGE, HBAR_SI, KB_EV
 from tracegrad_ase.electronic.transport import boltzmann_transport
 
-from conftest import A, T, honeycomb, square_lattice
+from conftest import A, T, honeycomb, lone_atom, calculated_sheet, square_lattice
 
 LORENZ = np.pi**2 / 3 * KB_EV**2  # (k_B/e)² π²/3 in V²/K²
 
@@ -57,7 +55,8 @@ def test_doped_graphene_obeys_wiedemann_franz_and_mott():
     np.testing.assert_allclose(tr.seebeck[0, 0, 0], -np.pi**2 / 3 * KB_EV * kt / 1.0, rtol=0.02)
     np.testing.assert_allclose(tr.seebeck[1], -tr.seebeck[0], rtol=1e-9, atol=1e-15)  # electron-hole symmetry
     assert abs(tr.seebeck[2, 0, 0]) < 1e-12 and abs(tr.doping[2]) < 1e-10
-    # carriers on a Dirac cone: n = μ² / π(ħv)² with ħv = 3|t|a_cc/2, per cell of area √3a²/2 (warping adds a little)
+    # carriers on a Dirac cone: n = μ² / π(ħv)² with ħv = 3|t|a_cc/2, per cell of area √3a²/2 (warping adds
+    # a little)
     cone = 1.0 / (np.pi * (1.5 * abs(T) * A / np.sqrt(3)) ** 2) * np.sqrt(3) / 2 * A * A
     assert tr.doping[0] == pytest.approx(cone, rel=0.05) and tr.doping[1] == pytest.approx(-tr.doping[0], rel=1e-9)
     np.testing.assert_allclose(tr.sigma_over_tau[:, 1, 1], tr.sigma_over_tau[:, 0, 0], rtol=1e-8)
@@ -84,23 +83,16 @@ def test_bad_input_is_refused_by_name():
         boltzmann_transport(ham, mesh, 0.0, [0.0], 0.0, 2.0)
     with pytest.raises(ValueError, match="mu"):
         boltzmann_transport(ham, mesh, 0.0, [np.nan], 300.0, 2.0)
-    molecule = RealSpaceHamiltonian(Atoms("C", positions=[[0, 0, 0]], cell=[10, 10, 10]), ham.basis,
-                                    [(0, 0, 0, 0, 0)], [np.zeros((1, 1))], [np.ones((1, 1))])
     with pytest.raises(ValueError, match="no periodic direction"):
-        boltzmann_transport(molecule, [[0, 0, 0]], 0.0, [0.0], 300.0, 1.0)
+        boltzmann_transport(lone_atom(ham.basis), [[0, 0, 0]], 0.0, [0.0], 300.0, 1.0)
 
 
 @pytest.mark.filterwarnings("ignore::tracegrad_ase.core.errors.CoarseMeshWarning")  # coarse on purpose: exact checks
 def test_the_calculator_gives_the_coefficients_of_its_own_prediction(carbon):
-    from ase.build import graphene
-
-    from tracegrad_ase.calculator import TraceGradCalculator
     from tracegrad_ase.core.errors import ParameterError
 
-    sheet = graphene(a=2.46, vacuum=5.0)
-    sheet.pbc = [True, True, False]
-    calc = TraceGradCalculator(carbon, kpts=(4, 4, 1))
-    sheet.calc = calc
+    sheet = calculated_sheet(carbon)
+    calc = sheet.calc
     tr = calc.get_transport([-0.5, 0.0, 0.5], 300.0, (12, 12, 1))
     direct = boltzmann_transport(calc.asm.ham, full_mesh((12, 12, 1)), calc.get_fermi_level(), [-0.5, 0.0, 0.5],
                                  300.0, calc.results["n_electrons"], lindep=calc._lindep)

@@ -23,135 +23,134 @@ __all__ = ["add_optics_command", "add_transport_command", "cmd_optics", "cmd_tra
 DENSITY = {1: 80.0, 2: 80.0, 3: 20.0}
 
 
-def add_optics_command(sub: Any, model_help: str, force_option: Any) -> None:
-    """The ``optics`` sub-command on the ``tracegrad`` parser's ``sub``."""
-    p = sub.add_parser("optics", help="predicted optical conductivity (and a sheet's absorbance) of a crystal",
-                       description="Interband Re σ(ħω) of the predicted Hamiltonian on a whole k-mesh "
-                       "(Kubo-Greenwood with tight-binding velocities: no Drude term, no excitons, no local fields). "
-                       "Sheets (two periodic directions) in units of graphene's e²/4ħ, bulk in S/m. Converge the "
-                       "mesh: a mesh too coarse for --width shows spikes.")
+def _crystal_command(sub: Any, name: str, help: str, description: str, model_help: str, force_option: Any,
+                     options: Any, json_help: str, func: Any) -> None:
+    """A sub-command on one crystal: structure, --model and --mesh, the command's ``options(p)``, then -o, --json,
+    --strict and --force."""
+    p = sub.add_parser(name, help=help, description=description)
     p.add_argument("structure", help="a crystal (any format ASE reads, with a cell and pbc)")
     p.add_argument("--model", default=None, help=model_help)
     p.add_argument("--mesh", default=None,
                    help="whole k-mesh, e.g. 240x240x1 (default: density 80 Å for sheets and wires, 20 Å in bulk)")
-    p.add_argument("--width", type=float, default=0.1, help="Gaussian broadening in eV (default: %(default)s)")
-    p.add_argument("--kt", type=float, default=0.025, help="Fermi-Dirac temperature in eV (default: %(default)s)")
-    p.add_argument("--emax", type=float, default=8.0, help="highest photon energy in eV (default: %(default)s)")
-    p.add_argument("--points", type=int, default=321, help="photon energies from 0 to --emax (default: %(default)s)")
-    p.add_argument("-o", "--out", default="optics.png", help="figure (default: %(default)s)")
-    p.add_argument("--json", default=None, help="energies, the 3x3 tensor per energy, unit and settings as JSON")
+    options(p)
+    p.add_argument("-o", "--out", default=f"{name}.png", help="figure (default: %(default)s)")
+    p.add_argument("--json", default=None, help=json_help)
     p.add_argument("--strict", action="store_true", help="exit 2, nothing written, on ghost levels or atoms "
                    "outside the model's training domain")
     force_option(p)
-    p.set_defaults(func=cmd_optics)
+    p.set_defaults(func=func)
 
 
-def cmd_optics(args) -> int:
-    """Predict, compute Re σ on the mesh, report and plot."""
+def _crystal(args, command: str):
+    """The structure with a calculator of the chosen model attached, and the mesh; refused before any work when
+    it has no periodic direction or the outputs cannot be written. Sets the file-only plotting backend."""
     from .calculator import TraceGradCalculator
     from .core.figures import pyplot
     from .interop.files import read_structure
 
-    for name in ("width", "emax"):
-        _check_positive(f"--{name}", getattr(args, name))
-    if args.kt < 0:
-        raise ParameterError(f"--kt must be >= 0, got {args.kt}")
-    if args.points < 2:
-        raise ParameterError(f"--points must be at least 2, got {args.points}")
+    pyplot()  # before anything draws
+
     atoms = read_structure(args.structure)
     if not np.any(atoms.pbc):
-        raise StructureError(f"{args.structure}: no periodic direction; tracegrad optics is for crystals")
+        raise StructureError(f"{args.structure}: no periodic direction; tracegrad {command} is for crystals")
     _check_outputs(args, [(args.out, "file"), (args.json, "file")], inputs=[args.structure])
     mesh = _mesh_arg(args.mesh, atoms, DENSITY[int(np.sum(atoms.pbc))])
     model = _default_model(args, atoms)
     atoms.calc = TraceGradCalculator(model)
+    return atoms, mesh, model
+
+
+def _save(fig, out: str, record: dict, json_out: str | None) -> None:
+    """The figure to ``out`` and, asked for, the record to ``json_out``: each written whole or not at all."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=150, format=Path(out).suffix.lstrip(".") or "png", bbox_inches="tight")
+    plt.close(fig)
+    if json_out:
+        atomic_write_text(json_out, json.dumps(record, indent=1))
+
+
+def add_optics_command(sub: Any, model_help: str, force_option: Any) -> None:
+    """The ``optics`` sub-command on the ``tracegrad`` parser's ``sub``."""
+    def options(p):
+        p.add_argument("--width", type=float, default=0.1, help="Gaussian broadening in eV (default: %(default)s)")
+        p.add_argument("--kt", type=float, default=0.025, help="Fermi-Dirac temperature in eV (default: %(default)s)")
+        p.add_argument("--emax", type=float, default=8.0, help="highest photon energy in eV (default: %(default)s)")
+        p.add_argument("--points", type=int, default=321, help="photon energies from 0 to --emax (default: "
+                       "%(default)s)")
+
+    _crystal_command(sub, "optics", "predicted optical conductivity (and a sheet's absorbance) of a crystal",
+                     "Interband Re σ(ħω) of the predicted Hamiltonian on a whole k-mesh (Kubo-Greenwood with "
+                     "tight-binding velocities: no Drude term, no excitons, no local fields). Sheets (two periodic "
+                     "directions) in units of graphene's e²/4ħ, bulk in S/m. Converge the mesh: a mesh too coarse "
+                     "for --width shows spikes (and a CoarseMeshWarning).", model_help, force_option, options,
+                     "energies, the 3x3 tensor per energy, unit and settings as JSON", cmd_optics)
+
+
+def cmd_optics(args) -> int:
+    """Predict, compute Re σ on the mesh, report and plot."""
+    for name in ("width", "emax"):
+        _check_positive(f"--{name}", getattr(args, name))
+    if args.kt < 0 or args.points < 2:
+        raise ParameterError(f"--kt must be >= 0 and --points at least 2, got {args.kt} and {args.points}")
+    atoms, mesh, model = _crystal(args, "optics")
     energies = np.linspace(0.0, args.emax, args.points)
     with strict_guard(args):
         oc = atoms.calc.get_optical_conductivity(energies, mesh, width=args.width, kt=args.kt, progress=True)
     sheet = oc.periodic_dimensions == 2
     xx = oc.in_sigma0()[:, 0, 0] if sheet else oc.sigma[:, 0, 0]
-    unit = "e²/4ħ" if sheet else oc.unit
     peak = int(np.argmax(xx))
     print(f"{atoms.get_chemical_formula()} ({model}): E_F {oc.fermi_level:.3f} eV, mesh {'x'.join(map(str, mesh))} "
-          f"({oc.nkpts} k-points); Re σ_xx peaks at {energies[peak]:.2f} eV ({xx[peak]:.3g} {unit})"
+          f"({oc.nkpts} k-points); Re σ_xx peaks at {energies[peak]:.2f} eV ({xx[peak]:.3g} "
+          f"{'e²/4ħ' if sheet else oc.unit})"
           + (f"; absorbance at 1 eV {100 * np.interp(1.0, energies, oc.absorbance(0)):.2f} %" if sheet else "")
           + f" -> {args.out}")
-    pyplot()
-    import matplotlib.pyplot as plt
-
     ax = oc.plot(components=("xx", "yy") if sheet else ("xx", "yy", "zz"))
     ax.set_title(f"{atoms.get_chemical_formula()}: interband optical conductivity ({Path(str(model)).name})")
-    with atomic_path(args.out) as tmp:
-        ax.figure.savefig(tmp, dpi=150, format=Path(args.out).suffix.lstrip(".") or "png")
-    plt.close(ax.figure)
-    if args.json:
-        atomic_write_text(args.json, json.dumps({
-            "energies_ev": energies.tolist(), "sigma": oc.sigma.tolist(), "unit": oc.unit,
-            "sigma_over_sigma0_xx": xx.tolist() if sheet else None, "fermi_level_ev": oc.fermi_level,
-            "mesh": list(mesh), "width_ev": oc.width, "kt_ev": oc.kt, "model": str(model),
-            "approximation": oc.meta["approximation"]}, indent=1))
+    _save(ax.figure, args.out, {
+        "energies_ev": energies.tolist(), "sigma": oc.sigma.tolist(), "unit": oc.unit,
+        "sigma_over_sigma0_xx": xx.tolist() if sheet else None, "fermi_level_ev": oc.fermi_level,
+        "mesh": list(mesh), "width_ev": oc.width, "kt_ev": oc.kt, "model": str(model),
+        "approximation": oc.meta["approximation"]}, args.json)
     return 0
 
 
 def add_transport_command(sub: Any, model_help: str, force_option: Any) -> None:
     """The ``transport`` sub-command on the ``tracegrad`` parser's ``sub``."""
-    p = sub.add_parser("transport", help="predicted Seebeck coefficient and σ/τ of a crystal against doping",
-                       description="Constant relaxation-time Boltzmann transport of the predicted bands (rigid "
-                       "bands: μ moves, the bands do not) with exact band velocities on a whole k-mesh: Seebeck "
-                       "coefficient, σ/τ and κ_e/τ against μ − E_F and the carrier density.")
-    p.add_argument("structure", help="a crystal (any format ASE reads, with a cell and pbc)")
-    p.add_argument("--model", default=None, help=model_help)
-    p.add_argument("--mesh", default=None,
-                   help="whole k-mesh, e.g. 240x240x1 (default: density 80 Å for sheets and wires, 20 Å in bulk)")
-    p.add_argument("--temperature", type=float, default=300.0, help="K (default: %(default)s)")
-    p.add_argument("--mu", type=float, nargs=2, default=(-1.0, 1.0), metavar=("LOW", "HIGH"),
-                   help="chemical potentials relative to E_F, eV (default: -1 1)")
-    p.add_argument("--points", type=int, default=81, help="chemical potentials (default: %(default)s)")
-    p.add_argument("-o", "--out", default="transport.png", help="figure (default: %(default)s)")
-    p.add_argument("--json", default=None, help="μ, doping, carrier density and the 3x3 tensors as JSON")
-    p.add_argument("--strict", action="store_true", help="exit 2, nothing written, on ghost levels or atoms "
-                   "outside the model's training domain")
-    force_option(p)
-    p.set_defaults(func=cmd_transport)
+    def options(p):
+        p.add_argument("--temperature", type=float, default=300.0, help="K (default: %(default)s)")
+        p.add_argument("--mu", type=float, nargs=2, default=(-1.0, 1.0), metavar=("LOW", "HIGH"),
+                       help="chemical potentials relative to E_F, eV (default: -1 1)")
+        p.add_argument("--points", type=int, default=81, help="chemical potentials (default: %(default)s)")
+
+    _crystal_command(sub, "transport", "predicted Seebeck coefficient and σ/τ of a crystal against doping",
+                     "Constant relaxation-time Boltzmann transport of the predicted bands (rigid bands: μ moves, "
+                     "the bands do not) with exact band velocities on a whole k-mesh: Seebeck coefficient, σ/τ and "
+                     "κ_e/τ against μ − E_F and the carrier density.", model_help, force_option, options,
+                     "μ, doping, carrier density and the 3x3 tensors as JSON", cmd_transport)
 
 
 def cmd_transport(args) -> int:
     """Predict, compute the coefficients on the mesh, report and plot."""
-    from .calculator import TraceGradCalculator
-    from .core.figures import pyplot
-    from .interop.files import read_structure
-
     _check_positive("--temperature", args.temperature)
     if args.points < 2 or not args.mu[0] < args.mu[1]:
         raise ParameterError(f"--mu needs LOW < HIGH and --points at least 2, got {args.mu} and {args.points}")
-    atoms = read_structure(args.structure)
-    if not np.any(atoms.pbc):
-        raise StructureError(f"{args.structure}: no periodic direction; tracegrad transport is for crystals")
-    _check_outputs(args, [(args.out, "file"), (args.json, "file")], inputs=[args.structure])
-    mesh = _mesh_arg(args.mesh, atoms, DENSITY[int(np.sum(atoms.pbc))])
-    model = _default_model(args, atoms)
-    atoms.calc = TraceGradCalculator(model)
+    atoms, mesh, model = _crystal(args, "transport")
     mu = np.linspace(args.mu[0], args.mu[1], args.points)
     with strict_guard(args):
         tr = atoms.calc.get_transport(mu, args.temperature, mesh, progress=True)
     sxx = tr.seebeck[:, 0, 0]
     print(f"{atoms.get_chemical_formula()} ({model}): E_F {tr.fermi_level:.3f} eV, mesh {'x'.join(map(str, mesh))}, "
-          f"{tr.temperature:g} K; Seebeck S_xx from {1e6 * sxx.min():.1f} to {1e6 * sxx.max():.1f} µV/K over μ − E_F "
-          f"{mu[0]:g} to {mu[-1]:g} eV (carriers {tr.carrier_density[0]:.3g} to {tr.carrier_density[-1]:.3g} "
-          f"{tr.units['carrier_density']}) -> {args.out}")
-    pyplot()
-    import matplotlib.pyplot as plt
-
+          f"{tr.temperature:g} K; Seebeck S_xx from {1e6 * sxx.min():.1f} to {1e6 * sxx.max():.1f} µV/K over "
+          f"μ − E_F {mu[0]:g} to {mu[-1]:g} eV (carriers {tr.carrier_density[0]:.3g} to "
+          f"{tr.carrier_density[-1]:.3g} {tr.units['carrier_density']}) -> {args.out}")
     axes = tr.plot()
     axes[0].figure.suptitle(f"{atoms.get_chemical_formula()}: constant-τ transport ({Path(str(model)).name})")
-    with atomic_path(args.out) as tmp:
-        axes[0].figure.savefig(tmp, dpi=150, format=Path(args.out).suffix.lstrip(".") or "png", bbox_inches="tight")
-    plt.close(axes[0].figure)
-    if args.json:
-        atomic_write_text(args.json, json.dumps({
-            "mu_ev": mu.tolist(), "temperature_k": tr.temperature, "fermi_level_ev": tr.fermi_level,
-            "doping": tr.doping.tolist(), "carrier_density": tr.carrier_density.tolist(),
-            "sigma_over_tau": tr.sigma_over_tau.tolist(), "seebeck_v_per_k": tr.seebeck.tolist(),
-            "kappa_over_tau": tr.kappa_over_tau.tolist(), "units": tr.units, "mesh": list(mesh),
-            "model": str(model), "approximation": tr.meta["approximation"]}, indent=1))
+    _save(axes[0].figure, args.out, {
+        "mu_ev": mu.tolist(), "temperature_k": tr.temperature, "fermi_level_ev": tr.fermi_level,
+        "doping": tr.doping.tolist(), "carrier_density": tr.carrier_density.tolist(),
+        "sigma_over_tau": tr.sigma_over_tau.tolist(), "seebeck_v_per_k": tr.seebeck.tolist(),
+        "kappa_over_tau": tr.kappa_over_tau.tolist(), "units": tr.units, "mesh": list(mesh),
+        "model": str(model), "approximation": tr.meta["approximation"]}, args.json)
     return 0
