@@ -45,6 +45,8 @@ def test_graphene_has_the_universal_conductance_and_the_closed_form_above_it():
     assert oc.meta["level_step_over_width"] < 2
     with pytest.warns(CoarseMeshWarning, match="times finer"):
         optical_conductivity(ham, full_mesh((30, 30, 1)), 0.0, energies, width=0.05, kt=0.0)
+    with pytest.warns(CoarseMeshWarning, match="no level of this mesh took part"):  # K's neighbours: ΔE ≈ 2.8 eV
+        optical_conductivity(ham, full_mesh((12, 12, 1)), 0.0, [1.0], width=0.05, kt=0.0)
     ratio = oc.in_sigma0()
     assert oc.unit == "S" and oc.periodic_dimensions == 2
     assert ratio[0, 0, 0] == pytest.approx(1.0, abs=0.03)  # e²/4ħ, whatever t is

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core.errors import CoarseMeshWarning
 from ..core.hamiltonian import RealSpaceHamiltonian
+from ..core.stacklevel import user_stacklevel
 from .bloch import bloch_dense_gradient
 from .solve import SPARSE_THRESHOLD
 
@@ -40,16 +41,21 @@ def periodic_measure(ham: RealSpaceHamiltonian, what: str) -> tuple[int, float]:
 
 def check_resolution(ham: RealSpaceHamiltonian, kpts: np.ndarray, speed: float, scale: float, what: str) -> float:
     """The largest step of a level between neighbouring mesh points, ``speed`` (max |ħv|, eV Å) times the mesh's
-    largest Cartesian spacing, over ``scale`` (eV: a broadening or kT); a :class:`CoarseMeshWarning` above 2."""
+    largest Cartesian spacing, over ``scale`` (eV: a broadening or kT); a :class:`CoarseMeshWarning` above 2, and
+    when ``speed`` is 0 (nothing on the mesh took part: a gap, or a mesh too coarse to sample what would)."""
     recip = 2 * np.pi * np.linalg.norm(np.asarray(ham.atoms.cell.reciprocal()), axis=1)
     points = [len(np.unique(np.round(np.mod(kpts[:, i], 1.0), 9) % 1.0)) for i in range(3)]
     dk = max(b / n for b, n, p in zip(recip, points, ham.atoms.pbc) if p)
     ratio = speed * dk / scale
-    if ratio > 2:
+    if speed == 0:
+        warnings.warn(CoarseMeshWarning(
+            f"{what}: no level of this mesh took part; a gap, or a mesh too coarse to sample the levels that would "
+            f"(largest k-spacing {dk:.3g} 1/Å)"), stacklevel=user_stacklevel())
+    elif ratio > 2:
         warnings.warn(CoarseMeshWarning(
             f"{what}: levels step by up to {speed * dk:.3g} eV between neighbouring k-points, {ratio:.1f} times "
             f"{scale:.3g} eV; expect mesh artefacts, or use a mesh ~{ratio / 2:.1f} times finer per direction"),
-            stacklevel=3)
+            stacklevel=user_stacklevel())
     return float(ratio)
 
 
