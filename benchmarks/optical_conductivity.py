@@ -10,13 +10,15 @@ figures to benchmarks/results/optical_conductivity.json under ``--label``.
     python benchmarks/optical_conductivity.py calculators/carbon data/carbon-dzvp/heldout-vacuum/structures/s0-base.h5 \\
         --mesh 240 240 1 --label "carbon, graphene in a 20 Å cell"
 
-``--transport T --transport-mesh N N 1`` instead compares constant-τ Seebeck coefficients and σ/τ at T (K) for
+``--refine`` judges the prediction refined by Kohn-Sham builds from its density (``refine=True``'s DIIS, the data
+set's own settings) instead of the bare prediction. ``--transport T --transport-mesh N N 1`` instead compares constant-τ Seebeck coefficients and σ/τ at T (K) for
 μ − E_F in ``--mu`` (each side at its own E_F and electron count), written under the label's "transport" key.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -24,12 +26,16 @@ import numpy as np
 
 from _results import machine, merge_results
 from tracegrad_ase.core.symmetry import full_mesh
+from tracegrad_ase.datasets import SETTINGS_FILE
 from tracegrad_ase.electronic.filling import electron_count, fermi_level
 from tracegrad_ase.electronic.optics import SIGMA0_SIEMENS, optical_conductivity
 from tracegrad_ase.electronic.transport import boltzmann_transport
+from tracegrad_ase.engines.pyscf.self_consistency import refined_hamiltonian
+from tracegrad_ase.engines.pyscf.settings import GroundTruthSettings
 from tracegrad_ase.electronic.solve import model_lindep, solve_k
 from tracegrad_ase.io.h5 import load_h5
 from tracegrad_ase.predict import load, predict_hamiltonian
+from tracegrad_ase.refine import DEFAULT_BUILDS, model_refine_mixing
 
 OUT = Path(__file__).parent / "results" / "optical_conductivity.json"
 
@@ -85,6 +91,7 @@ def main() -> None:
     ap.add_argument("--transport-mesh", type=int, nargs=3, default=[500, 500, 1])
     ap.add_argument("--mu", type=float, nargs=2, default=[-0.5, 0.5])
     ap.add_argument("--mu-points", type=int, default=41)
+    ap.add_argument("--refine", action="store_true", help="refine the prediction first, as refine=True does")
     ap.add_argument("--label", required=True)
     ap.add_argument("--png", default=None,
                     help="figure path (default benchmarks/results/optical_conductivity_<file>.png)")
@@ -97,6 +104,9 @@ def main() -> None:
         truth = load_h5(f)
         t0 = time.perf_counter()
         pred = predict_hamiltonian(truth.atoms, model)
+        if args.refine:
+            settings = GroundTruthSettings.from_dict(json.loads((f.parent.parent / SETTINGS_FILE).read_text()))
+            pred = refined_hamiltonian(pred, settings, DEFAULT_BUILDS, model_refine_mixing(model.model_file))
         t_pred = time.perf_counter() - t0
         if args.transport is not None:
             rows[f.name] = {"transport": transport_rows(pred, truth, args, lindep)}
