@@ -217,6 +217,10 @@ def test_bands_and_predict_refine_build_once_and_say_so(model, tmp_path, monkeyp
     assert "for crystals" in capsys.readouterr().err and not (tmp_path / "w.h5").exists() and len(builds) == 3
     assert main(["predict", str(f), "--model", str(model), "--refine", "7", "-o", str(tmp_path / "7.h5")]) == 2
     assert "got 7" in capsys.readouterr().err and not (tmp_path / "7.h5").exists() and len(builds) == 3
+    # optics and transport take their coefficients from the refined H (two builds more)
+    assert main(["transport", str(f), "--model", str(model), "--refine", "--mesh", "6x6x1", "--points", "3",
+                 "-o", str(tmp_path / "transport.png"), "--json", str(tmp_path / "transport.json")]) == 0
+    assert len(builds) == 5 and len(json.loads((tmp_path / "transport.json").read_text())["doping"]) == 3
 
 
 def test_calibration_chooses_the_mixing_on_validation_cells_and_records_it(model, truth, graphene_szv_scf, tmp_path):

@@ -21,8 +21,8 @@ from .cli_progress import add_progress_command
 from .cli_responses import add_optics_command, add_transport_command
 from .cli_orbitals import add_orbitals_command
 from .cli_support import (  # noqa: F401 (cli._check_outputs etc. stay importable from here)
-    _ase_band_structure, _band_structure, _bands_report, _card_lines, _check_not_input, _check_output, _check_outputs, _check_positive, _check_writable, _cmd_demo, _cmd_digest, _cmd_models, _default_model, _mesh_arg, _model_line, _parse_mesh,
-    _spans_periodic)
+    _ase_band_structure, _band_structure, _bands_report, _card_lines, _check_not_input, _check_output, _check_outputs, _check_positive, _check_writable, _cmd_demo, _cmd_digest, _cmd_models, _default_model, _ensemble_option, _force_option,
+    _mesh_arg, _model_line, _parse_mesh, _refine_option, _spans_periodic)
 from .core.errors import (ConfigError, OutputPathError, ParameterError, SCFNotConvergedError,
                      StructureError, TraceGradError)
 
@@ -52,23 +52,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _print_error(exc: BaseException) -> None:
     """One line on stderr: scripts grep it, and a message spread over lines reads like a traceback."""
     print(f"tracegrad: error: {' '.join(str(exc).split())}", file=sys.stderr)
-
-
-def _ensemble_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ensemble", action="store_true", help="predict with the model's committee and use the mean H "
-                   "(more accurate, one prediction per member; models with committee/ members, e.g. graphene-szv)")
-
-
-def _refine_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--refine", nargs="?", const=True, default=False, type=int, metavar="BUILDS",
-                   help="replace the prediction by Kohn-Sham builds from its density (PySCF, the model's level of "
-                   "theory): two combined by DIIS, or BUILDS of them; closer to DFT (carbon's held-out 2x2 cell: "
-                   "band MAE 31 -> 7 meV) for ~25 s a build on a graphene cell, minutes on larger ones; models whose "
-                   "card gives level_of_theory xc and kspacing")
-
-
-def _force_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs (an input is never overwritten)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -194,8 +177,8 @@ def _add_prediction_commands(sub) -> None:
     _force_option(pr)
     pr.set_defaults(func=_cmd_predict)
     add_orbitals_command(sub, _MODEL_HELP, _force_option)
-    add_optics_command(sub, _MODEL_HELP, _force_option)
-    add_transport_command(sub, _MODEL_HELP, _force_option)
+    add_optics_command(sub, _MODEL_HELP)
+    add_transport_command(sub, _MODEL_HELP)
 
     mo = sub.add_parser("models", help="list the shipped models and their cards")
     mo.set_defaults(func=_cmd_models)

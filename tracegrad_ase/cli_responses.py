@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from .cli_strict import strict_guard
-from .cli_support import _check_outputs, _check_positive, _default_model, _mesh_arg
+from .cli_support import (_check_outputs, _check_positive, _default_model, _ensemble_option, _force_option,
+                          _mesh_arg, _refine_option)
 from .core.errors import ParameterError, StructureError
 from .io.atomic import atomic_path, atomic_write_text
 
@@ -23,10 +24,10 @@ __all__ = ["add_optics_command", "add_transport_command", "cmd_optics", "cmd_tra
 DENSITY = {1: 80.0, 2: 80.0, 3: 20.0}
 
 
-def _crystal_command(sub: Any, name: str, help: str, description: str, model_help: str, force_option: Any,
-                     options: Any, json_help: str, func: Any) -> None:
+def _crystal_command(sub: Any, name: str, help: str, description: str, model_help: str, options: Any,
+                     json_help: str, func: Any) -> None:
     """A sub-command on one crystal: structure, --model and --mesh, the command's ``options(p)``, then -o, --json,
-    --strict and --force."""
+    --ensemble, --refine, --strict and --force."""
     p = sub.add_parser(name, help=help, description=description)
     p.add_argument("structure", help="a crystal (any format ASE reads, with a cell and pbc)")
     p.add_argument("--model", default=None, help=model_help)
@@ -37,7 +38,9 @@ def _crystal_command(sub: Any, name: str, help: str, description: str, model_hel
     p.add_argument("--json", default=None, help=json_help)
     p.add_argument("--strict", action="store_true", help="exit 2, nothing written, on ghost levels or atoms "
                    "outside the model's training domain")
-    force_option(p)
+    _ensemble_option(p)
+    _refine_option(p)
+    _force_option(p)
     p.set_defaults(func=func)
 
 
@@ -56,7 +59,7 @@ def _crystal(args, command: str):
     _check_outputs(args, [(args.out, "file"), (args.json, "file")], inputs=[args.structure])
     mesh = _mesh_arg(args.mesh, atoms, DENSITY[int(np.sum(atoms.pbc))])
     model = _default_model(args, atoms)
-    atoms.calc = TraceGradCalculator(model)
+    atoms.calc = TraceGradCalculator(model, ensemble=args.ensemble, refine=args.refine)
     return atoms, mesh, model
 
 
@@ -71,7 +74,7 @@ def _save(fig, out: str, record: dict, json_out: str | None) -> None:
         atomic_write_text(json_out, json.dumps(record, indent=1))
 
 
-def add_optics_command(sub: Any, model_help: str, force_option: Any) -> None:
+def add_optics_command(sub: Any, model_help: str) -> None:
     """The ``optics`` sub-command on the ``tracegrad`` parser's ``sub``."""
     def options(p):
         p.add_argument("--width", type=float, default=0.1, help="Gaussian broadening in eV (default: %(default)s)")
@@ -84,7 +87,7 @@ def add_optics_command(sub: Any, model_help: str, force_option: Any) -> None:
                      "Interband Re σ(ħω) of the predicted Hamiltonian on a whole k-mesh (Kubo-Greenwood with "
                      "tight-binding velocities: no Drude term, no excitons, no local fields). Sheets (two periodic "
                      "directions) in units of graphene's e²/4ħ, bulk in S/m. Converge the mesh: a mesh too coarse "
-                     "for --width shows spikes (and a CoarseMeshWarning).", model_help, force_option, options,
+                     "for --width shows spikes (and a CoarseMeshWarning).", model_help, options,
                      "energies, the 3x3 tensor per energy, unit and settings as JSON", cmd_optics)
 
 
@@ -116,7 +119,7 @@ def cmd_optics(args) -> int:
     return 0
 
 
-def add_transport_command(sub: Any, model_help: str, force_option: Any) -> None:
+def add_transport_command(sub: Any, model_help: str) -> None:
     """The ``transport`` sub-command on the ``tracegrad`` parser's ``sub``."""
     def options(p):
         p.add_argument("--temperature", type=float, default=300.0, help="K (default: %(default)s)")
@@ -127,7 +130,8 @@ def add_transport_command(sub: Any, model_help: str, force_option: Any) -> None:
     _crystal_command(sub, "transport", "predicted Seebeck coefficient and σ/τ of a crystal against doping",
                      "Constant relaxation-time Boltzmann transport of the predicted bands (rigid bands: μ moves, "
                      "the bands do not) with exact band velocities on a whole k-mesh: Seebeck coefficient, σ/τ and "
-                     "κ_e/τ against μ − E_F and the carrier density.", model_help, force_option, options,
+                     "κ_e/τ against μ − E_F and the carrier density. --refine matters here: a Seebeck coefficient "
+                     "near a band crossing needs band errors of a few meV.", model_help, options,
                      "μ, doping, carrier density and the 3x3 tensors as JSON", cmd_transport)
 
 
