@@ -60,6 +60,16 @@ def test_doped_graphene_obeys_wiedemann_franz_and_mott():
     cone = 1.0 / (np.pi * (1.5 * abs(T) * A / np.sqrt(3)) ** 2) * np.sqrt(3) / 2 * A * A
     assert tr.doping[0] == pytest.approx(cone, rel=0.05) and tr.doping[1] == pytest.approx(-tr.doping[0], rel=1e-9)
     np.testing.assert_allclose(tr.sigma_over_tau[:, 1, 1], tr.sigma_over_tau[:, 0, 0], rtol=1e-8)
+    # asked by carrier density instead of μ: between the μ that bracket it, and refused outside them
+    dense = boltzmann_transport(honeycomb(), full_mesh((300, 300, 1)), 0.0, np.linspace(0.5, 1.0, 6), temperature, 2.0,
+                                lindep=0.0)
+    at = dense.at_carrier_density(dense.carrier_density[2])
+    assert at["mu"] == pytest.approx(0.7) and np.allclose(at["seebeck"], dense.seebeck[2])
+    middle = dense.at_carrier_density(0.5 * (dense.carrier_density[2] + dense.carrier_density[3]))
+    assert 0.7 < middle["mu"] < 0.8  # S = -(π²/3)(k_B/e)kT/μ rises towards 0 with μ, so lies between:
+    assert dense.seebeck[2, 0, 0] < middle["seebeck"][0, 0] < dense.seebeck[3, 0, 0] < 0
+    with pytest.raises(ValueError, match="outside the range"):
+        dense.at_carrier_density(0.0)
 
 
 @pytest.mark.filterwarnings("ignore::tracegrad_ase.core.errors.CoarseMeshWarning")  # coarse on purpose: exact checks

@@ -28,7 +28,7 @@ from ..core.units import ELEMENTARY_CHARGE, EPS0_C_SIEMENS, HBAR_SI
 from .bloch import check_kpts, kpoint_weights
 from .filling import SPIN_DEGENERACY
 from .solve import PREDICTED_LINDEP
-from .velocity import check_resolution, periodic_measure, velocity_groups
+from .velocity import DEGENERATE_EV, check_resolution, periodic_measure, velocity_groups
 
 __all__ = ["E2_OVER_HBAR_SIEMENS", "OpticalConductivity", "SIGMA0_SIEMENS", "optical_conductivity"]
 
@@ -38,7 +38,6 @@ E2_OVER_HBAR_SIEMENS = ELEMENTARY_CHARGE**2 / HBAR_SI
 SIGMA0_SIEMENS = E2_OVER_HBAR_SIEMENS / 4
 _UNITS = {1: "S m", 2: "S", 3: "S/m"}
 _ANGSTROM_POWER = {1: 1e-10, 2: 1.0, 3: 1e10}  # e²/ħ · Å^(2-d) in SI
-_DEGENERATE_EV = 1e-4  # pairs closer than this are one degenerate level: their term is intraband, left out
 
 
 @dataclass
@@ -118,7 +117,7 @@ class _Transitions:
         f = self.occupation(e)
         de = e[:, None, :] - e[:, :, None]  # ε_m − ε_n at [k, n, m]
         df = f[:, :, None] - f[:, None, :]
-        kk, n, m = np.nonzero((de > _DEGENERATE_EV) & (np.abs(df) > 1e-12) & (de >= self.lo) & (de <= self.hi))
+        kk, n, m = np.nonzero((de > DEGENERATE_EV) & (np.abs(df) > 1e-12) & (de >= self.lo) & (de <= self.hi))
         if not len(n):
             return
         amp = wk[kk] * df[kk, n, m] / de[kk, n, m]

@@ -1,6 +1,6 @@
 """Boltzmann transport in the constant relaxation-time approximation, from exact band velocities on a k-mesh.
 
-    L^(α)_ab(μ, T) = (g_s e² / Ω) Σ_k w_k Σ_n v_a v_b (ε_n − μ)^α (−∂f/∂ε)       (per unit relaxation time τ)
+    L^(α)_ab(μ, T) = (g_s e² / Ω) Σ_k w_k Σ_n v_a v_b (ε_n − μ)^α (−∂f/∂ε)     (per unit relaxation time τ)
     σ/τ = L^(0),    S = −(1/eT) (L^(0))⁻¹ L^(1),    κ_e/τ = (1/e²T) [L^(2) − L^(1) (L^(0))⁻¹ L^(1)]
 
 for electrons of charge −e, with ħv the diagonal of the velocity matrix (:mod:`.velocity`: Hellmann-Feynman, no
@@ -24,11 +24,10 @@ from ..core.units import ELEMENTARY_CHARGE, HBAR_SI, KB_EV
 from .bloch import check_kpts, kpoint_weights
 from .filling import SPIN_DEGENERACY
 from .solve import PREDICTED_LINDEP
-from .velocity import check_resolution, periodic_measure, velocity_groups
+from .velocity import DEGENERATE_EV, check_resolution, periodic_measure, velocity_groups
 
 __all__ = ["TransportCoefficients", "boltzmann_transport"]
 
-_DEGENERATE_EV = 1e-4  # levels closer than this share a subspace: their velocities enter as its trace
 _TAIL_KT = 40.0  # −∂f/∂ε and f − 1 below this many kT from μ are below 1e-17: such levels are left out
 _SIGMA_UNIT = {d: SPIN_DEGENERACY * ELEMENTARY_CHARGE**3 * 1e-20 / HBAR_SI**2 / 1e-10**d for d in (1, 2, 3)}
 _UNITS = {1: ("S m/s", "W m/(K s)", "cm^-1"), 2: ("S/s", "W/(K s)", "cm^-2"), 3: ("S/(m s)", "W/(m K s)", "cm^-3")}
@@ -57,6 +56,22 @@ class TransportCoefficients:
         sigma, kappa, density = _UNITS[self.periodic_dimensions]
         return {"mu": "eV (relative to E_F)", "sigma_over_tau": sigma, "seebeck": "V/K", "kappa_over_tau": kappa,
                 "doping": "electrons per cell", "carrier_density": density}
+
+    def at_carrier_density(self, density: float) -> dict[str, Any]:
+        """The coefficients where the carrier density (per cm^d; negative: holes) is ``density``: μ and each
+        tensor interpolated linearly between the two chemical potentials that bracket it. Refused outside the
+        computed range, or where the density does not rise with μ (not a rigid band)."""
+        n = self.carrier_density
+        if len(n) < 2 or np.any(np.diff(n) <= 0):
+            raise ValueError("the carrier density does not rise with μ over these chemical potentials")
+        if not n[0] <= float(density) <= n[-1]:
+            raise ValueError(f"carrier density {density:g} {self.units['carrier_density']} is outside the range "
+                             f"computed, {n[0]:.3g} to {n[-1]:.3g}: widen mu")
+        i = int(np.clip(np.searchsorted(n, density) - 1, 0, len(n) - 2))
+        t = (float(density) - n[i]) / (n[i + 1] - n[i])
+        pick = {name: (1 - t) * getattr(self, name)[i] + t * getattr(self, name)[i + 1]
+                for name in ("mu", "sigma_over_tau", "seebeck", "kappa_over_tau", "doping")}
+        return pick | {"carrier_density": float(density)}
 
     def plot(self, axes=None, component: str = "xx", against: str = "mu"):
         """S and σ/τ against μ − E_F (``against="mu"``) or the carrier density; returns the two axes."""
@@ -112,7 +127,7 @@ def boltzmann_transport(
     for idx, e, p, below in velocity_groups(ham, kpts, window, lindep, chunk,
                                             "Boltzmann transport" if progress else None):
         # Σ_m over a level's degenerate subspace of Re(p^a_nm p^b_mn): invariant to the basis within it.
-        same = np.abs(e[:, :, None] - e[:, None, :]) < _DEGENERATE_EV  # (K, n, m)
+        same = np.abs(e[:, :, None] - e[:, None, :]) < DEGENERATE_EV  # (K, n, m)
         vv = np.einsum("knm,kanm,kbnm->knab", same, p.real, p.real) + np.einsum("knm,kanm,kbnm->knab", same,
                                                                                p.imag, p.imag)
         x = (e[:, :, None] - chem[None, None, :]) / kt  # (K, n, μ)

@@ -20,7 +20,11 @@ from ..core.stacklevel import user_stacklevel
 from .bloch import bloch_dense_gradient
 from .solve import SPARSE_THRESHOLD
 
-__all__ = ["check_resolution", "periodic_measure", "solve_batched", "velocity_groups"]
+__all__ = ["DEGENERATE_EV", "check_resolution", "periodic_measure", "solve_batched", "velocity_groups"]
+
+#: Levels closer than this (eV) are one degenerate level: a pair of them makes no interband transition, and their
+#: velocities enter transport as the trace over their subspace (which no basis choice inside it changes).
+DEGENERATE_EV = 1e-4
 
 
 def periodic_measure(ham: RealSpaceHamiltonian, what: str) -> tuple[int, float]:
