@@ -1,6 +1,6 @@
 """Boltzmann transport in the constant relaxation-time approximation, from exact band velocities on a k-mesh.
 
-    L^(α)_ab(μ, T) = (g_s e² / Ω) Σ_k w_k Σ_n v_a v_b (ε_n − μ)^α (−∂f/∂ε)     (per unit relaxation time τ)
+    L^(α)_ab(μ, T) = (g_s e² / Ω) Σ_k w_k Σ_n v_a v_b (ε_n − μ)^α (−∂f/∂ε)      (per unit τ, the relaxation time)
     σ/τ = L^(0),    S = −(1/eT) (L^(0))⁻¹ L^(1),    κ_e/τ = (1/e²T) [L^(2) − L^(1) (L^(0))⁻¹ L^(1)]
 
 for electrons of charge −e, with ħv the diagonal of the velocity matrix (:mod:`.velocity`: Hellmann-Feynman, no
