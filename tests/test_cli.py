@@ -151,11 +151,12 @@ def test_bands_dos_optics_and_transport_commands(tmp_path):
                   tmp_path / "dos.json")
     assert r.returncode == 0, r.stderr
     assert set(json.loads((tmp_path / "dos.json").read_text())["by_orbital"]) == {"s", "p"}
-    r = tracegrad("optics", f, "--model", model, "--mesh", "6x6x1", "--emax", "6", "--points", "25",
+    r = tracegrad("optics", f, "--model", model, "--mesh", "6x6x1", "--emax", "6", "--points", "25", "--drude", "0.1",
                   "-o", tmp_path / "optics.png", "--json", tmp_path / "optics.json")
     assert r.returncode == 0, r.stderr
     optics = json.loads((tmp_path / "optics.json").read_text())
     assert optics["unit"] == "S" and optics["mesh"] == [6, 6, 1] and len(optics["sigma"]) == 25
+    assert optics["drude_ev"] == 0.1
     assert min(row[0][0] for row in optics["sigma"]) >= 0 and max(optics["sigma_over_sigma0_xx"]) > 0
     assert (tmp_path / "optics.png").stat().st_size > 1000 and "Re σ_xx peaks at" in r.stdout
     r = tracegrad("optics", f, "--model", model, "--mesh", "6x6x3")

@@ -155,3 +155,22 @@ def test_batched_solutions_match_the_per_k_solver_where_overlap_directions_are_d
             ref_e, ref_c = generalized_eigh(hk[k], sk[k], 0.75)
             np.testing.assert_allclose(ek, ref_e, atol=1e-12)
             np.testing.assert_allclose(ck.conj().T @ sk[k] @ ck, np.eye(len(ek)), atol=1e-12)
+
+
+def test_doped_graphene_blocks_interband_light_below_2mu_and_adds_a_drude_peak():
+    """At μ = 0.5 eV interband absorption starts at ħω = 2μ (Pauli blocking); below it, the Drude peak of a Dirac
+    cone, σ/τ = e²|μ|/πħ² (its Drude weight), with τ = ħ/γ."""
+    from tracegrad_ase.core.units import ELEMENTARY_CHARGE, HBAR_SI
+
+    mu, gamma, kt = 0.5, 0.05, 0.025
+    energies = np.array([0.0, 0.05, 0.3, 2.0])
+    doped = optical_conductivity(honeycomb(), full_mesh((300, 300, 1)), mu, energies, width=0.1, kt=kt, drude=gamma)
+    bare = optical_conductivity(honeycomb(), full_mesh((300, 300, 1)), mu, energies, width=0.1, kt=kt)
+    drude = doped.sigma[:, 0, 0] - bare.sigma[:, 0, 0]
+    tau = HBAR_SI / (gamma * ELEMENTARY_CHARGE)
+    weight = ELEMENTARY_CHARGE**2 * (mu * ELEMENTARY_CHARGE) / (np.pi * HBAR_SI**2)  # σ/τ, S/s
+    np.testing.assert_allclose(drude, weight * tau / (1 + (energies / gamma) ** 2), rtol=0.02)
+    assert bare.sigma[2, 0, 0] < 0.01 * SIGMA0_SIEMENS  # 0.3 eV < 2μ: blocked
+    assert bare.sigma[3, 0, 0] == pytest.approx(SIGMA0_SIEMENS, rel=0.1)  # 2 eV > 2μ: e²/4ħ again
+    with pytest.raises(ValueError, match="drude"):
+        optical_conductivity(honeycomb(), full_mesh((6, 6, 1)), mu, energies, kt=0.0, drude=gamma)

@@ -60,6 +60,9 @@ def test_doped_graphene_obeys_wiedemann_franz_and_mott():
     cone = 1.0 / (np.pi * (1.5 * abs(T) * A / np.sqrt(3)) ** 2) * np.sqrt(3) / 2 * A * A
     assert tr.doping[0] == pytest.approx(cone, rel=0.05) and tr.doping[1] == pytest.approx(-tr.doping[0], rel=1e-9)
     np.testing.assert_allclose(tr.sigma_over_tau[:, 1, 1], tr.sigma_over_tau[:, 0, 0], rtol=1e-8)
+    # a Dirac cone's Drude weight: σ/τ = e²|μ|/πħ², whatever its velocity
+    weight = ELEMENTARY_CHARGE**3 * 1.0 / (np.pi * HBAR_SI**2)
+    np.testing.assert_allclose(tr.sigma_over_tau[:2, 0, 0], weight, rtol=0.02)
     # asked by carrier density instead of μ: between the μ that bracket it, and refused outside them
     dense = boltzmann_transport(honeycomb(), full_mesh((300, 300, 1)), 0.0, np.linspace(0.5, 1.0, 6), temperature, 2.0,
                                 lindep=0.0)

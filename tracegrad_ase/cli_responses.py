@@ -82,12 +82,14 @@ def add_optics_command(sub: Any, model_help: str) -> None:
         p.add_argument("--emax", type=float, default=8.0, help="highest photon energy in eV (default: %(default)s)")
         p.add_argument("--points", type=int, default=321, help="photon energies from 0 to --emax (default: "
                        "%(default)s)")
+        p.add_argument("--drude", type=float, default=None, metavar="GAMMA", help="add the intraband Drude peak "
+                       "with relaxation rate ħ/τ = GAMMA eV (metals, doped semimetals)")
 
     _crystal_command(sub, "optics", "predicted optical conductivity (and a sheet's absorbance) of a crystal",
                      "Interband Re σ(ħω) of the predicted Hamiltonian on a whole k-mesh (Kubo-Greenwood with "
-                     "tight-binding velocities: no Drude term, no excitons, no local fields). Sheets (two periodic "
-                     "directions) in units of graphene's e²/4ħ, bulk in S/m. Converge the mesh: a mesh too coarse "
-                     "for --width shows spikes (and a CoarseMeshWarning).", model_help, options,
+                     "tight-binding velocities; --drude adds the intraband peak; no excitons, no local fields). "
+                     "Sheets (two periodic directions) in units of graphene's e²/4ħ, bulk in S/m. Converge the mesh: "
+                     "a mesh too coarse for --width shows spikes (and a CoarseMeshWarning).", model_help, options,
                      "energies, the 3x3 tensor per energy, unit and settings as JSON", cmd_optics)
 
 
@@ -100,7 +102,8 @@ def cmd_optics(args) -> int:
     atoms, mesh, model = _crystal(args, "optics")
     energies = np.linspace(0.0, args.emax, args.points)
     with strict_guard(args):
-        oc = atoms.calc.get_optical_conductivity(energies, mesh, width=args.width, kt=args.kt, progress=True)
+        oc = atoms.calc.get_optical_conductivity(energies, mesh, width=args.width, kt=args.kt, drude=args.drude,
+                                                 progress=True)
     sheet = oc.periodic_dimensions == 2
     xx = oc.in_sigma0()[:, 0, 0] if sheet else oc.sigma[:, 0, 0]
     peak = int(np.argmax(xx))
@@ -114,7 +117,7 @@ def cmd_optics(args) -> int:
     _save(ax.figure, args.out, {
         "energies_ev": energies.tolist(), "sigma": oc.sigma.tolist(), "unit": oc.unit,
         "sigma_over_sigma0_xx": xx.tolist() if sheet else None, "fermi_level_ev": oc.fermi_level,
-        "mesh": list(mesh), "width_ev": oc.width, "kt_ev": oc.kt, "model": str(model),
+        "mesh": list(mesh), "width_ev": oc.width, "kt_ev": oc.kt, "drude_ev": args.drude, "model": str(model),
         "approximation": oc.meta["approximation"]}, args.json)
     return 0
 

@@ -20,17 +20,19 @@ class CrystalResponses:
     ``_lock``, ``parameters``, ``get_fermi_level``, ``asm``, ``_lindep`` and ``results``)."""
 
     def get_optical_conductivity(self, energies: Any, kpts: Any, width: float = 0.05, kt: float | None = None,
-                                 progress: bool = False) -> OpticalConductivity:
+                                 drude: float | None = None, progress: bool = False) -> OpticalConductivity:
         """Interband Re σ_ab(ħω) on ``energies`` (eV) from the whole mesh ``kpts`` (3 integers), occupied at this
         prediction's E_F with ``kt`` (eV; default: the smearing width): Kubo-Greenwood, tight-binding velocities,
-        no Drude term or excitons (:func:`~tracegrad_ase.electronic.optics.optical_conductivity`)."""
+        no excitons; with ``drude`` (ħ/τ, eV) plus the intraband Drude peak
+        (:func:`~tracegrad_ase.electronic.optics.optical_conductivity`)."""
         mesh = whole_mesh(self._owner(), kpts, "optical conductivity")
         width = _real("width (eV)", width, 0.0, strict_low=True)
         kt = _real("kt (eV)", self.parameters.width if kt is None else kt, 0.0)
+        drude = _real("drude (ħ/τ, eV)", drude, 0.0, strict_low=True, allow_none=True)
         with self._lock:
             ef = self.get_fermi_level()  # predicts first: asm and lindep are this structure's
             return electronic.optical_conductivity(self.asm.ham, mesh, ef, energies, width=width, kt=kt,
-                                                   lindep=self._lindep, progress=progress)
+                                                   lindep=self._lindep, progress=progress, drude=drude)
 
     def get_transport(self, mu: Any, temperature: float, kpts: Any, progress: bool = False) -> TransportCoefficients:
         """Constant-τ Boltzmann σ/τ, Seebeck and κ_e/τ at chemical potentials ``mu`` (eV, relative to this

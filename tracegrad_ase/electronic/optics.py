@@ -9,7 +9,8 @@ k-derivatives taken in the gauge whose phases follow the orbitals' positions
 periodic measure: its area for a sheet (two periodic directions: σ in S, a sheet conductance), its volume for a
 bulk crystal (S/m), its length for a wire (S·m). A Gaussian of ``width`` stands for δ.
 
-What it leaves out, by construction: intraband (Drude) terms, so a metal's ω → 0 peak is absent; intra-atomic
+With ``drude`` (ħ/τ, eV) the intraband term is added as a Drude peak, Re σ = (σ/τ) τ / (1 + (ωτ)²), with σ/τ
+from the same k-points (:mod:`.transport`'s L^(0) at the Fermi level). What it leaves out: intra-atomic
 dipoles ⟨φ_i|r − x_i|φ_j⟩ (the Peierls approximation: the position operator is taken as the orbitals' centres);
 local fields and excitons. The symmetric ½(ε_n + ε_m) makes p Hermitian; for n = m it is exactly ħ times the band
 velocity ∂ε_n/∂k. A Dirac cone gives the universal sheet conductance e²/4ħ (graphene; tested numerically).
@@ -28,7 +29,8 @@ from ..core.units import ELEMENTARY_CHARGE, EPS0_C_SIEMENS, HBAR_SI
 from .bloch import check_kpts, kpoint_weights
 from .filling import SPIN_DEGENERACY
 from .solve import PREDICTED_LINDEP
-from .velocity import DEGENERATE_EV, check_resolution, periodic_measure, velocity_groups
+from .transport import SIGMA_OVER_TAU_UNIT
+from .velocity import DEGENERATE_EV, check_resolution, periodic_measure, velocity_groups, velocity_products
 
 __all__ = ["E2_OVER_HBAR_SIEMENS", "OpticalConductivity", "SIGMA0_SIEMENS", "optical_conductivity"]
 
@@ -97,12 +99,13 @@ class _Transitions:
     """Transition strengths binned on a grid 8x finer than the width and broadened once at the end, so the cost
     does not grow with transitions x photon energies."""
 
-    def __init__(self, grid: np.ndarray, width: float, kt: float, fermi_level: float) -> None:
-        self.width, self.kt, self.fermi_level = width, kt, fermi_level
+    def __init__(self, grid: np.ndarray, width: float, kt: float, fermi_level: float, intraband: bool) -> None:
+        self.width, self.kt, self.fermi_level, self.with_intraband = width, kt, fermi_level, intraband
         self.step, self.reach = width / 8, 6 * width
         self.lo, self.hi = max(grid.min() - self.reach, 0.0), grid.max() + self.reach
         self.hist = np.zeros((int(np.ceil((self.hi - self.lo) / self.step)) + 1, 3, 3))
         self.speed = 0.0  # max |ħ ∂(ε_m − ε_n)/∂k| (eV Å) of the transitions taken: the mesh must resolve the width
+        self.intraband = np.zeros((3, 3))  # eV Å²
         # Only levels within reach of E_F can take part: ΔE ≤ max ħω + reach, and occupations' tails.
         tail = grid.max() + self.reach + 40 * kt
         self.window = (fermi_level - tail, fermi_level + tail)
@@ -115,6 +118,8 @@ class _Transitions:
     def add(self, e: np.ndarray, p: np.ndarray, wk: np.ndarray) -> None:
         """One group of k-points: energies (K, nb), velocity matrices p (K, 3, nb, nb) (eV Å), k weights (K,)."""
         f = self.occupation(e)
+        if self.with_intraband:  # Σ w ħ²v v (−∂f/∂ε), for the Drude term
+            self.intraband += np.einsum("k,kn,knab->ab", wk, f * (1 - f) / self.kt, velocity_products(e, p))
         de = e[:, None, :] - e[:, :, None]  # ε_m − ε_n at [k, n, m]
         df = f[:, :, None] - f[:, None, :]
         kk, n, m = np.nonzero((de > DEGENERATE_EV) & (np.abs(df) > 1e-12) & (de >= self.lo) & (de <= self.hi))
@@ -149,11 +154,13 @@ def optical_conductivity(
     weights: Any = None,
     chunk: int = 256,
     progress: bool = False,
+    drude: float | None = None,
 ) -> OpticalConductivity:
     """Interband Re σ_ab(ħω) (module docstring) on ``energies`` (ħω, eV, ≥ 0) from the k-points ``kpts``
     (fractional, (nk, 3): a whole mesh such as :func:`~tracegrad_ase.core.symmetry.full_mesh`, since σ is a
     tensor; ``weights`` default uniform), occupations Fermi-Dirac at ``fermi_level`` (eV) with ``kt`` (eV; 0: a
-    step), δ a Gaussian of standard deviation ``width`` (eV).
+    step), δ a Gaussian of standard deviation ``width`` (eV); with ``drude`` (ħ/τ in eV, needs kt > 0) plus the
+    intraband Drude peak.
 
     A Dirac cone needs a mesh whose level spacing near it is below ``width``: graphene at width 0.05 eV needs
     ~600 x 600 k-points. ``chunk`` k-points are diagonalized at once (memory ~ chunk · 8 · norb² · 16 bytes)."""
@@ -170,14 +177,22 @@ def optical_conductivity(
         raise ValueError(f"kt (eV) must be ≥ 0, got {kt}")
     if not np.isfinite(fermi_level):
         raise ValueError(f"fermi_level must be finite, got {fermi_level}")
-    transitions = _Transitions(grid, width, kt, fermi_level)
+    if drude is not None and not (np.isfinite(drude) and drude > 0 and kt > 0):
+        raise ValueError(f"drude (ħ/τ, eV) must be positive, with kt > 0 (the Fermi surface's width); got {drude}, "
+                         f"kt {kt}")
+    transitions = _Transitions(grid, width, kt, fermi_level, drude is not None)
     for idx, e, p, _ in velocity_groups(ham, kpts, transitions.window, lindep, chunk,
                                      "optical conductivity" if progress else None):
         transitions.add(e, p, w[idx])
     resolution = check_resolution(ham, kpts, transitions.speed, width, f"optical conductivity at width {width:g} eV")
     unit = np.pi * SPIN_DEGENERACY / measure * E2_OVER_HBAR_SIEMENS * _ANGSTROM_POWER[d]
     sigma = transitions.broadened(grid) * unit
+    if drude is not None:
+        tau = HBAR_SI / (drude * ELEMENTARY_CHARGE)  # s
+        sigma_over_tau = transitions.intraband * SIGMA_OVER_TAU_UNIT[d] / measure
+        sigma = sigma + sigma_over_tau[None] * tau / (1 + (grid / drude) ** 2)[:, None, None]
     return OpticalConductivity(energies=grid, sigma=sigma, periodic_dimensions=d, fermi_level=fermi_level,
                                width=width, kt=kt, nkpts=len(kpts),
                                meta={"approximation": "interband Kubo-Greenwood, Peierls (orbital-centre) positions",
-                                     "lindep": float(lindep), "level_step_over_width": resolution})
+                                     "lindep": float(lindep), "level_step_over_width": resolution,
+                                     "drude_ev": drude})

@@ -24,12 +24,13 @@ from ..core.units import ELEMENTARY_CHARGE, HBAR_SI, KB_EV
 from .bloch import check_kpts, kpoint_weights
 from .filling import SPIN_DEGENERACY
 from .solve import PREDICTED_LINDEP
-from .velocity import DEGENERATE_EV, check_resolution, periodic_measure, velocity_groups
+from .velocity import check_resolution, periodic_measure, velocity_groups, velocity_products
 
-__all__ = ["TransportCoefficients", "boltzmann_transport"]
+__all__ = ["SIGMA_OVER_TAU_UNIT", "TransportCoefficients", "boltzmann_transport"]
 
 _TAIL_KT = 40.0  # −∂f/∂ε and f − 1 below this many kT from μ are below 1e-17: such levels are left out
-_SIGMA_UNIT = {d: SPIN_DEGENERACY * ELEMENTARY_CHARGE**3 * 1e-20 / HBAR_SI**2 / 1e-10**d for d in (1, 2, 3)}
+#: σ/τ in SI from Σ_k w_k Σ_n ħ²v_a v_b (−∂f/∂ε) in eV Å² and Ω in Å^d, per periodic dimension d.
+SIGMA_OVER_TAU_UNIT = {d: SPIN_DEGENERACY * ELEMENTARY_CHARGE**3 * 1e-20 / HBAR_SI**2 / 1e-10**d for d in (1, 2, 3)}
 _UNITS = {1: ("S m/s", "W m/(K s)", "cm^-1"), 2: ("S/s", "W/(K s)", "cm^-2"), 3: ("S/(m s)", "W/(m K s)", "cm^-3")}
 
 
@@ -126,10 +127,7 @@ def boltzmann_transport(
     speed = 0.0  # max |ħv| (eV Å) of the levels that carry current: the mesh must resolve kT at that speed
     for idx, e, p, below in velocity_groups(ham, kpts, window, lindep, chunk,
                                             "Boltzmann transport" if progress else None):
-        # Σ_m over a level's degenerate subspace of Re(p^a_nm p^b_mn): invariant to the basis within it.
-        same = np.abs(e[:, :, None] - e[:, None, :]) < DEGENERATE_EV  # (K, n, m)
-        vv = np.einsum("knm,kanm,kbnm->knab", same, p.real, p.real) + np.einsum("knm,kanm,kbnm->knab", same,
-                                                                               p.imag, p.imag)
+        vv = velocity_products(e, p)
         x = (e[:, :, None] - chem[None, None, :]) / kt  # (K, n, μ)
         f = expit(-x)
         minus_df = f * (1 - f) / kt  # 1/eV
@@ -140,7 +138,7 @@ def boltzmann_transport(
             moments[alpha] += np.einsum("k,knm,knab->mab", w[idx], minus_df * (x * kt) ** alpha, vv)
         count += SPIN_DEGENERACY * (w[idx] @ below + np.einsum("k,knm->m", w[idx], f))
     resolution = check_resolution(ham, kpts, speed, kt, f"Boltzmann transport at {temperature:g} K")
-    l0, l1, l2 = (m * _SIGMA_UNIT[d] / measure for m in moments)
+    l0, l1, l2 = (m * SIGMA_OVER_TAU_UNIT[d] / measure for m in moments)
     inv = np.linalg.pinv(l0, rcond=1e-12)  # a direction with no transport (a sheet's z) has no Seebeck either
     seebeck = -np.einsum("mab,mbc->mac", inv, l1) / temperature  # (L1 in eV units) / T: V/K
     kappa = (l2 - np.einsum("mab,mbc,mcd->mad", l1, inv, l1)) / temperature

@@ -20,7 +20,8 @@ from ..core.stacklevel import user_stacklevel
 from .bloch import bloch_dense_gradient
 from .solve import SPARSE_THRESHOLD
 
-__all__ = ["DEGENERATE_EV", "check_resolution", "periodic_measure", "solve_batched", "velocity_groups"]
+__all__ = ["DEGENERATE_EV", "check_resolution", "periodic_measure", "solve_batched", "velocity_groups",
+           "velocity_products"]
 
 #: Levels closer than this (eV) are one degenerate level: a pair of them makes no interband transition, and their
 #: velocities enter transport as the trace over their subspace (which no basis choice inside it changes).
@@ -108,3 +109,11 @@ def velocity_groups(ham: RealSpaceHamiltonian, kpts: np.ndarray, window: tuple[f
             mean = 0.5 * (e[:, :, None] + e[:, None, :])[:, None]  # ½(ε_n + ε_m)
             p = ch @ dhk[idx] @ c[:, None] - mean * (ch @ dsk[idx] @ c[:, None])
             yield start + idx, e, p, below
+
+
+def velocity_products(e: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """ħ²v_a v_b per level (K, nb, 3, 3) (eV² Å²): Σ_m Re(p^a_nm p^b_mn) over the level's degenerate subspace, which
+    no basis choice inside it changes (for a lone level, the square of its band velocity)."""
+    same = np.abs(e[:, :, None] - e[:, None, :]) < DEGENERATE_EV  # (K, n, m)
+    return (np.einsum("knm,kanm,kbnm->knab", same, p.real, p.real)
+            + np.einsum("knm,kanm,kbnm->knab", same, p.imag, p.imag))
