@@ -127,10 +127,11 @@ def test_the_calculator_gives_the_conductivity_of_its_own_prediction(carbon):
     sheet = calculated_sheet(carbon)
     calc = sheet.calc
     energies = np.linspace(0.5, 8.0, 6)
-    oc = calc.get_optical_conductivity(energies, (9, 9, 1), width=0.2)
+    oc = calc.get_optical_conductivity(energies, (9, 9, 1), width=0.2)  # the irreducible wedge, symmetrized
     direct = optical_conductivity(calc.asm.ham, full_mesh((9, 9, 1)), calc.get_fermi_level(), energies, width=0.2,
                                   kt=calc.parameters.width, lindep=calc._lindep)
-    np.testing.assert_allclose(oc.sigma, direct.sigma, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(oc.sigma, direct.sigma, rtol=1e-4, atol=1e-4 * np.abs(direct.sigma).max())
+    assert oc.nkpts < 0.3 * direct.nkpts
     assert oc.fermi_level == calc.get_fermi_level() and oc.kt == 0.05 and oc.sigma.shape == (6, 3, 3)
     with pytest.raises(ParameterError, match="non-periodic"):
         calc.get_optical_conductivity(energies, (9, 9, 2))

@@ -274,15 +274,20 @@ def is_mesh_size(kpts: Any) -> bool:
     return isinstance(kpts, tuple) and len(kpts) == 3 and all(isinstance(n, (int, np.integer)) for n in kpts)
 
 
-def whole_mesh(atoms: Atoms, size: Any, what: str) -> np.ndarray:
-    """Every point of the Γ-centred mesh ``size`` (3 positive integers, 1 along non-periodic directions) of a
-    crystal, for tensors (optical conductivity, transport) that an irreducible wedge would have to symmetrize;
-    ``what`` names the quantity in the errors."""
+def response_mesh(atoms: Atoms, size: Any, what: str, use_symmetry: bool
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The Γ-centred mesh ``size`` of a crystal (3 positive integers, 1 along non-periodic directions) for a tensor
+    (optical conductivity, transport): (k-points, weights, Cartesian point group), its irreducible wedge with the
+    group to symmetrize over, or with ``use_symmetry=False`` every point (weights and group None). ``what`` names
+    the quantity in the errors."""
     if not np.any(atoms.pbc):
         raise StructureError(f"{what} is for crystals (a periodic direction); this structure has none")
     size = _mesh_size(f"kpts ({what})", size)
     _check_mesh_pbc(atoms, size, f"kpts ({what})")
-    return symmetry.full_mesh(size)
+    if not use_symmetry:
+        return symmetry.full_mesh(size), None, None
+    kpts, weights, _ = symmetry.irreducible_kpoints(atoms, size)
+    return kpts, weights, symmetry.cartesian_point_group(atoms)
 
 
 def mesh_dict_kpoints(atoms: Atoms, spec: dict, name: str) -> np.ndarray:

@@ -19,7 +19,8 @@ import numpy as np
 import spglib
 from ase import Atoms
 
-__all__ = ["equivalent_atoms", "full_mesh", "irreducible_kpoints", "orbit_mean", "spacegroup", "standard_primitive"]
+__all__ = ["cartesian_point_group", "equivalent_atoms", "full_mesh", "irreducible_kpoints", "orbit_mean", "spacegroup",
+           "standard_primitive", "symmetrize_tensor"]
 
 
 def _spglib(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -139,6 +140,22 @@ def irreducible_kpoints(atoms: Atoms, mesh: Sequence[int], is_shift: Sequence[in
     # spglib maps every grid point to the lowest-index point of its star; renumber those stars 0..nk-1.
     ir, mapping, counts = np.unique(grid_map, return_inverse=True, return_counts=True)
     return _fractional(grid[ir], m, s), counts / counts.sum(), mapping.reshape(-1)
+
+
+def cartesian_point_group(atoms: Atoms, symprec: float = 1e-5) -> np.ndarray:
+    """The point group :func:`irreducible_kpoints` folds a mesh with, as Cartesian rotations (n, 3, 3): what a
+    tensor summed over an irreducible wedge must be averaged over (:func:`symmetrize_tensor`)."""
+    ds = _dataset(atoms, symprec)
+    rot = _slab_operations(atoms, ds)[0] if not np.all(atoms.pbc) else np.asarray(ds.rotations)
+    rot = np.unique(rot, axis=0)
+    lattice_t = np.asarray(atoms.cell[:], dtype=float).T  # columns a_i: r = A^T x for fractional x
+    return lattice_t @ rot @ np.linalg.inv(lattice_t)
+
+
+def symmetrize_tensor(x: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+    """(1/|G|) Σ_g R_g x R_gᵀ over the last two axes of ``x``: a rank-2 Cartesian tensor summed over an irreducible
+    wedge with the star weights becomes the sum over the whole mesh."""
+    return np.einsum("gij,...jk,glk->...il", rotations, x, rotations) / len(rotations)
 
 
 def equivalent_atoms(atoms: Atoms, symprec: float = 1e-5) -> np.ndarray:

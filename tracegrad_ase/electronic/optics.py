@@ -25,6 +25,7 @@ import numpy as np
 from scipy.special import expit
 
 from ..core.hamiltonian import RealSpaceHamiltonian
+from ..core.symmetry import symmetrize_tensor
 from ..core.units import ELEMENTARY_CHARGE, EPS0_C_SIEMENS, HBAR_SI
 from .bloch import check_kpts, kpoint_weights
 from .filling import SPIN_DEGENERACY
@@ -155,12 +156,14 @@ def optical_conductivity(
     chunk: int = 256,
     progress: bool = False,
     drude: float | None = None,
+    rotations: np.ndarray | None = None,
 ) -> OpticalConductivity:
     """Interband Re σ_ab(ħω) (module docstring) on ``energies`` (ħω, eV, ≥ 0) from the k-points ``kpts``
     (fractional, (nk, 3): a whole mesh such as :func:`~tracegrad_ase.core.symmetry.full_mesh`, since σ is a
     tensor; ``weights`` default uniform), occupations Fermi-Dirac at ``fermi_level`` (eV) with ``kt`` (eV; 0: a
     step), δ a Gaussian of standard deviation ``width`` (eV); with ``drude`` (ħ/τ in eV, needs kt > 0) plus the
-    intraband Drude peak.
+    intraband Drude peak. ``kpts`` may be an irreducible wedge with its ``weights`` when ``rotations`` are the
+    Cartesian point group it was folded with (:func:`~tracegrad_ase.core.symmetry.cartesian_point_group`).
 
     A Dirac cone needs a mesh whose level spacing near it is below ``width``: graphene at width 0.05 eV needs
     ~600 x 600 k-points. ``chunk`` k-points are diagonalized at once (memory ~ chunk · 8 · norb² · 16 bytes)."""
@@ -191,6 +194,8 @@ def optical_conductivity(
         tau = HBAR_SI / (drude * ELEMENTARY_CHARGE)  # s
         sigma_over_tau = transitions.intraband * SIGMA_OVER_TAU_UNIT[d] / measure
         sigma = sigma + sigma_over_tau[None] * tau / (1 + (grid / drude) ** 2)[:, None, None]
+    if rotations is not None:
+        sigma = symmetrize_tensor(sigma, rotations)
     return OpticalConductivity(energies=grid, sigma=sigma, periodic_dimensions=d, fermi_level=fermi_level,
                                width=width, kt=kt, nkpts=len(kpts),
                                meta={"approximation": "interband Kubo-Greenwood, Peierls (orbital-centre) positions",

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.special import expit
 
 from ..core.hamiltonian import RealSpaceHamiltonian
+from ..core.symmetry import symmetrize_tensor
 from ..core.units import ELEMENTARY_CHARGE, HBAR_SI, KB_EV
 from .bloch import check_kpts, kpoint_weights
 from .filling import SPIN_DEGENERACY
@@ -104,10 +105,13 @@ def boltzmann_transport(
     weights: Any = None,
     chunk: int = 256,
     progress: bool = False,
+    rotations: np.ndarray | None = None,
 ) -> TransportCoefficients:
     """Constant-τ σ/τ, Seebeck and κ_e/τ (module docstring) at chemical potentials ``fermi_level + mu`` (eV) and
     ``temperature`` (K > 0) from the k-points ``kpts`` (a whole mesh, fractional; ``weights`` default uniform),
-    with ``n_electrons`` per cell at E_F (for the doping). A mesh must resolve kT: level spacing near μ below kT."""
+    with ``n_electrons`` per cell at E_F (for the doping). A mesh must resolve kT: level spacing near μ below kT.
+    ``kpts`` may be an irreducible wedge with its ``weights`` when ``rotations`` are the Cartesian point group it
+    was folded with (:func:`~tracegrad_ase.core.symmetry.cartesian_point_group`)."""
     d, measure = periodic_measure(ham, "Boltzmann transport")
     kpts = check_kpts(kpts)
     w = kpoint_weights(weights, len(kpts))
@@ -138,6 +142,8 @@ def boltzmann_transport(
             moments[alpha] += np.einsum("k,knm,knab->mab", w[idx], minus_df * (x * kt) ** alpha, vv)
         count += SPIN_DEGENERACY * (w[idx] @ below + np.einsum("k,knm->m", w[idx], f))
     resolution = check_resolution(ham, kpts, speed, kt, f"Boltzmann transport at {temperature:g} K")
+    if rotations is not None:
+        moments = symmetrize_tensor(moments, rotations)
     l0, l1, l2 = (m * SIGMA_OVER_TAU_UNIT[d] / measure for m in moments)
     inv = np.linalg.pinv(l0, rcond=1e-12)  # a direction with no transport (a sheet's z) has no Seebeck either
     seebeck = -np.einsum("mab,mbc->mac", inv, l1) / temperature  # (L1 in eV units) / T: V/K

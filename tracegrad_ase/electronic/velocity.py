@@ -49,8 +49,11 @@ def check_resolution(ham: RealSpaceHamiltonian, kpts: np.ndarray, speed: float, 
     largest Cartesian spacing, over ``scale`` (eV: a broadening or kT); a :class:`CoarseMeshWarning` above 2, and
     when ``speed`` is 0 (nothing on the mesh took part: a gap, or a mesh too coarse to sample what would)."""
     recip = 2 * np.pi * np.linalg.norm(np.asarray(ham.atoms.cell.reciprocal()), axis=1)
-    points = [len(np.unique(np.round(np.mod(kpts[:, i], 1.0), 9) % 1.0)) for i in range(3)]
-    dk = max(b / n for b, n, p in zip(recip, points, ham.atoms.pbc) if p)
+    steps = []  # the mesh step along each axis: the smallest gap between its coordinates (a wedge has them too)
+    for i in range(3):
+        values = np.unique(np.round(np.mod(kpts[:, i], 1.0), 9) % 1.0)
+        steps.append(float(np.diff(values).min()) if len(values) > 1 else 1.0)
+    dk = max(b * step for b, step, p in zip(recip, steps, ham.atoms.pbc) if p)
     ratio = speed * dk / scale
     if speed == 0:
         warnings.warn(CoarseMeshWarning(
