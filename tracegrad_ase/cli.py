@@ -22,7 +22,7 @@ from .cli_responses import add_optics_command, add_transport_command
 from .cli_orbitals import add_orbitals_command
 from .cli_support import (  # noqa: F401 (cli._check_outputs etc. stay importable from here)
     _ase_band_structure, _band_structure, _bands_report, _card_lines, _check_not_input, _check_output, _check_outputs, _check_positive, _check_writable, _cmd_demo, _cmd_digest, _cmd_models, _default_model, _ensemble_option, _force_option,
-    _mesh_arg, _model_line, _parse_mesh, _refine_option, _spans_periodic)
+    _mesh_arg, _model_line, _parse_mesh, _prediction_outputs, _refine_option, _spans_periodic)
 from .core.errors import (ConfigError, OutputPathError, ParameterError, SCFNotConvergedError,
                      StructureError, TraceGradError)
 
@@ -156,13 +156,7 @@ def _add_prediction_commands(sub) -> None:
     ds.add_argument("--model", default=None, help=_MODEL_HELP)
     ds.add_argument("--mesh", default=None, help="k-mesh, e.g. 24x24x1 (default: density 8 Å)")
     ds.add_argument("--width", type=float, default=0.1, help="Gaussian broadening in eV (default: %(default)s)")
-    ds.add_argument("-o", "--out", default="dos.png")
-    ds.add_argument("--json", default=None)
-    ds.add_argument("--strict", action="store_true", help="exit 2 (no figure) when the prediction has ghost levels "
-                    "or the structure is outside the model's training domain")
-    _ensemble_option(ds)
-    _refine_option(ds)
-    _force_option(ds)
+    _prediction_outputs(ds, "dos.png", "E_F, energies, total and projected DOS as JSON")
     ds.set_defaults(func=_cmd_dos)
 
     pr = sub.add_parser("predict", help="predicted H(R), S(R) of a structure to HDF5 or a DeepH folder",

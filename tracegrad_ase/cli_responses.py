@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 
 from .cli_strict import strict_guard
-from .cli_support import (_check_outputs, _check_positive, _default_model, _ensemble_option, _force_option,
-                          _mesh_arg, _refine_option)
+from .cli_support import _check_outputs, _check_positive, _default_model, _mesh_arg, _prediction_outputs
 from .core.errors import ParameterError, StructureError
 from .io.atomic import atomic_path, atomic_write_text
 
@@ -26,21 +25,15 @@ DENSITY = {1: 80.0, 2: 80.0, 3: 20.0}
 
 def _crystal_command(sub: Any, name: str, help: str, description: str, model_help: str, options: Any,
                      json_help: str, func: Any) -> None:
-    """A sub-command on one crystal: structure, --model and --mesh, the command's ``options(p)``, then -o, --json,
-    --ensemble, --refine, --strict and --force."""
+    """A sub-command on one crystal: structure, --model and --mesh, the command's ``options(p)``, then the outputs
+    and prediction options every such command takes (:func:`~tracegrad_ase.cli_support._prediction_outputs`)."""
     p = sub.add_parser(name, help=help, description=description)
     p.add_argument("structure", help="a crystal (any format ASE reads, with a cell and pbc)")
     p.add_argument("--model", default=None, help=model_help)
     p.add_argument("--mesh", default=None,
                    help="whole k-mesh, e.g. 240x240x1 (default: density 80 Å for sheets and wires, 20 Å in bulk)")
     options(p)
-    p.add_argument("-o", "--out", default=f"{name}.png", help="figure (default: %(default)s)")
-    p.add_argument("--json", default=None, help=json_help)
-    p.add_argument("--strict", action="store_true", help="exit 2, nothing written, on ghost levels or atoms "
-                   "outside the model's training domain")
-    _ensemble_option(p)
-    _refine_option(p)
-    _force_option(p)
+    _prediction_outputs(p, f"{name}.png", json_help)
     p.set_defaults(func=func)
 
 

@@ -108,6 +108,18 @@ def _force_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing outputs (an input is never overwritten)")
 
 
+def _prediction_outputs(p: argparse.ArgumentParser, out: str, json_help: str | None = None) -> None:
+    """What a command that predicts a crystal and draws it takes after its own options: -o, --json, --strict,
+    --ensemble, --refine and --force."""
+    p.add_argument("-o", "--out", default=out, help="figure (default: %(default)s)")
+    p.add_argument("--json", default=None, help=json_help)
+    p.add_argument("--strict", action="store_true", help="exit 2 (no figure) when the prediction has ghost levels "
+                   "or the structure is outside the model's training domain")
+    _ensemble_option(p)
+    _refine_option(p)
+    _force_option(p)
+
+
 def _parse_mesh(text: str) -> tuple[int, int, int]:
     """'6x6x1' -> (6, 6, 1), with an error that shows the expected form."""
     try:

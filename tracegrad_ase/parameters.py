@@ -282,12 +282,9 @@ def response_mesh(atoms: Atoms, size: Any, what: str, use_symmetry: bool
     the quantity in the errors."""
     if not np.any(atoms.pbc):
         raise StructureError(f"{what} is for crystals (a periodic direction); this structure has none")
-    size = _mesh_size(f"kpts ({what})", size)
-    _check_mesh_pbc(atoms, size, f"kpts ({what})")
-    if not use_symmetry:
-        return symmetry.full_mesh(size), None, None
-    kpts, weights, _ = symmetry.irreducible_kpoints(atoms, size)
-    return kpts, weights, symmetry.cartesian_point_group(atoms)
+    name = f"kpts ({what})"
+    kpts, weights = _mesh(atoms, _mesh_size(name, size), name, use_symmetry)
+    return kpts, weights, symmetry.cartesian_point_group(atoms) if use_symmetry else None
 
 
 def mesh_dict_kpoints(atoms: Atoms, spec: dict, name: str) -> np.ndarray:

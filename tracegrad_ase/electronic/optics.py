@@ -159,8 +159,8 @@ def optical_conductivity(
     rotations: np.ndarray | None = None,
 ) -> OpticalConductivity:
     """Interband Re σ_ab(ħω) (module docstring) on ``energies`` (ħω, eV, ≥ 0) from the k-points ``kpts``
-    (fractional, (nk, 3): a whole mesh such as :func:`~tracegrad_ase.core.symmetry.full_mesh`, since σ is a
-    tensor; ``weights`` default uniform), occupations Fermi-Dirac at ``fermi_level`` (eV) with ``kt`` (eV; 0: a
+    (fractional, (nk, 3): a whole mesh such as :func:`~tracegrad_ase.core.symmetry.full_mesh`, ``weights``
+    default uniform), occupations Fermi-Dirac at ``fermi_level`` (eV) with ``kt`` (eV; 0: a
     step), δ a Gaussian of standard deviation ``width`` (eV); with ``drude`` (ħ/τ in eV, needs kt > 0) plus the
     intraband Drude peak. ``kpts`` may be an irreducible wedge with its ``weights`` when ``rotations`` are the
     Cartesian point group it was folded with (:func:`~tracegrad_ase.core.symmetry.cartesian_point_group`).

@@ -29,7 +29,9 @@ DEGENERATE_EV = 1e-4
 
 
 def periodic_measure(ham: RealSpaceHamiltonian, what: str) -> tuple[int, float]:
-    """(periodic directions, their length, area or volume in Å^d); ``what`` names the caller in the errors."""
+    """(periodic directions, their length, area or volume in Å^d) of a structure that ``what`` (named in the
+    errors) can take: one with a periodic direction and at most ``SPARSE_THRESHOLD`` orbitals (every k is solved
+    densely)."""
     pbc = np.asarray(ham.atoms.pbc, dtype=bool)
     d = int(pbc.sum())
     if d == 0:
