@@ -30,7 +30,7 @@ LAYERS: list[list[str]] = [
     ["committee", "scf_check"],  # a committee's spread (uncertainty) ∥ one Fock build from a prediction's density
     ["refine"],  # a crystal's prediction replaced by one Kohn-Sham build from its density (the model's settings)
     ["parameters"],  # the calculator's parameter and k-point checks
-    ["responses"],  # the calculator's optical conductivity and transport (a mixin)
+    ["responses", "wavefunctions"],  # the calculator's optical conductivity and transport ∥ states on a grid (mixins)
     ["calculator"],
     ["interop"],
     ["datasets"],
@@ -40,6 +40,7 @@ LAYERS: list[list[str]] = [
     ["cli_unfold"],  # tracegrad bands --unfold: a supercell's levels on the primitive path
     ["cli_uncertainty"],  # tracegrad bands --uncertainty: the committee's spread shaded
     ["cli_orbitals", "cli_responses"],  # tracegrad orbitals: a molecule's levels and checks ∥ optics, transport
+    ["cli_realspace"],  # tracegrad stm: a sheet's states in a bias window, imaged
     # tracegrad evaluate: a model's errors on data (--ensemble: its committee's mean) ∥ tracegrad progress: a
     # training run's standing
     ["cli_evaluate", "cli_progress"],

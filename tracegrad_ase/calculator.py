@@ -53,8 +53,9 @@ from .parameters import (_ASE_KEYWORDS, _CHECKS, _NOT_OFFERED, _check_bool, _che
                          check_bandpath, check_fermi_kpts, check_kpts, effective_lindep, fermi_mesh,  # check_*: public,
                          is_path_or_list, molecule_kpoints, resolve_kpoints)  # re-exported from their old home
 from .responses import CrystalResponses
+from .wavefunctions import RealSpaceStates
 
-class TraceGradCalculator(CrystalResponses, Calculator):
+class TraceGradCalculator(CrystalResponses, RealSpaceStates, Calculator):
     """Predicted H(R) (eV) with the basis overlap S(R), and everything that follows from them.
 
     Parameters
@@ -94,6 +95,8 @@ class TraceGradCalculator(CrystalResponses, Calculator):
         for ~25 s a build on a graphene cell (minutes for larger ones; no SCF). H is then in the ground truth's
         energy zero (``meta``: ``source`` "fock", ``refine_residual_ev``); not with ``uncertainty`` (the
         committee's spread is of the predictions) nor for molecules (``scf_check``).
+    grid_spacing: the real-space grid's spacing (Å) for states and densities (``get_pseudo_wave_function``,
+        ``get_pseudo_density``, ``get_partial_density``: :mod:`~tracegrad_ase.wavefunctions`); 0.2 by default.
     uncertainty: also predict with the model's committee (``committee/`` members: other seeds) and report the
         spread over members in ``results``: ``eigenvalues_std`` (of ε - E_F, shaped as ``eigenvalues``), ``fermi_level_std``,
         ``band_gap_std`` (eV; ``get_property("band_gap_std")``), with an ``UncertaintyWarning`` when a level within
@@ -129,13 +132,14 @@ class TraceGradCalculator(CrystalResponses, Calculator):
                               "fermi_level_std", "band_gap_std", "band_gap_cut_sensitivity", "scf_gap_residual"]
     default_parameters: dict[str, Any] = {"kpts": None, "fermi_kpts": None, "smearing": "fermi-dirac", "width": 0.05,
                                           "sigma": None, "n_bands": None, "symmetry": True, "lindep": None,
-                                          "scf_check": None, "refine": False}
+                                          "scf_check": None, "refine": False, "grid_spacing": 0.2}
     ignored_changes = {"initial_magmoms", "initial_charges"}
 
     def __init__(self, model: str | os.PathLike, kpts=None, fermi_kpts=None, smearing: str = "fermi-dirac",
                  width: float = 0.05, sigma: float | None = None, n_bands: int | None = None, device: str = "cpu",
                  dtype=None, symmetry: bool = True, lindep: float | None = None, uncertainty: bool = False,
-                 scf_check: bool | None = None, ensemble: bool = False, refine: bool = False, **kwargs):
+                 scf_check: bool | None = None, ensemble: bool = False, refine: bool = False,
+                 grid_spacing: float = 0.2, **kwargs):
         unknown = sorted(set(kwargs) - set(_ASE_KEYWORDS))
         if unknown:
             raise UnknownParameterError(
@@ -151,7 +155,8 @@ class TraceGradCalculator(CrystalResponses, Calculator):
         # Checked before the model loads, so a typo costs nothing.
         params = {k: _CHECKS[k](v) for k, v in dict(kpts=kpts, fermi_kpts=fermi_kpts, smearing=smearing, width=width,
                                                      sigma=sigma, n_bands=n_bands, symmetry=symmetry,
-                                                     lindep=lindep, scf_check=scf_check, refine=refine).items()}
+                                                     lindep=lindep, scf_check=scf_check, refine=refine,
+                                                     grid_spacing=grid_spacing).items()}
         self.model = load(model, device=device, dtype=dtype)
         self._uncertainty, self._ensemble = _check_bool("uncertainty")(uncertainty), _check_bool("ensemble")(ensemble)
         self._members = committee.load_members(model, self.model, device, dtype) if uncertainty or ensemble else []

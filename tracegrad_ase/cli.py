@@ -19,6 +19,7 @@ from .cli_strict import strict_guard as _ghost_guard  # the --strict guard (its 
 from .cli_evaluate import add_evaluate_command
 from .cli_progress import add_progress_command
 from .cli_responses import add_optics_command, add_transport_command
+from .cli_realspace import add_stm_command
 from .cli_orbitals import add_orbitals_command
 from .cli_support import (  # noqa: F401 (cli._check_outputs etc. stay importable from here)
     _ase_band_structure, _band_structure, _bands_report, _card_lines, _check_not_input, _check_output, _check_outputs, _check_positive, _check_writable, _cmd_demo, _cmd_digest, _cmd_models, _default_model, _ensemble_option, _force_option,
@@ -173,6 +174,7 @@ def _add_prediction_commands(sub) -> None:
     add_orbitals_command(sub, _MODEL_HELP, _force_option)
     add_optics_command(sub, _MODEL_HELP)
     add_transport_command(sub, _MODEL_HELP)
+    add_stm_command(sub, _MODEL_HELP)
 
     mo = sub.add_parser("models", help="list the shipped models and their cards")
     mo.set_defaults(func=_cmd_models)

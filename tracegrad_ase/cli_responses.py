@@ -23,23 +23,26 @@ __all__ = ["add_optics_command", "add_transport_command", "cmd_optics", "cmd_tra
 DENSITY = {1: 80.0, 2: 80.0, 3: 20.0}
 
 
+_MESH_HELP = "whole k-mesh, e.g. 240x240x1 (default: density 80 Å for sheets and wires, 20 Å in bulk)"
+
+
 def _crystal_command(sub: Any, name: str, help: str, description: str, model_help: str, options: Any,
-                     json_help: str, func: Any) -> None:
+                     json_help: str, func: Any, mesh_help: str = _MESH_HELP) -> None:
     """A sub-command on one crystal: structure, --model and --mesh, the command's ``options(p)``, then the outputs
     and prediction options every such command takes (:func:`~tracegrad_ase.cli_support._prediction_outputs`)."""
     p = sub.add_parser(name, help=help, description=description)
     p.add_argument("structure", help="a crystal (any format ASE reads, with a cell and pbc)")
     p.add_argument("--model", default=None, help=model_help)
-    p.add_argument("--mesh", default=None,
-                   help="whole k-mesh, e.g. 240x240x1 (default: density 80 Å for sheets and wires, 20 Å in bulk)")
+    p.add_argument("--mesh", default=None, help=mesh_help)
     options(p)
     _prediction_outputs(p, f"{name}.png", json_help)
     p.set_defaults(func=func)
 
 
-def _crystal(args, command: str):
-    """The structure with a calculator of the chosen model attached, and the mesh; refused before any work when
-    it has no periodic direction or the outputs cannot be written. Sets the file-only plotting backend."""
+def _crystal(args, command: str, density: dict[int, float] = DENSITY, outputs: tuple = ()):
+    """The structure with a calculator of the chosen model attached, and the mesh (``--mesh``, else of
+    ``density`` by the number of periodic directions); refused before any work when it has no periodic direction
+    or the outputs (-o, --json and ``outputs``) cannot be written. Sets the file-only plotting backend."""
     from .calculator import TraceGradCalculator
     from .core.figures import pyplot
     from .interop.files import read_structure
@@ -49,8 +52,9 @@ def _crystal(args, command: str):
     atoms = read_structure(args.structure)
     if not np.any(atoms.pbc):
         raise StructureError(f"{args.structure}: no periodic direction; tracegrad {command} is for crystals")
-    _check_outputs(args, [(args.out, "file"), (args.json, "file")], inputs=[args.structure])
-    mesh = _mesh_arg(args.mesh, atoms, DENSITY[int(np.sum(atoms.pbc))])
+    _check_outputs(args, [(args.out, "file"), (args.json, "file")] + [(o, "file") for o in outputs],
+                   inputs=[args.structure])
+    mesh = _mesh_arg(args.mesh, atoms, density[int(np.sum(atoms.pbc))])
     model = _default_model(args, atoms)
     atoms.calc = TraceGradCalculator(model, ensemble=args.ensemble, refine=args.refine)
     return atoms, mesh, model

@@ -184,6 +184,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "lindep": lambda v: _real("lindep", v, 0.0, 1.0, allow_none=True),
     "scf_check": lambda v: None if v is None else _check_bool("scf_check")(v),
     "refine": _check_refine,
+    "grid_spacing": lambda v: _real("grid_spacing (Å)", v, 0.0, strict_low=True),
 }
 
 

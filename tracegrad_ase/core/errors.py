@@ -118,3 +118,8 @@ class UncertaintyWarning(UserWarning):
 class CoarseMeshWarning(UserWarning):
     """A k-mesh too coarse for the broadening or temperature asked: levels step by more than it between
     neighbouring k-points, so the spectrum or coefficients show the mesh (spikes, ripples)."""
+
+
+class GridWarning(UserWarning):
+    """A real-space grid that loses charge: the density on it integrates to another electron count than the
+    structure's (a grid spacing too coarse for the orbitals, or a box that cuts their tails off)."""

@@ -1,0 +1,199 @@
+"""A predicted Hamiltonian's states in real space, through ASE's DFT-calculator interface: Bloch states
+(``get_pseudo_wave_function``), the valence density (``get_pseudo_density``) and the density of the states in an
+energy window around E_F (``get_partial_density``: VASP's band-decomposed PARCHG, the Tersoff-Hamann STM image
+of a bias), on a grid of the cell (``get_number_of_grid_points``, the calculator's ``grid_spacing``). ASE's own
+tools that read wave functions (``ase.dft.stm.STM``, ``ase.dft.wannier.Wannier``) work on them.
+
+A mixin of :class:`~tracegrad_ase.calculator.TraceGradCalculator`. The orbitals' Bloch sums on the grid come from
+:class:`~tracegrad_ase.engines.pyscf.realspace.OrbitalImages`; states are ``psi = chi_k @ c`` with
+``c^H S(k) c = 1``, so each is normalized over the cell (Å^-3/2) and densities are electrons per Å³.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from ase.calculators.calculator import Parameters, PropertyNotImplementedError
+
+from . import electronic
+from .core.errors import GridWarning, ParameterError, StructureError
+from .core.stacklevel import user_stacklevel
+from .electronic.filling import SPIN_DEGENERACY
+from .engines.pyscf.realspace import OrbitalImages
+from .parameters import _real, is_path_or_list, resolve_kpoints, response_mesh
+
+__all__ = ["RealSpaceStates", "MAX_GRID_POINTS", "cell_grid", "orbital_grid", "states_density", "window_filling"]
+
+#: Grids larger than this are refused (a complex state alone would take 16 bytes a point).
+MAX_GRID_POINTS = 8_000_000
+#: The wave-function cache holds one k-point's Bloch functions while they fit in this many bytes.
+CACHE_BYTES = 256 * 2**20
+#: ∫ρ may miss the electron count by this fraction before a GridWarning (grid too coarse, box too small).
+CHARGE_TOLERANCE = 0.02
+
+
+def cell_grid(atoms, spacing: float) -> tuple[tuple[int, int, int], np.ndarray]:
+    """The grid of points ``(i/n1) a1 + (j/n2) a2 + (l/n3) a3`` (ASE's and the cube format's): its shape, with
+    ``n`` = ceil(|a| / spacing), and the points (n1·n2·n3, 3) in Å, C order. Needs three cell vectors, and atoms
+    inside the cell along the directions that are not periodic (else the grid would cut their density off)."""
+    cell = np.asarray(atoms.cell[:], dtype=float)
+    if abs(np.linalg.det(cell)) < 1e-6:
+        raise StructureError("a real-space grid needs a cell with three vectors (the box of the grid); this structure "
+                             "has none along some direction: give it one, e.g. atoms.center(vacuum=4.0)")
+    frac = np.linalg.solve(cell.T, atoms.get_positions().T).T
+    for axis in np.flatnonzero(~np.asarray(atoms.pbc, dtype=bool)):
+        if frac[:, axis].min() < 0.0 or frac[:, axis].max() >= 1.0:
+            raise StructureError(f"atoms lie outside the cell along its non-periodic axis {axis}, so the grid of "
+                                 "the cell would cut their density off: centre them, e.g. atoms.center(axis="
+                                 f"{axis})")
+    shape = tuple(max(1, int(np.ceil(np.linalg.norm(v) / spacing))) for v in cell)
+    npoints = int(np.prod(shape))
+    if npoints > MAX_GRID_POINTS:
+        raise ParameterError(f"a grid_spacing of {spacing:g} Å gives {shape} = {npoints:,} points, more than "
+                             f"{MAX_GRID_POINTS:,}: use a larger grid_spacing")
+    axes = [np.arange(n) / n for n in shape]
+    f = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    return shape, f @ cell
+
+
+def orbital_grid(ham, spacing: float) -> tuple[OrbitalImages, tuple[int, int, int], np.ndarray]:
+    """A Hamiltonian's orbitals and the grid of its cell (:func:`cell_grid`): what :func:`states_density` takes."""
+    shape, points = cell_grid(ham.atoms, spacing)
+    return OrbitalImages(ham.atoms, ham.basis, points.min(axis=0), points.max(axis=0)), shape, points
+
+
+def states_density(grid: tuple, sol: electronic.KSolution, filling: np.ndarray,
+                   progress: bool = False) -> np.ndarray:
+    """``sum_k w_k sum_n f_nk |psi_nk|^2`` (per Å³) on the grid of :func:`orbital_grid`, from a solution with
+    vectors and its ``filling`` f (nk, nbands), electrons per state."""
+    images, shape, points = grid
+    states = []
+    for k, w, f, vectors in zip(sol.kpts, sol.weights, filling, sol.vectors):
+        keep = np.flatnonzero(f > 0)
+        states.append((k, vectors[:, keep], w * f[keep]))
+    return images.density(points, states, progress).reshape(shape)
+
+
+def window_filling(energies: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Every state with energy in [low, high] (eV) counted as filled (both spins), the rest empty."""
+    return np.where((energies >= low) & (energies <= high), float(SPIN_DEGENERACY), 0.0)
+
+
+class RealSpaceStates:
+    """The real-space getters of the calculator (which provides ``_owner``, ``_lock``, ``parameters``, ``asm``,
+    ``solution``, ``_lindep``, ``results`` and ASE's getters)."""
+
+    _grid_cache: tuple | None = None  # (key, OrbitalImages, shape, points)
+    _state_cache: tuple | None = None  # (key, k index, Bloch functions on the grid)
+
+    # -- the grid and the orbitals on it ---------------------------------------------------------------
+    def _grid(self) -> tuple[OrbitalImages, tuple[int, int, int], np.ndarray]:
+        self._result("eigenvalues")  # predicts first: asm is this structure's
+        key = (id(self.asm), float(self.parameters.grid_spacing))
+        if self._grid_cache is None or self._grid_cache[0] != key:
+            self._grid_cache = (key, *orbital_grid(self.asm.ham, float(self.parameters.grid_spacing)))
+        return self._grid_cache[1:]
+
+    def get_number_of_grid_points(self) -> np.ndarray:
+        """The real-space grid's shape (from ``grid_spacing`` and the cell)."""
+        with self._lock:
+            return np.array(self._grid()[1])
+
+    def _states(self, kpts: np.ndarray, weights: np.ndarray | None = None) -> electronic.KSolution:
+        """Energies (eV) and S(k)-orthonormal coefficients at fractional ``kpts``: the bands of the calculator's
+        own solution (a window near sigma for a large cell)."""
+        sol = self.solution
+        kw = dict(sparse=True, sigma=sol.sigma, n_bands=sol.nbands) if sol.sparse else {}
+        return electronic.solve_k(self.asm, np.reshape(kpts, (-1, 3)), vectors=True, lindep=self._lindep,
+                                  weights=weights, **kw)
+
+    def _bloch_functions(self, k: np.ndarray, kpt: int | None = None) -> np.ndarray:
+        """chi_k on the grid (points, norb), kept for the last ``kpt`` asked while it fits :data:`CACHE_BYTES`."""
+        images, _, points = self._grid()
+        key = (id(self.asm), float(self.parameters.grid_spacing))
+        if kpt is not None and self._state_cache is not None and self._state_cache[:2] == (key, kpt):
+            return self._state_cache[2]
+        chi = images.orbitals(points, k)
+        if kpt is not None and chi.nbytes <= CACHE_BYTES:
+            self._state_cache = (key, kpt, chi)
+        return chi
+
+    def get_pseudo_wave_function(self, band: int = 0, kpt: int = 0, spin: int = 0, broadband: bool = False,
+                                 pad: bool = True) -> np.ndarray:
+        """Bloch state ``band`` at the calculator's k-point ``kpt`` on the grid (complex, Å^-3/2, normalized over
+        the cell; a molecule's is real). ``pad`` is accepted for ASE's signature (the grid is always the whole
+        cell); ``broadband`` is GPAW's and refused."""
+        if spin != 0:
+            raise IndexError("TraceGradCalculator is spin-restricted: only spin 0 exists")
+        if broadband:
+            raise ParameterError("broadband is GPAW's option; a TraceGrad state is one band at one k-point")
+        with self._lock:
+            kpts = self.get_ibz_k_points()
+            nbands = self.get_number_of_bands()
+            if not 0 <= int(kpt) < len(kpts):
+                raise IndexError(f"kpt {kpt} out of range: the calculator has {len(kpts)} k-points")
+            if not 0 <= int(band) < nbands:
+                raise IndexError(f"band {band} out of range: the calculator has {nbands} bands")
+            vectors = self._states(kpts[int(kpt)]).vectors[0]
+            psi = self._bloch_functions(kpts[int(kpt)], int(kpt)) @ vectors[:, int(band)]
+            psi = psi.reshape(self._grid()[1])
+            return psi.real.copy() if not np.any(self.asm.ham.atoms.pbc) else psi
+
+    # -- densities ---------------------------------------------------------------------------------------
+    def _density_mesh(self, kpts: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Every k-point of a mesh (densities are not symmetrized, so no irreducible wedge) and their weights."""
+        atoms = self._owner()
+        if not np.any(atoms.pbc):
+            return np.zeros((1, 3)), np.ones(1)
+        if kpts is not None:
+            mesh, _, _ = response_mesh(atoms, kpts, "a density", use_symmetry=False)
+            return mesh, np.full(len(mesh), 1.0 / len(mesh))
+        if is_path_or_list(self.parameters.kpts):
+            raise ParameterError("a density needs a k-mesh, but the calculator's kpts are a band path or a list: "
+                                 "pass kpts=(n1, n2, n3)")
+        mesh, weights, _ = resolve_kpoints(atoms, Parameters(self.parameters, symmetry=False))
+        return mesh, np.full(len(mesh), 1.0 / len(mesh)) if weights is None else weights
+
+    def get_pseudo_density(self, spin: int | None = None, pad: bool = True, kpts: Any = None,
+                           progress: bool = False) -> np.ndarray:
+        """Valence electron density (electrons/Å³) on the grid, from the occupations at this prediction's E_F on
+        every point of the calculator's k-mesh (or of the mesh ``kpts``). Warns (:class:`GridWarning`) where its
+        integral misses the electron count by more than 2 % (grid too coarse, or a box too small)."""
+        if spin not in (None, 0):
+            raise IndexError("TraceGradCalculator is spin-restricted: only spin 0 exists")
+        with self._lock:
+            ef = self.get_fermi_level()
+            if self.solution.sparse:
+                raise PropertyNotImplementedError("the valence density needs every occupied level; this structure "
+                                                  "was solved for a window of bands near sigma (sparse solver)")
+            mesh, weights = self._density_mesh(kpts)
+            sol, p, nelec = self._states(mesh, weights), self.parameters, self.results["n_electrons"]
+            filling = electronic.occupations(sol.energies, ef, p.smearing, p.width, sol.weights, nelec)
+            rho = states_density(self._grid(), sol, filling, progress)
+            volume = abs(np.linalg.det(self.asm.ham.atoms.cell[:]))
+            counted = float(rho.mean() * volume)
+            if abs(counted - nelec) > CHARGE_TOLERANCE * nelec:
+                warnings.warn(GridWarning(f"the density on the grid holds {counted:.3f} of {nelec} valence "
+                                          "electrons: use a smaller grid_spacing, or more vacuum around the atoms"),
+                              stacklevel=user_stacklevel())
+            return rho
+
+    def get_partial_density(self, emin: float, emax: float, kpts: Any = None, progress: bool = False) -> np.ndarray:
+        """Density (electrons/Å³, both spins) of the states between E_F + ``emin`` and E_F + ``emax`` (eV), every
+        one counted as filled: VASP's band-decomposed charge density, and the Tersoff-Hamann STM image of a bias V
+        (the window from E_F to E_F + V). On every point of the calculator's k-mesh, or of the mesh ``kpts``."""
+        emin, emax = _real("emin (eV)", emin), _real("emax (eV)", emax)
+        if not emin < emax:
+            raise ParameterError(f"the energy window needs emin < emax, got {emin:g} and {emax:g} eV")
+        with self._lock:
+            ef = self.get_fermi_level()
+            mesh, weights = self._density_mesh(kpts)
+            sol = self._states(mesh, weights)
+            e = sol.energies
+            if sol.sparse and not (np.all(e.min(axis=1) < ef + emin) and np.all(ef + emax < e.max(axis=1))):
+                raise ParameterError(f"the window E_F{emin:+g} to E_F{emax:+g} eV reaches past the levels solved "
+                                     f"near sigma ({e.min(axis=1).max() - ef:+.2f} to {e.max(axis=1).min() - ef:+.2f}"
+                                     " eV from E_F at some k-point): raise n_bands")
+            return states_density(self._grid(), sol, window_filling(e, ef + emin, ef + emax), progress)
