@@ -214,3 +214,25 @@ def _bulk() -> Atoms:
     from ase.build import bulk
 
     return bulk("C", "diamond", a=3.567)
+
+
+def test_orbitals_command_writes_the_homo_and_lumo_as_cubes(tmp_path):
+    """A molecule without a cell gets a box for the grid; its HOMO and LUMO are normalized (atomic units) and
+    differ."""
+    from ase.build import molecule
+    from ase.io import write
+    from ase.io.cube import read_cube_data
+
+    from tracegrad_ase.cli import main
+
+    write(tmp_path / "water.xyz", molecule("H2O"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["orbitals", str(tmp_path / "water.xyz"), "--no-scf-check", "--cube", str(tmp_path / "w"),
+                     "--spacing", "0.25"]) == 0
+    homo, atoms = read_cube_data(str(tmp_path / "w-homo.cube"))
+    lumo, _ = read_cube_data(str(tmp_path / "w-lumo.cube"))
+    dv = atoms.get_volume() / homo.size / BOHR_TO_ANGSTROM ** 3
+    assert len(atoms) == 3 and atoms.cell.volume > 100
+    assert abs((homo ** 2).sum() * dv - 1) < 0.02 and abs((lumo ** 2).sum() * dv - 1) < 0.02
+    assert abs((homo * lumo).sum() * dv) < 0.02  # orthogonal states

@@ -1,6 +1,6 @@
 """``tracegrad orbitals MOLECULE``: a molecule's predicted orbital energies, HOMO-LUMO gap and the checks on it
 (the gap's move with the overlap cut; one Fock build from the predicted density: its residual and the refined
-gap), printed, as JSON and as a level diagram beside F[ρ]'s levels."""
+gap), printed, as JSON, as a level diagram beside F[ρ]'s levels and (``--cube``) the HOMO and LUMO as cube files."""
 
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ from typing import Any
 import numpy as np
 
 from .cli_strict import strict_guard
-from .cli_support import _check_outputs, _default_model
+from .cli_support import _check_outputs, _check_positive, _default_model
 from .core.errors import StructureError
+from .core.units import BOHR_TO_ANGSTROM
 from .io.atomic import atomic_path, atomic_write_text
 
 __all__ = ["add_orbitals_command", "cmd_orbitals"]
 
 #: Levels drawn: this far (eV) below the HOMO and above the LUMO (the JSON holds them all).
 WINDOW_EV = 10.0
+#: Vacuum (Å) around a molecule without a cell, for the grid of its cube files.
+CUBE_VACUUM = 4.0
 
 
 def add_orbitals_command(sub: Any, model_help: str, force_option: Any) -> None:
@@ -32,6 +35,11 @@ def add_orbitals_command(sub: Any, model_help: str, force_option: Any) -> None:
     p.add_argument("--no-scf-check", action="store_true", help="skip the Fock build (faster; no residual)")
     p.add_argument("-o", "--out", default=None, help="level diagram (PNG, PDF or SVG)")
     p.add_argument("--json", default=None, help="the levels, gap and checks as JSON")
+    p.add_argument("--cube", default=None, metavar="PREFIX", help="also write the HOMO and LUMO on a grid as Gaussian "
+                   "cube files PREFIX-homo.cube, PREFIX-lumo.cube (Bohr^-3/2; a molecule without a cell gets a box "
+                   f"with {CUBE_VACUUM:g} Å of vacuum around it for the grid)")
+    p.add_argument("--spacing", type=float, default=0.2, help="the cube files' grid spacing, Å (default: "
+                   "%(default)s)")
     p.add_argument("--strict", action="store_true", help="exit 2, nothing written, when a check warns (a gap that "
                    "moves with the cut or with F[ρ], ghost levels, atoms outside the training domain)")
     force_option(p)
@@ -47,9 +55,16 @@ def cmd_orbitals(args) -> int:
     if np.any(atoms.pbc):
         raise StructureError(f"{args.structure}: periodic along {np.flatnonzero(atoms.pbc).tolist()}; tracegrad "
                              "orbitals is for molecules (use tracegrad bands for a crystal)")
-    _check_outputs(args, [(args.out, "file"), (args.json, "file")], inputs=[args.structure])
+    cubes = [f"{args.cube}-{name}.cube" for name in ("homo", "lumo")] if args.cube else []
+    _check_outputs(args, [(args.out, "file"), (args.json, "file")] + [(c, "file") for c in cubes],
+                   inputs=[args.structure])
+    if cubes:
+        _check_positive("--spacing", args.spacing)
+        if atoms.cell.volume < 1e-6:  # the grid needs a box; H does not move with the molecule
+            atoms.center(vacuum=CUBE_VACUUM)
     model = _default_model(args, atoms)
-    atoms.calc = TraceGradCalculator(model, scf_check=False if args.no_scf_check else None)
+    atoms.calc = TraceGradCalculator(model, scf_check=False if args.no_scf_check else None,
+                                     grid_spacing=args.spacing)
     with strict_guard(args):
         mo = atoms.calc.get_molecular_orbitals()
     report = _report(atoms.calc.results, mo)
@@ -59,7 +74,22 @@ def cmd_orbitals(args) -> int:
     if args.out:
         _draw(report, f"{atoms.get_chemical_formula()} ({model})", Path(args.out))
         print(f"level diagram -> {args.out}")
+    if cubes:
+        _write_cubes(atoms, mo, cubes)
     return 0
+
+
+def _write_cubes(atoms: Any, mo: dict[str, Any], paths: list[str]) -> None:
+    """The HOMO and LUMO (the calculator's ``get_pseudo_wave_function``) as cube files, in Bohr^-3/2."""
+    from ase.io.cube import write_cube
+
+    homo = int(np.flatnonzero(np.asarray(mo["occupations"]) > 0).max())
+    for band, path, name in zip((homo, homo + 1), paths, ("HOMO", "LUMO")):
+        psi = atoms.calc.get_pseudo_wave_function(band=band)
+        with atomic_path(path) as part, open(part, "w") as fd:
+            write_cube(fd, atoms, data=psi * BOHR_TO_ANGSTROM ** 1.5,
+                       comment=f"tracegrad orbitals: {name} (level {band}), Bohr^-3/2")
+        print(f"{name} -> {path}")
 
 
 def _report(results: dict[str, Any], mo: dict[str, Any]) -> dict[str, Any]:

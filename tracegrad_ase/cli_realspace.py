@@ -73,7 +73,8 @@ def _constant_height(ldos: np.ndarray, cell: np.ndarray, z: float) -> np.ndarray
 
 
 def _draw(atoms, image: np.ndarray, repeat: tuple[int, int], title: str, label: str):
-    """The image tiled ``repeat`` times over the sheet's lattice, atoms as dots."""
+    """The image tiled ``repeat`` times over the sheet's lattice, the top layer's atoms (within 0.5 Å of the
+    topmost) as dots."""
     from .core.figures import pyplot
 
     plt = pyplot()
@@ -88,7 +89,8 @@ def _draw(atoms, image: np.ndarray, repeat: tuple[int, int], title: str, label: 
     mesh = ax.pcolormesh(xy[..., 0], xy[..., 1], tiled, cmap="afmhot", shading="flat")
     fig.colorbar(mesh, ax=ax, label=label)
     shifts = np.array([[i, j] for i in range(repeat[0]) for j in range(repeat[1])]) @ cell
-    pos = (atoms.positions[:, None, :2] + shifts[None]).reshape(-1, 2)
+    top = atoms.positions[atoms.positions[:, 2] > atoms.positions[:, 2].max() - 0.5]
+    pos = (top[:, None, :2] + shifts[None]).reshape(-1, 2)
     ax.scatter(pos[:, 0], pos[:, 1], s=6, c="cyan", alpha=0.6, linewidths=0)
     ax.set_aspect("equal")
     ax.set_xlabel("x (Å)")

@@ -21,6 +21,8 @@ from . import electronic
 from .core.errors import GridWarning, ParameterError, StructureError
 from .core.stacklevel import user_stacklevel
 from .electronic.filling import SPIN_DEGENERACY
+from .electronic.bloch import kpoint_weights
+from .electronic.velocity import solve_batched
 from .engines.pyscf.realspace import OrbitalImages
 from .parameters import _real, is_path_or_list, resolve_kpoints, response_mesh
 
@@ -30,6 +32,8 @@ __all__ = ["RealSpaceStates", "MAX_GRID_POINTS", "cell_grid", "orbital_grid", "s
 MAX_GRID_POINTS = 8_000_000
 #: The wave-function cache holds one k-point's Bloch functions while they fit in this many bytes.
 CACHE_BYTES = 256 * 2**20
+#: k-points solved at once on a crystal's mesh (bounds the memory of one batch of H(k), S(k)).
+BATCH_KPOINTS = 256
 #: ∫ρ may miss the electron count by this fraction before a GridWarning (grid too coarse, box too small).
 CHARGE_TOLERANCE = 0.02
 
@@ -103,11 +107,24 @@ class RealSpaceStates:
 
     def _states(self, kpts: np.ndarray, weights: np.ndarray | None = None) -> electronic.KSolution:
         """Energies (eV) and S(k)-orthonormal coefficients at fractional ``kpts``: the bands of the calculator's
-        own solution (a window near sigma for a large cell)."""
-        sol = self.solution
-        kw = dict(sparse=True, sigma=sol.sigma, n_bands=sol.nbands) if sol.sparse else {}
-        return electronic.solve_k(self.asm, np.reshape(kpts, (-1, 3)), vectors=True, lindep=self._lindep,
-                                  weights=weights, **kw)
+        own solution (a window near sigma for a large cell). A crystal's dense meshes are solved in batches of
+        k-points (``electronic.velocity.solve_batched``: one LAPACK call per batch, not one per k-point)."""
+        sol, kpts = self.solution, np.reshape(kpts, (-1, 3))
+        if sol.sparse:
+            return electronic.solve_k(self.asm, kpts, vectors=True, lindep=self._lindep, weights=weights,
+                                      sparse=True, sigma=sol.sigma, n_bands=sol.nbands)
+        if len(kpts) == 1:  # real arithmetic at Γ: a molecule's states stay real
+            return electronic.solve_k(self.asm, kpts, vectors=True, lindep=self._lindep, weights=weights)
+        energies: list = [None] * len(kpts)
+        vectors: list = [None] * len(kpts)
+        for start in range(0, len(kpts), BATCH_KPOINTS):
+            hk, sk = electronic.bloch_dense(self.asm.ham, kpts[start:start + BATCH_KPOINTS])
+            for idx, e, c in solve_batched(hk, sk, self._lindep):
+                for i, ei, ci in zip(idx, e, c):
+                    energies[start + i], vectors[start + i] = ei, ci
+        nb = min(len(e) for e in energies)  # rectangular, as solve_k: the directions kept at every k
+        return electronic.KSolution(kpts, np.array([e[:nb] for e in energies]), [c[:, :nb] for c in vectors],
+                                    kpoint_weights(weights, len(kpts)))
 
     def _bloch_functions(self, k: np.ndarray, kpt: int | None = None) -> np.ndarray:
         """chi_k on the grid (points, norb), kept for the last ``kpt`` asked while it fits :data:`CACHE_BYTES`."""
