@@ -236,3 +236,19 @@ def test_orbitals_command_writes_the_homo_and_lumo_as_cubes(tmp_path):
     assert len(atoms) == 3 and atoms.cell.volume > 100
     assert abs((homo ** 2).sum() * dv - 1) < 0.02 and abs((lumo ** 2).sum() * dv - 1) < 0.02
     assert abs((homo * lumo).sum() * dv) < 0.02  # orthogonal states
+
+
+def test_states_follow_the_atoms_and_survive_a_copy():
+    """Moved atoms get new states (the grid cache belongs to one prediction); a pickled copy rebuilds its own."""
+    import pickle
+
+    atoms = calculated_sheet("carbon")
+    atoms.calc.set(grid_spacing=0.3)
+    before = np.abs(atoms.calc.get_pseudo_wave_function(0, 0)) ** 2
+    atoms.positions[:, 0] += atoms.cell[0, 0] / 3  # a third of a1 along x: 3 grid points of 9
+    after = np.abs(atoms.calc.get_pseudo_wave_function(0, 0)) ** 2
+    assert np.abs(after - before).max() > 0.1 * before.max()
+    assert np.abs(after - np.roll(before, 3, axis=0)).max() < 1e-3 * before.max()
+    copy = pickle.loads(pickle.dumps(atoms.calc))
+    assert copy._grid_cache is None
+    assert np.allclose(np.abs(copy.get_pseudo_wave_function(0, 0)) ** 2, after, atol=1e-6 * after.max())

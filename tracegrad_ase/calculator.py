@@ -179,7 +179,8 @@ class TraceGradCalculator(CrystalResponses, RealSpaceStates, Calculator):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.pop("_lock", None)
+        for name in ("_lock", "_grid_cache", "_state_cache"):  # grids and states are rebuilt on demand
+            state.pop(name, None)
         state["_attached"] = None  # a copy is attached to nothing: atoms.calc still names the original
         return state
 

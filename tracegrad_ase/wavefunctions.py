@@ -2,7 +2,8 @@
 (``get_pseudo_wave_function``), the valence density (``get_pseudo_density``) and the density of the states in an
 energy window around E_F (``get_partial_density``: VASP's band-decomposed PARCHG, the Tersoff-Hamann STM image
 of a bias), on a grid of the cell (``get_number_of_grid_points``, the calculator's ``grid_spacing``). ASE's own
-tools that read wave functions (``ase.dft.stm.STM``, ``ase.dft.wannier.Wannier``) work on them.
+STM (``ase.dft.stm.STM``) works on them. ASE's Wannier functions also need GPAW's
+``get_wannier_localization_matrix``, which is not offered.
 
 A mixin of :class:`~tracegrad_ase.calculator.TraceGradCalculator`. The orbitals' Bloch sums on the grid come from
 :class:`~tracegrad_ase.engines.pyscf.realspace.OrbitalImages`; states are ``psi = chi_k @ c`` with
@@ -89,16 +90,24 @@ class RealSpaceStates:
     """The real-space getters of the calculator (which provides ``_owner``, ``_lock``, ``parameters``, ``asm``,
     ``solution``, ``_lindep``, ``results`` and ASE's getters)."""
 
-    _grid_cache: tuple | None = None  # (key, OrbitalImages, shape, points)
-    _state_cache: tuple | None = None  # (key, k index, Bloch functions on the grid)
+    # Keyed by the assembler object itself (not its id, which a new one may reuse) and the spacing; dropped when
+    # the calculator is copied or pickled.
+    _grid_cache: tuple | None = None  # (asm, spacing, OrbitalImages, shape, points)
+    _state_cache: tuple | None = None  # (asm, spacing, k index, Bloch functions on the grid)
+
+    def _cache_key(self) -> tuple:
+        return self.asm, float(self.parameters.grid_spacing)
+
+    def _is_current(self, cache: tuple | None) -> bool:
+        asm, spacing = self._cache_key()
+        return cache is not None and cache[0] is asm and cache[1] == spacing
 
     # -- the grid and the orbitals on it ---------------------------------------------------------------
     def _grid(self) -> tuple[OrbitalImages, tuple[int, int, int], np.ndarray]:
         self._result("eigenvalues")  # predicts first: asm is this structure's
-        key = (id(self.asm), float(self.parameters.grid_spacing))
-        if self._grid_cache is None or self._grid_cache[0] != key:
-            self._grid_cache = (key, *orbital_grid(self.asm.ham, float(self.parameters.grid_spacing)))
-        return self._grid_cache[1:]
+        if not self._is_current(self._grid_cache):
+            self._grid_cache = (*self._cache_key(), *orbital_grid(self.asm.ham, float(self.parameters.grid_spacing)))
+        return self._grid_cache[2:]
 
     def get_number_of_grid_points(self) -> np.ndarray:
         """The real-space grid's shape (from ``grid_spacing`` and the cell)."""
@@ -129,12 +138,11 @@ class RealSpaceStates:
     def _bloch_functions(self, k: np.ndarray, kpt: int | None = None) -> np.ndarray:
         """chi_k on the grid (points, norb), kept for the last ``kpt`` asked while it fits :data:`CACHE_BYTES`."""
         images, _, points = self._grid()
-        key = (id(self.asm), float(self.parameters.grid_spacing))
-        if kpt is not None and self._state_cache is not None and self._state_cache[:2] == (key, kpt):
-            return self._state_cache[2]
+        if kpt is not None and self._is_current(self._state_cache) and self._state_cache[2] == kpt:
+            return self._state_cache[3]
         chi = images.orbitals(points, k)
         if kpt is not None and chi.nbytes <= CACHE_BYTES:
-            self._state_cache = (key, kpt, chi)
+            self._state_cache = (*self._cache_key(), kpt, chi)
         return chi
 
     def get_pseudo_wave_function(self, band: int = 0, kpt: int = 0, spin: int = 0, broadband: bool = False,
