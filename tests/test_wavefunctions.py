@@ -252,3 +252,14 @@ def test_states_follow_the_atoms_and_survive_a_copy():
     copy = pickle.loads(pickle.dumps(atoms.calc))
     assert copy._grid_cache is None
     assert np.allclose(np.abs(copy.get_pseudo_wave_function(0, 0)) ** 2, after, atol=1e-6 * after.max())
+
+
+def test_a_grid_too_large_to_cache_gives_the_same_states(sheet, monkeypatch):
+    import tracegrad_ase.wavefunctions as wf
+
+    cached = sheet.calc.get_pseudo_wave_function(4, 1)
+    monkeypatch.setattr(wf, "CACHE_BYTES", 0)
+    sheet.calc._state_cache = None
+    alone = sheet.calc.get_pseudo_wave_function(4, 1)
+    assert sheet.calc._state_cache is None
+    assert np.abs(alone - cached).max() < 1e-12 * np.abs(cached).max()

@@ -135,15 +135,16 @@ class RealSpaceStates:
         return electronic.KSolution(kpts, np.array([e[:nb] for e in energies]), [c[:, :nb] for c in vectors],
                                     kpoint_weights(weights, len(kpts)))
 
-    def _bloch_functions(self, k: np.ndarray, kpt: int | None = None) -> np.ndarray:
-        """chi_k on the grid (points, norb), kept for the last ``kpt`` asked while it fits :data:`CACHE_BYTES`."""
+    def _state(self, k: np.ndarray, kpt: int, vector: np.ndarray) -> np.ndarray:
+        """One state ``chi_k @ vector`` on the grid. The Bloch functions of every orbital at the last ``kpt`` are
+        kept while they fit :data:`CACHE_BYTES` (ASE's STM asks for band after band at one k-point); a larger
+        grid gets the state alone, batch by batch."""
         images, _, points = self._grid()
-        if kpt is not None and self._is_current(self._state_cache) and self._state_cache[2] == kpt:
-            return self._state_cache[3]
-        chi = images.orbitals(points, k)
-        if kpt is not None and chi.nbytes <= CACHE_BYTES:
-            self._state_cache = (*self._cache_key(), kpt, chi)
-        return chi
+        if len(points) * images.norb * 16 > CACHE_BYTES:
+            return images.states(points, k, vector[:, None])[:, 0]
+        if not (self._is_current(self._state_cache) and self._state_cache[2] == kpt):
+            self._state_cache = (*self._cache_key(), kpt, images.orbitals(points, k))
+        return self._state_cache[3] @ vector
 
     def get_pseudo_wave_function(self, band: int = 0, kpt: int = 0, spin: int = 0, broadband: bool = False,
                                  pad: bool = True) -> np.ndarray:
@@ -162,7 +163,7 @@ class RealSpaceStates:
             if not 0 <= int(band) < nbands:
                 raise IndexError(f"band {band} out of range: the calculator has {nbands} bands")
             vectors = self._states(kpts[int(kpt)]).vectors[0]
-            psi = self._bloch_functions(kpts[int(kpt)], int(kpt)) @ vectors[:, int(band)]
+            psi = self._state(kpts[int(kpt)], int(kpt), vectors[:, int(band)])
             psi = psi.reshape(self._grid()[1])
             return psi.real.copy() if not np.any(self.asm.ham.atoms.pbc) else psi
 

@@ -98,12 +98,17 @@ class OrbitalImages:
 
     def orbitals(self, points: np.ndarray, k: Sequence[float]) -> np.ndarray:
         """Bloch functions chi_jk at ``points`` (N, 3) Å: (N, norb) complex, e3nn order, Å^-3/2."""
+        return self.states(points, k, np.eye(self.norb))
+
+    def states(self, points: np.ndarray, k: Sequence[float], coeffs: np.ndarray) -> np.ndarray:
+        """``chi_k(r) @ coeffs`` at ``points`` (N, 3) Å for coefficients (norb, n): (N, n) complex, without the
+        (N, norb) Bloch functions of every orbital (which a large cell's grid could not hold)."""
         points = np.asarray(points, dtype=float).reshape(-1, 3)
-        m = self.bloch(k)
-        out = np.empty((len(points), self.norb), dtype=complex)
+        folded = self.bloch(k) @ np.asarray(coeffs)
+        out = np.empty((len(points), folded.shape[1]), dtype=complex)
         for start in range(0, len(points), POINTS_PER_BATCH):
             stop = start + POINTS_PER_BATCH
-            out[start:stop] = (m.T @ self.values(points[start:stop]).T).T
+            out[start:stop] = self.values(points[start:stop]) @ folded
         return out
 
     def density(self, points: np.ndarray, states: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
