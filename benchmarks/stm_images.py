@@ -34,7 +34,7 @@ from tracegrad_ase.electronic.filling import electron_count, fermi_level
 from tracegrad_ase.electronic.solve import model_lindep, solve_k
 from tracegrad_ase.io.h5 import load_h5
 from tracegrad_ase.predict import load, predict_hamiltonian
-from tracegrad_ase.wavefunctions import orbital_grid, states_density, window_filling
+from tracegrad_ase.wavefunctions import filled_states, orbital_grid, states_density, window_filling
 
 OUT = Path(__file__).parent / "results" / "stm_images.json"
 
@@ -44,7 +44,7 @@ def window_density(ham, mesh, bias, kt, lindep, spacing):
     sol = solve_k(ham, full_mesh(mesh), lindep=lindep, vectors=True)
     ef = fermi_level(sol.energies, None, electron_count(ham), "fermi-dirac", kt)
     low, high = sorted((ef, ef + bias))
-    rho = states_density(orbital_grid(ham, spacing), sol, window_filling(sol.energies, low, high))
+    rho = states_density(orbital_grid(ham, spacing), filled_states(sol, window_filling(sol.energies, low, high)))
     return rho, float(rho.mean() * ham.atoms.get_volume())
 
 

@@ -18,7 +18,7 @@ from tracegrad_ase.core.units import BOHR_TO_ANGSTROM
 from tracegrad_ase.electronic.filling import electron_count, fermi_level, occupations
 from tracegrad_ase.electronic.solve import generalized_eigh, solve_k
 from tracegrad_ase.engines.pyscf.realspace import OrbitalImages
-from tracegrad_ase.wavefunctions import cell_grid, orbital_grid, states_density, window_filling
+from tracegrad_ase.wavefunctions import cell_grid, filled_states, orbital_grid, states_density, window_filling
 
 from conftest import calculated_sheet
 
@@ -52,7 +52,7 @@ def test_density_of_the_truths_hamiltonian_is_pyscfs_scf_density(graphene_szv_sc
     grid = orbital_grid(ham, 0.25)
     sol = solve_k(ham, run.kpts_frac, vectors=True)
     ef = fermi_level(sol.energies, None, electron_count(ham), "fermi-dirac", run.settings.smearing)
-    rho = states_density(grid, sol, occupations(sol.energies, ef, "fermi-dirac", run.settings.smearing))
+    rho = states_density(grid, filled_states(sol, occupations(sol.energies, ef, "fermi-dirac", run.settings.smearing)))
     ao = run.mol.pbc_eval_gto("GTOval_sph", grid[2] / BOHR_TO_ANGSTROM, kpts=run.mf.kpts)
     dm = run.mf.make_rdm1()
     ref = sum(np.einsum("pi,ij,pj->p", a, d, a.conj()).real for a, d in zip(ao, dm)) / len(ao)

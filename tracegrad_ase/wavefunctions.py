@@ -21,13 +21,14 @@ from ase.calculators.calculator import Parameters, PropertyNotImplementedError
 from . import electronic
 from .core.errors import GridWarning, ParameterError, StructureError
 from .core.stacklevel import user_stacklevel
-from .electronic.filling import SPIN_DEGENERACY
+from .electronic.filling import DEGENERACY_TOL, SPIN_DEGENERACY
 from .electronic.bloch import kpoint_weights
 from .electronic.velocity import solve_batched
 from .engines.pyscf.realspace import OrbitalImages
 from .parameters import _real, is_path_or_list, resolve_kpoints, response_mesh
 
-__all__ = ["RealSpaceStates", "MAX_GRID_POINTS", "cell_grid", "orbital_grid", "states_density", "window_filling"]
+__all__ = ["RealSpaceStates", "MAX_GRID_POINTS", "cell_grid", "orbital_grid", "filled_states", "states_density",
+           "window_filling"]
 
 #: Grids larger than this are refused (a complex state alone would take 16 bytes a point).
 MAX_GRID_POINTS = 8_000_000
@@ -35,6 +36,8 @@ MAX_GRID_POINTS = 8_000_000
 CACHE_BYTES = 256 * 2**20
 #: k-points solved at once on a crystal's mesh (bounds the memory of one batch of H(k), S(k)).
 BATCH_KPOINTS = 256
+#: The valence density keeps the coefficients of levels up to this many smearing widths above E_F.
+OCCUPIED_WIDTHS = 40.0
 #: ∫ρ may miss the electron count by this fraction before a GridWarning (grid too coarse, box too small).
 CHARGE_TOLERANCE = 0.02
 
@@ -69,15 +72,19 @@ def orbital_grid(ham, spacing: float) -> tuple[OrbitalImages, tuple[int, int, in
     return OrbitalImages(ham.atoms, ham.basis, points.min(axis=0), points.max(axis=0)), shape, points
 
 
-def states_density(grid: tuple, sol: electronic.KSolution, filling: np.ndarray,
-                   progress: bool = False) -> np.ndarray:
-    """``sum_k w_k sum_n f_nk |psi_nk|^2`` (per Å³) on the grid of :func:`orbital_grid`, from a solution with
-    vectors and its ``filling`` f (nk, nbands), electrons per state."""
-    images, shape, points = grid
-    states = []
+def filled_states(sol: electronic.KSolution, filling: np.ndarray) -> list[tuple]:
+    """The states of a solution with vectors that hold electrons: (k, coefficients (norb, n), w_k f (n,)) per
+    k-point, from its ``filling`` f (nk, nbands) in electrons per state: what :func:`states_density` takes."""
+    out = []
     for k, w, f, vectors in zip(sol.kpts, sol.weights, filling, sol.vectors):
         keep = np.flatnonzero(f > 0)
-        states.append((k, vectors[:, keep], w * f[keep]))
+        out.append((k, vectors[:, keep], w * f[keep]))
+    return out
+
+
+def states_density(grid: tuple, states: list[tuple], progress: bool = False) -> np.ndarray:
+    """``sum over (k, c, f) of sum_n f_n |chi_k @ c_n|^2`` (per Å³) on the grid of :func:`orbital_grid`."""
+    images, shape, points = grid
     return images.density(points, states, progress).reshape(shape)
 
 
@@ -114,26 +121,36 @@ class RealSpaceStates:
         with self._lock:
             return np.array(self._grid()[1])
 
-    def _states(self, kpts: np.ndarray, weights: np.ndarray | None = None) -> electronic.KSolution:
+    def _states(self, kpts: np.ndarray, weights: np.ndarray | None = None, select: Any = None
+                ) -> tuple[electronic.KSolution, list[tuple[np.ndarray, np.ndarray]] | None]:
         """Energies (eV) and S(k)-orthonormal coefficients at fractional ``kpts``: the bands of the calculator's
-        own solution (a window near sigma for a large cell). A crystal's dense meshes are solved in batches of
-        k-points (``electronic.velocity.solve_batched``: one LAPACK call per batch, not one per k-point)."""
+        own solution (a window near sigma for a large cell). With ``select(energies) -> mask`` (applied to each
+        k-point's own levels) only the selected levels are kept, as (energies, coefficients (norb, n)) per
+        k-point beside a solution without vectors: a mesh's every state would not fit in memory. A crystal's
+        dense meshes are solved in batches of k-points (``electronic.velocity.solve_batched``: one LAPACK call
+        per batch, not one per k-point)."""
         sol, kpts = self.solution, np.reshape(kpts, (-1, 3))
-        if sol.sparse:
-            return electronic.solve_k(self.asm, kpts, vectors=True, lindep=self._lindep, weights=weights,
-                                      sparse=True, sigma=sol.sigma, n_bands=sol.nbands)
-        if len(kpts) == 1:  # real arithmetic at Γ: a molecule's states stay real
-            return electronic.solve_k(self.asm, kpts, vectors=True, lindep=self._lindep, weights=weights)
-        energies: list = [None] * len(kpts)
-        vectors: list = [None] * len(kpts)
-        for start in range(0, len(kpts), BATCH_KPOINTS):
-            hk, sk = electronic.bloch_dense(self.asm.ham, kpts[start:start + BATCH_KPOINTS])
-            for idx, e, c in solve_batched(hk, sk, self._lindep):
-                for i, ei, ci in zip(idx, e, c):
-                    energies[start + i], vectors[start + i] = ei, ci
-        nb = min(len(e) for e in energies)  # rectangular, as solve_k: the directions kept at every k
-        return electronic.KSolution(kpts, np.array([e[:nb] for e in energies]), [c[:, :nb] for c in vectors],
-                                    kpoint_weights(weights, len(kpts)))
+        if sol.sparse or len(kpts) == 1:  # one k-point (Γ of a molecule) in real arithmetic: its states stay real
+            kw = dict(sparse=True, sigma=sol.sigma, n_bands=sol.nbands) if sol.sparse else {}
+            out = electronic.solve_k(self.asm, kpts, vectors=True, lindep=self._lindep, weights=weights, **kw)
+            pairs = [(e, c if select is None else c[:, select(e)]) for e, c in zip(out.energies, out.vectors)]
+        else:
+            pairs = []
+            step = max(1, min(BATCH_KPOINTS, CACHE_BYTES // (32 * self.asm.norb ** 2)))  # a batch's H(k), S(k)
+            for start in range(0, len(kpts), step):
+                hk, sk = electronic.bloch_dense(self.asm.ham, kpts[start:start + step])
+                batch: list = [None] * len(hk)
+                for idx, e, c in solve_batched(hk, sk, self._lindep):
+                    for i, ei, ci in zip(idx, e, c):
+                        batch[i] = (ei, ci if select is None else ci[:, select(ei)])
+                pairs.extend(batch)
+        nb = min(len(e) for e, _ in pairs)  # rectangular, as solve_k: the directions kept at every k
+        energies = np.array([e[:nb] for e, _ in pairs])
+        if select is None:
+            return electronic.KSolution(kpts, energies, [c[:, :nb] for _, c in pairs],
+                                        kpoint_weights(weights, len(kpts)), sparse=sol.sparse), None
+        kept = [(e[select(e)], c) for e, c in pairs]
+        return electronic.KSolution(kpts, energies, None, kpoint_weights(weights, len(kpts)), sparse=sol.sparse), kept
 
     def _state(self, k: np.ndarray, kpt: int, vector: np.ndarray) -> np.ndarray:
         """One state ``chi_k @ vector`` on the grid. The Bloch functions of every orbital at the last ``kpt`` are
@@ -162,7 +179,7 @@ class RealSpaceStates:
                 raise IndexError(f"kpt {kpt} out of range: the calculator has {len(kpts)} k-points")
             if not 0 <= int(band) < nbands:
                 raise IndexError(f"band {band} out of range: the calculator has {nbands} bands")
-            vectors = self._states(kpts[int(kpt)]).vectors[0]
+            vectors = self._states(kpts[int(kpt)])[0].vectors[0]
             psi = self._state(kpts[int(kpt)], int(kpt), vectors[:, int(band)])
             psi = psi.reshape(self._grid()[1])
             return psi.real.copy() if not np.any(self.asm.ham.atoms.pbc) else psi
@@ -195,9 +212,17 @@ class RealSpaceStates:
                 raise PropertyNotImplementedError("the valence density needs every occupied level; this structure "
                                                   "was solved for a window of bands near sigma (sparse solver)")
             mesh, weights = self._density_mesh(kpts)
-            sol, p, nelec = self._states(mesh, weights), self.parameters, self.results["n_electrons"]
-            filling = electronic.occupations(sol.energies, ef, p.smearing, p.width, sol.weights, nelec)
-            rho = states_density(self._grid(), sol, filling, progress)
+            p, nelec = self.parameters, self.results["n_electrons"]
+            # levels above E_F + 40 widths hold < 1e-17 electrons: their coefficients are not kept
+            top = ef + (DEGENERACY_TOL if p.smearing == "none" else OCCUPIED_WIDTHS * p.width)
+            sol, kept = self._states(mesh, weights, select=lambda e: e <= top)
+            if p.smearing == "none":  # levels at E_F share the electrons left: the whole mesh decides
+                full = electronic.occupations(sol.energies, ef, "none", p.width, sol.weights, nelec)
+                filling = [full[i, :len(e)] for i, (e, _) in enumerate(kept)]
+            else:
+                filling = [electronic.occupations(e, ef, p.smearing, p.width) for e, _ in kept]
+            states = [(k, c, w * f) for k, (_, c), w, f in zip(sol.kpts, kept, sol.weights, filling)]
+            rho = states_density(self._grid(), states, progress)
             volume = abs(np.linalg.det(self.asm.ham.atoms.cell[:]))
             counted = float(rho.mean() * volume)
             if abs(counted - nelec) > CHARGE_TOLERANCE * nelec:
@@ -216,10 +241,13 @@ class RealSpaceStates:
         with self._lock:
             ef = self.get_fermi_level()
             mesh, weights = self._density_mesh(kpts)
-            sol = self._states(mesh, weights)
+            low, high = ef + emin, ef + emax
+            sol, kept = self._states(mesh, weights, select=lambda e: (e >= low) & (e <= high))
             e = sol.energies
             if sol.sparse and not (np.all(e.min(axis=1) < ef + emin) and np.all(ef + emax < e.max(axis=1))):
                 raise ParameterError(f"the window E_F{emin:+g} to E_F{emax:+g} eV reaches past the levels solved "
                                      f"near sigma ({e.min(axis=1).max() - ef:+.2f} to {e.max(axis=1).min() - ef:+.2f}"
                                      " eV from E_F at some k-point): raise n_bands")
-            return states_density(self._grid(), sol, window_filling(e, ef + emin, ef + emax), progress)
+            states = [(k, c, np.full(c.shape[1], w * SPIN_DEGENERACY)) for k, (_, c), w in zip(sol.kpts, kept,
+                                                                                               sol.weights)]
+            return states_density(self._grid(), states, progress)
