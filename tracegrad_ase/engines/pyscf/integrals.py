@@ -97,9 +97,14 @@ def pyscf_offsets(mol) -> np.ndarray:
 def _morton_order(atoms: Atoms, bits: int = 10) -> np.ndarray:
     """Atoms sorted along a Z-order curve of their (wrapped) fractional coordinates: neighbours in the list are
     neighbours in space, so consecutive chunks are compact."""
-    frac = atoms.get_scaled_positions(wrap=True)
-    q = np.minimum((frac * (1 << bits)).astype(np.int64), (1 << bits) - 1)
-    code = np.zeros(len(atoms), dtype=np.int64)
+    return morton_order(atoms.get_scaled_positions(wrap=True), bits)
+
+
+def morton_order(coords: np.ndarray, bits: int = 10) -> np.ndarray:
+    """Indices that sort points with coordinates in [0, 1) (N, 3) along a Z-order curve: consecutive runs of the
+    sorted points are compact in space."""
+    q = np.clip((np.asarray(coords, dtype=float) * (1 << bits)).astype(np.int64), 0, (1 << bits) - 1)
+    code = np.zeros(len(q), dtype=np.int64)
     for b in range(bits):
         for d in range(3):
             code |= ((q[:, d] >> b) & 1) << (3 * b + d)

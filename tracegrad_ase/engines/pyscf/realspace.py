@@ -16,7 +16,7 @@ from ase import Atoms
 
 from ...core.basis import OrbitalBasis
 from ...core.units import BOHR_TO_ANGSTROM
-from .integrals import _mole, pyscf_offsets
+from .integrals import _mole, morton_order, pyscf_offsets
 
 #: An orbital is taken to reach as far as its most diffuse Gaussian stays above this fraction of its peak.
 REACH_FRACTION = 1e-8
@@ -67,7 +67,10 @@ class OrbitalImages:
         limit = np.array([reach[s] for s in symbols])
         img, atom = np.nonzero(gap <= limit[None, :])
         self.shifts, self.atom = shifts[img], atom
-        self._mol = _mole([symbols[a] for a in atom], image_pos[img, atom], basis.name)
+        self._symbols = [symbols[a] for a in atom]
+        self._positions, self._reach = image_pos[img, atom], limit[atom]
+        self._basis_name = basis.name
+        self._mol = _mole(self._symbols, self._positions, basis.name)
         self._offsets = pyscf_offsets(self._mol)
         self._home = basis.atom_offsets(atoms.numbers)
         self._blocks = [basis.transform(symbols[a], "pyscf", "e3nn").T for a in atom]  # pyscf rows -> e3nn columns
@@ -82,6 +85,24 @@ class OrbitalImages:
         """Every kept image's orbitals (PySCF order) at ``points`` (N, 3) Å: (N, image orbitals), Å^-3/2."""
         coords = np.asarray(points, dtype=float).reshape(-1, 3) / BOHR_TO_ANGSTROM
         return self._mol.eval_gto("GTOval_sph", coords) * BOHR_TO_ANGSTROM ** -1.5
+
+    def _batches(self, points: np.ndarray):
+        """Spatially compact batches of ``points`` (a Z-order curve through their bounding box), each with the
+        orbitals of only the images that reach it: yields (indices into points, values (n, rows), rows of the
+        image orbitals). A point sees the ~60 atoms within an orbital's reach, not every atom of a large cell."""
+        span = np.ptp(points, axis=0)
+        order = morton_order((points - points.min(axis=0)) / np.where(span > 0, span * (1 + 1e-9), 1.0))
+        for start in range(0, len(points), POINTS_PER_BATCH):
+            idx = order[start:start + POINTS_PER_BATCH]
+            lo, hi = points[idx].min(axis=0), points[idx].max(axis=0)
+            gap = np.linalg.norm(np.maximum(0.0, np.maximum(lo - self._positions, self._positions - hi)), axis=-1)
+            near = np.flatnonzero(gap <= self._reach)
+            if len(near) == 0:
+                yield idx, np.zeros((len(idx), 0)), np.zeros(0, dtype=int)
+                continue
+            mol = _mole([self._symbols[m] for m in near], self._positions[near], self._basis_name)
+            rows = np.concatenate([np.arange(self._offsets[m], self._offsets[m + 1]) for m in near])
+            yield idx, mol.eval_gto("GTOval_sph", points[idx] / BOHR_TO_ANGSTROM) * BOHR_TO_ANGSTROM ** -1.5, rows
 
     def bloch(self, k: Sequence[float]) -> sp.csr_matrix:
         """(image orbitals, norb) complex: the phase exp(2 pi i k.n) of each image times the PySCF → e3nn
@@ -106,9 +127,8 @@ class OrbitalImages:
         points = np.asarray(points, dtype=float).reshape(-1, 3)
         folded = self.bloch(k) @ np.asarray(coeffs)
         out = np.empty((len(points), folded.shape[1]), dtype=complex)
-        for start in range(0, len(points), POINTS_PER_BATCH):
-            stop = start + POINTS_PER_BATCH
-            out[start:stop] = self.values(points[start:stop]) @ folded
+        for idx, vals, rows in self._batches(points):
+            out[idx] = vals @ folded[rows]
         return out
 
     def density(self, points: np.ndarray, states: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
@@ -130,10 +150,9 @@ class OrbitalImages:
         parts = [(np.ascontiguousarray(folded[:, g].real), np.ascontiguousarray(folded[:, g].imag), f[g])
                  for g in groups]
         out = np.zeros(len(points))
-        for start in tqdm(range(0, len(points), POINTS_PER_BATCH), desc="density", unit="batch",
-                          disable=not progress):
-            stop = start + POINTS_PER_BATCH
-            vals = self.values(points[start:stop])
+        batches = tqdm(self._batches(points), desc="density", unit="batch", disable=not progress,
+                       total=-(-len(points) // POINTS_PER_BATCH))
+        for idx, vals, rows in batches:
             for re, im, weights in parts:
-                out[start:stop] += ((vals @ re) ** 2 + (vals @ im) ** 2) @ weights
+                out[idx] += ((vals @ re[rows]) ** 2 + (vals @ im[rows]) ** 2) @ weights
         return out
