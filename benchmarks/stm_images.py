@@ -5,7 +5,8 @@ For each structure file (a sheet: pbc T T F, a3 along z): the density of the sta
 from the file's own H(R), S(R), each at its own Fermi level (found on the same whole mesh with Fermi-Dirac smearing
 ``--kt``), the model's lindep on both sides, on one real-space grid. Prints, per bias: the electrons per cell in
 the window, the constant-height image's relative L1 error and Pearson correlation against the truth at
-``--height`` Å above the topmost atom, the whole grid's relative L1 error; draws truth, prediction and difference
+``--height`` Å above the topmost atom, the whole grid's relative L1 error, the density that high above each atom
+of the top layer (an AB bilayer's dimer and non-dimer sites); draws truth, prediction and difference
 side by side (PNG) and writes the figures to benchmarks/results/stm_images.json under ``--label``.
 
     python benchmarks/stm_images.py calculators/carbon data/carbon-dzvp/heldout-2x2/structures/*.h5 \\
@@ -55,6 +56,20 @@ def at_height(rho, atoms, height):
     return (1 - f) * rho[:, :, i] + f * rho[:, :, i + 1]
 
 
+def above_atoms(rho, atoms, height):
+    """The density ``height`` Å above each top-layer atom (within 0.5 Å of the topmost), trilinear on the grid."""
+    top = np.flatnonzero(atoms.positions[:, 2] > atoms.positions[:, 2].max() - 0.5)
+    out = {}
+    for a in top:
+        point = atoms.positions[a] + [0.0, 0.0, height]
+        frac = np.linalg.solve(atoms.cell[:].T, point) * rho.shape
+        i0, t = np.floor(frac).astype(int), frac - np.floor(frac)
+        out[int(a)] = float(sum(np.prod([t[d] if c[d] else 1 - t[d] for d in range(3)])
+                                * rho[tuple((i0[d] + c[d]) % rho.shape[d] for d in range(3))]
+                                for c in np.ndindex(2, 2, 2)))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
@@ -86,12 +101,16 @@ def main() -> None:
                    "image_rel_l1": float(np.abs(img_got - img_ref).sum() / np.abs(img_ref).sum()),
                    "image_correlation": float(np.corrcoef(img_got.ravel(), img_ref.ravel())[0, 1]),
                    "grid_rel_l1": float(np.abs(got - ref).sum() / np.abs(ref).sum()),
-                   "grid": list(got.shape), "seconds": time.perf_counter() - t0}
+                   "grid": list(got.shape), "seconds": time.perf_counter() - t0,
+                   "above_top_atoms": {a: [m, above_atoms(ref, truth.atoms, args.height)[a]]
+                                       for a, m in above_atoms(got, truth.atoms, args.height).items()}}
             rows.append(row)
             panels.append((row, img_ref, img_got, truth.atoms))
             print(f"{row['structure']:>28} bias {bias:+5.2f} V: electrons {n_got:.4f} / {n_ref:.4f}; image at "
                   f"{args.height:g} Å: rel. L1 {row['image_rel_l1']:.3f}, r {row['image_correlation']:.4f}; grid "
                   f"rel. L1 {row['grid_rel_l1']:.3f} ({row['seconds']:.0f} s)")
+            print("    above the top layer's atoms, model / truth: " + ", ".join(
+                f"{a}: {m:.3g} / {t:.3g}" for a, (m, t) in row["above_top_atoms"].items()))
     draw(panels, args.png or OUT.parent / f"stm_images_{Path(args.structures[0]).stem}.png", args.label)
     merge_results(OUT, args.label, {"rows": rows, "mesh": list(args.mesh), "height_angstrom": args.height,
                                     "spacing_angstrom": args.spacing, "kt_ev": args.kt, "model": args.model,
