@@ -3,6 +3,7 @@
     python calculators/regenerate_data.py carbon                 # held-out sets first, then the training data
     python calculators/regenerate_data.py carbon --only heldout  # what evaluation needs
     python calculators/regenerate_data.py carbon --check         # no PySCF: the digests of what is there
+    python calculators/regenerate_data.py carbon --also calculators/carbon/recipes/scale_bilayers_aa.yaml
 
 The data sets live outside git (``data/``, the recipes' ``out_dir``); a machine that comes up without them (as in
 session 48, when every file outside the checkout was gone) gets them back with this one command. Each recipe
@@ -33,11 +34,13 @@ def main() -> int:
     ap.add_argument("--only", choices=["heldout", "train"], default=None, help="one kind of data set only")
     ap.add_argument("--check", action="store_true", help="generate nothing: compare what is there with the card")
     ap.add_argument("--workers", type=int, default=None, help="local workers (default: each recipe's own)")
+    ap.add_argument("--also", nargs="+", default=[], metavar="RECIPE",
+                    help="recipes beyond the card's, made after them (a run in progress trains on more data)")
     args = ap.parse_args()
     folder = resolve(args.model)
     info = card(args.model) or {}
     heldout, train = _recipes(info, "heldout_recipes"), _recipes(info, "recipes")
-    order = {"heldout": heldout, "train": train, None: heldout + train}[args.only]
+    order = {"heldout": heldout, "train": train, None: heldout + train}[args.only] + [Path(r) for r in args.also]
     failed = 0
     if not args.check:
         for recipe in order:
