@@ -263,3 +263,35 @@ def test_a_grid_too_large_to_cache_gives_the_same_states(sheet, monkeypatch):
     alone = sheet.calc.get_pseudo_wave_function(4, 1)
     assert sheet.calc._state_cache is None
     assert np.abs(alone - cached).max() < 1e-12 * np.abs(cached).max()
+
+
+def test_a_large_cell_images_the_window_it_solved(carbon, monkeypatch):
+    """Above the dense limit (here 10 orbitals): the density of a window inside the shift-invert levels equals the
+    dense one; a window past those levels and the valence density (every occupied level) are refused."""
+    from ase.calculators.calculator import PropertyNotImplementedError
+
+    from tracegrad_ase import electronic
+    from tracegrad_ase.calculator import TraceGradCalculator
+
+    big = _sheet(5.0).repeat((2, 2, 1))
+    dense = TraceGradCalculator(carbon, kpts=(2, 2, 1), symmetry=False, grid_spacing=0.35)
+    big.calc = dense
+    ef_dense = dense.get_fermi_level()
+    monkeypatch.setattr(electronic.solve, "SPARSE_THRESHOLD", 10)  # 32 orbitals count as "large" here
+    sparse = TraceGradCalculator(carbon, kpts=(2, 2, 1), symmetry=False, grid_spacing=0.35, n_bands=16)
+    big.calc = sparse
+    ef = sparse.get_fermi_level()
+    assert sparse.solution.sparse
+    e = sparse.results["eigenvalues"][0]
+    low, high = e.min(axis=1).max() + 1e-3, e.max(axis=1).min() - 1e-3  # solved at every k-point
+    got = sparse.get_partial_density(low - ef, high - ef)
+    monkeypatch.setattr(electronic.solve, "SPARSE_THRESHOLD", 3000)
+    big.calc = dense
+    want = dense.get_partial_density(low - ef_dense, high - ef_dense)
+    assert want.max() > 0 and np.abs(got - want).max() < 1e-6 * want.max()
+    big.calc = sparse
+    monkeypatch.setattr(electronic.solve, "SPARSE_THRESHOLD", 10)
+    with pytest.raises(ParameterError, match="raise n_bands"):
+        sparse.get_partial_density(low - ef - 30.0, high - ef)
+    with pytest.raises(PropertyNotImplementedError, match="every occupied level"):
+        sparse.get_pseudo_density()

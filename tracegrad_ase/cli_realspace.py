@@ -21,6 +21,8 @@ from .io.atomic import atomic_path
 
 __all__ = ["add_stm_command", "cmd_stm"]
 
+#: Atoms drawn as dots over the image up to this many (a large cell's would cover it).
+MAX_DOTS = 1500
 #: Default k-point density (points per Å⁻¹): a window of states (not a spectrum's fine structure) needs less.
 DENSITY = {1: 20.0, 2: 20.0, 3: 10.0}
 
@@ -74,7 +76,7 @@ def _constant_height(ldos: np.ndarray, cell: np.ndarray, z: float) -> np.ndarray
 
 def _draw(atoms, image: np.ndarray, repeat: tuple[int, int], title: str, label: str):
     """The image tiled ``repeat`` times over the sheet's lattice, the top layer's atoms (within 0.5 Å of the
-    topmost) as dots."""
+    topmost) as dots while there are at most :data:`MAX_DOTS` of them."""
     from .core.figures import pyplot
 
     plt = pyplot()
@@ -91,7 +93,8 @@ def _draw(atoms, image: np.ndarray, repeat: tuple[int, int], title: str, label: 
     shifts = np.array([[i, j] for i in range(repeat[0]) for j in range(repeat[1])]) @ cell
     top = atoms.positions[atoms.positions[:, 2] > atoms.positions[:, 2].max() - 0.5]
     pos = (top[:, None, :2] + shifts[None]).reshape(-1, 2)
-    ax.scatter(pos[:, 0], pos[:, 1], s=6, c="cyan", alpha=0.6, linewidths=0)
+    if len(pos) <= MAX_DOTS:  # more would hide the image they mark
+        ax.scatter(pos[:, 0], pos[:, 1], s=6, c="cyan", alpha=0.6, linewidths=0)
     ax.set_aspect("equal")
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
