@@ -16,7 +16,7 @@ from ase import Atoms
 
 from ...core.basis import OrbitalBasis
 from ...core.units import BOHR_TO_ANGSTROM
-from .integrals import _mole, morton_order, pyscf_offsets
+from .integrals import _mole, morton_order
 
 #: An orbital is taken to reach as far as its most diffuse Gaussian stays above this fraction of its peak.
 REACH_FRACTION = 1e-8
@@ -37,9 +37,10 @@ def orbital_reach(basis: OrbitalBasis, element: str) -> float:
 
 
 class OrbitalImages:
-    """The atoms of ``atoms`` and those of their periodic images whose orbitals reach the box ``lo``-``hi`` (Å),
-    evaluated at points inside it (:meth:`values`, real) and summed into Bloch functions at a k-point
-    (:meth:`bloch`: a sparse matrix of phases and PySCF → e3nn order). ``orbitals(points, k)`` does both."""
+    """The atoms of ``atoms`` and those of their periodic images whose orbitals reach the box ``lo``-``hi`` (Å):
+    their orbitals at points inside it (each batch of points from only the images within reach), summed into
+    Bloch functions at a k-point (:meth:`bloch`: a sparse matrix of phases and PySCF → e3nn order):
+    :meth:`orbitals`, :meth:`states`, :meth:`density`."""
 
     def __init__(self, atoms: Atoms, basis: OrbitalBasis, lo: Sequence[float], hi: Sequence[float]) -> None:
         lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
@@ -70,8 +71,7 @@ class OrbitalImages:
         self._symbols = [symbols[a] for a in atom]
         self._positions, self._reach = image_pos[img, atom], limit[atom]
         self._basis_name = basis.name
-        self._mol = _mole(self._symbols, self._positions, basis.name)
-        self._offsets = pyscf_offsets(self._mol)
+        self._offsets = np.concatenate([[0], np.cumsum([basis.norb(el) for el in self._symbols])])
         self._home = basis.atom_offsets(atoms.numbers)
         self._blocks = [basis.transform(symbols[a], "pyscf", "e3nn").T for a in atom]  # pyscf rows -> e3nn columns
         self.norb = int(self._home[-1])
@@ -80,11 +80,6 @@ class OrbitalImages:
     def n_images(self) -> int:
         """Atom images kept (the home atoms among them)."""
         return len(self.atom)
-
-    def values(self, points: np.ndarray) -> np.ndarray:
-        """Every kept image's orbitals (PySCF order) at ``points`` (N, 3) Å: (N, image orbitals), Å^-3/2."""
-        coords = np.asarray(points, dtype=float).reshape(-1, 3) / BOHR_TO_ANGSTROM
-        return self._mol.eval_gto("GTOval_sph", coords) * BOHR_TO_ANGSTROM ** -1.5
 
     def _batches(self, points: np.ndarray):
         """Spatially compact batches of ``points`` (a Z-order curve through their bounding box), each with the
@@ -106,7 +101,7 @@ class OrbitalImages:
 
     def bloch(self, k: Sequence[float]) -> sp.csr_matrix:
         """(image orbitals, norb) complex: the phase exp(2 pi i k.n) of each image times the PySCF → e3nn
-        transform, so that ``values(points) @ bloch(k)`` are the Bloch functions at ``k`` (fractional)."""
+        transform: the image orbitals' values at points times it are the Bloch functions at ``k`` (fractional)."""
         phase = np.exp(2j * np.pi * (self.shifts @ np.asarray(k, dtype=float).reshape(3)))
         rows, cols, data = [], [], []
         for m, (a, block) in enumerate(zip(self.atom, self._blocks)):
