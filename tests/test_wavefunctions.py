@@ -168,7 +168,7 @@ def test_a_box_that_cuts_the_tails_off_warns_that_it_loses_charge():
 
     thin = _sheet(vacuum=0.8)  # the grid spans 1.6 Å across the sheet: the p_z tails fall outside it
     thin.calc = TraceGradCalculator("carbon", kpts=(4, 4, 1), grid_spacing=0.25)
-    with pytest.warns(GridWarning, match="valence electrons"):
+    with pytest.warns(GridWarning, match="of the structure's 8 electrons"):
         thin.calc.get_pseudo_density()
 
 

@@ -226,8 +226,9 @@ class RealSpaceStates:
             volume = abs(np.linalg.det(self.asm.ham.atoms.cell[:]))
             counted = float(rho.mean() * volume)
             if abs(counted - nelec) > CHARGE_TOLERANCE * nelec:
-                warnings.warn(GridWarning(f"the density on the grid holds {counted:.3f} of {nelec} valence "
-                                          "electrons: use a smaller grid_spacing, or more vacuum around the atoms"),
+                warnings.warn(GridWarning(f"the density on the grid holds {counted:.3f} of the structure's {nelec} "
+                                          "electrons: use a smaller grid_spacing (an all-electron basis' core "
+                                          "orbitals need ~0.05 Å), or more vacuum around the atoms"),
                               stacklevel=user_stacklevel())
             return rho
 
