@@ -50,7 +50,8 @@ def add_stm_command(sub: Any, model_help: str) -> None:
                      "current with --current). The structure needs two periodic directions and its third cell "
                      "vector along z, with the vacuum above the atoms.", model_help, options,
                      "the image, its axes and the settings as JSON", cmd_stm,
-                     mesh_help="whole k-mesh, e.g. 24x24x1 (default: density 20 Å)")
+                     mesh_help="whole k-mesh, e.g. 24x24x1 (default: density 20 Å)",
+                     structure_help="a sheet or slab (any format ASE reads): pbc T T F, a3 along z, vacuum above")
 
 
 def _sheet(atoms, height: float) -> float:

@@ -27,11 +27,12 @@ _MESH_HELP = "whole k-mesh, e.g. 240x240x1 (default: density 80 Å for sheets an
 
 
 def _crystal_command(sub: Any, name: str, help: str, description: str, model_help: str, options: Any,
-                     json_help: str, func: Any, mesh_help: str = _MESH_HELP) -> None:
+                     json_help: str, func: Any, mesh_help: str = _MESH_HELP,
+                     structure_help: str = "a crystal (any format ASE reads, with a cell and pbc)") -> None:
     """A sub-command on one crystal: structure, --model and --mesh, the command's ``options(p)``, then the outputs
     and prediction options every such command takes (:func:`~tracegrad_ase.cli_support._prediction_outputs`)."""
     p = sub.add_parser(name, help=help, description=description)
-    p.add_argument("structure", help="a crystal (any format ASE reads, with a cell and pbc)")
+    p.add_argument("structure", help=structure_help)
     p.add_argument("--model", default=None, help=model_help)
     p.add_argument("--mesh", default=None, help=mesh_help)
     options(p)
