@@ -35,7 +35,8 @@ from tracegrad_ase.electronic.filling import electron_count, fermi_level
 from tracegrad_ase.electronic.solve import model_lindep, solve_k
 from tracegrad_ase.io.h5 import load_h5
 from tracegrad_ase.predict import load, predict_hamiltonian
-from tracegrad_ase.wavefunctions import filled_states, orbital_grid, states_density, window_filling
+from tracegrad_ase.wavefunctions import (density_at, filled_states, orbital_grid, plane_at_height, states_density,
+                                         window_filling)
 
 OUT = Path(__file__).parent / "results" / "stm_images.json"
 
@@ -49,25 +50,11 @@ def window_density(ham, mesh, bias, kt, lindep, spacing):
     return rho, float(rho.mean() * ham.atoms.get_volume())
 
 
-def at_height(rho, atoms, height):
-    nz = rho.shape[2]
-    x = (atoms.positions[:, 2].max() + height) / atoms.cell[2, 2] * nz
-    i, f = int(np.floor(x)), x - np.floor(x)
-    return (1 - f) * rho[:, :, i] + f * rho[:, :, i + 1]
-
-
 def above_atoms(rho, atoms, height):
     """The density ``height`` Å above each top-layer atom (within 0.5 Å of the topmost), trilinear on the grid."""
     top = np.flatnonzero(atoms.positions[:, 2] > atoms.positions[:, 2].max() - 0.5)
-    out = {}
-    for a in top:
-        point = atoms.positions[a] + [0.0, 0.0, height]
-        frac = np.linalg.solve(atoms.cell[:].T, point) * rho.shape
-        i0, t = np.floor(frac).astype(int), frac - np.floor(frac)
-        out[int(a)] = float(sum(np.prod([t[d] if c[d] else 1 - t[d] for d in range(3)])
-                                * rho[tuple((i0[d] + c[d]) % rho.shape[d] for d in range(3))]
-                                for c in np.ndindex(2, 2, 2)))
-    return out
+    values = density_at(rho, atoms.cell[:], atoms.positions[top] + [0.0, 0.0, height])
+    return {int(a): float(v) for a, v in zip(top, values)}
 
 
 def main() -> None:
@@ -96,14 +83,15 @@ def main() -> None:
             t0 = time.perf_counter()
             got, n_got = window_density(pred, args.mesh, bias, args.kt, lindep, args.spacing)
             ref, n_ref = window_density(truth, args.mesh, bias, args.kt, lindep, args.spacing)
-            img_got, img_ref = at_height(got, truth.atoms, args.height), at_height(ref, truth.atoms, args.height)
+            cell, z = truth.atoms.cell[:], truth.atoms.positions[:, 2].max() + args.height
+            img_got, img_ref = plane_at_height(got, cell, z), plane_at_height(ref, cell, z)
+            above_got, above_ref = above_atoms(got, truth.atoms, args.height), above_atoms(ref, truth.atoms, args.height)
             row = {"structure": Path(path).name, "bias_v": bias, "electrons_model": n_got, "electrons_truth": n_ref,
                    "image_rel_l1": float(np.abs(img_got - img_ref).sum() / np.abs(img_ref).sum()),
                    "image_correlation": float(np.corrcoef(img_got.ravel(), img_ref.ravel())[0, 1]),
                    "grid_rel_l1": float(np.abs(got - ref).sum() / np.abs(ref).sum()),
                    "grid": list(got.shape), "seconds": time.perf_counter() - t0,
-                   "above_top_atoms": {a: [m, above_atoms(ref, truth.atoms, args.height)[a]]
-                                       for a, m in above_atoms(got, truth.atoms, args.height).items()}}
+                   "above_top_atoms": {a: [m, above_ref[a]] for a, m in above_got.items()}}
             rows.append(row)
             panels.append((row, img_ref, img_got, truth.atoms))
             print(f"{row['structure']:>28} bias {bias:+5.2f} V: electrons {n_got:.4f} / {n_ref:.4f}; image at "

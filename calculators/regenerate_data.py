@@ -52,7 +52,7 @@ def main() -> int:
         out = recipe_out_dir(load_recipe(recipe))
         if out.is_dir():
             code |= subprocess.call(["tracegrad", "digest", str(out), "--card", str(folder)])
-    folders = [str(recipe_out_dir(load_recipe(r))) for r in train if recipe_out_dir(load_recipe(r)).is_dir()]
+    folders = [str(out) for out in (recipe_out_dir(load_recipe(r)) for r in train) if out.is_dir()]
     if folders and args.only != "heldout":
         code |= subprocess.call(["tracegrad", "digest", *folders, "--split", str(folder / "split.json"),
                                  "--card", str(folder)])

@@ -295,3 +295,19 @@ def test_a_large_cell_images_the_window_it_solved(carbon, monkeypatch):
         sparse.get_partial_density(low - ef - 30.0, high - ef)
     with pytest.raises(PropertyNotImplementedError, match="every occupied level"):
         sparse.get_pseudo_density()
+
+
+def test_density_at_and_plane_at_height_interpolate_the_grid():
+    """Exact on the grid's points and for a field linear in the fractional coordinates (away from the wrap)."""
+    from tracegrad_ase.wavefunctions import density_at, plane_at_height
+
+    cell = np.array([[2.46, 0.0, 0.0], [-1.23, 2.13, 0.0], [0.0, 0.0, 10.0]])
+    shape = (6, 6, 20)
+    f = np.stack(np.meshgrid(*[np.arange(n) / n for n in shape], indexing="ij"), axis=-1)
+    field = 1.0 + f @ np.array([0.3, -0.2, 0.7])
+    inside = np.array([[0.31, 0.42, 0.55], [0.1, 0.6, 0.25]])  # fractional, within the last cell of no axis
+    assert np.allclose(density_at(field, cell, inside @ cell), 1.0 + inside @ [0.3, -0.2, 0.7], atol=1e-12)
+    assert np.allclose(density_at(field, cell, f.reshape(-1, 3) @ cell), field.ravel(), atol=1e-12)
+    plane = plane_at_height(field, cell, 3.3)
+    assert plane.shape == (6, 6)
+    assert np.allclose(plane, 1.0 + f[:, :, 0] @ np.array([0.3, -0.2, 0.7]) + 0.7 * 0.33, atol=1e-12)

@@ -179,7 +179,7 @@ class TraceGradCalculator(CrystalResponses, RealSpaceStates, Calculator):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for name in ("_lock", "_grid_cache", "_state_cache"):  # grids and states are rebuilt on demand
+        for name in ("_lock", "_grid_cache", "_state_cache", "_vector_cache"):  # grids and states: rebuilt on demand
             state.pop(name, None)
         state["_attached"] = None  # a copy is attached to nothing: atoms.calc still names the original
         return state

@@ -21,8 +21,6 @@ from .io.atomic import atomic_path
 
 __all__ = ["add_stm_command", "cmd_stm"]
 
-#: Atoms drawn as dots over the image up to this many (a large cell's would cover it).
-MAX_DOTS = 1500
 #: Default k-point density (points per Å⁻¹): a window of states (not a spectrum's fine structure) needs less.
 DENSITY = {1: 20.0, 2: 20.0, 3: 10.0}
 
@@ -67,40 +65,13 @@ def _sheet(atoms, height: float) -> float:
     return z
 
 
-def _constant_height(ldos: np.ndarray, cell: np.ndarray, z: float) -> np.ndarray:
-    """The density at height ``z`` (Å), linear between the grid's planes."""
-    nz = ldos.shape[2]
-    x = z / cell[2, 2] * nz
-    i, frac = int(np.floor(x)) % nz, x - np.floor(x)
-    return (1.0 - frac) * ldos[:, :, i] + frac * ldos[:, :, (i + 1) % nz]
+def _write_ase_stm(path: str, ldos: np.ndarray, bias: float, cell: np.ndarray) -> str:
+    """ASE's STM file (what ``STM.write`` gives and ``STM(path)`` reads), written whole or not at all."""
+    from ase.io.jsonio import write_json
 
-
-def _draw(atoms, image: np.ndarray, repeat: tuple[int, int], title: str, label: str):
-    """The image tiled ``repeat`` times over the sheet's lattice, the top layer's atoms (within 0.5 Å of the
-    topmost) as dots while there are at most :data:`MAX_DOTS` of them."""
-    from .core.figures import pyplot
-
-    plt = pyplot()
-    n1, n2 = image.shape
-    tiled = np.tile(image, repeat)
-    cell = atoms.cell[:2, :2]
-    f1 = np.arange(n1 * repeat[0] + 1) / n1
-    f2 = np.arange(n2 * repeat[1] + 1) / n2
-    corner = np.stack(np.meshgrid(f1, f2, indexing="ij"), axis=-1) - 0.5 / np.array([n1, n2])  # voxel corners
-    xy = corner @ cell
-    fig, ax = plt.subplots(figsize=(6, 5.4))
-    mesh = ax.pcolormesh(xy[..., 0], xy[..., 1], tiled, cmap="afmhot", shading="flat")
-    fig.colorbar(mesh, ax=ax, label=label)
-    shifts = np.array([[i, j] for i in range(repeat[0]) for j in range(repeat[1])]) @ cell
-    top = atoms.positions[atoms.positions[:, 2] > atoms.positions[:, 2].max() - 0.5]
-    pos = (top[:, None, :2] + shifts[None]).reshape(-1, 2)
-    if len(pos) <= MAX_DOTS:  # more would hide the image they mark
-        ax.scatter(pos[:, 0], pos[:, 1], s=6, c="cyan", alpha=0.6, linewidths=0)
-    ax.set_aspect("equal")
-    ax.set_xlabel("x (Å)")
-    ax.set_ylabel("y (Å)")
-    ax.set_title(title, fontsize=9)
-    return fig
+    with atomic_path(path) as part:
+        write_json(part, (ldos, bias, cell))
+    return path
 
 
 def cmd_stm(args) -> int:
@@ -118,20 +89,21 @@ def cmd_stm(args) -> int:
         density = atoms.calc.get_partial_density(emin, emax, kpts=mesh, progress=True)
     ldos = density / SPIN_DEGENERACY  # ASE's STM: per spin
     name = Path(str(model)).name
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.ase_json:
+        _write_ase_stm(args.ase_json, ldos, float(args.bias), atoms.cell[:])
+    if args.current is None:
+        from .wavefunctions import plane_at_height
+
+        image = plane_at_height(ldos, atoms.cell[:], z)
+        label, mode = "LDOS per spin (1/Å³)", f"constant height {args.height:g} Å"
+    else:  # ASE's scan reads its own file format
         from ase.dft.stm import STM
 
-        ase_file = args.ase_json or str(Path(tmp) / "stm.json")
-        from ase.io.jsonio import write_json
-
-        with atomic_path(ase_file) as part:
-            write_json(part, (ldos, float(args.bias), atoms.cell[:]))
-        if args.current is None:
-            image = _constant_height(ldos, atoms.cell[:], z)
-            label, mode = "LDOS per spin (1/Å³)", f"constant height {args.height:g} Å"
-        else:
+        with tempfile.TemporaryDirectory() as tmp:
+            ase_file = args.ase_json or _write_ase_stm(str(Path(tmp) / "stm.json"), ldos, float(args.bias),
+                                                       atoms.cell[:])
             _, _, image = STM(ase_file).scan(float(args.bias), float(args.current), repeat=(1, 1))
-            label, mode = "tip height (Å)", f"constant current {args.current:g}"
+        label, mode = "tip height (Å)", f"constant current {args.current:g}"
     if args.cube:
         from ase.io.cube import write_cube
 
@@ -143,9 +115,11 @@ def cmd_stm(args) -> int:
     print(f"{atoms.get_chemical_formula()} ({model}): bias {args.bias:+g} V, mesh {'x'.join(map(str, mesh))}, grid "
           f"{'x'.join(map(str, density.shape))}; {electrons:.3f} electrons per cell in the window; {mode}: "
           f"{image.min():.3g} to {image.max():.3g} -> {args.out}")
-    fig = _draw(atoms, image, tuple(args.repeat), f"{atoms.get_chemical_formula()} ({name}): STM, bias "
-                f"{args.bias:+g} V, {mode}", label)
-    _save(fig, args.out, {
+    from .interop.plots import plot_stm
+
+    ax = plot_stm(atoms, image, tuple(args.repeat), f"{atoms.get_chemical_formula()} ({name}): STM, bias "
+                  f"{args.bias:+g} V, {mode}", label)
+    _save(ax.figure, args.out, {
         "bias_v": float(args.bias), "mode": mode, "image": image.tolist(), "image_unit": label,
         "grid": list(density.shape), "mesh": list(mesh), "tip_z_angstrom": z if args.current is None else None,
         "electrons_in_window": electrons, "model": str(model), "fermi_level_ev": atoms.calc.get_fermi_level(),

@@ -27,8 +27,8 @@ from .electronic.velocity import solve_batched
 from .engines.pyscf.realspace import OrbitalImages
 from .parameters import _real, is_path_or_list, resolve_kpoints, response_mesh
 
-__all__ = ["RealSpaceStates", "MAX_GRID_POINTS", "cell_grid", "orbital_grid", "filled_states", "states_density",
-           "window_filling"]
+__all__ = ["RealSpaceStates", "MAX_GRID_POINTS", "cell_grid", "orbital_grid", "density_at", "filled_states",
+           "plane_at_height", "states_density", "window_filling"]
 
 #: Grids larger than this are refused (a complex state alone would take 16 bytes a point).
 MAX_GRID_POINTS = 8_000_000
@@ -93,6 +93,29 @@ def window_filling(energies: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.where((energies >= low) & (energies <= high), float(SPIN_DEGENERACY), 0.0)
 
 
+def density_at(density: np.ndarray, cell: Any, points: np.ndarray) -> np.ndarray:
+    """Values of a grid quantity of :func:`cell_grid` at Cartesian ``points`` (N, 3) Å, trilinear between the
+    grid's points (periodic in every direction, as the grid of the cell is)."""
+    shape = np.array(density.shape)
+    frac = np.linalg.solve(np.asarray(cell, dtype=float).T, np.reshape(points, (-1, 3)).T).T * shape
+    i0 = np.floor(frac).astype(int)
+    t = frac - i0
+    out = np.zeros(len(frac))
+    for corner in np.ndindex(2, 2, 2):
+        weight = np.prod(np.where(corner, t, 1.0 - t), axis=1)
+        out += weight * density[tuple(((i0 + corner) % shape).T)]
+    return out
+
+
+def plane_at_height(density: np.ndarray, cell: Any, z: float) -> np.ndarray:
+    """A sheet's grid quantity at height ``z`` (Å; a3 along z) on the grid's in-plane points, linear between its
+    planes: a constant-height STM image of a window's density."""
+    nz = density.shape[2]
+    x = z / float(np.asarray(cell)[2, 2]) * nz
+    i, frac = int(np.floor(x)) % nz, x - np.floor(x)
+    return (1.0 - frac) * density[:, :, i] + frac * density[:, :, (i + 1) % nz]
+
+
 class RealSpaceStates:
     """The real-space getters of the calculator (which provides ``_owner``, ``_lock``, ``parameters``, ``asm``,
     ``solution``, ``_lindep``, ``results`` and ASE's getters)."""
@@ -101,6 +124,7 @@ class RealSpaceStates:
     # the calculator is copied or pickled.
     _grid_cache: tuple | None = None  # (asm, spacing, OrbitalImages, shape, points)
     _state_cache: tuple | None = None  # (asm, spacing, k index, Bloch functions on the grid)
+    _vector_cache: tuple | None = None  # (asm, k index, coefficients of every band there)
 
     def _cache_key(self) -> tuple:
         return self.asm, float(self.parameters.grid_spacing)
@@ -179,8 +203,11 @@ class RealSpaceStates:
                 raise IndexError(f"kpt {kpt} out of range: the calculator has {len(kpts)} k-points")
             if not 0 <= int(band) < nbands:
                 raise IndexError(f"band {band} out of range: the calculator has {nbands} bands")
-            vectors = self._states(kpts[int(kpt)])[0].vectors[0]
-            psi = self._state(kpts[int(kpt)], int(kpt), vectors[:, int(band)])
+            # ASE's STM and Wannier tools ask band after band at one k-point: solve it once
+            cache = self._vector_cache
+            if not (cache is not None and cache[0] is self.asm and cache[1] == int(kpt)):
+                self._vector_cache = cache = (self.asm, int(kpt), self._states(kpts[int(kpt)])[0].vectors[0])
+            psi = self._state(kpts[int(kpt)], int(kpt), cache[2][:, int(band)])
             psi = psi.reshape(self._grid()[1])
             return psi.real.copy() if not np.any(self.asm.ham.atoms.pbc) else psi
 
@@ -243,7 +270,7 @@ class RealSpaceStates:
             ef = self.get_fermi_level()
             mesh, weights = self._density_mesh(kpts)
             low, high = ef + emin, ef + emax
-            sol, kept = self._states(mesh, weights, select=lambda e: (e >= low) & (e <= high))
+            sol, kept = self._states(mesh, weights, select=lambda e: window_filling(e, low, high) > 0)
             e = sol.energies
             if sol.sparse and not (np.all(e.min(axis=1) < ef + emin) and np.all(ef + emax < e.max(axis=1))):
                 raise ParameterError(f"the window E_F{emin:+g} to E_F{emax:+g} eV reaches past the levels solved "

@@ -72,3 +72,35 @@ def plot_uncertainty(x: np.ndarray, energies: np.ndarray, std: np.ndarray, fermi
     ax.set_title(title + ("\n" if title else "") + "shaded: ±2σ over the committee", fontsize=9)
     ax.figure.tight_layout()
     return ax
+
+
+#: Atoms drawn as dots over an STM image up to this many (a large cell's would cover it).
+MAX_STM_DOTS = 1500
+
+
+def plot_stm(atoms, image: np.ndarray, repeat: Sequence[int] = (3, 3), title: str = "", label: str = "", ax=None):
+    """A sheet's constant-height or constant-current image on its grid's in-plane points (n1, n2), tiled
+    ``repeat`` times over its lattice (a1, a2 in the xy plane), the top layer's atoms (within 0.5 Å of the
+    topmost) as dots while there are at most :data:`MAX_STM_DOTS` of them. Draws into ``ax`` (default: a new
+    figure); returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 5.4))
+    n1, n2 = image.shape
+    cell = np.asarray(atoms.cell[:2, :2], dtype=float)
+    f1 = np.arange(n1 * repeat[0] + 1) / n1
+    f2 = np.arange(n2 * repeat[1] + 1) / n2
+    xy = (np.stack(np.meshgrid(f1, f2, indexing="ij"), axis=-1) - 0.5 / np.array([n1, n2])) @ cell  # voxel corners
+    mesh = ax.pcolormesh(xy[..., 0], xy[..., 1], np.tile(image, tuple(repeat)), cmap="afmhot", shading="flat")
+    ax.figure.colorbar(mesh, ax=ax, fraction=0.046, label=label)
+    shifts = np.array([[i, j] for i in range(repeat[0]) for j in range(repeat[1])]) @ cell
+    top = atoms.positions[atoms.positions[:, 2] > atoms.positions[:, 2].max() - 0.5]
+    dots = (top[:, None, :2] + shifts[None]).reshape(-1, 2)
+    if len(dots) <= MAX_STM_DOTS:  # more would hide the image they mark
+        ax.scatter(dots[:, 0], dots[:, 1], s=6, c="cyan", alpha=0.6, linewidths=0)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (Å)")
+    ax.set_ylabel("y (Å)")
+    ax.set_title(title, fontsize=9)
+    return ax
